@@ -1,0 +1,58 @@
+# One entry point for people and CI. Works on a machine with only Python 3.11, npm and the
+# package registries: `make run` sets everything up and runs the demo, `make test` runs the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .local/tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help setup run test lint typecheck unit bench bench-compare db-install db-stop clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "» bootstrapping uv $(UV_VERSION) into $(TOOLS)"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(BIN)/messagedb-agent: $(UV) pyproject.toml uv.lock
+	@echo "» installing the locked dependencies into $(VENV)"
+	@$(UV) sync --frozen --all-extras --quiet
+	@touch $@
+
+setup: $(BIN)/messagedb-agent ## Create the virtualenv from uv.lock
+
+run: setup ## Set everything up and run the demo on the embedded defaults
+	@$(BIN)/messagedb-agent db install --quiet
+	@$(BIN)/messagedb-agent demo-store
+
+lint: setup ## ruff (lint + format check)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+typecheck: setup ## mypy --strict on the library
+	@$(BIN)/mypy
+
+unit: setup ## pytest against the real Message DB
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit ## Everything CI checks
+
+bench: setup ## Benchmarks (figures are printed as ratios against raw Message DB)
+	@$(BIN)/python bench/store.py
+
+db-install: setup ## Install Message DB into DATABASE_URL or the embedded server
+	@$(BIN)/messagedb-agent db install
+
+db-stop: setup ## Stop the embedded PostgreSQL
+	@$(BIN)/messagedb-agent db stop
+
+clean: ## Remove the virtualenv and local state (database included)
+	-@$(BIN)/messagedb-agent db stop 2>/dev/null
+	rm -rf $(VENV) .local

@@ -1,0 +1,1 @@
+"""An event-sourced AI agent on Message DB."""

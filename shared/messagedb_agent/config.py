@@ -1,0 +1,66 @@
+"""Settings read once from the environment (and a local `.env`), validated at start.
+
+Every knob has a default that works for local emulation, so a fresh checkout runs with no
+configuration at all; Cloud deployments override them through environment variables.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The whole configuration surface; field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL with Message DB installed; unset means the embedded server.",
+    )
+    messagedb_agent_home: Path = Field(
+        default=Path(".local"),
+        description="Project-local folder for the embedded server's data and cached downloads.",
+    )
+    messagedb_tarball: Path | None = Field(
+        default=None,
+        description="Install Message DB from this local npm tarball instead of `npm pack`.",
+    )
+    messagedb_database: str = Field(
+        default="message_store",
+        description="Database the embedded server creates and installs Message DB into.",
+    )
+    db_pool_min_size: int = Field(default=1, ge=0, le=100)
+    db_pool_max_size: int = Field(default=5, ge=1, le=100)
+    db_connect_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    google_cloud_project: str | None = None
+    google_cloud_location: str = "us-central1"
+    model_name: str = "offline"
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_scheme(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "DATABASE_URL must start with postgresql:// (e.g. postgresql://user:pass@host:5432/db)"
+            )
+        return value
+
+    @property
+    def home(self) -> Path:
+        return self.messagedb_agent_home.resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; cached because functions read them on every invocation."""
+    return Settings()

@@ -1,0 +1,48 @@
+"""The event catalogue: every fact a thread (or a user's task list) can record."""
+
+from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
+from messagedb_agent.events.mapper import from_message, from_messages, to_message
+from messagedb_agent.events.system import ErrorOccurred, SessionCompleted, SessionStarted
+from messagedb_agent.events.tasks import (
+    TaskAdded,
+    TaskCompleted,
+    TaskDeleted,
+    TaskReopened,
+    TaskUpdated,
+)
+from messagedb_agent.events.tool import (
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    ToolExecutionRequested,
+)
+from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
+from messagedb_agent.events.values import TokenUsage, ToolCall
+
+__all__ = [
+    "ErrorOccurred",
+    "Event",
+    "LLMCallFailed",
+    "LLMCallRequested",
+    "LLMResponseReceived",
+    "Metadata",
+    "Recorded",
+    "SessionCompleted",
+    "SessionStarted",
+    "SessionTerminationRequested",
+    "TaskAdded",
+    "TaskCompleted",
+    "TaskDeleted",
+    "TaskReopened",
+    "TaskUpdated",
+    "TokenUsage",
+    "ToolCall",
+    "ToolExecutionCompleted",
+    "ToolExecutionFailed",
+    "ToolExecutionRequested",
+    "UnknownEvent",
+    "UserMessageAdded",
+    "from_message",
+    "from_messages",
+    "to_message",
+]

@@ -1,0 +1,102 @@
+"""Immutable, typed, schema-versioned events, and the metadata every one of them carries.
+
+An event class declares its Message DB `type` name and `schema_version`; subclasses register
+themselves so the mapper can read a stored message back into the right class. Metadata uses
+Eventide's camelCase keys, so Message DB's own correlation filter
+(`metadata->>'correlationStreamName'`) works on our streams.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class Event(BaseModel):
+    """Base of every event payload. Frozen; unknown fields from newer writers are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    registry: ClassVar[dict[str, builtins.type[Event]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("type")
+        if isinstance(name, str):
+            existing = Event.registry.get(name)
+            if existing is not None and existing is not cls:
+                raise TypeError(f"event type {name!r} is declared twice")
+            Event.registry[name] = cls
+
+
+class UnknownEvent(Event):
+    """A message of a type this code does not know: kept as-is, skipped by projections."""
+
+    type_name: str
+    data: dict[str, Any]
+
+
+class Metadata(BaseModel):
+    """Correlation, causation, actor and trace context of one event."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="allow", alias_generator=to_camel, populate_by_name=True
+    )
+
+    correlation_stream_name: str | None = None
+    causation_message_stream_name: str | None = None
+    causation_message_position: int | None = None
+    causation_message_global_position: int | None = None
+    user_id: str | None = None
+    turn_id: str | None = None
+    step_id: str | None = None
+    traceparent: str | None = None
+    schema_version: int | None = None
+
+    def follow(self, previous: Recorded[Event]) -> Metadata:
+        """Metadata for an event caused by `previous`: same correlation, user, turn and trace."""
+        prior = previous.metadata
+        return self.model_copy(
+            update={
+                "correlation_stream_name": prior.correlation_stream_name or previous.stream_name,
+                "causation_message_stream_name": previous.stream_name,
+                "causation_message_position": previous.position,
+                "causation_message_global_position": previous.global_position,
+                "user_id": self.user_id or prior.user_id,
+                "turn_id": self.turn_id or prior.turn_id,
+                "traceparent": self.traceparent or prior.traceparent,
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+E = TypeVar("E", bound=Event, covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded(Generic[E]):
+    """An event as stored: its payload plus where and when Message DB put it."""
+
+    id: str
+    stream_name: str
+    position: int
+    global_position: int
+    time: datetime
+    event: E
+    metadata: Metadata
+
+    @property
+    def type(self) -> str:
+        event = self.event
+        if isinstance(event, UnknownEvent):
+            return event.type_name
+        return event.type

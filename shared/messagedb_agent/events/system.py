@@ -1,0 +1,43 @@
+"""Lifecycle events of a thread."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from messagedb_agent.events.base import Event
+
+CompletionReason = Literal["success", "failure", "timeout", "terminated", "max_iterations"]
+
+
+class SessionStarted(Event):
+    type: ClassVar[str] = "SessionStarted"
+
+    thread_id: str
+    owner: str
+    title: str | None = None
+    callback_url: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    forked_from: str | None = None
+    forked_at_position: int | None = None
+    initial_context: dict[str, Any] | None = None
+
+
+class SessionCompleted(Event):
+    """The thread is over: no further step runs, new user messages are refused."""
+
+    type: ClassVar[str] = "SessionCompleted"
+
+    completion_reason: CompletionReason
+    message: str | None = None
+
+
+class ErrorOccurred(Event):
+    """A failure that is not an LLM or tool failure (those have their own events)."""
+
+    type: ClassVar[str] = "ErrorOccurred"
+
+    error_type: str
+    error_message: str
+    stack_trace: str | None = None
+    step_id: str | None = None

@@ -1,0 +1,79 @@
+"""The provider-neutral shape of an LLM conversation, request and response.
+
+Projections produce these from events; providers translate them to their wire formats. They
+are plain frozen values, cheap to build for every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from messagedb_agent.events.values import TokenUsage, ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantTurn:
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    tool_call_id: str
+    name: str
+    content: Any
+    is_error: bool = False
+
+
+Message = UserTurn | AssistantTurn | ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as the model sees it: the JSON schema both providers are given."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LLMConfig:
+    model: str
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResponse:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    model_name: str
+    token_usage: TokenUsage = field(default_factory=TokenUsage)
+    finish_reason: str | None = None
+
+
+class LLMError(Exception):
+    """A failed call, classified so the engine knows whether a retry can help."""
+
+    def __init__(
+        self, message: str, *, kind: str, retryable: bool, status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable
+        self.status = status
+
+
+class LLMClient(Protocol):
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse: ...

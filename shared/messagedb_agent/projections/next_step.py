@@ -1,0 +1,199 @@
+"""What the thread needs next, decided from its events and the time alone.
+
+The decision is pure: the engine reads the clock once and passes `now`, so replaying a thread
+with the same `now` always gives the same answer. Claims are honoured until their lease runs
+out; a step whose claimant went silent is offered again with the next attempt number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.system import SessionCompleted, SessionStarted
+from messagedb_agent.events.tool import (
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    ToolExecutionRequested,
+)
+from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
+from messagedb_agent.events.values import ToolCall
+from messagedb_agent.projections.step_ids import llm_step_id, tool_step_id
+
+
+class StepKind(StrEnum):
+    LLM_CALL = "llm_call"
+    TOOL_EXECUTION = "tool_execution"
+    WAIT_FOR_USER = "wait_for_user"
+    IN_FLIGHT = "in_flight"
+    RETRY_LATER = "retry_later"
+    TERMINATION = "termination"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    max_iterations: int = 10
+    max_llm_attempts: int = 3
+    max_tool_attempts: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    kind: StepKind
+    step_id: str | None = None
+    attempt: int = 1
+    head: int = -1
+    tool_calls: tuple[ToolCall, ...] = ()
+    not_before: datetime | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class _Progress:
+    stream_name: str | None = None
+    head: int = -1
+    started: bool = False
+    completed: bool = False
+    termination: str | None = None
+    last_user_position: int = -1
+    answered_through: int = -1
+    responses_this_turn: int = 0
+    # the LLM step in progress: claim without an outcome, or the latest failure
+    llm_step: str | None = None
+    llm_attempt: int = 0
+    llm_lease: datetime | None = None
+    llm_open: bool = False
+    llm_context: int = -1
+    llm_failure: LLMCallFailed | None = None
+    # the tool step in progress
+    tool_step: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_done: set[str] = field(default_factory=set)
+    tool_attempts: dict[str, int] = field(default_factory=dict)
+    tool_leases: dict[str, datetime] = field(default_factory=dict)
+    results_since_response: bool = False
+
+
+def _fold(events: Sequence[Recorded[Event]]) -> _Progress:
+    p = _Progress()
+    for recorded in events:
+        event = recorded.event
+        p.head = recorded.position
+        p.stream_name = recorded.stream_name
+        if isinstance(event, UserMessageAdded):
+            p.last_user_position = recorded.position
+            p.responses_this_turn = 0
+        elif isinstance(event, LLMCallRequested):
+            if event.step_id != p.llm_step:
+                p.llm_failure = None
+            p.llm_step, p.llm_attempt = event.step_id, event.attempt
+            p.llm_lease, p.llm_open = event.lease_expires_at, True
+            p.llm_context = event.context_position
+        elif isinstance(event, LLMResponseReceived):
+            if event.step_id == p.llm_step or p.llm_step is None:
+                p.llm_open, p.llm_failure = False, None
+                p.answered_through = max(p.answered_through, p.llm_context)
+            p.responses_this_turn += 1
+            p.results_since_response = False
+            p.tool_step = tool_step_id(event.step_id)
+            p.tool_calls = event.tool_calls
+            p.tool_done, p.tool_attempts, p.tool_leases = set(), {}, {}
+        elif isinstance(event, LLMCallFailed):
+            if event.step_id == p.llm_step:
+                p.llm_open = False
+                p.llm_failure = event
+        elif isinstance(event, ToolExecutionRequested) and event.step_id == p.tool_step:
+            p.tool_attempts[event.tool_call_id] = event.attempt
+            p.tool_leases[event.tool_call_id] = event.lease_expires_at
+        elif isinstance(event, ToolExecutionCompleted) and event.step_id == p.tool_step:
+            p.tool_done.add(event.tool_call_id)
+            p.results_since_response = True
+        elif isinstance(event, ToolExecutionFailed) and event.step_id == p.tool_step:
+            p.tool_leases.pop(event.tool_call_id, None)
+            if not event.retryable:
+                p.tool_done.add(event.tool_call_id)
+                p.results_since_response = True
+        elif isinstance(event, SessionStarted):
+            p.started = True
+        elif isinstance(event, SessionTerminationRequested):
+            p.termination = event.reason
+        elif isinstance(event, SessionCompleted):
+            p.completed = True
+    return p
+
+
+def project_next_step(
+    events: Sequence[Recorded[Event]], now: datetime, policy: Policy | None = None
+) -> NextStep:
+    policy = policy or Policy()
+    p = _fold(events)
+    head = p.head
+    if p.completed:
+        return NextStep(StepKind.DONE, head=head)
+    if p.termination is not None:
+        return NextStep(StepKind.TERMINATION, head=head, reason=p.termination)
+    if not p.started and p.last_user_position < 0:
+        return NextStep(StepKind.WAIT_FOR_USER, head=head)
+
+    pending = tuple(call for call in p.tool_calls if call.id not in p.tool_done)
+    if pending and p.tool_step is not None:
+        return _tool_step(p, pending, now, policy)
+
+    if p.llm_open and p.llm_step is not None:
+        if p.llm_lease is not None and now < p.llm_lease:
+            return NextStep(
+                StepKind.IN_FLIGHT, p.llm_step, p.llm_attempt, head, not_before=p.llm_lease
+            )
+        if p.llm_attempt >= policy.max_llm_attempts:
+            return _give_up(head, "the model did not answer in time", "timeout")
+        return NextStep(StepKind.LLM_CALL, p.llm_step, p.llm_attempt + 1, head)
+
+    failure = p.llm_failure
+    if failure is not None and p.llm_step is not None:
+        if not failure.retryable or failure.retry_count >= policy.max_llm_attempts:
+            return _give_up(head, failure.error_message, "failure")
+        if failure.retry_at is not None and now < failure.retry_at:
+            return NextStep(
+                StepKind.RETRY_LATER, p.llm_step, p.llm_attempt, head, not_before=failure.retry_at
+            )
+        return NextStep(StepKind.LLM_CALL, p.llm_step, p.llm_attempt + 1, head)
+
+    needs_llm = p.last_user_position > p.answered_through or p.results_since_response
+    if needs_llm:
+        if p.responses_this_turn >= policy.max_iterations:
+            return _give_up(
+                head,
+                f"stopped after {policy.max_iterations} model calls in one turn",
+                "max_iterations",
+            )
+        assert p.stream_name is not None
+        return NextStep(StepKind.LLM_CALL, llm_step_id(p.stream_name, head), 1, head)
+    return NextStep(StepKind.WAIT_FOR_USER, head=head)
+
+
+def _tool_step(
+    p: _Progress, pending: tuple[ToolCall, ...], now: datetime, policy: Policy
+) -> NextStep:
+    assert p.tool_step is not None
+    leases = [p.tool_leases[c.id] for c in pending if c.id in p.tool_leases]
+    if leases and len(leases) == len(pending) and now < min(leases):
+        return NextStep(
+            StepKind.IN_FLIGHT, p.tool_step, head=p.head, tool_calls=pending, not_before=min(leases)
+        )
+    attempt = max((p.tool_attempts.get(c.id, 0) for c in pending), default=0) + 1
+    return NextStep(StepKind.TOOL_EXECUTION, p.tool_step, attempt, p.head, tool_calls=pending)
+
+
+def _give_up(head: int, reason: str, kind: str) -> NextStep:
+    return NextStep(
+        StepKind.TERMINATION,
+        head=head,
+        reason=kind,
+        message=reason,
+    )

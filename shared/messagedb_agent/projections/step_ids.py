@@ -1,0 +1,26 @@
+"""Deterministic ids: the same decision on the same stream always gets the same id.
+
+Two workers that read the same head derive the same step id, so their claims collide in the
+database; results are written under ids derived from the step id, so a retried or duplicated
+worker can never write a result twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+_NAMESPACE = uuid.UUID("6f1c4a52-3f0e-4f55-9a55-2b7f4a0c9e11")
+
+
+def llm_step_id(stream_name: str, head_position: int) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{stream_name}/llm/{head_position}"))
+
+
+def tool_step_id(llm_step: str) -> str:
+    """The tool step that executes the calls an LLM step's response asked for."""
+    return str(uuid.uuid5(_NAMESPACE, f"{llm_step}/tools"))
+
+
+def message_id(step_id: str, part: str) -> str:
+    """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{step_id}/{part}"))

@@ -1,0 +1,388 @@
+"""A thin Python twin of Message DB's server functions over a psycopg 3 connection pool.
+
+Each method is named after the SQL function it calls and takes its arguments in the same
+order; nothing Message DB already does in SQL (locking, version checks, category parsing) is
+redone here. Connections run in autocommit mode so a single write is one round trip and one
+commit, exactly like a raw `SELECT message_store.write_message(...)`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.errors import (
+    ConcurrencyError,
+    DuplicateMessageError,
+    StoreError,
+    StoreUnavailableError,
+)
+from messagedb_agent.store.message import MessageData, NewMessage
+
+SEARCH_PATH_OPTION = "-c search_path=message_store,public"
+DEFAULT_BATCH_SIZE = 1000
+
+_WRITE = "SELECT message_store.write_message(%s, %s, %s, %s::jsonb, %s::jsonb, %s)"
+_GET_STREAM = "SELECT * FROM message_store.get_stream_messages(%s, %s, %s, %s)"
+_GET_CATEGORY = "SELECT * FROM message_store.get_category_messages(%s, %s, %s, %s, %s, %s, %s)"
+_GET_LAST = "SELECT * FROM message_store.get_last_stream_message(%s, %s)"
+_STREAM_VERSION = "SELECT message_store.stream_version(%s)"
+_WRONG_VERSION = re.compile(
+    r"Wrong expected version: (-?\d+) \(Stream: (.*), Stream Version: (-?\d+)\)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    message_store_version: str | None
+    server_version: str | None
+    detail: str
+
+
+class MessageStore:
+    """A pooled client; use as a context manager, or call `close()` when done."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 5,
+        timeout: float = 10.0,
+        name: str = "messagedb-agent",
+    ) -> None:
+        self.conninfo = conninfo
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            name=name,
+            kwargs={
+                "autocommit": True,
+                "options": SEARCH_PATH_OPTION,
+                "connect_timeout": max(1, int(timeout)),
+            },
+        )
+        self._timeout = timeout
+
+    def open(self) -> Self:
+        try:
+            self._pool.open(wait=True, timeout=self._timeout)
+        except PoolTimeout as exc:
+            raise StoreUnavailableError(_describe_connect_failure(self.conninfo)) from exc
+        return self
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- health -----------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """Round-trip the database and Message DB; never raises, so probes can report it."""
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                row = conn.execute(
+                    "SELECT message_store.message_store_version(), current_setting('server_version')"
+                ).fetchone()
+        except (psycopg.Error, PoolTimeout) as exc:
+            return Health(False, None, None, _one_line(exc))
+        assert row is not None
+        return Health(True, row[0], row[1], "ok")
+
+    def message_store_version(self) -> str:
+        with self._connection() as conn:
+            row = conn.execute("SELECT message_store.message_store_version()").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write_message(
+        self,
+        id: str | None,
+        stream_name: str,
+        type: str,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> int:
+        """Append one message; returns its position in the stream."""
+        names.validate(stream_name)
+        message_id = id or str(uuid.uuid4())
+        params = (
+            message_id,
+            stream_name,
+            type,
+            orjson.dumps(data).decode(),
+            None if metadata is None else orjson.dumps(metadata).decode(),
+            expected_version,
+        )
+        with self._connection() as conn:
+            try:
+                row = conn.execute(_WRITE, params).fetchone()
+            except psycopg.Error as exc:
+                raise _write_error(exc, message_id, stream_name) from exc
+        assert row is not None
+        return int(row[0])
+
+    def write_messages(
+        self,
+        stream_name: str,
+        messages: Sequence[NewMessage],
+        expected_version: int | None = None,
+    ) -> int:
+        """Append several messages atomically: all or none, at consecutive positions.
+
+        With `expected_version`, each write checks the version the previous one produced, so
+        a concurrent writer makes the whole batch fail. Returns the last position written.
+        """
+        names.validate(stream_name)
+        if not messages:
+            raise ValueError("write_messages needs at least one message")
+        position = -1
+        with self._connection() as conn:
+            message_id = ""
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    version = expected_version
+                    for message in messages:
+                        message_id = message.id or str(uuid.uuid4())
+                        cur.execute(
+                            _WRITE,
+                            (
+                                message_id,
+                                stream_name,
+                                message.type,
+                                orjson.dumps(message.data).decode(),
+                                None
+                                if message.metadata is None
+                                else orjson.dumps(message.metadata).decode(),
+                                version,
+                            ),
+                        )
+                        row = cur.fetchone()
+                        assert row is not None
+                        position = int(row[0])
+                        if version is not None:
+                            version = position
+            except psycopg.Error as exc:
+                raise _write_error(exc, message_id, stream_name) from exc
+        return position
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get_stream_messages(
+        self,
+        stream_name: str,
+        position: int = 0,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        condition: str | None = None,
+    ) -> list[MessageData]:
+        """One batch of a stream from `position` on (Message DB caps it at `batch_size`).
+
+        `condition` is Message DB's raw SQL filter; it is only honoured when the server sets
+        `message_store.sql_condition`, and must never carry user input.
+        """
+        names.validate(stream_name)
+        with self._connection() as conn:
+            rows = conn.execute(_GET_STREAM, (stream_name, position, batch_size, condition))
+            return [_message(row) for row in rows.fetchall()]
+
+    def read_stream(
+        self, stream_name: str, position: int = 0, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[MessageData]:
+        """The whole stream from `position` on, paging through batches on one connection."""
+        names.validate(stream_name)
+        messages: list[MessageData] = []
+        with self._connection() as conn:
+            while True:
+                rows = conn.execute(
+                    _GET_STREAM, (stream_name, position, batch_size, None)
+                ).fetchall()
+                messages.extend(_message(row) for row in rows)
+                if len(rows) < batch_size:
+                    return messages
+                position = messages[-1].position + 1
+
+    def get_last_stream_message(
+        self, stream_name: str, type: str | None = None
+    ) -> MessageData | None:
+        names.validate(stream_name)
+        with self._connection() as conn:
+            row = conn.execute(_GET_LAST, (stream_name, type)).fetchone()
+        return None if row is None else _message(row)
+
+    def stream_version(self, stream_name: str) -> int | None:
+        """Position of the stream's last message; None for a stream with no messages."""
+        names.validate(stream_name)
+        with self._connection() as conn:
+            row = conn.execute(_STREAM_VERSION, (stream_name,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def get_category_messages(
+        self,
+        category: str,
+        position: int = 1,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        correlation: str | None = None,
+        consumer_group_member: int | None = None,
+        consumer_group_size: int | None = None,
+        condition: str | None = None,
+    ) -> list[MessageData]:
+        """One batch of a category from a global position, as a consumer reads it."""
+        names.validate_category(category)
+        if correlation is not None:
+            names.validate_category(correlation)
+        if (consumer_group_member is None) != (consumer_group_size is None):
+            raise ValueError("consumer_group_member and consumer_group_size go together")
+        if (
+            consumer_group_size is not None
+            and consumer_group_member is not None
+            and not (0 <= consumer_group_member < consumer_group_size)
+        ):
+            raise ValueError("consumer_group_member must be in [0, consumer_group_size)")
+        params = (
+            category,
+            position,
+            batch_size,
+            correlation,
+            consumer_group_member,
+            consumer_group_size,
+            condition,
+        )
+        with self._connection() as conn:
+            try:
+                rows = conn.execute(_GET_CATEGORY, params).fetchall()
+            except psycopg.errors.RaiseException as exc:
+                raise StoreError(_one_line(exc)) from exc
+        return [_message(row) for row in rows]
+
+    def read_category(
+        self,
+        category: str,
+        position: int = 1,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        correlation: str | None = None,
+        consumer_group_member: int | None = None,
+        consumer_group_size: int | None = None,
+    ) -> Iterator[MessageData]:
+        """Every message of a category from `position` on, fetched batch by batch."""
+        while True:
+            batch = self.get_category_messages(
+                category,
+                position,
+                batch_size,
+                correlation,
+                consumer_group_member,
+                consumer_group_size,
+            )
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            position = batch[-1].global_position + 1
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        try:
+            return self._pool.connection(timeout=self._timeout)
+        except PoolTimeout as exc:  # pragma: no cover - raised lazily by the context manager
+            raise StoreUnavailableError(_describe_connect_failure(self.conninfo)) from exc
+
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._pool
+
+
+def _message(row: tuple[Any, ...]) -> MessageData:
+    id_, stream, type_, position, global_position, data, metadata, time = row
+    return MessageData(
+        id=id_,
+        stream_name=stream,
+        type=type_,
+        position=position,
+        global_position=global_position,
+        data=orjson.loads(data) if data is not None else {},
+        metadata=orjson.loads(metadata) if metadata is not None else None,
+        time=time,
+    )
+
+
+def _write_error(exc: psycopg.Error, message_id: str, stream_name: str) -> StoreError:
+    if isinstance(exc, pg_errors.RaiseException):
+        match = _WRONG_VERSION.search(str(exc))
+        if match:
+            return ConcurrencyError(match.group(2), int(match.group(1)), int(match.group(3)))
+    if isinstance(exc, pg_errors.UniqueViolation) and "messages_id" in str(exc):
+        return DuplicateMessageError(message_id, stream_name)
+    if isinstance(exc, pg_errors.InvalidTextRepresentation):
+        return StoreError(f"message id {message_id!r} is not a UUID")
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailableError(_one_line(exc))
+    return StoreError(_one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _describe_connect_failure(conninfo: str) -> str:
+    """Try one direct connection to learn *why* the pool could not connect."""
+    try:
+        psycopg.connect(conninfo, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return describe_connection_error(exc, conninfo)
+    return f"timed out waiting for a database connection ({redact(conninfo)})"
+
+
+def describe_connection_error(exc: BaseException, conninfo: str) -> str:
+    """One line naming the cause and the fix, with the password redacted."""
+    text = _one_line(exc)
+    where = redact(conninfo)
+    low = str(exc).lower()
+    if "password authentication failed" in low or "no password supplied" in low:
+        return f"cannot log in to {where}: wrong user or password. Fix: correct DATABASE_URL."
+    if "does not exist" in low and "database" in low:
+        return f"{text} at {where}. Fix: create the database or point DATABASE_URL at one."
+    if (
+        "connection refused" in low
+        or "could not translate host name" in low
+        or "no such file or directory" in low
+        or "timeout" in low
+        or "timed out" in low
+    ):
+        return (
+            f"cannot reach PostgreSQL at {where}: {text}. "
+            "Fix: start the server, or unset DATABASE_URL to use the embedded one."
+        )
+    return f"cannot connect to {where}: {text}"
+
+
+def redact(conninfo: str) -> str:
+    """The URL with any password replaced, safe for logs and error messages."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", conninfo)

@@ -1,0 +1,33 @@
+"""Where the database comes from: DATABASE_URL when set, else the embedded server."""
+
+from __future__ import annotations
+
+from messagedb_agent.config import Settings
+from messagedb_agent.store import installer, local_server
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.installer import InstallReport, Progress
+
+
+def database_url(settings: Settings, *, keep_running: bool = False) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return local_server.start(settings.home, settings.messagedb_database, keep_running=keep_running)
+
+
+def ensure_installed(
+    url: str, settings: Settings, *, repair: bool = False, progress: Progress | None = None
+) -> InstallReport:
+    tarball = installer.fetch_tarball(
+        settings.home / "cache", settings.messagedb_tarball, progress=progress
+    )
+    return installer.install(url, installer.load_package(tarball), repair=repair, progress=progress)
+
+
+def open_store(settings: Settings, url: str | None = None) -> MessageStore:
+    store = MessageStore(
+        url or database_url(settings),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        timeout=settings.db_connect_timeout,
+    )
+    return store.open()

@@ -1,0 +1,133 @@
+"""Stream names, following Message DB's conventions.
+
+`category[:type[+type...]]-id[+id...]`: the category is everything before the first dash
+(what `message_store.category()` returns), types qualify a category (`thread:position`), and a
+compound id joins several ids with `+` (the first is the cardinal id, which consumer groups
+hash). Anything else is rejected here, before it can reach SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+_CATEGORY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_ID = re.compile(r"[A-Za-z0-9_.@|~=:!-]+")
+MAX_LENGTH = 255
+
+
+class InvalidStreamName(ValueError):
+    """A stream name or one of its parts breaks Message DB's naming conventions."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamName:
+    category: str
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_part("category", self.category, _CATEGORY)
+        for type_ in self.types:
+            _check_part("category type", type_, _CATEGORY)
+        for id_ in self.ids:
+            _check_part("id", id_, _ID)
+            if id_.startswith("-"):
+                raise InvalidStreamName(f"stream id {id_!r} must not start with '-'")
+        if len(str(self)) > MAX_LENGTH:
+            raise InvalidStreamName(f"stream name is longer than {MAX_LENGTH} characters")
+
+    @property
+    def category_name(self) -> str:
+        """The category as `message_store.category()` reports it, types included."""
+        if self.types:
+            return f"{self.category}:{'+'.join(self.types)}"
+        return self.category
+
+    @property
+    def id(self) -> str | None:
+        return "+".join(self.ids) if self.ids else None
+
+    @property
+    def cardinal_id(self) -> str | None:
+        return self.ids[0] if self.ids else None
+
+    @property
+    def is_category(self) -> bool:
+        return not self.ids
+
+    def __str__(self) -> str:
+        if self.ids:
+            return f"{self.category_name}-{'+'.join(self.ids)}"
+        return self.category_name
+
+
+def _check_part(what: str, value: str, pattern: re.Pattern[str]) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidStreamName(f"{what} must be a non-empty string")
+    if not pattern.fullmatch(value):
+        raise InvalidStreamName(
+            f"{what} {value!r} has characters Message DB stream names do not allow here"
+            f" (allowed: {pattern.pattern})"
+        )
+
+
+def build(category: str, *ids: str, types: tuple[str, ...] = ()) -> str:
+    """Build a stream name (or a category name when no id is given) and validate it."""
+    return str(StreamName(category, tuple(ids), tuple(types)))
+
+
+def parse(stream_name: str) -> StreamName:
+    """Split a stream name into its parts, rejecting anything Message DB would misread."""
+    if not isinstance(stream_name, str) or not stream_name:
+        raise InvalidStreamName("stream name must be a non-empty string")
+    if len(stream_name) > MAX_LENGTH:
+        raise InvalidStreamName(f"stream name is longer than {MAX_LENGTH} characters")
+    category_part, dash, id_part = stream_name.partition("-")
+    category, colon, types_part = category_part.partition(":")
+    types = tuple(types_part.split("+")) if colon else ()
+    if dash and not id_part:
+        raise InvalidStreamName(f"stream name {stream_name!r} ends with '-' but has no id")
+    ids = tuple(id_part.split("+")) if dash else ()
+    return StreamName(category, ids, types)
+
+
+def validate(stream_name: str) -> str:
+    """Return the name unchanged if valid; raise InvalidStreamName otherwise."""
+    parse(stream_name)
+    return stream_name
+
+
+def validate_category(category: str) -> str:
+    """A category name (types allowed, no id), as `get_category_messages` requires."""
+    parsed = parse(category)
+    if not parsed.is_category:
+        raise InvalidStreamName(f"{category!r} is a stream name, not a category (it has an id)")
+    return category
+
+
+def category(stream_name: str) -> str:
+    return parse(stream_name).category_name
+
+
+def stream_id(stream_name: str) -> str | None:
+    return parse(stream_name).id
+
+
+def thread_stream(thread_id: uuid.UUID | str) -> str:
+    """`thread-<uuid>`: one stream per chat thread, read by the relay as the `thread` category."""
+    return build(THREAD_CATEGORY, str(uuid.UUID(str(thread_id))))
+
+
+def thread_id_of(stream_name: str) -> uuid.UUID:
+    parsed = parse(stream_name)
+    if parsed.category_name != THREAD_CATEGORY or parsed.id is None:
+        raise InvalidStreamName(f"{stream_name!r} is not a thread stream (thread-<uuid>)")
+    try:
+        return uuid.UUID(parsed.id)
+    except ValueError as exc:
+        raise InvalidStreamName(f"{stream_name!r} does not end in a UUID") from exc
+
+
+THREAD_CATEGORY = "thread"
