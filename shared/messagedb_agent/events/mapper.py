@@ -36,28 +36,27 @@ def to_message(event: Event, metadata: Metadata, id: str | None = None) -> NewMe
 
 
 def from_message(message: MessageData) -> Recorded[Event]:
-    raw_meta = message.metadata or {}
-    try:
-        metadata = Metadata.model_validate(raw_meta)
-    except ValidationError:
-        metadata = Metadata()
+    metadata = _metadata(message)
     cls = Event.registry.get(message.type)
     event: Event
     if cls is None or cls is UnknownEvent:
-        event = UnknownEvent(type_name=message.type, data=message.data)
+        event = _unknown(message)
     else:
-        data = message.data
         version = metadata.schema_version or 1
-        while version < cls.schema_version:
-            step = UPCASTERS.get((message.type, version))
-            if step is None:
-                break
-            data = step(data)
-            version += 1
         try:
-            event = cls.model_validate(data)
-        except ValidationError:
-            event = UnknownEvent(type_name=message.type, data=message.data)
+            if version >= cls.schema_version and (text := message.data_json) is not None:
+                event = cls.model_validate_json(text)  # pydantic parses the JSON text itself
+            else:
+                data = message.data
+                while version < cls.schema_version:
+                    step = UPCASTERS.get((message.type, version))
+                    if step is None:
+                        break
+                    data = step(data)
+                    version += 1
+                event = cls.model_validate(data)
+        except (ValidationError, ValueError):
+            event = _unknown(message)
     return Recorded(
         id=message.id,
         stream_name=message.stream_name,
@@ -67,6 +66,29 @@ def from_message(message: MessageData) -> Recorded[Event]:
         event=event,
         metadata=metadata,
     )
+
+
+def _metadata(message: MessageData) -> Metadata:
+    text = message.metadata_json
+    if text is None:
+        return _EMPTY_METADATA
+    try:
+        return Metadata.model_validate_json(text)
+    except (ValidationError, ValueError):
+        return _EMPTY_METADATA
+
+
+def _unknown(message: MessageData) -> UnknownEvent:
+    try:
+        data = message.data
+    except ValueError:
+        data = {}
+    return UnknownEvent(
+        type_name=message.type, data=data if isinstance(data, dict) else {"value": data}
+    )
+
+
+_EMPTY_METADATA = Metadata()
 
 
 def from_messages(messages: Iterable[MessageData]) -> list[Recorded[Event]]:

@@ -215,16 +215,22 @@ class MessageStore:
     def read_stream(
         self, stream_name: str, position: int = 0, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> list[MessageData]:
-        """The whole stream from `position` on, paging through batches on one connection."""
+        """The whole stream from `position` on, paging through batches on one connection.
+
+        Each page asks for one message more than `batch_size`, so a short page proves the end
+        of the stream and a stream that fits one batch costs one round trip, not two.
+        """
         names.validate(stream_name)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         messages: list[MessageData] = []
         with self._connection() as conn:
             while True:
                 rows = conn.execute(
-                    _GET_STREAM, (stream_name, position, batch_size, None)
+                    _GET_STREAM, (stream_name, position, batch_size + 1, None)
                 ).fetchall()
-                messages.extend(_message(row) for row in rows)
-                if len(rows) < batch_size:
+                messages.extend(MessageData(*row) for row in rows)
+                if len(rows) <= batch_size:
                     return messages
                 position = messages[-1].position + 1
 
@@ -319,17 +325,7 @@ class MessageStore:
 
 
 def _message(row: tuple[Any, ...]) -> MessageData:
-    id_, stream, type_, position, global_position, data, metadata, time = row
-    return MessageData(
-        id=id_,
-        stream_name=stream,
-        type=type_,
-        position=position,
-        global_position=global_position,
-        data=orjson.loads(data) if data is not None else {},
-        metadata=orjson.loads(metadata) if metadata is not None else None,
-        time=time,
-    )
+    return MessageData(*row)
 
 
 def _write_error(exc: psycopg.Error, message_id: str, stream_name: str) -> StoreError:
