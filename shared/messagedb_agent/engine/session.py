@@ -1,0 +1,196 @@
+"""Commands on a thread from outside the step loop: start, add a message, end, fork.
+
+Each writes events and returns the notification that asks for the next step; nothing here
+calls a model. Idempotency keys make a retried command write nothing new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadNotFound
+from messagedb_agent.engine.notification import Notification
+from messagedb_agent.engine.thread import owner_of, read_thread
+from messagedb_agent.events import (
+    Metadata,
+    SessionCompleted,
+    SessionStarted,
+    SessionTerminationRequested,
+    UnknownEvent,
+    UserMessageAdded,
+    to_message,
+)
+from messagedb_agent.projections.step_ids import message_id
+from messagedb_agent.store import DuplicateMessageError, MessageStore, NewMessage
+from messagedb_agent.store import stream_name as names
+
+_THREAD_NAMESPACE = uuid.UUID("0d8f6f0e-3a52-4d8e-b0f4-8f3c2a9d7e21")
+DEFAULT_MAX_MESSAGE_LENGTH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    thread_id: str
+    stream_name: str
+    position: int
+    created: bool = True
+
+    @property
+    def notification(self) -> Notification:
+        return Notification(stream_name=self.stream_name, position=self.position)
+
+
+def clean_message(text: str, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise MessageRejected("I didn't catch that: the message is empty.")
+    text = text.strip()
+    if len(text) > max_length:
+        raise MessageRejected(
+            f"That message is too long ({len(text):,} characters); the limit is {max_length:,}."
+        )
+    return text
+
+
+def start_thread(
+    store: MessageStore,
+    *,
+    owner: str,
+    message: str | None,
+    now: datetime,
+    title: str | None = None,
+    callback_url: str | None = None,
+    model: str | None = None,
+    system_prompt: str | None = None,
+    idempotency_key: str | None = None,
+    max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+) -> Appended:
+    """Create a thread (and its first user message); a repeated idempotency key re-finds it."""
+    text = clean_message(message, max_length) if message is not None else None
+    if idempotency_key:
+        thread_uuid = uuid.uuid5(_THREAD_NAMESPACE, f"{owner}/{idempotency_key}")
+    else:
+        thread_uuid = uuid.uuid4()
+    thread_id = str(thread_uuid)
+    stream = names.thread_stream(thread_uuid)
+    meta = Metadata(correlation_stream_name=stream, user_id=owner)
+    batch: list[NewMessage] = [
+        to_message(
+            SessionStarted(
+                thread_id=thread_id,
+                owner=owner,
+                title=title,
+                callback_url=callback_url,
+                model=model,
+                system_prompt=system_prompt,
+            ),
+            meta,
+            id=message_id(stream, "started"),
+        )
+    ]
+    if text is not None:
+        batch.append(
+            to_message(
+                UserMessageAdded(message=text, timestamp=now),
+                meta.model_copy(update={"turn_id": message_id(stream, "message-0")}),
+                id=message_id(stream, "message-0"),
+            )
+        )
+    try:
+        position = store.write_messages(stream, batch, expected_version=-1)
+    except DuplicateMessageError:
+        if owner_of(store, stream) != owner:
+            raise ThreadNotFound(thread_id) from None
+        version = store.stream_version(stream)
+        return Appended(thread_id, stream, len(batch) - 1 if version is None else version, False)
+    return Appended(thread_id, stream, position)
+
+
+def resolve_thread(store: MessageStore, thread: str, owner: str) -> tuple[str, str]:
+    """(thread id, stream name) for a thread id or stream name the owner may use."""
+    try:
+        stream = (
+            thread
+            if thread.startswith(f"{names.THREAD_CATEGORY}-")
+            else names.thread_stream(thread)
+        )
+        thread_id = str(names.thread_id_of(stream))
+    except (ValueError, names.InvalidStreamName):
+        raise ThreadNotFound(thread) from None
+    if owner_of(store, stream) != owner:
+        raise ThreadNotFound(thread_id)
+    return thread_id, stream
+
+
+def add_message(
+    store: MessageStore,
+    thread: str,
+    *,
+    owner: str,
+    message: str,
+    now: datetime,
+    idempotency_key: str | None = None,
+    max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+) -> Appended:
+    text = clean_message(message, max_length)
+    thread_id, stream = resolve_thread(store, thread, owner)
+    last = store.get_last_stream_message(stream)
+    if last is not None and last.type == SessionCompleted.type:
+        raise ThreadClosed(thread_id)
+    key = idempotency_key or str(uuid.uuid4())
+    msg_id = message_id(stream, f"message/{key}")
+    meta = Metadata(correlation_stream_name=stream, user_id=owner, turn_id=msg_id)
+    new = to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
+    try:
+        position = store.write_message(new.id, stream, new.type, new.data, new.metadata)
+    except DuplicateMessageError:
+        version = store.stream_version(stream)
+        return Appended(thread_id, stream, -1 if version is None else version, False)
+    return Appended(thread_id, stream, position)
+
+
+def request_termination(
+    store: MessageStore, thread: str, *, owner: str, reason: str = "user_requested"
+) -> Appended:
+    thread_id, stream = resolve_thread(store, thread, owner)
+    meta = Metadata(correlation_stream_name=stream, user_id=owner)
+    new = to_message(SessionTerminationRequested(reason=reason, requested_by=owner), meta)
+    try:
+        position = store.write_message(
+            message_id(stream, "termination-requested"), stream, new.type, new.data, new.metadata
+        )
+    except DuplicateMessageError:
+        version = store.stream_version(stream)
+        return Appended(thread_id, stream, -1 if version is None else version, False)
+    return Appended(thread_id, stream, position)
+
+
+def fork_thread(store: MessageStore, thread: str, *, owner: str, at: int) -> Appended:
+    """A new thread whose history is the original's up to `at`, at the same positions.
+
+    Positions are kept so that every position recorded inside the copied events (claims'
+    context positions) still means the same thing in the fork.
+    """
+    source_id, source = resolve_thread(store, thread, owner)
+    history = read_thread(store, source, to_position=at)
+    if not history or history[-1].position < at:
+        raise MessageRejected(f"The conversation has no position {at} to fork at.")
+    thread_uuid = uuid.uuid4()
+    stream = names.thread_stream(thread_uuid)
+    meta = Metadata(correlation_stream_name=stream, user_id=owner)
+    first = history[0].event
+    assert isinstance(first, SessionStarted)
+    started = first.model_copy(
+        update={"thread_id": str(thread_uuid), "forked_from": source_id, "forked_at_position": at}
+    )
+    batch = [to_message(started, meta)]
+    for recorded in history[1:]:
+        copied_meta = recorded.metadata.model_copy(update={"correlation_stream_name": stream})
+        if isinstance(recorded.event, UnknownEvent):
+            data = recorded.event.data
+            batch.append(NewMessage(recorded.event.type_name, data, copied_meta.to_json()))
+        else:
+            batch.append(to_message(recorded.event, copied_meta))
+    position = store.write_messages(stream, batch, expected_version=-1)
+    return Appended(str(thread_uuid), stream, position)

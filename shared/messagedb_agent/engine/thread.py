@@ -1,0 +1,24 @@
+"""Reading a thread: its events, typed, in order."""
+
+from __future__ import annotations
+
+from messagedb_agent.events import Event, Recorded, SessionStarted, from_messages
+from messagedb_agent.store import MessageStore
+
+
+def read_thread(
+    store: MessageStore, stream: str, to_position: int | None = None
+) -> list[Recorded[Event]]:
+    events = from_messages(store.read_stream(stream))
+    if to_position is not None:
+        events = [e for e in events if e.position <= to_position]
+    return events
+
+
+def owner_of(store: MessageStore, stream: str) -> str | None:
+    """The owner recorded by SessionStarted, reading only the first message."""
+    first = store.get_stream_messages(stream, 0, 1)
+    if not first or first[0].type != SessionStarted.type:
+        return None
+    owner = first[0].data.get("owner")
+    return owner if isinstance(owner, str) else None

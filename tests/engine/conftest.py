@@ -1,0 +1,34 @@
+"""Fixtures for engine tests: the real store, scripted collaborators, a settable clock."""
+
+from __future__ import annotations
+
+import pytest
+from tests.engine.doubles import Clock, EchoTools, ScriptedModel
+
+from messagedb_agent.engine import Engine, EngineConfig
+from messagedb_agent.store import MessageStore
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def model() -> ScriptedModel:
+    return ScriptedModel()
+
+
+@pytest.fixture
+def tools() -> EchoTools:
+    return EchoTools(
+        {
+            "add": lambda args, ctx: {"sum": args["a"] + args["b"]},
+            "whoami": lambda args, ctx: {"user": ctx.owner},
+        }
+    )
+
+
+@pytest.fixture
+def engine(store: MessageStore, model: ScriptedModel, tools: EchoTools, clock: Clock) -> Engine:
+    return Engine(store, model, tools, EngineConfig(model="scripted"), clock=clock, worker="test")
