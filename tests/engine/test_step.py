@@ -15,7 +15,8 @@ def test_a_plain_message_gets_one_reply(
     thread = new_thread(store)
     results = run_until_idle(engine, thread.notification)
     assert [r.outcome for r in results] == [Outcome.EXECUTED, Outcome.WAITING]
-    assert results[0].turn_completed and results[0].reply == "hi there"
+    assert results[0].turn_completed
+    assert results[0].reply == "hi there"
     types = [e.type for e in read_thread(store, thread.stream_name)]
     assert types == [
         "SessionStarted",
