@@ -40,9 +40,36 @@ class Settings(BaseSettings):
     db_pool_max_size: int = Field(default=5, ge=1, le=100)
     db_connect_timeout: float = Field(default=10.0, gt=0, le=120)
 
-    google_cloud_project: str | None = None
-    google_cloud_location: str = "us-central1"
-    model_name: str = "offline"
+    google_cloud_project: str | None = Field(
+        default=None, description="Vertex AI project; unset means the offline model is used."
+    )
+    google_cloud_location: str = Field(default="us-central1", description="Vertex AI region.")
+    model_name: str = Field(
+        default="",
+        description="`gemini-...`, `claude-...` (Vertex AI) or `offline`; empty picks "
+        "gemini-2.5-flash when GOOGLE_CLOUD_PROJECT is set, else offline.",
+    )
+    vertex_api_endpoint: str | None = Field(
+        default=None, description="Override the Vertex AI base URL (private endpoints, tests)."
+    )
+    system_prompt: str | None = Field(default=None, description="Replaces the default prompt.")
+
+    max_iterations: int = Field(default=10, ge=1, le=100, description="Model calls per user turn.")
+    max_llm_attempts: int = Field(default=3, ge=1, le=10)
+    max_tool_attempts: int = Field(default=2, ge=1, le=10)
+    llm_lease_seconds: float = Field(default=120.0, gt=0, le=3600)
+    tool_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    tool_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    max_message_length: int = Field(default=5000, ge=1, le=100_000)
+    mcp_servers: str | None = Field(
+        default=None,
+        description="JSON list of MCP servers whose tools the agent may use: "
+        '[{"name": "files", "command": ["python", "-m", "server"]}]',
+    )
+    local_user: str = Field(
+        default="local-user", description="The user the CLI acts as (the API uses the JWT's sub)."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -54,6 +81,12 @@ class Settings(BaseSettings):
                 "DATABASE_URL must start with postgresql:// (e.g. postgresql://user:pass@host:5432/db)"
             )
         return value
+
+    @property
+    def effective_model(self) -> str:
+        if self.model_name:
+            return self.model_name
+        return "gemini-2.5-flash" if self.google_cloud_project else "offline"
 
     @property
     def home(self) -> Path:

@@ -13,6 +13,7 @@ from datetime import datetime
 from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadNotFound
 from messagedb_agent.engine.notification import Notification
 from messagedb_agent.engine.thread import owner_of, read_thread
+from messagedb_agent.engine.threads import record_in_index
 from messagedb_agent.events import (
     Metadata,
     SessionCompleted,
@@ -102,8 +103,10 @@ def start_thread(
     except DuplicateMessageError:
         if owner_of(store, stream) != owner:
             raise ThreadNotFound(thread_id) from None
+        record_in_index(store, owner, thread_id, stream, title)  # in case the first try died here
         version = store.stream_version(stream)
         return Appended(thread_id, stream, len(batch) - 1 if version is None else version, False)
+    record_in_index(store, owner, thread_id, stream, title or (text[:80] if text else None))
     return Appended(thread_id, stream, position)
 
 
@@ -193,4 +196,5 @@ def fork_thread(store: MessageStore, thread: str, *, owner: str, at: int) -> App
         else:
             batch.append(to_message(recorded.event, copied_meta))
     position = store.write_messages(stream, batch, expected_version=-1)
+    record_in_index(store, owner, str(thread_uuid), stream, started.title)
     return Appended(str(thread_uuid), stream, position)

@@ -1,0 +1,140 @@
+"""A user's threads: an event-sourced index (`userThreads-<user>`) plus each thread's head.
+
+The index is append-only (one `ThreadOpened` per thread); the listing orders threads by the
+time of their newest event, read with `get_last_stream_message`, and pages with an opaque
+cursor (base64 of the last item's sort key), so a page is stable while threads move on.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from messagedb_agent.events import Event, Metadata, from_message, from_messages, to_message
+from messagedb_agent.projections import project_session_state
+from messagedb_agent.projections.step_ids import message_id
+from messagedb_agent.store import DuplicateMessageError, MessageStore, NewMessage
+from messagedb_agent.store import stream_name as names
+
+INDEX_CATEGORY = "userThreads"
+
+
+class ThreadOpened(Event):
+    type: ClassVar[str] = "ThreadOpened"
+
+    thread_id: str
+    stream_name: str
+    title: str | None = None
+
+
+def user_stream_id(user: str) -> str:
+    """The user id itself when it is a valid stream id, else `~` and a SHA-256 prefix of it."""
+    if user and not user.startswith("~"):
+        try:
+            names.build(INDEX_CATEGORY, user)
+        except names.InvalidStreamName:
+            pass
+        else:
+            return user
+    return "~" + hashlib.sha256(user.encode()).hexdigest()[:32]
+
+
+def index_stream(user: str) -> str:
+    return names.build(INDEX_CATEGORY, user_stream_id(user))
+
+
+def index_entry(
+    user: str, thread_id: str, stream: str, title: str | None
+) -> tuple[str, NewMessage]:
+    """The index event for a new thread, with an id derived from the thread (written once)."""
+    message = to_message(
+        ThreadOpened(thread_id=thread_id, stream_name=stream, title=title),
+        Metadata(user_id=user, correlation_stream_name=stream),
+        id=message_id(stream, "indexed"),
+    )
+    return index_stream(user), message
+
+
+def record_in_index(
+    store: MessageStore, user: str, thread_id: str, stream: str, title: str | None
+) -> None:
+    index, message = index_entry(user, thread_id, stream, title)
+    with contextlib.suppress(DuplicateMessageError):
+        store.write_message(message.id, index, message.type, message.data, message.metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    thread_id: str
+    stream_name: str
+    title: str | None
+    status: str
+    created_at: datetime | None
+    last_activity_at: datetime
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPage:
+    items: list[ThreadSummary]
+    next_cursor: str | None
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def _encode(item: ThreadSummary) -> str:
+    raw = f"{item.last_activity_at.isoformat()}|{item.thread_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, thread_id = raw.split("|", 1)
+        return datetime.fromisoformat(moment), thread_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("The page cursor is not valid; start again without one.") from exc
+
+
+def list_threads(
+    store: MessageStore, user: str, *, limit: int = 20, cursor: str | None = None
+) -> ThreadPage:
+    """The user's threads, newest activity first."""
+    after = _decode(cursor) if cursor else None
+    opened = [e.event for e in from_messages(store.read_stream(index_stream(user)))]
+    summaries: list[ThreadSummary] = []
+    for entry in opened:
+        if not isinstance(entry, ThreadOpened):
+            continue
+        last = store.get_last_stream_message(entry.stream_name)
+        if last is None:
+            continue
+        first = store.get_stream_messages(entry.stream_name, 0, 2)
+        state = project_session_state([*from_messages(first), from_message(last)])
+        summaries.append(
+            ThreadSummary(
+                thread_id=entry.thread_id,
+                stream_name=entry.stream_name,
+                title=entry.title or state.title,
+                status=_status(last.type, state.status),
+                created_at=first[0].time if first else None,
+                last_activity_at=last.time,
+                version=last.position,
+            )
+        )
+    summaries.sort(key=lambda s: (s.last_activity_at, s.thread_id), reverse=True)
+    if after is not None:
+        summaries = [s for s in summaries if (s.last_activity_at, s.thread_id) < after]
+    page = summaries[:limit]
+    more = len(summaries) > limit
+    return ThreadPage(page, _encode(page[-1]) if more and page else None)
+
+
+def _status(last_type: str, projected: str) -> str:
+    return projected if last_type == "SessionCompleted" else "active"
