@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -47,3 +48,26 @@ class Notification(BaseModel):
                 for err in exc.errors()
             )
             raise InvalidNotification(f"invalid notification: {problems}") from exc
+
+
+class NotificationPublisher(Protocol):
+    """Announces notifications (Pub/Sub in the cloud); returns once delivery is confirmed."""
+
+    def publish(self, notifications: Sequence[Notification]) -> None: ...
+
+
+class NullPublisher:
+    """Publishes nothing: for processes that run steps in-process (the CLI)."""
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        return None
+
+
+class RecordingPublisher:
+    """Keeps what it was asked to publish, in order; for tests and local tools."""
+
+    def __init__(self) -> None:
+        self.published: list[Notification] = []
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        self.published.extend(notifications)
