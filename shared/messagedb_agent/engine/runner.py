@@ -23,6 +23,7 @@ def run_until_idle(
     *,
     max_steps: int = 100,
     max_wait: float = 60.0,
+    chain: int = 1,
     on_step: StepObserver | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[StepResult]:
@@ -30,7 +31,7 @@ def run_until_idle(
     current = notification
     waited = 0.0
     for _ in range(max_steps):
-        result = engine.step(current)
+        result = engine.advance(current, max_steps=chain)
         results.append(result)
         if on_step is not None:
             on_step(result)

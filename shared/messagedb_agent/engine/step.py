@@ -39,6 +39,7 @@ from messagedb_agent.events import (
     ToolExecutionCompleted,
     ToolExecutionFailed,
     ToolExecutionRequested,
+    from_messages,
     to_message,
 )
 from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
@@ -56,7 +57,6 @@ from messagedb_agent.store import (
     ConcurrencyError,
     DuplicateMessageError,
     MessageStore,
-    NewMessage,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class StepResult:
     not_before: datetime | None = None
     turn_completed: bool = False
     reply: str | None = None
+    steps: int = 0
 
     @property
     def acknowledge(self) -> bool:
@@ -165,140 +166,124 @@ class Engine:
     # -- the step ---------------------------------------------------------------------------
 
     def step(self, notification: Notification) -> StepResult:
+        """Run exactly one step for this notification (the unit Pub/Sub delivers)."""
+        return self.advance(notification, max_steps=1)
+
+    def advance(self, notification: Notification, *, max_steps: int = 1) -> StepResult:
+        """Run up to `max_steps` steps in a row while this worker holds the thread.
+
+        Each step is claimed and appended exactly as a lone step would be, but the events this
+        worker wrote are kept in memory instead of being read back, and the claim of the next
+        step is written in the same transaction as the results of the previous one: one commit
+        per step. The `expected_version` of that combined write detects anything appended
+        meanwhile (a user message): the results are then appended on their own and the tail
+        is read before deciding again.
+        """
         stream = notification.stream_name
         events = read_thread(self.store, stream)
         if not events:
             return StepResult(Outcome.EMPTY, stream)
-        head = events[-1].position
-        if notification.position != head:
+        if notification.position != events[-1].position:
             # Older: the head has (or will get) its own notification. Newer: not a position
             # this stream has; a bogus or misrouted message. Either way there is nothing to do.
             return StepResult(Outcome.STALE, stream)
-        now = self.clock()
-        decision = project_next_step(events, now, self.config.policy)
-        kind = decision.kind
-        if kind is StepKind.DONE:
-            return StepResult(Outcome.DONE, stream, kind)
-        if kind is StepKind.WAIT_FOR_USER:
-            return StepResult(Outcome.WAITING, stream, kind)
-        if kind is StepKind.IN_FLIGHT:
-            return StepResult(
-                Outcome.IN_FLIGHT, stream, kind, decision.step_id, not_before=decision.not_before
-            )
-        if kind is StepKind.RETRY_LATER:
-            return StepResult(
-                Outcome.RETRY_LATER, stream, kind, decision.step_id, not_before=decision.not_before
-            )
-        if kind is StepKind.LLM_CALL:
-            return self._llm_step(events, decision, now)
-        if kind is StepKind.TOOL_EXECUTION:
-            return self._tool_step(events, decision, now)
-        return self._terminate(events, decision)
-
-    # -- LLM --------------------------------------------------------------------------------
-
-    def _llm_step(
-        self, events: list[Recorded[Event]], decision: NextStep, now: datetime
-    ) -> StepResult:
-        stream = events[-1].stream_name
-        step_id = decision.step_id
-        assert step_id is not None
-        started = _session_started(events)
-        context = project_llm_context(events)
-        model = (started.model if started else None) or self.config.model
-        claim_event = LLMCallRequested(
-            step_id=step_id,
-            attempt=decision.attempt,
-            model=model,
-            context_position=decision.head,
-            message_count=len(context.messages),
-            lease_expires_at=now + self.config.llm_lease,
-            worker=self.worker,
-        )
-        claim = self._claim(
-            events, [(claim_event, message_id(step_id, f"claim-{decision.attempt}"))], step_id
-        )
-        if claim is None:
-            return StepResult(Outcome.LOST_CLAIM, stream, decision.kind, step_id)
-        config = LLMConfig(
-            model=model,
-            system_prompt=context.system_prompt or self.config.system_prompt,
-            timeout_seconds=self.config.llm_timeout_seconds,
-        )
-        specs = self.tools.specs()
-        started_at = time.perf_counter()
-        try:
-            response = self.llm.call(list(context.messages), specs, config)
-        except LLMError as exc:
-            return self._llm_failed(events, decision, claim, exc, now)
-        latency_ms = (time.perf_counter() - started_at) * 1000
-        result = LLMResponseReceived(
-            step_id=step_id,
-            response_text=response.text,
-            tool_calls=_unique_call_ids(response, step_id),
-            model_name=response.model_name,
-            token_usage=response.token_usage,
-            finish_reason=response.finish_reason,
-            latency_ms=round(latency_ms, 3),
-        )
-        position = self._append(stream, [(result, message_id(step_id, "response"))], claim)
-        turn_done = not result.tool_calls
+        executed = 0
+        held: NextStep | None = None
+        last: NextStep | None = None
+        turn_completed, reply, not_before = False, None, None
+        while True:
+            now = self.clock()
+            if held is None:
+                decision = project_next_step(events, now, self.config.policy)
+                if decision.kind not in _ACTIVE:
+                    if executed == 0:
+                        return _passive(stream, decision)
+                    not_before = decision.not_before
+                    break
+                written = self._claim(events, self._claims_for(decision, events, now))
+                if written is None:
+                    if executed == 0:
+                        return StepResult(
+                            Outcome.LOST_CLAIM, stream, decision.kind, decision.step_id
+                        )
+                    break
+                events = events + written
+            else:
+                decision = held
+            last = decision
+            if decision.kind is StepKind.TERMINATION:
+                executed += 1
+                turn_completed, reply = True, _completion_message(events)
+                break
+            results = self._execute(decision, events, now)
+            executed += 1
+            response = _final_response(results)
+            if response is not None:
+                turn_completed, reply = True, response
+            failure = _failure_retry_at(results)
+            held = None
+            claims: list[tuple[Event, str]] = []
+            if executed < max_steps and failure is None:
+                tentative = events + self._records(events, results, self.clock())
+                upcoming = project_next_step(tentative, self.clock(), self.config.policy)
+                if upcoming.kind in _ACTIVE:
+                    held = upcoming
+                    claims = self._claims_for(upcoming, tentative, self.clock())
+            written = self._append(events, results, claims)
+            if written is None:  # something was appended meanwhile: re-read and decide again
+                held = None
+                events = events + from_messages(
+                    self.store.read_stream(stream, events[-1].position + 1)
+                )
+            else:
+                events = events + written
+            if failure is not None:
+                not_before = failure
+                break
+            if executed >= max_steps and held is None:
+                break
+        head = events[-1].position
+        ended = last is not None and last.kind is StepKind.TERMINATION
+        follow_up = not ended and (max_steps == 1 or not turn_completed or _has_unanswered(events))
         return StepResult(
             Outcome.EXECUTED,
             stream,
-            decision.kind,
-            step_id,
-            follow_ups=(Notification(stream_name=stream, position=position),),
-            turn_completed=turn_done,
-            reply=result.response_text if turn_done else None,
+            last.kind if last else None,
+            last.step_id if last else None,
+            follow_ups=(Notification(stream_name=stream, position=head),) if follow_up else (),
+            not_before=not_before,
+            turn_completed=turn_completed,
+            reply=reply,
+            steps=executed,
         )
 
-    def _llm_failed(
-        self,
-        events: list[Recorded[Event]],
-        decision: NextStep,
-        claim: Recorded[Event],
-        error: LLMError,
-        now: datetime,
-    ) -> StepResult:
-        stream = claim.stream_name
+    # -- deciding what to write ---------------------------------------------------------------
+
+    def _claims_for(
+        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+    ) -> list[tuple[Event, str]]:
         step_id = decision.step_id
+        if decision.kind is StepKind.TERMINATION:
+            return [(_completion(decision), message_id(events[-1].stream_name, "completed"))]
         assert step_id is not None
-        retryable = error.retryable and decision.attempt < self.config.policy.max_llm_attempts
-        delay = min(
-            self.config.backoff_base * (2 ** (decision.attempt - 1)), self.config.backoff_max
-        )
-        failure = LLMCallFailed(
-            step_id=step_id,
-            error_message=str(error),
-            error_kind=error.kind,
-            retryable=retryable,
-            retry_count=decision.attempt,
-            retry_at=now + delay if retryable else None,
-        )
-        log.warning("llm call failed: %s (%s, attempt %s)", error, error.kind, decision.attempt)
-        position = self._append(
-            stream, [(failure, message_id(step_id, f"failure-{decision.attempt}"))], claim
-        )
-        return StepResult(
-            Outcome.EXECUTED,
-            stream,
-            decision.kind,
-            step_id,
-            follow_ups=(Notification(stream_name=stream, position=position),),
-            not_before=failure.retry_at,
-        )
-
-    # -- tools ------------------------------------------------------------------------------
-
-    def _tool_step(
-        self, events: list[Recorded[Event]], decision: NextStep, now: datetime
-    ) -> StepResult:
-        stream = events[-1].stream_name
-        step_id = decision.step_id
-        assert step_id is not None
+        if decision.kind is StepKind.LLM_CALL:
+            started = _session_started(events)
+            return [
+                (
+                    LLMCallRequested(
+                        step_id=step_id,
+                        attempt=decision.attempt,
+                        model=(started.model if started else None) or self.config.model,
+                        context_position=decision.head,
+                        message_count=sum(1 for e in events if e.type in _CONVERSATION),
+                        lease_expires_at=now + self.config.llm_lease,
+                        worker=self.worker,
+                    ),
+                    message_id(step_id, f"claim-{decision.attempt}"),
+                )
+            ]
         lease = now + self.config.tool_lease
-        requests: list[tuple[Event, str]] = [
+        return [
             (
                 ToolExecutionRequested(
                     step_id=step_id,
@@ -312,9 +297,64 @@ class Engine:
             )
             for call in decision.tool_calls
         ]
-        claim = self._claim(events, requests, step_id)
-        if claim is None:
-            return StepResult(Outcome.LOST_CLAIM, stream, decision.kind, step_id)
+
+    def _execute(
+        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+    ) -> list[tuple[Event, str]]:
+        """The one effect of a claimed step, as the events that record its outcome."""
+        if decision.kind is StepKind.LLM_CALL:
+            return self._call_llm(decision, events, now)
+        return self._run_tools(decision, events, now)
+
+    def _call_llm(
+        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+    ) -> list[tuple[Event, str]]:
+        step_id = decision.step_id
+        assert step_id is not None
+        claim = events[-1].event
+        model = claim.model if isinstance(claim, LLMCallRequested) else self.config.model
+        context = project_llm_context(events)
+        config = LLMConfig(
+            model=model,
+            system_prompt=context.system_prompt or self.config.system_prompt,
+            timeout_seconds=self.config.llm_timeout_seconds,
+        )
+        started_at = time.perf_counter()
+        try:
+            response = self.llm.call(list(context.messages), self.tools.specs(), config)
+        except LLMError as error:
+            retryable = error.retryable and decision.attempt < self.config.policy.max_llm_attempts
+            delay = min(
+                self.config.backoff_base * (2 ** (decision.attempt - 1)), self.config.backoff_max
+            )
+            log.warning("llm call failed: %s (%s, attempt %s)", error, error.kind, decision.attempt)
+            failure = LLMCallFailed(
+                step_id=step_id,
+                error_message=str(error),
+                error_kind=error.kind,
+                retryable=retryable,
+                retry_count=decision.attempt,
+                retry_at=now + delay if retryable else None,
+            )
+            return [(failure, message_id(step_id, f"failure-{decision.attempt}"))]
+        latency_ms = (time.perf_counter() - started_at) * 1000
+        result = LLMResponseReceived(
+            step_id=step_id,
+            response_text=response.text,
+            tool_calls=_unique_call_ids(response, step_id),
+            model_name=response.model_name,
+            token_usage=response.token_usage,
+            finish_reason=response.finish_reason,
+            latency_ms=round(latency_ms, 3),
+        )
+        return [(result, message_id(step_id, "response"))]
+
+    def _run_tools(
+        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+    ) -> list[tuple[Event, str]]:
+        step_id = decision.step_id
+        assert step_id is not None
+        stream = events[-1].stream_name
         owner = _owner(events)
         results: list[tuple[Event, str]] = []
         for call in decision.tool_calls:
@@ -353,89 +393,141 @@ class Engine:
                     message_id(step_id, part),
                 )
             )
-        position = self._append(stream, results, claim)
-        return StepResult(
-            Outcome.EXECUTED,
-            stream,
-            decision.kind,
-            step_id,
-            follow_ups=(Notification(stream_name=stream, position=position),),
-        )
-
-    # -- termination ------------------------------------------------------------------------
-
-    def _terminate(self, events: list[Recorded[Event]], decision: NextStep) -> StepResult:
-        stream = events[-1].stream_name
-        reason = decision.reason or "terminated"
-        if reason in ("user_requested", "terminated"):
-            completed = SessionCompleted(
-                completion_reason="terminated", message="This conversation has been closed."
-            )
-        elif reason == "max_iterations":
-            completed = SessionCompleted(completion_reason="max_iterations", message=FRIENDLY_LIMIT)
-        elif reason == "timeout":
-            completed = SessionCompleted(completion_reason="timeout", message=FRIENDLY_FAILURE)
-        else:
-            completed = SessionCompleted(completion_reason="failure", message=FRIENDLY_FAILURE)
-        if completed.completion_reason != "terminated":
-            log.error("thread %s ends: %s (%s)", stream, decision.message or reason, reason)
-        claim_id = message_id(stream, "completed")
-        recorded = self._claim(events, [(completed, claim_id)], None)
-        if recorded is None:
-            return StepResult(Outcome.LOST_CLAIM, stream, decision.kind)
-        return StepResult(
-            Outcome.EXECUTED,
-            stream,
-            decision.kind,
-            turn_completed=True,
-            reply=completed.message,
-        )
+        return results
 
     # -- writing ----------------------------------------------------------------------------
 
     def _claim(
-        self, events: list[Recorded[Event]], claims: list[tuple[Event, str]], step_id: str | None
-    ) -> Recorded[Event] | None:
+        self, events: list[Recorded[Event]], claims: list[tuple[Event, str]]
+    ) -> list[Recorded[Event]] | None:
         """Append claim events at exactly the head read; None when another worker won."""
-        head = events[-1]
-        meta = Metadata(step_id=step_id).follow(head)
-        batch = [to_message(event, meta, id=id_) for event, id_ in claims]
         try:
-            position = self.store.write_messages(
-                head.stream_name, batch, expected_version=head.position
-            )
+            return self._write(events, claims)
         except (ConcurrencyError, DuplicateMessageError):
             return None
-        event, id_ = claims[-1]
-        return Recorded(
-            id=id_,
-            stream_name=head.stream_name,
-            position=position,
-            global_position=head.global_position,
-            time=self.clock(),
-            event=event,
-            metadata=meta,
-        )
 
-    def _append(self, stream: str, results: list[tuple[Event, str]], cause: Recorded[Event]) -> int:
-        """Append a step's results; an id that already exists means it was appended before."""
-        meta = Metadata(step_id=cause.metadata.step_id).follow(cause)
-        batch: list[NewMessage] = [to_message(event, meta, id=id_) for event, id_ in results]
+    def _append(
+        self,
+        events: list[Recorded[Event]],
+        results: list[tuple[Event, str]],
+        next_claims: list[tuple[Event, str]],
+    ) -> list[Recorded[Event]] | None:
+        """Append a step's results, with the next step's claim when there is one.
+
+        Written at the head this worker knows; if something was appended meanwhile (or a
+        taken-over attempt already wrote a result) the results go in on their own, without
+        `expected_version` and skipping ids that exist, and None tells the caller to re-read.
+        """
         try:
-            return self.store.write_messages(stream, batch)
-        except DuplicateMessageError:
-            position = -1
-            for message in batch:
-                try:
-                    position = self.store.write_message(
-                        message.id, stream, message.type, message.data, message.metadata
-                    )
-                except DuplicateMessageError:
-                    continue
-            if position < 0:
-                version = self.store.stream_version(stream)
-                position = version if version is not None else -1
-            return position
+            return self._write(events, results + next_claims)
+        except (ConcurrencyError, DuplicateMessageError):
+            pass
+        stream = events[-1].stream_name
+        meta = self._metadata(events)
+        for event, id_ in results:
+            message = to_message(event, meta, id=id_)
+            try:
+                self.store.write_message(id_, stream, message.type, message.data, message.metadata)
+            except DuplicateMessageError:
+                continue
+        return None
+
+    def _write(
+        self, events: list[Recorded[Event]], pairs: list[tuple[Event, str]]
+    ) -> list[Recorded[Event]]:
+        head = events[-1]
+        meta = self._metadata(events)
+        batch = [to_message(event, meta, id=id_) for event, id_ in pairs]
+        position = self.store.write_messages(
+            head.stream_name, batch, expected_version=head.position
+        )
+        first = position - len(batch) + 1
+        now = self.clock()
+        return [
+            Recorded(id_, head.stream_name, first + i, -1, now, event, meta)
+            for i, (event, id_) in enumerate(pairs)
+        ]
+
+    def _records(
+        self, events: list[Recorded[Event]], pairs: list[tuple[Event, str]], now: datetime
+    ) -> list[Recorded[Event]]:
+        """What `pairs` would look like once appended at the head (for deciding ahead)."""
+        head = events[-1]
+        meta = self._metadata(events)
+        return [
+            Recorded(id_, head.stream_name, head.position + 1 + i, -1, now, event, meta)
+            for i, (event, id_) in enumerate(pairs)
+        ]
+
+    def _metadata(self, events: list[Recorded[Event]]) -> Metadata:
+        head = events[-1]
+        step_id = getattr(head.event, "step_id", None)
+        return Metadata(step_id=step_id if isinstance(step_id, str) else None).follow(head)
+
+
+_ACTIVE = {StepKind.LLM_CALL, StepKind.TOOL_EXECUTION, StepKind.TERMINATION}
+_CONVERSATION = {
+    "UserMessageAdded",
+    "LLMResponseReceived",
+    "ToolExecutionCompleted",
+    "ToolExecutionFailed",
+}
+
+
+def _passive(stream: str, decision: NextStep) -> StepResult:
+    outcome = {
+        StepKind.DONE: Outcome.DONE,
+        StepKind.WAIT_FOR_USER: Outcome.WAITING,
+        StepKind.IN_FLIGHT: Outcome.IN_FLIGHT,
+        StepKind.RETRY_LATER: Outcome.RETRY_LATER,
+    }[decision.kind]
+    return StepResult(
+        outcome, stream, decision.kind, decision.step_id, not_before=decision.not_before
+    )
+
+
+def _completion(decision: NextStep) -> SessionCompleted:
+    reason = decision.reason or "terminated"
+    if reason in ("user_requested", "terminated"):
+        return SessionCompleted(
+            completion_reason="terminated", message="This conversation has been closed."
+        )
+    log.error("thread ends: %s (%s)", decision.message or reason, reason)
+    if reason == "max_iterations":
+        return SessionCompleted(completion_reason="max_iterations", message=FRIENDLY_LIMIT)
+    if reason == "timeout":
+        return SessionCompleted(completion_reason="timeout", message=FRIENDLY_FAILURE)
+    return SessionCompleted(completion_reason="failure", message=FRIENDLY_FAILURE)
+
+
+def _completion_message(events: list[Recorded[Event]]) -> str | None:
+    event = events[-1].event
+    return event.message if isinstance(event, SessionCompleted) else None
+
+
+def _final_response(results: list[tuple[Event, str]]) -> str | None:
+    for event, _ in results:
+        if isinstance(event, LLMResponseReceived) and not event.tool_calls:
+            return event.response_text
+    return None
+
+
+def _failure_retry_at(results: list[tuple[Event, str]]) -> datetime | None:
+    """A retryable model failure ends the chain: the backoff is somebody else's wait."""
+    for event, _ in results:
+        if isinstance(event, LLMCallFailed):
+            return event.retry_at or datetime.min.replace(tzinfo=UTC)
+    return None
+
+
+def _has_unanswered(events: list[Recorded[Event]]) -> bool:
+    """A user message after the last final response: the chain stopped with work left."""
+    for recorded in reversed(events):
+        if recorded.type == "UserMessageAdded":
+            return True
+        if isinstance(recorded.event, LLMResponseReceived) and not recorded.event.tool_calls:
+            return False
+    return False
 
 
 def _session_started(events: list[Recorded[Event]]) -> SessionStarted | None:
