@@ -42,10 +42,24 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _settings() -> Settings:
+    """The validated settings, or one `error:` line per bad variable and exit code 2.
+
+    pydantic's own message spans several lines per variable and can echo the value, which
+    for DATABASE_URL holds a password; only the variable and the reason are shown.
+    """
+    from pydantic import ValidationError
+
     try:
         return Settings()
-    except Exception as exc:  # pydantic's ValidationError lists every bad variable
-        typer.secho(f"error: invalid configuration: {exc}", fg=typer.colors.RED, err=True)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            variable = "_".join(str(part) for part in problem["loc"]).upper() or "configuration"
+            reason = " ".join(str(problem["msg"]).removeprefix("Value error, ").split())
+            typer.secho(f"error: {variable}: {reason}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # e.g. an unreadable .env file
+        reason = " ".join(str(exc).split())
+        typer.secho(f"error: invalid configuration: {reason}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
 
 

@@ -8,9 +8,11 @@ commit, exactly like a raw `SELECT message_store.write_message(...)`.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -40,6 +42,12 @@ _STREAM_VERSION = "SELECT message_store.stream_version(%s)"
 _WRONG_VERSION = re.compile(
     r"Wrong expected version: (-?\d+) \(Stream: (.*), Stream Version: (-?\d+)\)"
 )
+
+# The pool warns about each failed connection attempt; every failure that matters reaches the
+# caller as a one-line StoreError, so without logging configured those lines are only noise
+# (a NullHandler keeps Python's last-resort handler from printing them; configured handlers
+# still receive them).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ class MessageStore:
         try:
             self._pool.open(wait=True, timeout=self._timeout)
         except PoolTimeout as exc:
+            # Close it, or the pool's workers keep retrying the connection in the background.
+            self._pool.close()
             raise StoreUnavailableError(_describe_connect_failure(self.conninfo)) from exc
         return self
 
@@ -108,7 +118,9 @@ class MessageStore:
                 row = conn.execute(
                     "SELECT message_store.message_store_version(), current_setting('server_version')"
                 ).fetchone()
-        except (psycopg.Error, PoolTimeout) as exc:
+        except PoolTimeout:
+            return Health(False, None, None, _describe_connect_failure(self.conninfo))
+        except psycopg.Error as exc:
             return Health(False, None, None, _one_line(exc))
         assert row is not None
         return Health(True, row[0], row[1], "ok")
@@ -297,6 +309,8 @@ class MessageStore:
         consumer_group_size: int | None = None,
     ) -> Iterator[MessageData]:
         """Every message of a category from `position` on, fetched batch by batch."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         while True:
             batch = self.get_category_messages(
                 category,
@@ -313,11 +327,22 @@ class MessageStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; any database failure inside leaves as a one-line StoreError.
+
+        The pool raises `PoolTimeout` only on entering its context manager, so the conversion
+        has to wrap the whole block, not the call that creates it.
+        """
         try:
-            return self._pool.connection(timeout=self._timeout)
-        except PoolTimeout as exc:  # pragma: no cover - raised lazily by the context manager
+            with self._pool.connection(timeout=self._timeout) as conn:
+                yield conn
+        except PoolTimeout as exc:
             raise StoreUnavailableError(_describe_connect_failure(self.conninfo)) from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(_one_line(exc)) from exc
+        except psycopg.Error as exc:
+            raise StoreError(_one_line(exc)) from exc
 
     @property
     def pool(self) -> ConnectionPool:
@@ -379,6 +404,15 @@ def describe_connection_error(exc: BaseException, conninfo: str) -> str:
     return f"cannot connect to {where}: {text}"
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/?#@]*:)[^/?#]*@")
+_PARAM_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
+
+
 def redact(conninfo: str) -> str:
-    """The URL with any password replaced, safe for logs and error messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", conninfo)
+    """The conninfo with any password replaced, safe for logs and error messages.
+
+    Covers the URL's user info (up to its last `@`, as a raw `@` in a password would leave
+    it), `?password=` in the query, and `password=` in the key/value form.
+    """
+    hidden = _URL_PASSWORD.sub(r"\1***@", conninfo)
+    return _PARAM_PASSWORD.sub(r"\1***", hidden)

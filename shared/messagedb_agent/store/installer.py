@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import errors as pg_errors
 
 from messagedb_agent.store.client import describe_connection_error
 from messagedb_agent.store.errors import (
@@ -34,6 +35,7 @@ VERSION = "1.3.1"
 INTEGRITY = "sha512-n3hdE5YAZNXTr2HK9gG0GJ6dusgdE544LTvS+21/yOEHBvNuUzNmXXw5vS05vpe6RSuhzTRy5Wg0q7c1VfJg+A=="
 TARBALL_NAME = f"eventide-message-db-{VERSION}.tgz"
 SEARCH_PATH = "SET LOCAL search_path TO message_store, public"
+INSTALL_LOCK_KEY = 0x6D64625F696E7374  # "mdb_inst": serializes installs into one database
 
 Progress = Callable[[str], None]
 
@@ -242,23 +244,28 @@ def install(
         raise StoreUnavailableError(describe_connection_error(exc, url)) from exc
     with conn:
         database = conn.info.dbname
-        state = inspect(conn)
-        missing = state.missing(package)
-        if not missing:
-            version = conn.execute("SELECT message_store.message_store_version()").fetchone()
-            assert version is not None
-            return InstallReport(database, str(version[0]), changed=False)
-        if not state.empty and not repair:
-            shown = ", ".join(missing[:4]) + (
-                f" and {len(missing) - 4} more" if len(missing) > 4 else ""
-            )
-            raise NotInstalledError(
-                f"Message DB is half-installed in database {database} (missing {shown}). "
-                "Fix: run `messagedb-agent db install --repair` (keeps existing messages)."
-            )
         report = InstallReport(database, package.version, changed=True)
         try:
             with conn.transaction():
+                # Installers racing on one database (cold starts, parallel test runs) take
+                # turns; each decides what to do only once it holds the lock.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (INSTALL_LOCK_KEY,))
+                state = inspect(conn)
+                missing = state.missing(package)
+                if not missing:
+                    version = conn.execute(
+                        "SELECT message_store.message_store_version()"
+                    ).fetchone()
+                    assert version is not None
+                    return InstallReport(database, str(version[0]), changed=False)
+                if not state.empty and not repair:
+                    shown = ", ".join(missing[:4]) + (
+                        f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+                    )
+                    raise NotInstalledError(
+                        f"Message DB is half-installed in database {database} (missing {shown}). "
+                        "Fix: run `messagedb-agent db install --repair` (keeps existing messages)."
+                    )
                 _apply(conn, package, state, report, say)
         except psycopg.Error as exc:
             raise StoreError(
@@ -285,7 +292,15 @@ def _apply(
         conn.execute(package.sql(rel).encode())
         report.applied.append(rel)
 
-    run("roles/message-store.sql", "message_store role")
+    say("» message_store role")
+    try:
+        with conn.transaction():
+            conn.execute(package.sql("roles/message-store.sql").encode())
+        report.applied.append("roles/message-store.sql")
+    except pg_errors.UniqueViolation:
+        # Roles are cluster-wide: an install into another database created it meanwhile (the
+        # script only catches the role existing before it started).
+        report.skipped.append("roles/message-store.sql: role created concurrently")
     run("schema/message-store.sql", "message_store schema")
     say("» pgcrypto extension")
     try:

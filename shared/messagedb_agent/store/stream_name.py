@@ -94,8 +94,15 @@ def parse(stream_name: str) -> StreamName:
 
 
 def validate(stream_name: str) -> str:
-    """Return the name unchanged if valid; raise InvalidStreamName otherwise."""
-    parse(stream_name)
+    """A stream name (with an id), returned unchanged; raise InvalidStreamName otherwise.
+
+    A bare category is refused: Message DB would accept a write to it, but
+    `get_stream_messages` could never read it back.
+    """
+    if parse(stream_name).is_category:
+        raise InvalidStreamName(
+            f"{stream_name!r} is a category, not a stream name (it has no '-id' part)"
+        )
     return stream_name
 
 
@@ -121,13 +128,23 @@ def thread_stream(thread_id: uuid.UUID | str) -> str:
 
 
 def thread_id_of(stream_name: str) -> uuid.UUID:
+    """The thread's UUID; only the canonical form `thread_stream` builds is a thread stream.
+
+    `uuid.UUID` also accepts upper case, bare hex and `urn:uuid:` forms; allowing them would
+    let two different streams claim the same thread.
+    """
     parsed = parse(stream_name)
     if parsed.category_name != THREAD_CATEGORY or parsed.id is None:
         raise InvalidStreamName(f"{stream_name!r} is not a thread stream (thread-<uuid>)")
     try:
-        return uuid.UUID(parsed.id)
+        thread_id = uuid.UUID(parsed.id)
     except ValueError as exc:
         raise InvalidStreamName(f"{stream_name!r} does not end in a UUID") from exc
+    if str(thread_id) != parsed.id:
+        raise InvalidStreamName(
+            f"{stream_name!r} is not a canonical thread stream (expected {thread_stream(thread_id)})"
+        )
+    return thread_id
 
 
 THREAD_CATEGORY = "thread"
