@@ -1,0 +1,109 @@
+"""Human-readable views of a thread: the transcript and the raw event stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from messagedb_agent.events import (
+    Event,
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+    Recorded,
+    SessionCompleted,
+    SessionStarted,
+    SessionTerminationRequested,
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    ToolExecutionRequested,
+    UnknownEvent,
+    UserMessageAdded,
+)
+from messagedb_agent.projections import project_session_state
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _arguments(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
+
+
+def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
+    """What was said and done, one line per message or tool call."""
+    lines: list[str] = []
+    calls: dict[str, str] = {}
+    for recorded in events:
+        event = recorded.event
+        if isinstance(event, UserMessageAdded):
+            lines.append(f"you       › {event.message}")
+        elif isinstance(event, LLMResponseReceived):
+            for call in event.tool_calls:
+                calls[call.id] = f"{call.name}({_arguments(call.arguments)})"
+            if event.response_text.strip():
+                first, *rest = event.response_text.strip().splitlines()
+                lines.append(f"assistant › {first}")
+                lines += [f"            {line}" for line in rest]
+        elif isinstance(event, ToolExecutionCompleted):
+            call = calls.get(event.tool_call_id, event.tool_name)
+            lines.append(f"   tool   ⚙ {call} → {_short(event.result)}")
+        elif isinstance(event, ToolExecutionFailed) and not event.retryable:
+            call = calls.get(event.tool_call_id, event.tool_name)
+            lines.append(f"   tool   ✗ {call} → {event.error_message}")
+        elif isinstance(event, LLMCallFailed):
+            lines.append(f"   model  ✗ {event.error_kind}: {_short(event.error_message)}")
+        elif isinstance(event, SessionCompleted):
+            lines.append(f"   ended  ({event.completion_reason}) {event.message or ''}".rstrip())
+    return lines
+
+
+def event_line(recorded: Recorded[Event]) -> str:
+    event = recorded.event
+    summary: str
+    if isinstance(event, SessionStarted):
+        summary = f"owner={event.owner}" + (
+            f" forked_from={event.forked_from}" if event.forked_from else ""
+        )
+    elif isinstance(event, UserMessageAdded):
+        summary = _short(event.message, 60)
+    elif isinstance(event, LLMCallRequested):
+        summary = f"claim step {event.step_id[:8]} attempt {event.attempt} model={event.model}"
+    elif isinstance(event, LLMResponseReceived):
+        calls = ", ".join(c.name for c in event.tool_calls)
+        summary = f"step {event.step_id[:8]} " + (
+            f"tool calls: {calls}" if calls else _short(event.response_text, 50)
+        )
+    elif isinstance(event, ToolExecutionRequested):
+        summary = f"claim step {event.step_id[:8]} {event.tool_name}({_short(_arguments(event.arguments), 40)})"
+    elif isinstance(event, ToolExecutionCompleted):
+        summary = (
+            f"{event.tool_name} → {_short(event.result, 50)} ({event.execution_time_ms:.1f} ms)"
+        )
+    elif isinstance(event, ToolExecutionFailed):
+        summary = f"{event.tool_name} ✗ {event.error_kind}: {_short(event.error_message, 50)}"
+    elif isinstance(event, LLMCallFailed):
+        summary = f"attempt {event.retry_count} {event.error_kind}, retryable={event.retryable}"
+    elif isinstance(event, SessionTerminationRequested):
+        summary = event.reason
+    elif isinstance(event, SessionCompleted):
+        summary = event.completion_reason
+    elif isinstance(event, UnknownEvent):
+        summary = _short(event.data, 60)
+    else:
+        summary = _short(event.model_dump(mode="json"), 60)
+    return f"  #{recorded.position:<4} {recorded.type:<28} {summary}"
+
+
+def summary_line(events: Sequence[Recorded[Event]]) -> str:
+    state = project_session_state(events)
+    return (
+        f"status {state.status} · {state.user_message_count} user / "
+        f"{state.assistant_message_count} assistant messages · {state.tool_call_count} tool calls · "
+        f"{state.llm_call_count} model calls · {state.token_usage.total_tokens} tokens · "
+        f"{state.version + 1} events"
+    )
