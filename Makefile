@@ -30,7 +30,7 @@ setup: $(BIN)/messagedb-agent ## Create the virtualenv from uv.lock
 
 run: setup ## Set everything up and run the demo on the embedded defaults
 	@$(BIN)/messagedb-agent db install --quiet
-	@$(BIN)/messagedb-agent demo-store
+	@$(BIN)/messagedb-agent demo
 
 lint: setup ## ruff (lint + format check)
 	@$(BIN)/ruff check .

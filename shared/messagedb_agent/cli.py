@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -12,6 +11,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from messagedb_agent.config import Settings
+from messagedb_agent.engine.errors import ThreadError
 from messagedb_agent.store import StoreError
 
 app = typer.Typer(
@@ -20,7 +20,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Manage the database: install Message DB, check it, stop the local server.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Manage the database: install Message DB, check it, stop the local server.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 
 P = ParamSpec("P")
@@ -34,7 +37,7 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (StoreError, ValueError) as exc:
+        except (StoreError, ThreadError, ValueError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
 
@@ -84,10 +87,12 @@ def db_install(
 
     settings = _settings()
     url = database_url(settings)
-    report = ensure_installed(
-        url, settings, repair=repair, progress=None if quiet else _progress
+    report = ensure_installed(url, settings, repair=repair, progress=None if quiet else _progress)
+    typer.echo(
+        report.summary().replace(
+            f"Message DB {report.version}", f"Message DB {VERSION} (schema {report.version})"
+        )
     )
-    typer.echo(report.summary().replace(f"Message DB {report.version}", f"Message DB {VERSION} (schema {report.version})"))
 
 
 @db_app.command("status")
@@ -122,35 +127,202 @@ def db_stop() -> None:
         typer.echo("the embedded server is not running")
 
 
-@app.command("demo-store")
+# -- the agent ------------------------------------------------------------------------------
+
+
+class _Session:
+    """Settings, store and engine for one command; closed when the command ends."""
+
+    def __init__(self) -> None:
+        from messagedb_agent.store.database import database_url, ensure_installed, open_store
+
+        self.settings = _settings()
+        url = database_url(self.settings)
+        ensure_installed(url, self.settings)
+        self.store = open_store(self.settings, url)
+
+    def engine(self) -> Any:
+        from messagedb_agent.runtime import build_engine
+
+        return build_engine(self.settings, self.store)
+
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+
+def _converse(session: _Session, appended: Any, *, events: bool) -> None:
+    from messagedb_agent.engine import run_until_idle
+    from messagedb_agent.engine.thread import read_thread
+    from messagedb_agent.render import event_line, transcript
+
+    before = len(
+        transcript(read_thread(session.store, appended.stream_name, appended.position - 1))
+    )
+    run_until_idle(session.engine(), appended.notification, chain=50)
+    recorded = read_thread(session.store, appended.stream_name)
+    for line in transcript(recorded)[before:]:
+        typer.echo(line)
+    if events:
+        for item in recorded:
+            if item.position >= appended.position:
+                typer.echo(event_line(item))
+
+
+_EVENTS = typer.Option("--events", help="Also print the events this turn appended.")
+
+
+@app.command("start")
 @_friendly
-def demo_store() -> None:
-    """Write a short thread to Message DB, read it back and print it."""
-    from messagedb_agent import events as ev
-    from messagedb_agent.projections import project_llm_context, project_session_state
-    from messagedb_agent.store import stream_name
+def start(
+    message: Annotated[str, typer.Argument(help="The first message of the new thread.")],
+    title: Annotated[str | None, typer.Option(help="A title for the thread.")] = None,
+    events: Annotated[bool, _EVENTS] = False,
+) -> None:
+    """Start a new thread with MESSAGE and run the agent until it answers."""
+    from messagedb_agent.engine.session import start_thread
+
+    with _Session() as session:
+        appended = start_thread(
+            session.store,
+            owner=session.settings.local_user,
+            message=message,
+            title=title,
+            now=datetime.now(UTC),
+            max_length=session.settings.max_message_length,
+        )
+        typer.secho(f"thread {appended.thread_id}", fg=typer.colors.CYAN, err=True)
+        _converse(session, appended, events=events)
+
+
+@app.command("continue")
+@_friendly
+def continue_(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    message: Annotated[str, typer.Argument(help="The next user message.")],
+    events: Annotated[bool, _EVENTS] = False,
+) -> None:
+    """Add MESSAGE to THREAD and run the agent until it answers."""
+    from messagedb_agent.engine.session import add_message
+
+    with _Session() as session:
+        appended = add_message(
+            session.store,
+            thread,
+            owner=session.settings.local_user,
+            message=message,
+            now=datetime.now(UTC),
+            max_length=session.settings.max_message_length,
+        )
+        _converse(session, appended, events=events)
+
+
+@app.command("show")
+@_friendly
+def show(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    events: Annotated[
+        bool, typer.Option("--events", help="Print the raw event stream instead.")
+    ] = False,
+) -> None:
+    """Print a thread as a readable transcript (or, with --events, its raw event stream)."""
+    _print_thread(thread, None, events=events)
+
+
+@app.command("replay")
+@_friendly
+def replay(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    to: Annotated[int, typer.Option("--to", min=0, help="Last position to include.")],
+    events: Annotated[
+        bool, typer.Option("--events", help="Print the events up to POSITION too.")
+    ] = False,
+) -> None:
+    """Project THREAD as it stood at --to POSITION: transcript, state and next step."""
+    _print_thread(thread, to, events=events, decide=True)
+
+
+def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = False) -> None:
+    from messagedb_agent.engine.session import resolve_thread
+    from messagedb_agent.engine.thread import read_thread
+    from messagedb_agent.projections import project_next_step
+    from messagedb_agent.render import event_line, summary_line, transcript
+
+    with _Session() as session:
+        _, stream = resolve_thread(session.store, thread, session.settings.local_user)
+        recorded = read_thread(session.store, stream, to)
+        typer.secho(
+            f"{stream}" + (f" as of position {to}" if to is not None else ""), fg=typer.colors.CYAN
+        )
+        lines = [event_line(r) for r in recorded] if events else transcript(recorded)
+        for line in lines:
+            typer.echo(line)
+        typer.echo(summary_line(recorded))
+        if decide:
+            step = project_next_step(recorded, datetime.now(UTC))
+            typer.echo(
+                f"next step: {step.kind.value}" + (f" ({step.reason})" if step.reason else "")
+            )
+
+
+@app.command("list")
+@_friendly
+def list_(
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many threads to show.")] = 20,
+) -> None:
+    """List your threads, newest activity first."""
+    from messagedb_agent.engine.threads import list_threads
+
+    with _Session() as session:
+        page = list_threads(session.store, session.settings.local_user, limit=limit)
+        if not page.items:
+            typer.echo("no threads yet: start one with `messagedb-agent start MESSAGE`")
+        for item in page.items:
+            when = item.last_activity_at.strftime("%Y-%m-%d %H:%M:%S")
+            typer.echo(f"{item.thread_id}  {when}  {item.status:<10} {item.title or ''}")
+
+
+@app.command("fork")
+@_friendly
+def fork(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    at: Annotated[int, typer.Option("--at", min=0, help="Last position the fork shares.")],
+) -> None:
+    """Start a new thread that shares THREAD's history up to --at POSITION."""
+    from messagedb_agent.engine.session import fork_thread
+
+    with _Session() as session:
+        appended = fork_thread(session.store, thread, owner=session.settings.local_user, at=at)
+        typer.echo(f"forked {thread} at position {at} into thread {appended.thread_id}")
+
+
+@app.command("demo")
+@_friendly
+def demo() -> None:
+    """Run a multi-turn conversation on the local defaults and print it with its events."""
+    from messagedb_agent.demo import run_demo
+
+    run_demo(_settings(), echo=typer.echo)
+
+
+@app.command("mcp")
+@_friendly
+def mcp(
+    user: Annotated[
+        str | None, typer.Option(help="The user the tools act for (default: LOCAL_USER).")
+    ] = None,
+) -> None:
+    """Serve the task tools over MCP on stdio, acting for one user."""
     from messagedb_agent.store.database import database_url, ensure_installed, open_store
+    from messagedb_agent.tools.mcp_server import serve_stdio
 
     settings = _settings()
     url = database_url(settings)
-    typer.echo(ensure_installed(url, settings).summary())
-    stream = stream_name.thread_stream(uuid.uuid4())
-    meta = ev.Metadata(correlation_stream_name=stream, user_id="demo-user")
-    now = datetime.now(UTC)
-    facts: list[ev.Event] = [
-        ev.SessionStarted(thread_id=stream_name.thread_id_of(stream).hex, owner="demo-user"),
-        ev.UserMessageAdded(message="Hello! What can you do?", timestamp=now),
-    ]
+    ensure_installed(url, settings)
     with open_store(settings, url) as store:
-        store.write_messages(stream, [ev.to_message(f, meta) for f in facts], expected_version=-1)
-        recorded = ev.from_messages(store.read_stream(stream))
-    typer.echo(f"\nstream {stream}:")
-    for r in recorded:
-        typer.echo(f"  #{r.position} {r.type:<20} {r.event.model_dump_json(exclude_none=True)}")
-    state = project_session_state(recorded)
-    context = project_llm_context(recorded)
-    typer.echo(f"\nstatus={state.status} messages={state.message_count} owner={state.owner}")
-    typer.echo(f"LLM context: {[type(m).__name__ for m in context.messages]}")
+        serve_stdio(user or settings.local_user, store)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -50,11 +50,11 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
                 lines.append(f"assistant › {first}")
                 lines += [f"            {line}" for line in rest]
         elif isinstance(event, ToolExecutionCompleted):
-            call = calls.get(event.tool_call_id, event.tool_name)
-            lines.append(f"   tool   ⚙ {call} → {_short(event.result)}")
+            label = calls.get(event.tool_call_id, event.tool_name)
+            lines.append(f"   tool   ⚙ {label} → {_short(event.result)}")
         elif isinstance(event, ToolExecutionFailed) and not event.retryable:
-            call = calls.get(event.tool_call_id, event.tool_name)
-            lines.append(f"   tool   ✗ {call} → {event.error_message}")
+            label = calls.get(event.tool_call_id, event.tool_name)
+            lines.append(f"   tool   ✗ {label} → {event.error_message}")
         elif isinstance(event, LLMCallFailed):
             lines.append(f"   model  ✗ {event.error_kind}: {_short(event.error_message)}")
         elif isinstance(event, SessionCompleted):
