@@ -1,0 +1,181 @@
+"""Claude on Vertex AI through `anthropic.AnthropicVertex` and the Messages API.
+
+`max_retries=0`: the engine records every attempt as an event and owns backoff. Consecutive
+messages of one role are merged, so tool results (and a user message sent while they were
+being produced) form the single user message the API expects after a `tool_use` turn.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import anthropic
+from anthropic.types import AssistantMessageParam, MessageParam, ToolParam, Usage, UserMessageParam
+from anthropic.types import Message as ClaudeMessage
+from google.auth import exceptions as auth_errors
+
+from messagedb_agent.events.values import TokenUsage, ToolCall
+from messagedb_agent.llm import errors
+from messagedb_agent.llm.types import (
+    AssistantTurn,
+    LLMConfig,
+    LLMResponse,
+    Message,
+    ToolResult,
+    ToolSpec,
+    UserTurn,
+)
+
+DEFAULT_MAX_TOKENS = 4096
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "max_tokens",
+}
+
+
+class ClaudeModel:
+    """An `LLMClient` for `claude-*` models; one instance per process, reused across calls.
+
+    `base_url` is the Vertex endpoint root (as for Gemini); the Messages API lives under /v1.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        location: str,
+        base_url: str | None = None,
+        credentials: Any = None,
+        access_token: str | None = None,
+    ) -> None:
+        self._client = anthropic.AnthropicVertex(
+            project_id=project,
+            region=location,
+            base_url=f"{base_url.rstrip('/')}/v1" if base_url else None,
+            credentials=credentials,
+            access_token=access_token,
+            max_retries=0,
+        )
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        request: dict[str, Any] = {}
+        if config.system_prompt:
+            request["system"] = config.system_prompt
+        if config.temperature is not None:
+            # This SDK version no longer names sampling parameters; the API still reads them.
+            request["extra_body"] = {"temperature": config.temperature}
+        if tools:
+            request["tools"] = to_tools(tools)
+        try:
+            response = self._client.messages.create(
+                model=config.model,
+                max_tokens=config.max_output_tokens or DEFAULT_MAX_TOKENS,
+                messages=to_messages(messages),
+                timeout=config.timeout_seconds,
+                **request,
+            )
+        except anthropic.APIStatusError as error:
+            raise errors.from_status(error.status_code, str(error)) from error
+        except anthropic.APITimeoutError as error:
+            raise errors.timed_out(str(error)) from error
+        except anthropic.APIConnectionError as error:
+            raise errors.unavailable(str(error)) from error
+        except auth_errors.TransportError as error:
+            raise errors.unavailable(f"Google credentials: {error}") from error
+        except auth_errors.GoogleAuthError as error:
+            raise errors.credentials_failed(str(error), retryable=error.retryable) from error
+        return parse_message(response)
+
+
+def to_messages(messages: Sequence[Message]) -> list[MessageParam]:
+    """The conversation as Messages-API turns, with adjacent turns of one role merged."""
+    turns: list[MessageParam] = []
+    for message in messages:
+        if isinstance(message, AssistantTurn):
+            blocks = _assistant_blocks(message)
+            if not blocks:
+                continue
+            if turns and turns[-1]["role"] == "assistant":
+                _extend(turns[-1], blocks)
+            else:
+                turns.append(AssistantMessageParam(role="assistant", content=blocks))
+        else:
+            block = _user_block(message)
+            if turns and turns[-1]["role"] == "user":
+                _extend(turns[-1], [block])
+            else:
+                turns.append(UserMessageParam(role="user", content=[block]))
+    return turns
+
+
+def _extend(turn: MessageParam, blocks: list[Any]) -> None:
+    content = turn["content"]
+    assert isinstance(content, list)
+    content.extend(blocks)
+
+
+def _user_block(message: UserTurn | ToolResult) -> Any:
+    if isinstance(message, UserTurn):
+        return {"type": "text", "text": message.text}
+    return {
+        "type": "tool_result",
+        "tool_use_id": message.tool_call_id,
+        "content": _result_text(message.content),
+        "is_error": message.is_error,
+    }
+
+
+def _assistant_blocks(turn: AssistantTurn) -> list[Any]:
+    """Empty text blocks are rejected by the API, so a call-only turn has none."""
+    blocks: list[Any] = [{"type": "text", "text": turn.text}] if turn.text else []
+    blocks.extend(
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+        for call in turn.tool_calls
+    )
+    return blocks
+
+
+def _result_text(content: Any) -> str:
+    return content if isinstance(content, str) else json.dumps(content, default=str)
+
+
+def to_tools(specs: Sequence[ToolSpec]) -> list[ToolParam]:
+    return [
+        {"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
+        for spec in specs
+    ]
+
+
+def parse_message(message: ClaudeMessage) -> LLMResponse:
+    """Text and tool_use blocks in order; a refusal is a safety error, not an answer."""
+    if message.stop_reason == "refusal":
+        raise errors.safety_block("Claude declined to answer (stop_reason refusal)")
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in message.content:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            arguments = block.input if isinstance(block.input, dict) else {}
+            calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
+    stop = message.stop_reason
+    return LLMResponse(
+        text="".join(texts),
+        tool_calls=tuple(calls),
+        model_name=message.model,
+        token_usage=_usage(message.usage),
+        finish_reason=_FINISH_REASONS.get(stop, stop) if stop else None,
+    )
+
+
+def _usage(usage: Usage) -> TokenUsage:
+    """Cached prompt tokens are still prompt tokens, so they count as input."""
+    cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
+    return TokenUsage(input_tokens=usage.input_tokens + cached, output_tokens=usage.output_tokens)

@@ -1,0 +1,257 @@
+"""Gemini on Vertex AI through the `google.genai` SDK.
+
+The SDK's own retries are off: the engine records every attempt as an event and owns backoff.
+Tool results travel as `functionResponse` parts, whose `response` must be a JSON object.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from google import genai
+from google.auth import exceptions as auth_errors
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from messagedb_agent.events.values import TokenUsage, ToolCall
+from messagedb_agent.llm import errors
+from messagedb_agent.llm.types import (
+    AssistantTurn,
+    LLMConfig,
+    LLMResponse,
+    Message,
+    ToolResult,
+    ToolSpec,
+    UserTurn,
+)
+
+# Google's documented placeholder for function calls replayed without their thought signature;
+# the SDK base64-encodes bytes, so the bytes are the decoding of the literal string.
+_SKIP_SIGNATURE = base64.urlsafe_b64decode("skip_thought_signature_validator")
+# Models before Gemini 3 neither need nor expect a signature on replayed calls.
+_UNSIGNED_MODELS = re.compile(r"^gemini-[12](?:[.-]|$)")
+
+_SAFETY_FINISH = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+_RETRYABLE_FINISH = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
+
+
+def generated_call_id(index: int, name: str) -> str:
+    """The id given to a call Gemini returned without one: stable, so replays match."""
+    return f"call_{index}_{name}"
+
+
+def _wire_id(call_id: str, name: str) -> str | None:
+    """Ids made up by `generated_call_id` are not sent back: Gemini never issued them."""
+    return None if re.fullmatch(rf"call_\d+_{re.escape(name)}", call_id) else call_id
+
+
+class GeminiModel:
+    """An `LLMClient` for `gemini-*` models; one instance per process, reused across calls."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        location: str,
+        base_url: str | None = None,
+        credentials: Any = None,
+    ) -> None:
+        http_options = types.HttpOptions(base_url=base_url) if base_url else None
+        self._client = genai.Client(
+            vertexai=True,
+            project=project,
+            location=location,
+            credentials=credentials,
+            http_options=http_options,
+        )
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        request = types.GenerateContentConfig(
+            system_instruction=config.system_prompt,
+            temperature=config.temperature,
+            max_output_tokens=config.max_output_tokens,
+            tools=[_tool(tools)] if tools else None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            http_options=types.HttpOptions(
+                timeout=max(1, round(config.timeout_seconds * 1000)),
+                retry_options=types.HttpRetryOptions(attempts=1),
+            ),
+        )
+        try:
+            response = self._client.models.generate_content(
+                model=config.model,
+                contents=to_contents(messages, signed=not _UNSIGNED_MODELS.match(config.model)),
+                config=request,
+            )
+        except genai_errors.APIError as error:
+            raise errors.from_status(error.code, _api_message(error)) from error
+        except auth_errors.TransportError as error:
+            raise errors.unavailable(f"Google credentials: {error}") from error
+        except auth_errors.GoogleAuthError as error:
+            raise errors.credentials_failed(str(error), retryable=error.retryable) from error
+        except Exception as error:
+            classified = errors.from_transport(error)
+            if classified is None:
+                raise
+            raise classified from error
+        return parse_response(response, config.model)
+
+
+def to_contents(messages: Sequence[Message], *, signed: bool = False) -> list[types.Content]:
+    """The conversation as Gemini contents; consecutive tool results share one user content."""
+    contents: list[types.Content] = []
+    results: list[types.Part] = []
+    for message in messages:
+        if isinstance(message, ToolResult):
+            results.append(_function_response(message))
+            continue
+        if results:
+            contents.append(types.Content(role="user", parts=results))
+            results = []
+        if isinstance(message, UserTurn):
+            contents.append(types.Content(role="user", parts=[types.Part(text=message.text)]))
+        elif isinstance(message, AssistantTurn):
+            parts = _model_parts(message, signed=signed)
+            if parts:
+                contents.append(types.Content(role="model", parts=parts))
+    if results:
+        contents.append(types.Content(role="user", parts=results))
+    return contents
+
+
+def _model_parts(turn: AssistantTurn, *, signed: bool) -> list[types.Part]:
+    parts = [types.Part(text=turn.text)] if turn.text else []
+    for index, call in enumerate(turn.tool_calls):
+        parts.append(
+            types.Part(
+                function_call=types.FunctionCall(
+                    id=_wire_id(call.id, call.name), name=call.name, args=call.arguments
+                ),
+                # Only the first call of a parallel batch carries a signature.
+                thought_signature=_SKIP_SIGNATURE if signed and index == 0 else None,
+            )
+        )
+    return parts
+
+
+def _function_response(result: ToolResult) -> types.Part:
+    return types.Part(
+        function_response=types.FunctionResponse(
+            id=_wire_id(result.tool_call_id, result.name),
+            name=result.name,
+            response=response_object(result),
+        )
+    )
+
+
+def response_object(result: ToolResult) -> dict[str, Any]:
+    """Gemini wants a JSON object: errors under "error", any other non-object under "result"."""
+    content = result.content
+    if result.is_error:
+        if isinstance(content, dict) and "error" in content:
+            return content
+        return {"error": content}
+    if isinstance(content, dict):
+        return content
+    return {"result": content}
+
+
+def _tool(specs: Sequence[ToolSpec]) -> types.Tool:
+    return types.Tool(
+        function_declarations=[
+            types.FunctionDeclaration(
+                name=spec.name,
+                description=spec.description,
+                parameters_json_schema=spec.parameters,
+            )
+            for spec in specs
+        ]
+    )
+
+
+def parse_response(response: types.GenerateContentResponse, model: str) -> LLMResponse:
+    """Text and calls of the first candidate; a blocked prompt or answer is an `LLMError`."""
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        reason = _enum_name(feedback.block_reason)
+        detail = feedback.block_reason_message or "the prompt was blocked"
+        raise errors.safety_block(f"Gemini blocked the prompt ({reason}): {detail}")
+    if not response.candidates:
+        raise errors.bad_response("Gemini returned no candidates")
+    candidate = response.candidates[0]
+    finish = _enum_name(candidate.finish_reason) if candidate.finish_reason else None
+    if finish in _SAFETY_FINISH:
+        detail = candidate.finish_message or "the response was blocked"
+        raise errors.safety_block(f"Gemini stopped the response ({finish}): {detail}")
+    if finish in _RETRYABLE_FINISH:
+        raise errors.bad_response(
+            f"Gemini stopped the response ({finish}): {candidate.finish_message or ''}".rstrip()
+        )
+    parts = list(candidate.content.parts or []) if candidate.content else []
+    text = "".join(part.text for part in parts if part.text and not part.thought)
+    tool_calls = tuple(_tool_calls(parts))
+    return LLMResponse(
+        text=text,
+        tool_calls=tool_calls,
+        model_name=response.model_version or model,
+        token_usage=_usage(response.usage_metadata),
+        finish_reason=_finish_reason(finish, has_calls=bool(tool_calls)),
+    )
+
+
+def _tool_calls(parts: Sequence[types.Part]) -> Iterator[ToolCall]:
+    calls = [part.function_call for part in parts if part.function_call is not None]
+    for index, call in enumerate(calls):
+        name = call.name or "unnamed"
+        yield ToolCall(
+            id=call.id or generated_call_id(index, name),
+            name=name,
+            arguments=dict(call.args or {}),
+        )
+
+
+def _usage(usage: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage:
+    """Thinking tokens are billed as output, so they count as output here."""
+    if usage is None:
+        return TokenUsage()
+    return TokenUsage(
+        input_tokens=usage.prompt_token_count or 0,
+        output_tokens=(usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0),
+    )
+
+
+def _finish_reason(finish: str | None, *, has_calls: bool) -> str | None:
+    if has_calls:
+        return "tool_calls"
+    if finish == "STOP":
+        return "stop"
+    if finish == "MAX_TOKENS":
+        return "max_tokens"
+    return finish.lower() if finish else None
+
+
+def _enum_name(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _api_message(error: genai_errors.APIError) -> str:
+    """The API's own message, with its status name, falling back to the raw details."""
+    message = error.message or json.dumps(error.details, default=str)
+    return f"{error.code} {error.status}: {message}" if error.status else f"{error.code}: {message}"

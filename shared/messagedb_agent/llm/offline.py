@@ -1,0 +1,526 @@
+"""The offline stand-in: a deterministic, instant `LLMClient` for local work and tests.
+
+It plays a model's part in the step protocol without a network: it reads the user messages
+not yet answered, turns plain requests into calls of the tools it was given, and answers
+from their results on the next call. Requests that name a task by its words ("mark milk
+done") take two rounds: `list_tasks` first, then the change on the best-matching task.
+
+Everything is a pure function of `(messages, tools)`. The tool call ids carry what the next
+call needs to pair a result with its request: `call_{turn}_{round}_{slot}_{tool}`, where
+`turn` numbers the user message, `round` the tool-calling responses of the thread, and `slot`
+is the request's index in that message (or `lookup` for the shared `list_tasks`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from messagedb_agent.events.values import TokenUsage, ToolCall
+from messagedb_agent.llm.offline_requests import (
+    AddTask,
+    Calculate,
+    CompleteTask,
+    CurrentTime,
+    DeleteTask,
+    Echo,
+    ListTasks,
+    RenameTask,
+    Request,
+    TaskChange,
+    TaskRef,
+    parse_requests,
+)
+from messagedb_agent.llm.types import (
+    AssistantTurn,
+    LLMConfig,
+    LLMResponse,
+    Message,
+    ToolResult,
+    ToolSpec,
+    UserTurn,
+)
+
+OFFLINE_MODEL_NAME = "offline-stand-in"
+OFFLINE_NOTE = "(Offline stand-in model: rule-based replies, no language model was called.)"
+MAX_ROUNDS = 5
+LOOKUP = "lookup"
+
+_CALL_ID = re.compile(r"^call_(?P<turn>\d+)_(?P<round>\d+)_(?P<slot>\d+|lookup)_(?P<tool>.+)$")
+_EXAMPLES = (
+    ("add_task", "“add a task to buy milk” or “remind me to call mom”"),
+    ("list_tasks", "“list my tasks” or “show pending tasks”"),
+    ("complete_task", "“mark milk done”"),
+    ("update_task", "“rename milk to oat milk”"),
+    ("delete_task", "“delete the milk task”"),
+    ("get_current_time", "“what time is it”"),
+    ("calculate", "“what is 12*(3+4)”"),
+    ("echo", "“echo hello”"),
+)
+_ACTIONS = {CompleteTask: "complete_task", DeleteTask: "delete_task", RenameTask: "update_task"}
+
+
+class OfflineModel:
+    """An `LLMClient` that never leaves the process; see the module docstring."""
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        return respond(messages, tools)
+
+
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """A call made for a request earlier in this turn, with its result once it arrived."""
+
+    call: ToolCall
+    result: ToolResult | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    turn: int
+    slot: int
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    line: str
+
+
+class _NeedsLookup:
+    """The request names a task by its words: the task list must be read first."""
+
+
+class _Waits:
+    """A listing waits until this turn's changes are made, so it shows them."""
+
+
+_Step = _Call | _Done | _NeedsLookup | _Waits
+
+
+@dataclass
+class _Turn:
+    """What the unanswered part of the conversation holds, read once per call."""
+
+    requests: list[_Pending] = field(default_factory=list)
+    not_understood: list[str] = field(default_factory=list)
+    observed: dict[tuple[int, str], list[_Observed]] = field(default_factory=dict)
+    foreign: list[ToolResult] = field(default_factory=list)
+    rounds: int = 0
+    lookup_turn: int = 0
+
+    def observations(self, pending: _Pending) -> list[_Observed]:
+        return self.observed.get((pending.turn, str(pending.slot)), [])
+
+    def lookup(self) -> _Observed | None:
+        found = [
+            obs for (_, slot), items in self.observed.items() if slot == LOOKUP for obs in items
+        ]
+        return found[-1] if found else None
+
+
+def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMResponse:
+    """The whole decision: the next tool calls, or the answer once there is nothing to call."""
+    available = {tool.name: tool for tool in tools}
+    turn = _read_turn(messages)
+    round_number = sum(1 for m in messages if isinstance(m, AssistantTurn) and m.tool_calls)
+    first_answer = not any(isinstance(m, AssistantTurn) and not m.tool_calls for m in messages)
+    if turn.foreign:
+        return _answer(messages, _foreign_summary(turn.foreign), first_answer)
+    if not turn.requests:
+        if turn.not_understood:
+            return _answer(messages, _help(available), first_answer)
+        return _answer(messages, "Is there anything else I can do for you?", first_answer)
+    steps = _plan(turn, available, final=turn.rounds >= MAX_ROUNDS)
+    calls = _tool_calls(turn, steps, available, round_number)
+    if calls:
+        return _calling(messages, calls)
+    lines = [step.line for step in steps.values() if isinstance(step, _Done)]
+    lines.extend(
+        f"I didn't understand “{text}”; say “help” to see what I can do."
+        for text in turn.not_understood
+    )
+    return _answer(messages, "\n".join(lines), first_answer)
+
+
+def _read_turn(messages: Sequence[Message]) -> _Turn:
+    """The requests of every user message after the last final answer, and what was done."""
+    start = 0
+    for index, message in enumerate(messages):
+        if isinstance(message, AssistantTurn) and not message.tool_calls:
+            start = index + 1
+    turn = _Turn()
+    user_number = sum(1 for m in messages[:start] if isinstance(m, UserTurn))
+    results = {m.tool_call_id: m for m in messages[start:] if isinstance(m, ToolResult)}
+    for message in messages[start:]:
+        if isinstance(message, UserTurn):
+            user_number += 1
+            requests = parse_requests(message.text)
+            turn.requests.extend(_Pending(user_number, i, r) for i, r in enumerate(requests))
+            if not requests:
+                turn.not_understood.append(message.text.strip())
+            turn.lookup_turn = user_number
+        elif isinstance(message, AssistantTurn):
+            turn.rounds += 1
+            for call in message.tool_calls:
+                parsed = _CALL_ID.match(call.id)
+                if parsed is None:
+                    if call.id in results:
+                        turn.foreign.append(results[call.id])
+                    continue
+                key = (int(parsed["turn"]), parsed["slot"])
+                turn.observed.setdefault(key, []).append(_Observed(call, results.get(call.id)))
+    return turn
+
+
+def _plan(turn: _Turn, available: dict[str, ToolSpec], *, final: bool) -> dict[_Pending, _Step]:
+    """Each request's next step; listings go last so that they show this turn's changes."""
+    steps: dict[_Pending, _Step] = {}
+    for pending in turn.requests:
+        if not isinstance(pending.request, ListTasks):
+            steps[pending] = _advance(pending, turn, available)
+    changing = any(
+        isinstance(step, _Call | _NeedsLookup) and isinstance(p.request, TaskChange)
+        for p, step in steps.items()
+    )
+    for pending in turn.requests:
+        if isinstance(pending.request, ListTasks):
+            step = _advance(pending, turn, available)
+            steps[pending] = _Waits() if changing and isinstance(step, _Call) else step
+    ordered = {pending: steps[pending] for pending in turn.requests}
+    if final:
+        return {
+            p: s if isinstance(s, _Done) else _Done(_gave_up(p.request)) for p, s in ordered.items()
+        }
+    return ordered
+
+
+def _advance(pending: _Pending, turn: _Turn, available: dict[str, ToolSpec]) -> _Step:
+    request = pending.request
+    tool = _tool_for(request)
+    if tool not in available:
+        return _Done(f"I can't {_verb(request)} here: the {tool} tool is not available.")
+    observed = [obs for obs in turn.observations(pending) if obs.call.name == tool]
+    if observed:
+        return _Done(_describe(request, observed[-1]))
+    if isinstance(request, CompleteTask | DeleteTask | RenameTask):
+        return _find_task(request, turn, available)
+    return _Call(tool, _arguments(request, None, available[tool]))
+
+
+def _find_task(
+    request: CompleteTask | DeleteTask | RenameTask, turn: _Turn, available: dict[str, ToolSpec]
+) -> _Step:
+    tool = _ACTIONS[type(request)]
+    if request.ref.task_id is not None:
+        return _Call(tool, _arguments(request, request.ref.task_id, available[tool]))
+    if "list_tasks" not in available:
+        return _Done(
+            f"I can't look up “{request.ref.text}” without the list_tasks tool; "
+            "tell me the task number instead (e.g. “task 3”)."
+        )
+    lookup = turn.lookup()
+    if lookup is None:
+        return _NeedsLookup()
+    error = _error(lookup.result)
+    if error is not None:
+        return _Done(f"I couldn't read your tasks to find “{request.ref.text}”: {error}")
+    tasks = _tasks(lookup.result)
+    task = best_match(request.ref, tasks, prefer_pending=isinstance(request, CompleteTask))
+    if task is None:
+        titles = ", ".join(f"“{t.get('title')}”" for t in tasks) or "none yet"
+        return _Done(f"I couldn't find a task matching “{request.ref.text}”. Your tasks: {titles}.")
+    return _Call(tool, _arguments(request, int(task["id"]), available[tool]))
+
+
+def best_match(
+    ref: TaskRef, tasks: Sequence[dict[str, Any]], *, prefer_pending: bool = False
+) -> dict[str, Any] | None:
+    """The task whose title fits `ref` best: exact title, then most of its words, then lowest id."""
+    if ref.task_id is not None:
+        return next((t for t in tasks if t.get("id") == ref.task_id), None)
+    wanted = _words(ref.text)
+    if not wanted:
+        return None
+    scored: list[tuple[tuple[int, float, int, int], dict[str, Any]]] = []
+    for task in tasks:
+        title = _words(str(task.get("title", "")))
+        shared = len(wanted & title)
+        if not shared:
+            continue
+        exact = int(title == wanted)
+        cover = shared / len(wanted) + shared / max(len(title), 1)
+        pending = int(prefer_pending and not task.get("completed"))
+        scored.append(((exact, cover, pending, -int(task.get("id", 0))), task))
+    if not scored:
+        return None
+    return max(scored, key=lambda item: item[0])[1]
+
+
+def _tool_calls(
+    turn: _Turn, steps: dict[_Pending, _Step], available: dict[str, ToolSpec], round_number: int
+) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    if any(isinstance(step, _NeedsLookup) for step in steps.values()):
+        spec = available["list_tasks"]
+        call_id = f"call_{turn.lookup_turn}_{round_number}_{LOOKUP}_list_tasks"
+        calls.append(
+            ToolCall(id=call_id, name="list_tasks", arguments=_only(spec, {"status": "all"}))
+        )
+    for pending, step in steps.items():
+        if isinstance(step, _Call):
+            call_id = f"call_{pending.turn}_{round_number}_{pending.slot}_{step.name}"
+            calls.append(ToolCall(id=call_id, name=step.name, arguments=step.arguments))
+    return calls
+
+
+def _tool_for(request: Request) -> str:
+    match request:
+        case AddTask():
+            return "add_task"
+        case ListTasks():
+            return "list_tasks"
+        case CompleteTask() | DeleteTask() | RenameTask():
+            return _ACTIONS[type(request)]
+        case CurrentTime():
+            return "get_current_time"
+        case Calculate():
+            return "calculate"
+        case Echo():
+            return "echo"
+
+
+def _arguments(request: Request, task_id: int | None, spec: ToolSpec) -> dict[str, Any]:
+    match request:
+        case AddTask(title=title, description=description):
+            return _only(spec, {"title": title, "description": description})
+        case ListTasks(status=status):
+            return _only(spec, {"status": status})
+        case RenameTask(new_title=new_title):
+            return {"task_id": task_id, "title": new_title}
+        case CompleteTask() | DeleteTask():
+            return {"task_id": task_id}
+        case CurrentTime(timezone=timezone):
+            return _only(spec, {"timezone": timezone})
+        case Calculate(expression=expression):
+            return {"expression": expression}
+        case Echo(message=message):
+            return {"message": message}
+
+
+def _only(spec: ToolSpec, optional: dict[str, Any]) -> dict[str, Any]:
+    """Optional arguments the tool's schema declares (all, if it declares none), minus unset ones."""
+    declared = spec.parameters.get("properties")
+    return {
+        key: value
+        for key, value in optional.items()
+        if value is not None and (not isinstance(declared, dict) or key in declared)
+    }
+
+
+def _describe(request: Request, observed: _Observed) -> str:
+    """One friendly line about a finished call, from its result."""
+    error = _error(observed.result)
+    if error is not None:
+        return f"I couldn't {_verb(request)}: {error}"
+    content = observed.result.content if observed.result else None
+    match request:
+        case AddTask(title=title):
+            task = _task(content, "task") or {"title": title}
+            return f"Added {_label(task)}."
+        case ListTasks(status=status):
+            return _listing(_tasks(observed.result), status)
+        case CompleteTask():
+            return f"Marked {_label(_task(content, 'task'))} as done."
+        case DeleteTask():
+            return f"Deleted {_label(_task(content, 'deleted'))}."
+        case RenameTask(new_title=new_title):
+            task = _task(content, "task")
+            number = task.get("id", observed.call.arguments.get("task_id"))
+            return f"Renamed task #{number} to “{task.get('title', new_title)}”."
+        case CurrentTime():
+            return _time_line(content)
+        case Calculate(expression=expression):
+            return _calculation_line(content, expression)
+        case Echo(message=message):
+            echoed = content.get("message") if isinstance(content, dict) else content
+            return str(echoed if echoed is not None else message)
+
+
+def _verb(request: Request) -> str:
+    match request:
+        case AddTask(title=title):
+            return f"add “{title}”"
+        case ListTasks():
+            return "list your tasks"
+        case CompleteTask(ref=ref):
+            return f"complete “{ref.text}”"
+        case DeleteTask(ref=ref):
+            return f"delete “{ref.text}”"
+        case RenameTask(ref=ref, new_title=new_title):
+            return f"rename “{ref.text}” to “{new_title}”"
+        case CurrentTime():
+            return "tell the time"
+        case Calculate(expression=expression):
+            return f"calculate {expression}"
+        case Echo():
+            return "echo that"
+
+
+def _gave_up(request: Request) -> str:
+    return f"I stopped before I could {_verb(request)}: it took too many steps."
+
+
+def _error(result: ToolResult | None) -> str | None:
+    """The problem a result reports, or None when it succeeded."""
+    if result is None:
+        return "the tool returned no result."
+    content = result.content
+    if isinstance(content, dict) and "error" in content:
+        detail = content["error"]
+        message = detail.get("message", detail) if isinstance(detail, dict) else detail
+        return _sentence(str(message))
+    if result.is_error:
+        return _sentence(str(content))
+    return None
+
+
+def _sentence(text: str) -> str:
+    text = text.strip() or "an unknown error"
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _task(content: Any, key: str) -> dict[str, Any]:
+    value = content.get(key) if isinstance(content, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _tasks(result: ToolResult | None) -> list[dict[str, Any]]:
+    content = result.content if result else None
+    tasks = content.get("tasks") if isinstance(content, dict) else content
+    return [task for task in tasks if isinstance(task, dict)] if isinstance(tasks, list) else []
+
+
+def _label(task: dict[str, Any]) -> str:
+    number = f"task #{task['id']}" if task.get("id") is not None else "the task"
+    return f"{number} “{task['title']}”" if task.get("title") else number
+
+
+def _listing(tasks: list[dict[str, Any]], status: str) -> str:
+    kind = "" if status == "all" else f"{status} "
+    if not tasks:
+        return f"You have no {kind}tasks."
+    lines = [f"Your {kind}tasks:"]
+    for task in tasks:
+        mark = "x" if task.get("completed") else " "
+        line = f"- [{mark}] #{task.get('id')} {task.get('title')}"
+        if task.get("description"):
+            line += f" ({task['description']})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _time_line(content: Any) -> str:
+    if not isinstance(content, dict) or "time" not in content:
+        return f"The time is {content}."
+    zone = content.get("timezone", "UTC")
+    try:
+        moment = datetime.fromisoformat(str(content["time"]))
+    except ValueError:
+        return f"It is {content['time']} ({zone})."
+    return f"It is {moment:%H:%M} on {moment:%A, %d %B %Y} ({zone})."
+
+
+def _calculation_line(content: Any, expression: str) -> str:
+    value = content.get("result") if isinstance(content, dict) else content
+    shown = content.get("expression", expression) if isinstance(content, dict) else expression
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, float):
+        value = f"{value:.12g}"
+    return f"{shown} = {value}"
+
+
+def _foreign_summary(results: list[ToolResult]) -> str:
+    """Results of calls another model made: shown plainly, since no request of ours explains them."""
+    lines = ["Here is what the tools returned:"]
+    lines.extend(
+        f"- {r.name}: {json.dumps(r.content, sort_keys=True, default=str)}" for r in results
+    )
+    return "\n".join(lines)
+
+
+def _help(available: dict[str, ToolSpec]) -> str:
+    examples = [f"- {example}" for tool, example in _EXAMPLES if tool in available]
+    if not examples:
+        return (
+            "I'm the offline stand-in model and no tools are available here, so I can only "
+            "chat in this fixed way. Set MODEL_NAME to a Gemini or Claude model for real answers."
+        )
+    return "\n".join(
+        [
+            "I'm the offline stand-in model, so I only understand a few plain requests. Try:",
+            *examples,
+        ]
+    )
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _calling(messages: Sequence[Message], calls: list[ToolCall]) -> LLMResponse:
+    return LLMResponse(
+        text="",
+        tool_calls=tuple(calls),
+        model_name=OFFLINE_MODEL_NAME,
+        token_usage=_usage(messages, "", calls),
+        finish_reason="tool_calls",
+    )
+
+
+def _answer(messages: Sequence[Message], text: str, first_answer: bool) -> LLMResponse:
+    if first_answer:
+        text = f"{OFFLINE_NOTE}\n{text}"
+    return LLMResponse(
+        text=text,
+        tool_calls=(),
+        model_name=OFFLINE_MODEL_NAME,
+        token_usage=_usage(messages, text, []),
+        finish_reason="stop",
+    )
+
+
+def _usage(messages: Sequence[Message], text: str, calls: list[ToolCall]) -> TokenUsage:
+    """An estimate in words: enough for the session's token counters to move plausibly."""
+    output = _count(text) + sum(_count(json.dumps(c.arguments, sort_keys=True)) for c in calls)
+    return TokenUsage(
+        input_tokens=sum(_count(part) for m in messages for part in _texts(m)), output_tokens=output
+    )
+
+
+def _texts(message: Message) -> Iterator[str]:
+    if isinstance(message, UserTurn):
+        yield message.text
+    elif isinstance(message, AssistantTurn):
+        yield message.text
+        for call in message.tool_calls:
+            yield json.dumps(call.arguments, sort_keys=True, default=str)
+    else:
+        yield json.dumps(message.content, sort_keys=True, default=str)
+
+
+def _count(text: str) -> int:
+    return len(text.split())

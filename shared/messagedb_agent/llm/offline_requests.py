@@ -1,0 +1,296 @@
+"""Plain requests the offline model understands, parsed from a user's message.
+
+A message may hold several requests joined by "and" (or "then", ";"); a piece that is not a
+request on its own belongs to the one before it, so "add a task to buy salt and pepper" is one
+task. Parsing is a pure function of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["all", "pending", "completed"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """How the user named a task: by number, or by words to match against titles."""
+
+    text: str
+    task_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddTask:
+    title: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListTasks:
+    status: Status = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteTask:
+    ref: TaskRef
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTask:
+    ref: TaskRef
+
+
+@dataclass(frozen=True, slots=True)
+class RenameTask:
+    ref: TaskRef
+    new_title: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentTime:
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Calculate:
+    expression: str
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    message: str
+
+
+Request = (
+    AddTask | ListTasks | CompleteTask | DeleteTask | RenameTask | CurrentTime | Calculate | Echo
+)
+TaskChange = AddTask | CompleteTask | DeleteTask | RenameTask
+
+_I = re.IGNORECASE
+_SEPARATOR = re.compile(
+    r"(\s*(?:[;\n]\s*(?:then\s+|also\s+)?|,?\s+and\s+(?:then|also)\s+|,?\s+and\s+|,\s*then\s+)\s*)",
+    _I,
+)
+_POLITE_START = re.compile(
+    r"^(?:(?:hey|hi|hello|ok|okay|so|now)\b[,!.]?\s*)?"
+    r"(?:(?:please|pls|kindly)\s+)?"
+    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?)?"
+    r"(?:i(?:'d|\s+would)\s+like\s+(?:you\s+)?to\s+|i\s+want\s+(?:you\s+)?to\s+)?",
+    _I,
+)
+_POLITE_END = re.compile(r"[\s,]*(?:please|thanks|thank\s+you)?[\s.!?]*$", _I)
+_QUOTES = "\"'“”‘’`"
+
+_ECHO = re.compile(r"^(?:echo|repeat\s+after\s+me|repeat)\s*:?\s+(?P<message>.+)$", _I | re.S)
+_ADD = (
+    re.compile(
+        r"^(?:add|create|make|new|put)\s+(?:a\s+|an\s+|another\s+|one\s+|the\s+)?(?:new\s+)?"
+        r"(?:task|todo|to-do|reminder|item)(?P<plural>s)?\b\s*"
+        r"(?:(?:to|for|called|named|titled|saying)\b\s*|[:\-]\s*)?(?P<title>.+)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:add|put)\s+(?P<title>.+?)\s+(?:to|on)\s+(?:my\s+|the\s+)?"
+        r"(?:task\s*|to-?do\s*)?(?:list|tasks)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:remind\s+me\s+to|remember\s+to|don'?t\s+let\s+me\s+forget\s+to)\s+(?P<title>.+)$", _I
+    ),
+    re.compile(r"^(?:todo|to-do|task)\s*:\s*(?P<title>.+)$", _I),
+)
+_DESCRIPTION = re.compile(
+    r"^(?P<title>.+?),?\s+with\s+(?:the\s+|a\s+)?(?:description|details?|notes?)\s*:?\s+"
+    r"(?P<description>.+)$",
+    _I,
+)
+_RENAME = (
+    re.compile(r"^(?:rename|retitle)\s+(?P<ref>.+?)\s+(?:to|as|into)\s+(?P<new>.+)$", _I),
+    re.compile(r"^(?:change|update|edit)\s+(?P<ref>.+?)\s+to\s+(?P<new>.+)$", _I),
+)
+_COMPLETE = (
+    re.compile(
+        r"^(?:mark|set|flag|check)\s+(?P<ref>.+?)\s+(?:as\s+)?"
+        r"(?:done|complete|completed|finished|off)$",
+        _I,
+    ),
+    re.compile(r"^(?:complete|finish|check\s+off|tick\s+off|close)\s+(?P<ref>.+)$", _I),
+    re.compile(r"^i(?:'ve|\s+have)?\s+(?:finished|completed|done)\s+(?:with\s+)?(?P<ref>.+)$", _I),
+    re.compile(r"^(?P<ref>.+?)\s+is\s+(?:done|finished|complete|completed)$", _I),
+)
+_DELETE = re.compile(
+    r"^(?:delete|remove|drop|cancel|erase|get\s+rid\s+of)\s+(?P<ref>.+?)"
+    r"(?:\s+from\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?(?:list|tasks))?$",
+    _I,
+)
+_LIST = (
+    re.compile(
+        r"^(?:what|which|show|list|display|view|see|get|give|tell|print|how\s+many|do\s+i\s+have)\b"
+        r".*\b(?:tasks?|to-?dos?|list)\b",
+        _I,
+    ),
+    re.compile(
+        r"^(?:my\s+)?(?:all\s+|pending\s+|open\s+|completed\s+|done\s+)?(?:tasks|to-?dos)$", _I
+    ),
+    re.compile(r"^what\s+(?:do|should)\s+i\s+(?:still\s+)?(?:have\s+|need\s+)?to\s+do\b", _I),
+)
+_PENDING_WORDS = re.compile(
+    r"\b(?:pending|open|incomplete|unfinished|outstanding|remaining|left|to\s+do|undone|not\s+done|"
+    r"not\s+finished|not\s+completed)\b",
+    _I,
+)
+_COMPLETED_WORDS = re.compile(r"\b(?:completed|complete|done|finished|closed)\b", _I)
+_TIME = (
+    re.compile(r"^what\s+(?:time|day|date)\s+is\s+(?:it|today)\b", _I),
+    re.compile(
+        r"^(?:(?:what(?:'s|\s+is)?|tell\s+me|give\s+me|show(?:\s+me)?)\s+)?(?:the\s+)?"
+        r"(?:current\s+|local\s+|today'?s\s+)?(?:time|date)\b",
+        _I,
+    ),
+    re.compile(r"^(?:current|local)\s+(?:time|date)\b", _I),
+)
+_TIMEZONE = re.compile(r"\bin\s+(?P<zone>[A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+|UTC|GMT)\b", _I)
+_CALCULATE = re.compile(
+    r"^(?:calculate|calc|compute|evaluate|eval|solve)\s*:?\s+(?P<expression>.+)$", _I
+)
+_QUESTION = re.compile(r"^(?:what(?:'s|\s+is|s)|how\s+much\s+is)\s+(?P<expression>.+)$", _I)
+_MATH = re.compile(r"[\d\s.+\-*/^%()]+")
+_OPERATOR_WORDS = (
+    (re.compile(r"\bto\s+the\s+power\s+of\b", _I), "^"),
+    (re.compile(r"\bsquared\b", _I), "^2"),
+    (re.compile(r"\b(?:multiplied\s+by|times)\b", _I), "*"),
+    (re.compile(r"\b(?:divided\s+by|over)\b", _I), "/"),
+    (re.compile(r"\bplus\b", _I), "+"),
+    (re.compile(r"\bminus\b", _I), "-"),
+    (re.compile(r"\bmod(?:ulo)?\b", _I), "%"),
+    (re.compile(r"(?<=\d)\s*[x×]\s*(?=[\d(])", _I), "*"),
+    (re.compile(r"÷"), "/"),
+)
+_TASK_NUMBER = re.compile(r"^(?:task|todo|to-do|item|number|no\.?)?\s*#?\s*(?P<id>\d+)$", _I)
+_REF_START = re.compile(r"^(?:the|my|a|that)\s+", _I)
+_REF_END = re.compile(r"\s+(?:task|todo|to-do|item|one|reminder)$", _I)
+
+
+def parse_requests(text: str) -> list[Request]:
+    """Every request in `text`, in order; empty when nothing is recognised."""
+    tokens = _SEPARATOR.split(text.strip())
+    pieces: list[tuple[str, list[Request]]] = []
+    for index in range(0, len(tokens), 2):
+        piece = tokens[index]
+        requests = _parse_piece(piece)
+        if not requests and pieces:
+            joined = pieces[-1][0] + tokens[index - 1] + piece
+            # A piece that means nothing alone continues the previous one, if that still parses.
+            pieces[-1] = (joined, _parse_piece(joined) or pieces[-1][1])
+        else:
+            pieces.append((piece, requests))
+    return [request for _, requests in pieces for request in requests]
+
+
+def _parse_piece(piece: str) -> list[Request]:
+    start = _POLITE_START.sub("", piece.strip(), count=1)
+    echo = _ECHO.match(start)
+    if echo:
+        return [Echo(echo["message"].strip())]
+    text = _POLITE_END.sub("", start, count=1).strip()
+    if not text:
+        return []
+    for parse in (_add, _rename, _complete, _delete, _time, _calculate, _list):
+        requests = parse(text)
+        if requests:
+            return requests
+    return []
+
+
+def _add(text: str) -> list[Request]:
+    for pattern in _ADD:
+        match = pattern.match(text)
+        if not match:
+            continue
+        title, description = _title_and_description(match["title"])
+        if not title:
+            return []
+        if match.groupdict().get("plural"):
+            titles = [_clean(part) for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", title)]
+            return [AddTask(part) for part in titles if part]
+        return [AddTask(title, description)]
+    return []
+
+
+def _title_and_description(raw: str) -> tuple[str, str | None]:
+    match = _DESCRIPTION.match(raw)
+    if match:
+        return _clean(match["title"]), _clean(match["description"]) or None
+    return _clean(raw), None
+
+
+def _rename(text: str) -> list[Request]:
+    for pattern in _RENAME:
+        match = pattern.match(text)
+        if match:
+            new_title = _clean(match["new"])
+            if new_title:
+                return [RenameTask(_task_ref(match["ref"]), new_title)]
+    return []
+
+
+def _complete(text: str) -> list[Request]:
+    for pattern in _COMPLETE:
+        match = pattern.match(text)
+        if match:
+            return [CompleteTask(_task_ref(match["ref"]))]
+    return []
+
+
+def _delete(text: str) -> list[Request]:
+    match = _DELETE.match(text)
+    return [DeleteTask(_task_ref(match["ref"]))] if match else []
+
+
+def _list(text: str) -> list[Request]:
+    if not any(pattern.search(text) for pattern in _LIST):
+        return []
+    if _PENDING_WORDS.search(text):
+        return [ListTasks("pending")]
+    if _COMPLETED_WORDS.search(text):
+        return [ListTasks("completed")]
+    return [ListTasks("all")]
+
+
+def _time(text: str) -> list[Request]:
+    if not any(pattern.match(text) for pattern in _TIME):
+        return []
+    zone = _TIMEZONE.search(text)
+    return [CurrentTime(zone["zone"] if zone else None)]
+
+
+def _calculate(text: str) -> list[Request]:
+    explicit = _CALCULATE.match(text)
+    if explicit:
+        return [Calculate(_math(explicit["expression"]))]
+    question = _QUESTION.match(text)
+    if question:
+        expression = _math(question["expression"])
+        if _MATH.fullmatch(expression) and re.search(r"\d", expression):
+            return [Calculate(expression)]
+    return []
+
+
+def _math(expression: str) -> str:
+    for pattern, symbol in _OPERATOR_WORDS:
+        expression = pattern.sub(symbol, expression)
+    return expression.strip().rstrip("=").strip()
+
+
+def _task_ref(raw: str) -> TaskRef:
+    text = _REF_END.sub("", _REF_START.sub("", _clean(raw)))
+    text = _clean(text)
+    number = _TASK_NUMBER.match(text)
+    return TaskRef(text, int(number["id"]) if number else None)
+
+
+def _clean(text: str) -> str:
+    return text.strip().strip(_QUOTES).strip().rstrip(".!?,;:").strip().strip(_QUOTES).strip()

@@ -1,0 +1,385 @@
+"""Gemini through the real `google.genai` SDK against a local Vertex endpoint.
+
+Each test asserts on the JSON the SDK actually sent and on how the reply was read back.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from google.oauth2.credentials import Credentials
+from tests.llm.conftest import LOCATION, PROJECT, TOKEN
+from tests.llm.fake_vertex import FakeVertex, gemini_reply
+
+from messagedb_agent.events.values import TokenUsage, ToolCall
+from messagedb_agent.llm.gemini import GeminiModel
+from messagedb_agent.llm.types import (
+    AssistantTurn,
+    LLMConfig,
+    LLMError,
+    Message,
+    ToolResult,
+    ToolSpec,
+    UserTurn,
+)
+
+MODEL = "gemini-2.5-flash"
+CONFIG = LLMConfig(model=MODEL, system_prompt="You manage tasks.", timeout_seconds=5)
+ADD_TASK = ToolSpec(
+    "add_task",
+    "Add a task to the user's list.",
+    {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "minLength": 1},
+            "description": {"type": ["string", "null"]},
+        },
+        "required": ["title"],
+        "additionalProperties": False,
+    },
+)
+LIST_TASKS = ToolSpec(
+    "list_tasks",
+    "List the user's tasks.",
+    {"type": "object", "properties": {"status": {"enum": ["all", "pending", "completed"]}}},
+)
+
+
+def _schema(declaration: dict[str, Any]) -> Any:
+    """The SDK may spell the JSON-schema field either way; Vertex accepts both."""
+    return declaration.get("parametersJsonSchema", declaration.get("parameters_json_schema"))
+
+
+def test_text_reply_sends_system_instruction_and_user_content(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "Hello "}, {"text": "there."}))
+    config = LLMConfig(
+        model=MODEL, system_prompt="Be brief.", temperature=0.2, max_output_tokens=256
+    )
+
+    response = gemini.call([UserTurn("Hi!")], [], config)
+
+    assert response.text == "Hello there."
+    assert response.tool_calls == ()
+    assert response.finish_reason == "stop"
+    assert response.model_name == "gemini-2.5-flash-001"
+    sent = vertex.last
+    assert sent.api == "gemini"
+    assert sent.params == {"project": PROJECT, "location": LOCATION, "model": MODEL}
+    assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert sent.body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
+    assert sent.body["contents"] == [{"role": "user", "parts": [{"text": "Hi!"}]}]
+    assert sent.body["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 256}
+    assert "tools" not in sent.body
+
+
+def test_usage_metadata_becomes_token_usage(gemini: GeminiModel, vertex: FakeVertex) -> None:
+    body = gemini_reply({"text": "ok"}, prompt_tokens=120, output_tokens=30)
+    body["usageMetadata"]["thoughtsTokenCount"] = 12
+    vertex.reply(body)
+
+    response = gemini.call([UserTurn("Hi")], [], CONFIG)
+
+    assert response.token_usage == TokenUsage(input_tokens=120, output_tokens=42)
+
+
+def test_tools_are_declared_with_their_json_schema(gemini: GeminiModel, vertex: FakeVertex) -> None:
+    vertex.reply(gemini_reply({"text": "ok"}))
+
+    gemini.call([UserTurn("Hi")], [ADD_TASK, LIST_TASKS], CONFIG)
+
+    (tool,) = vertex.last.body["tools"]
+    declarations = tool["functionDeclarations"]
+    assert [d["name"] for d in declarations] == ["add_task", "list_tasks"]
+    assert declarations[0]["description"] == "Add a task to the user's list."
+    assert _schema(declarations[0]) == ADD_TASK.parameters
+    assert _schema(declarations[1]) == LIST_TASKS.parameters
+
+
+def test_function_call_without_id_gets_a_deterministic_one(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    call_part = {"functionCall": {"name": "add_task", "args": {"title": "buy milk"}}}
+    vertex.reply(gemini_reply(call_part))
+    vertex.reply(gemini_reply(call_part))
+
+    first = gemini.call([UserTurn("add milk")], [ADD_TASK], CONFIG)
+    second = gemini.call([UserTurn("add milk")], [ADD_TASK], CONFIG)
+
+    assert first.tool_calls == (
+        ToolCall(id="call_0_add_task", name="add_task", arguments={"title": "buy milk"}),
+    )
+    assert second.tool_calls == first.tool_calls
+    assert first.finish_reason == "tool_calls"
+
+
+def test_tool_round_trip_sends_function_call_and_function_response(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "Added it."}))
+    call = ToolCall(id="call_0_add_task", name="add_task", arguments={"title": "buy milk"})
+    messages: list[Message] = [
+        UserTurn("add a task to buy milk"),
+        AssistantTurn("On it.", (call,)),
+        ToolResult(call.id, "add_task", {"task": {"id": 1, "title": "buy milk"}}),
+    ]
+
+    response = gemini.call(messages, [ADD_TASK], CONFIG)
+
+    assert response.text == "Added it."
+    assert vertex.last.body["contents"] == [
+        {"role": "user", "parts": [{"text": "add a task to buy milk"}]},
+        {
+            "role": "model",
+            "parts": [
+                {"text": "On it."},
+                # The id was made up locally, so it is not sent back to Gemini.
+                {"functionCall": {"name": "add_task", "args": {"title": "buy milk"}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {
+                    "functionResponse": {
+                        "name": "add_task",
+                        "response": {"task": {"id": 1, "title": "buy milk"}},
+                    }
+                }
+            ],
+        },
+    ]
+
+
+def test_parallel_calls_come_back_as_one_model_turn_and_one_grouped_response(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(
+        gemini_reply(
+            {"functionCall": {"id": "fc-1", "name": "add_task", "args": {"title": "milk"}}},
+            {"functionCall": {"id": "fc-2", "name": "add_task", "args": {"title": "dog"}}},
+        )
+    )
+    first = gemini.call([UserTurn("add milk and dog")], [ADD_TASK], CONFIG)
+    assert [c.id for c in first.tool_calls] == ["fc-1", "fc-2"]
+    assert [c.arguments for c in first.tool_calls] == [{"title": "milk"}, {"title": "dog"}]
+
+    vertex.reply(gemini_reply({"text": "Both added."}))
+    gemini.call(
+        [
+            UserTurn("add milk and dog"),
+            AssistantTurn("", first.tool_calls),
+            ToolResult("fc-1", "add_task", {"task": {"id": 1}}),
+            ToolResult("fc-2", "add_task", "created"),
+        ],
+        [ADD_TASK],
+        CONFIG,
+    )
+
+    model_turn, results = vertex.last.body["contents"][1:]
+    assert model_turn == {
+        "role": "model",
+        "parts": [
+            {"functionCall": {"id": "fc-1", "name": "add_task", "args": {"title": "milk"}}},
+            {"functionCall": {"id": "fc-2", "name": "add_task", "args": {"title": "dog"}}},
+        ],
+    }
+    assert results == {
+        "role": "user",
+        "parts": [
+            {
+                "functionResponse": {
+                    "id": "fc-1",
+                    "name": "add_task",
+                    "response": {"task": {"id": 1}},
+                }
+            },
+            {
+                "functionResponse": {
+                    "id": "fc-2",
+                    "name": "add_task",
+                    "response": {"result": "created"},
+                }
+            },
+        ],
+    }
+
+
+def test_failed_tool_results_are_sent_as_error_objects(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "Sorry."}))
+    calls = (
+        ToolCall(id="a", name="add_task", arguments={"title": "x"}),
+        ToolCall(id="b", name="list_tasks", arguments={}),
+    )
+    gemini.call(
+        [
+            UserTurn("do it"),
+            AssistantTurn("", calls),
+            ToolResult("a", "add_task", {"error": "title taken", "kind": "conflict"}, True),
+            ToolResult("b", "list_tasks", "database down", True),
+            UserTurn("and also this"),
+        ],
+        [ADD_TASK, LIST_TASKS],
+        CONFIG,
+    )
+
+    contents = vertex.last.body["contents"]
+    responses = [part["functionResponse"]["response"] for part in contents[2]["parts"]]
+    assert responses == [{"error": "title taken", "kind": "conflict"}, {"error": "database down"}]
+    assert contents[3] == {"role": "user", "parts": [{"text": "and also this"}]}
+
+
+def test_gemini_3_replays_calls_with_the_signature_placeholder(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    calls = (
+        ToolCall(id="a", name="add_task", arguments={"title": "x"}),
+        ToolCall(id="b", name="add_task", arguments={"title": "y"}),
+    )
+    messages: list[Message] = [
+        UserTurn("go"),
+        AssistantTurn("", calls),
+        ToolResult("a", "add_task", {}),
+        ToolResult("b", "add_task", {}),
+    ]
+    vertex.reply(gemini_reply({"text": "done"}))
+    vertex.reply(gemini_reply({"text": "done"}))
+
+    gemini.call(messages, [ADD_TASK], LLMConfig(model="gemini-3-pro-preview"))
+    signed = vertex.last.body["contents"][1]["parts"]
+    gemini.call(messages, [ADD_TASK], LLMConfig(model="gemini-2.5-pro"))
+    unsigned = vertex.last.body["contents"][1]["parts"]
+
+    assert [part.get("thoughtSignature") for part in signed] == [
+        "skip_thought_signature_validator",
+        None,
+    ]
+    assert all("thoughtSignature" not in part for part in unsigned)
+
+
+def test_thought_parts_are_not_part_of_the_answer(gemini: GeminiModel, vertex: FakeVertex) -> None:
+    vertex.reply(gemini_reply({"text": "Let me think...", "thought": True}, {"text": "42"}))
+
+    response = gemini.call([UserTurn("answer?")], [], CONFIG)
+
+    assert response.text == "42"
+
+
+def test_max_tokens_is_reported_as_the_finish_reason(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "The story begins"}, finish_reason="MAX_TOKENS"))
+
+    response = gemini.call([UserTurn("tell a story")], [], CONFIG)
+
+    assert (response.text, response.finish_reason) == ("The story begins", "max_tokens")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (429, "rate_limited", True),
+        (500, "server", True),
+        (503, "server", True),
+        (400, "bad_request", False),
+        (404, "bad_request", False),
+        (401, "auth", False),
+        (403, "auth", False),
+    ],
+)
+def test_http_errors_are_classified_without_sdk_retries(
+    gemini: GeminiModel, vertex: FakeVertex, status: int, kind: str, retryable: bool
+) -> None:
+    vertex.error(status, f"upstream says {status}")
+    vertex.reply(gemini_reply({"text": "a retry would have succeeded"}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable, raised.value.status) == (
+        kind,
+        retryable,
+        status,
+    )
+    assert f"upstream says {status}" in str(raised.value)
+    assert len(vertex.requests) == 1
+
+
+def test_a_blocked_response_is_a_safety_error(gemini: GeminiModel, vertex: FakeVertex) -> None:
+    vertex.reply(gemini_reply(finish_reason="SAFETY"))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("something unsafe")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("safety", False)
+    assert "SAFETY" in str(raised.value)
+
+
+def test_a_blocked_prompt_is_a_safety_error(gemini: GeminiModel, vertex: FakeVertex) -> None:
+    vertex.reply(
+        {
+            "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+            "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
+        }
+    )
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("something prohibited")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("safety", False)
+    assert "PROHIBITED_CONTENT" in str(raised.value)
+
+
+def test_a_malformed_call_is_a_retryable_bad_response(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply(finish_reason="MALFORMED_FUNCTION_CALL"))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("add")], [ADD_TASK], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("bad_response", True)
+
+
+def test_a_slow_endpoint_times_out_once(gemini: GeminiModel, vertex: FakeVertex) -> None:
+    vertex.reply(gemini_reply({"text": "too late"}), delay=2.0)
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], LLMConfig(model=MODEL, timeout_seconds=0.3))
+
+    assert (raised.value.kind, raised.value.retryable) == ("timeout", True)
+    assert len(vertex.requests) == 1
+
+
+def test_an_unreachable_endpoint_is_unavailable(credentials: Credentials) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    model = GeminiModel(
+        project=PROJECT,
+        location=LOCATION,
+        base_url=f"http://127.0.0.1:{port}",
+        credentials=credentials,
+    )
+
+    with pytest.raises(LLMError) as raised:
+        model.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("unavailable", True)
+
+
+def test_credentials_that_cannot_refresh_are_an_auth_error(vertex: FakeVertex) -> None:
+    model = GeminiModel(
+        project=PROJECT, location=LOCATION, base_url=vertex.url, credentials=Credentials(token=None)
+    )
+
+    with pytest.raises(LLMError) as raised:
+        model.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("auth", False)
+    assert vertex.requests == []
