@@ -1,0 +1,353 @@
+"""The ingest API as a plain object: `handle(request) -> response`, no server of its own.
+
+Cloud Functions (functions-framework), a local Flask app and tests all call `handle`. Each
+request goes: route → authenticate → rate limit → parse → (replay an idempotent answer) →
+handler → publish → record the answer. Whatever goes wrong becomes a JSON error body; an
+unexpected exception is logged here with its traceback and answered with `internal_error`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import flask
+import orjson
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import RequestRedirect, Rule
+
+from messagedb_agent.api import errors, handlers
+from messagedb_agent.api.auth import Authenticator
+from messagedb_agent.api.config import ApiSettings
+from messagedb_agent.api.errors import ApiError, ErrorItem
+from messagedb_agent.api.idempotency import (
+    HEADER,
+    AnswerLog,
+    RecordedAnswer,
+    fingerprint,
+    valid_key,
+)
+from messagedb_agent.api.openapi import build_openapi
+from messagedb_agent.api.rate_limit import RateLimiter
+from messagedb_agent.api.routes import ROUTES, Route, url_map
+from messagedb_agent.config import Settings
+from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadError, ThreadNotFound
+from messagedb_agent.engine.notification import NotificationPublisher, NullPublisher
+from messagedb_agent.engine.session import Appended
+from messagedb_agent.store import MessageStore, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+StoreFactory = Callable[[], MessageStore]
+PublisherFactory = Callable[[], NotificationPublisher]
+Clock = Callable[[], datetime]
+
+# How long a request whose write turned out to be a duplicate waits for the first request
+# with the same key to record its answer.
+CONCURRENT_DUPLICATE_WAIT = 2.0
+_THREAD_ERROR_STATUS: dict[type[ThreadError], int] = {
+    ThreadNotFound: 404,
+    ThreadClosed: 409,
+    MessageRejected: 422,
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IngestApi:
+    """One per process; thread-safe (the store pool and the publisher are shared)."""
+
+    def __init__(
+        self,
+        store_factory: StoreFactory,
+        publisher_factory: PublisherFactory,
+        settings: Settings,
+        clock: Clock = _utc_now,
+        api_settings: ApiSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.api_settings = api_settings or ApiSettings()
+        self.clock = clock
+        self.routes = ROUTES
+        self._map = url_map(self.routes)
+        self._authenticator = Authenticator(self.api_settings)
+        self._store_factory = store_factory
+        self._publisher_factory = publisher_factory
+        self._store: MessageStore | None = None
+        self._publisher: NotificationPublisher | None = None
+        self._limiter: RateLimiter | None = None
+        self._openapi: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._context = handlers.Context(
+            store=self.store,
+            publish=self.publish,
+            settings=settings,
+            api_settings=self.api_settings,
+            clock=clock,
+            openapi=self.openapi,
+        )
+
+    # -- collaborators, built on first use --------------------------------------------------
+
+    def store(self) -> MessageStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = self._store_factory()
+        return self._store
+
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            settings = self.api_settings
+            self._limiter = RateLimiter(
+                self.store(), settings.rate_limit_per_minute, settings.burst
+            )
+        return self._limiter
+
+    def openapi(self) -> dict[str, Any]:
+        if self._openapi is None:
+            self._openapi = build_openapi(self.routes, self.settings, self.api_settings)
+        return self._openapi
+
+    def publish(self, appended: Appended) -> None:
+        """The fast path to the step function; a failure here is logged, never raised,
+        because the relay republishes whatever was appended."""
+        if appended.position < 0:
+            return
+        try:
+            if self._publisher is None:
+                with self._lock:
+                    if self._publisher is None:
+                        self._publisher = self._publisher_factory()
+            self._publisher.publish([appended.notification])
+        except Exception:
+            log.warning(
+                "publish failed for %s@%s; the relay will deliver it",
+                appended.stream_name,
+                appended.position,
+                exc_info=True,
+            )
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def handle(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        try:
+            response = self._dispatch(request)
+        except ApiError as exc:
+            response = _error_response(exc)
+        except ThreadError as exc:
+            status = _THREAD_ERROR_STATUS.get(type(exc), 400)
+            response = _error_response(ApiError(status, exc.code, str(exc)))
+        except StoreUnavailableError as exc:
+            log.warning("database unavailable: %s", exc)
+            response = _error_response(errors.unavailable())
+        except Exception:
+            log.exception("unexpected failure in %s %s", request.method, request.path)
+            response = _error_response(errors.internal_error())
+        log.info(
+            "%s %s -> %s in %.1f ms",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        route, params = self._match(request)
+        user = ""
+        if route.authenticated:
+            user = self._authenticator.user_of(request.headers.get("Authorization"))
+        if route.rate_limited:
+            decision = self.limiter().take(user)
+            if not decision.allowed:
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    "You're sending messages faster than I can keep up with; "
+                    f"please wait {decision.retry_after} seconds and try again.",
+                    headers={"Retry-After": str(decision.retry_after)},
+                )
+        query = _parse_query(route.query, request)
+        raw_body = self._read_body(route, request)
+        body = _parse_body(route, raw_body)
+        key = request.headers.get(HEADER) if route.idempotent else None
+        if key is not None and not valid_key(key):
+            raise errors.invalid_request(
+                [ErrorItem(field=HEADER, message="must be 1 to 255 visible ASCII characters")]
+            )
+        call = handlers.Call(user, params, query, body, key)
+        if key is None:
+            answer = route.handler(self._context, call)
+            return _json_response(answer.status, answer.payload())
+        signature = fingerprint(request.method, request.path, raw_body)
+        return self._idempotent(route, call, key, signature)
+
+    def _match(self, request: flask.Request) -> tuple[Route, dict[str, str]]:
+        adapter = self._map.bind("", path_info=request.path)
+        try:
+            index, params = adapter.match(method=request.method)
+        except MethodNotAllowed as exc:
+            raise errors.method_not_allowed(list(exc.valid_methods or [])) from None
+        except (NotFound, RequestRedirect):
+            raise errors.not_found() from None
+        return self.routes[int(index)], dict(params)
+
+    def _read_body(self, route: Route, request: flask.Request) -> Any:
+        """The decoded JSON body, or None when there is none."""
+        if route.body is None:
+            return None
+        limit = self.api_settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise errors.payload_too_large(limit)
+        request.max_content_length = limit
+        try:
+            data = request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            raise errors.payload_too_large(limit) from None
+        if not data.strip():
+            return None
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise errors.invalid_json() from None
+
+    def _idempotent(
+        self, route: Route, call: handlers.Call, key: str, signature: str
+    ) -> flask.Response:
+        answers = AnswerLog(self.store())
+        found = answers.find(call.user, key)
+        if found is not None:
+            return _replay(found, signature)
+        answer = route.handler(self._context, call)
+        if not answer.fresh:
+            # Another request with this key made the write; its answer is the one to give.
+            found = answers.wait_for(call.user, key, CONCURRENT_DUPLICATE_WAIT)
+            if found is not None:
+                return _replay(found, signature)
+        ours = RecordedAnswer(signature, answer.status, answer.payload())
+        kept = answers.record(call.user, key, ours)
+        if kept is ours:
+            return _json_response(ours.status, ours.body)
+        return _replay(kept, signature)
+
+    # -- local serving ----------------------------------------------------------------------
+
+    def flask_app(self) -> flask.Flask:
+        """A Flask app that routes every path to `handle`, as functions-framework does."""
+        app = flask.Flask("ingest")
+        app.url_map.add(Rule("/", defaults={"path": ""}, endpoint="run"))
+        app.url_map.add(Rule("/<path:path>", endpoint="run"))
+        app.view_functions["run"] = lambda path: self.handle(flask.request)
+        return app
+
+
+def _replay(found: RecordedAnswer, signature: str) -> flask.Response:
+    if found.fingerprint != signature:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request; "
+            "use a new key for a new request.",
+        )
+    return _json_response(found.status, found.body, {"Idempotent-Replayed": "true"})
+
+
+def _parse_query(model: type[BaseModel] | None, request: flask.Request) -> BaseModel | None:
+    if model is None:
+        return None
+    try:
+        return model.model_validate(request.args.to_dict(flat=True))
+    except ValidationError as exc:
+        raise errors.invalid_request(_problems(exc)) from None
+
+
+def _parse_body(route: Route, raw: Any) -> BaseModel | None:
+    model = route.body
+    if model is None:
+        return None
+    if raw is None:
+        if route.body_required:
+            raise errors.invalid_request(
+                [ErrorItem(field=None, message="a JSON object is required")],
+                "The request needs a JSON body.",
+            )
+        raw = {}
+    if not isinstance(raw, dict):
+        raise errors.invalid_request(
+            [ErrorItem(field=None, message="must be a JSON object")],
+            "The request body must be a JSON object.",
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise errors.invalid_request(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[ErrorItem]:
+    return [
+        ErrorItem(
+            field=".".join(str(part) for part in error["loc"]) or None,
+            message="unknown field" if error["type"] == "extra_forbidden" else error["msg"],
+        )
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _json_response(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> flask.Response:
+    response = flask.Response(orjson.dumps(payload), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _error_response(error: ApiError) -> flask.Response:
+    payload = error.body().model_dump(mode="json", exclude_none=True)
+    return _json_response(error.status, payload, error.headers)
+
+
+# Where a publisher factory may live, newest convention first: (module, function, whether it
+# takes the core Settings). Looked up lazily so the API works where Pub/Sub is not installed.
+_PUBLISHER_FACTORIES = (
+    ("messagedb_agent.pubsub.publisher", "from_settings", True),
+    ("messagedb_agent.pubsub.transport", "publisher_from_settings", False),
+)
+
+
+def default_publisher(settings: Settings) -> NotificationPublisher:
+    """Pub/Sub (or the local topic) when the pubsub package is present, else nothing: the
+    relay still delivers every notification, only later."""
+    for module_name, function_name, takes_settings in _PUBLISHER_FACTORIES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        factory = getattr(module, function_name, None)
+        if callable(factory):
+            made = factory(settings) if takes_settings else factory()
+            return cast(NotificationPublisher, made)
+    log.warning("no Pub/Sub publisher available; notifications are left to the relay")
+    return NullPublisher()
+
+
+def create_api(
+    store_factory: StoreFactory,
+    publisher_factory: PublisherFactory,
+    settings: Settings,
+    clock: Clock = _utc_now,
+    *,
+    api_settings: ApiSettings | None = None,
+) -> IngestApi:
+    return IngestApi(store_factory, publisher_factory, settings, clock, api_settings)

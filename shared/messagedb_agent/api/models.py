@@ -1,0 +1,228 @@
+"""The API's JSON shapes. The OpenAPI document is generated from these same classes.
+
+Request bodies forbid unknown fields and coerce nothing (a number is not a string), so a
+front-end's typo is reported instead of silently ignored. Message content rules (not blank,
+not too long) are the engine's (`clean_message`), applied by the handlers, so there is one
+definition of an acceptable message; the schema only mirrors them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
+CALLBACK_URL_PATTERN = (
+    r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:[0-9]{1,5})?([/?#]\S*)?$"
+)
+NO_NUL = r"^[^\x00]*$"
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "pattern": r"^[^\x00]*\S[^\x00]*$",
+    "description": "The user's message; surrounding whitespace is trimmed.",
+}
+MAX_POSITION = 2**53 - 1
+
+
+def _utc(moment: datetime) -> datetime:
+    """Message DB records UTC without a zone; RFC 3339 (and JavaScript) want it said."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+Time = Annotated[datetime, AfterValidator(_utc)]
+ThreadStatus = Literal["new", "active", "completed", "failed", "terminated"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Query(BaseModel):
+    """Query strings are text, so these coerce ("20" is 20); unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+class StartThreadRequest(_Body):
+    message: str | None = Field(default=None, json_schema_extra=MESSAGE_SCHEMA)
+    title: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=CALLBACK_URL_PATTERN,
+        description="Where the final reply is pushed: https, or http on localhost for local work.",
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _reachable_and_safe(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # raises for a port out of range
+        except ValueError as exc:
+            raise ValueError("must be a valid URL") from exc
+        host = parts.hostname or ""
+        if parts.scheme == "https" and host.strip("."):
+            return value
+        if parts.scheme == "http" and host in LOCAL_HOSTS and (port is None or port > 0):
+            return value
+        raise ValueError("must be an https URL (or http://localhost / http://127.0.0.1)")
+
+
+class AddMessageRequest(_Body):
+    message: str = Field(json_schema_extra=MESSAGE_SCHEMA)
+
+
+class EndThreadRequest(_Body):
+    """No fields yet; an empty object (or no body) ends the thread."""
+
+
+class WaitQuery(_Query):
+    wait: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds to wait for the assistant's reply before answering 202.",
+    )
+
+
+class EventsQuery(_Query):
+    after: int = Field(
+        default=-1, ge=-1, le=MAX_POSITION, description="Only events after this position."
+    )
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class ListQuery(_Query):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(
+        default=None, max_length=512, description="`next_cursor` of the previous page."
+    )
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+class ThreadCreated(_Out):
+    thread_id: str
+    position: int = Field(description="Stream position of the last event written.")
+    status: ThreadStatus
+
+
+class Reply(_Out):
+    text: str
+    position: int
+
+
+class MessageAccepted(_Out):
+    thread_id: str
+    position: int = Field(description="Stream position of the user's message.")
+
+
+class MessageAnswered(_Out):
+    thread_id: str
+    position: int = Field(description="Stream position of the user's message.")
+    reply: Reply
+
+
+class ThreadEnding(_Out):
+    thread_id: str
+    position: int = Field(
+        description="Position of the termination request (or of the end, if it had ended)."
+    )
+
+
+class TranscriptMessage(_Out):
+    role: Literal["user", "assistant"]
+    text: str
+    position: int
+    time: Time
+
+
+class ToolCallView(_Out):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    status: Literal["pending", "completed", "failed"]
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    position: int = Field(description="Position of the response that asked for the call.")
+
+
+class TokenUsageView(_Out):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class MessageCounts(_Out):
+    user: int
+    assistant: int
+    total: int
+    tool_calls: int
+    tool_errors: int
+    llm_calls: int
+
+
+class ThreadDetail(_Out):
+    thread_id: str
+    title: str | None
+    status: ThreadStatus
+    completion_reason: str | None
+    created_at: Time | None
+    last_activity_at: Time | None
+    version: int = Field(description="Position of the thread's newest event.")
+    messages: list[TranscriptMessage]
+    tool_calls: list[ToolCallView]
+    token_usage: TokenUsageView
+    counts: MessageCounts
+
+
+class EventView(_Out):
+    id: str
+    type: str
+    position: int
+    time: Time
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class EventPage(_Out):
+    thread_id: str
+    events: list[EventView]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null at the end."
+    )
+
+
+class ThreadItem(_Out):
+    thread_id: str
+    title: str | None
+    status: str
+    created_at: Time | None
+    last_activity_at: Time
+    version: int
+
+
+class ThreadList(_Out):
+    threads: list[ThreadItem]
+    next_cursor: str | None
+
+
+class Health(_Out):
+    status: Literal["ok", "unavailable"]
+    message_store_version: str | None = None
+    server_version: str | None = None

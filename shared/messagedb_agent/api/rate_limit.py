@@ -1,0 +1,109 @@
+"""Per-user write limits shared by every instance: a token bucket kept in PostgreSQL.
+
+Each request is one atomic upsert that refills the user's bucket for the time elapsed, takes a
+token if there is one, and reports whether it did; concurrent requests of the same user queue
+on the row lock, so no two instances can spend the same token. The table is operational
+state, not domain history, so it lives beside Message DB (schema `agent`), not in a stream.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from messagedb_agent.store import MessageStore, StoreError, StoreUnavailableError
+
+T = TypeVar("T")
+
+_CREATE = (
+    "CREATE SCHEMA IF NOT EXISTS agent",
+    """CREATE TABLE IF NOT EXISTS agent.rate_limits (
+        user_id text PRIMARY KEY,
+        tokens double precision NOT NULL,
+        updated_at timestamptz NOT NULL,
+        allowed boolean NOT NULL
+    )""",
+)
+# The refill is computed once (`r`): what was left, plus the rate times the time elapsed since
+# the last request, capped at the burst; a token is taken only if a whole one is there.
+_TAKE = """
+INSERT INTO agent.rate_limits AS b (user_id, tokens, updated_at, allowed)
+VALUES (%(user)s, %(burst)s - 1, now(), true)
+ON CONFLICT (user_id) DO UPDATE SET (tokens, updated_at, allowed) = (
+    SELECT CASE WHEN r >= 1 THEN r - 1 ELSE r END, GREATEST(b.updated_at, now()), r >= 1
+    FROM (
+        SELECT LEAST(
+            %(burst)s,
+            b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * %(per_second)s
+        ) AS r
+    ) AS refill
+)
+RETURNING allowed, tokens
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after: int = 0  # whole seconds until a token is back, when refused
+
+
+class RateLimiter:
+    """`per_minute` requests per user on average, up to `burst` at once."""
+
+    def __init__(self, store: MessageStore, per_minute: int, burst: int) -> None:
+        self.store = store
+        self.per_second = per_minute / 60.0
+        self.burst = float(burst)
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_second > 0
+
+    def take(self, user: str) -> Decision:
+        if not self.enabled:
+            return Decision(True)
+        self._ensure_table()
+        params = {"user": user, "burst": self.burst, "per_second": self.per_second}
+        row = self._execute(lambda conn: conn.execute(_TAKE, params).fetchone())
+        assert row is not None
+        allowed, tokens = bool(row[0]), float(row[1])
+        if allowed:
+            return Decision(True)
+        return Decision(False, max(1, math.ceil((1.0 - tokens) / self.per_second)))
+
+    def _ensure_table(self) -> None:
+        """Create the table once per process; an advisory lock serialises racing instances."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+
+            def create(conn: psycopg.Connection[Any]) -> None:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('agent.rate_limits'))")
+                    for statement in _CREATE:
+                        conn.execute(statement)
+
+            self._execute(create)
+            self._ready = True
+
+    def _execute(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        try:
+            with self.store.pool.connection() as conn:
+                return work(conn)
+        except PoolTimeout as exc:
+            raise StoreUnavailableError("timed out waiting for a database connection") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+        except psycopg.Error as exc:
+            raise StoreError(str(exc).splitlines()[0]) from exc

@@ -1,0 +1,159 @@
+"""The route table: each operation's method, path, inputs, answers and guards, in one place.
+
+The router dispatches from it and the OpenAPI document is generated from it, so the two
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from werkzeug.routing import Map, Rule
+
+from messagedb_agent.api import handlers, models
+
+Handler = Callable[[handlers.Context, handlers.Call], handlers.Answer]
+
+# Error statuses shared by groups of operations.
+AUTHENTICATED = (401, 500, 503)
+WRITES = (400, 413, 422, 429)
+ON_A_THREAD = (404,)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str  # OpenAPI template: /v1/threads/{thread_id}
+    operation_id: str
+    summary: str
+    handler: Handler
+    answers: dict[int, tuple[type[BaseModel] | None, str]]
+    errors: tuple[int, ...] = ()
+    body: type[BaseModel] | None = None
+    body_required: bool = False
+    query: type[BaseModel] | None = None
+    authenticated: bool = True
+    description: str = ""
+
+    @property
+    def rate_limited(self) -> bool:
+        """Writes are limited: they are what starts paid model calls."""
+        return self.authenticated and self.method == "POST"
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method == "POST" and self.authenticated
+
+    @property
+    def rule_params(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.path)
+
+    @property
+    def rule(self) -> str:
+        return re.sub(r"\{(\w+)\}", r"<\1>", self.path)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/threads",
+        "startThread",
+        "Start a conversation, optionally with its first message",
+        handlers.start_thread,
+        {201: (models.ThreadCreated, "The thread exists (and the message is queued).")},
+        errors=(*WRITES, *AUTHENTICATED),
+        body=models.StartThreadRequest,
+    ),
+    Route(
+        "GET",
+        "/v1/threads",
+        "listThreads",
+        "The caller's conversations, newest activity first",
+        handlers.list_threads,
+        {200: (models.ThreadList, "One page of threads.")},
+        errors=(400, *AUTHENTICATED),
+        query=models.ListQuery,
+    ),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}/messages",
+        "addMessage",
+        "Send a message; with `wait`, answer with the assistant's reply",
+        handlers.add_message,
+        {
+            200: (models.MessageAnswered, "The assistant replied within `wait` seconds."),
+            202: (models.MessageAccepted, "The message is queued; the reply comes later."),
+        },
+        errors=(*WRITES, *ON_A_THREAD, 409, *AUTHENTICATED),
+        body=models.AddMessageRequest,
+        body_required=True,
+        query=models.WaitQuery,
+    ),
+    Route(
+        "GET",
+        "/v1/threads/{thread_id}",
+        "getThread",
+        "Transcript, status, tool calls and usage of one conversation",
+        handlers.get_thread,
+        {200: (models.ThreadDetail, "The thread.")},
+        errors=(*ON_A_THREAD, *AUTHENTICATED),
+    ),
+    Route(
+        "GET",
+        "/v1/threads/{thread_id}/events",
+        "listEvents",
+        "The thread's raw events after a position",
+        handlers.list_events,
+        {200: (models.EventPage, "Events in stream order.")},
+        errors=(400, *ON_A_THREAD, *AUTHENTICATED),
+        query=models.EventsQuery,
+    ),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}/end",
+        "endThread",
+        "End a conversation",
+        handlers.end_thread,
+        {
+            200: (models.ThreadEnding, "The thread had already ended."),
+            202: (models.ThreadEnding, "The thread will be closed by its next step."),
+        },
+        errors=(*WRITES, *ON_A_THREAD, *AUTHENTICATED),
+        body=models.EndThreadRequest,
+        description="The thread stays readable; new messages to it are refused once it ends.",
+    ),
+    Route(
+        "GET",
+        "/healthz",
+        "health",
+        "Whether the API can reach Message DB",
+        handlers.health,
+        {
+            200: (models.Health, "Message DB answers."),
+            503: (models.Health, "Message DB does not answer."),
+        },
+        errors=(500,),
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        "openapi",
+        "This document",
+        handlers.openapi,
+        {200: (None, "The OpenAPI 3.1 document.")},
+        errors=(500,),
+        authenticated=False,
+    ),
+)
+
+
+def url_map(routes: tuple[Route, ...]) -> Map:
+    return Map(
+        [Rule(r.rule, endpoint=i, methods=[r.method]) for i, r in enumerate(routes)],
+        strict_slashes=False,
+        merge_slashes=False,
+    )

@@ -1,0 +1,141 @@
+"""What a front-end shows of a thread: a pure view of its events, in stream order.
+
+The LLM context orders a response after the messages it answered; a person reads what
+happened when, so the transcript keeps stream order. Tool calls are keyed by their tool step
+and call id, because providers reuse call ids (`c0`, `c1`...) from one response to the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from messagedb_agent.api.models import (
+    EventView,
+    MessageCounts,
+    ThreadDetail,
+    TokenUsageView,
+    ToolCallView,
+    TranscriptMessage,
+)
+from messagedb_agent.events import (
+    Event,
+    LLMResponseReceived,
+    Recorded,
+    SessionCompleted,
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    UserMessageAdded,
+)
+from messagedb_agent.projections import project_session_state
+from messagedb_agent.projections.step_ids import tool_step_id
+from messagedb_agent.store import MessageData
+
+# Metadata a client may see, renamed to the API's snake_case; the rest (trace context, global
+# positions, stream names) is plumbing.
+_PUBLIC_METADATA = {
+    "causationMessagePosition": "causation_position",
+    "turnId": "turn_id",
+    "stepId": "step_id",
+    "schemaVersion": "schema_version",
+}
+# Payload fields that describe the machine, not the conversation.
+_PRIVATE_DATA = frozenset({"stack_trace", "worker"})
+
+
+def thread_detail(thread_id: str, events: Sequence[Recorded[Event]]) -> ThreadDetail:
+    state = project_session_state(events)
+    messages: list[TranscriptMessage] = []
+    calls: dict[tuple[str, str], dict[str, Any]] = {}
+    for recorded in events:
+        event = recorded.event
+        if isinstance(event, UserMessageAdded):
+            messages.append(_message("user", event.message, recorded))
+        elif isinstance(event, LLMResponseReceived):
+            if event.response_text.strip():
+                messages.append(_message("assistant", event.response_text, recorded))
+            step = tool_step_id(event.step_id)
+            for call in event.tool_calls:
+                calls[(step, call.id)] = {
+                    "id": call.id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "status": "pending",
+                    "position": recorded.position,
+                }
+        elif isinstance(event, ToolExecutionCompleted | ToolExecutionFailed):
+            _tool_outcome(calls, event, recorded.position)
+        elif isinstance(event, SessionCompleted) and event.message:
+            messages.append(_message("assistant", event.message, recorded))
+    usage = state.token_usage
+    return ThreadDetail(
+        thread_id=thread_id,
+        title=state.title,
+        status=state.status,
+        completion_reason=state.completion_reason,
+        created_at=state.created_at,
+        last_activity_at=state.last_activity_at,
+        version=state.version,
+        messages=messages,
+        tool_calls=[ToolCallView(**fields) for fields in calls.values()],
+        token_usage=TokenUsageView(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+        ),
+        counts=MessageCounts(
+            user=state.user_message_count,
+            assistant=state.assistant_message_count,
+            total=state.message_count,
+            tool_calls=state.tool_call_count,
+            tool_errors=state.tool_error_count,
+            llm_calls=state.llm_call_count,
+        ),
+    )
+
+
+def _message(role: str, text: str, recorded: Recorded[Event]) -> TranscriptMessage:
+    return TranscriptMessage.model_validate(
+        {"role": role, "text": text, "position": recorded.position, "time": recorded.time}
+    )
+
+
+def _tool_outcome(
+    calls: dict[tuple[str, str], dict[str, Any]],
+    event: ToolExecutionCompleted | ToolExecutionFailed,
+    position: int,
+) -> None:
+    entry = calls.setdefault(
+        (event.step_id, event.tool_call_id),
+        {
+            "id": event.tool_call_id,
+            "name": event.tool_name,
+            "arguments": {},
+            "status": "pending",
+            "position": position,
+        },
+    )
+    entry["attempts"] = int(entry.get("attempts", 0)) + 1
+    if isinstance(event, ToolExecutionCompleted):
+        entry.update(status="completed", result=event.result, error=None)
+    else:
+        entry["error"] = event.error_message
+        if not event.retryable:
+            entry["status"] = "failed"
+
+
+def event_view(message: MessageData) -> EventView:
+    """A stored event as clients see it: payload and public metadata, nothing internal."""
+    metadata = message.metadata or {}
+    return EventView(
+        id=message.id,
+        type=message.type,
+        position=message.position,
+        time=message.time,
+        data={k: v for k, v in message.data.items() if k not in _PRIVATE_DATA},
+        metadata={
+            public: metadata[stored]
+            for stored, public in _PUBLIC_METADATA.items()
+            if stored in metadata
+        },
+    )

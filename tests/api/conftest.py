@@ -1,0 +1,109 @@
+"""Fixtures for API tests: a real Message DB behind the API, driven through Flask's test client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from messagedb_agent.api import ApiSettings, IngestApi, create_api, issue_dev_token
+from messagedb_agent.config import Settings
+from messagedb_agent.engine.notification import (
+    Notification,
+    NotificationPublisher,
+    RecordingPublisher,
+)
+from messagedb_agent.store import MessageStore
+
+SECRET = "api-tests-secret-0123456789abcdef0123456789"
+
+MakeApi = Callable[..., IngestApi]
+
+
+def api_settings(**overrides: Any) -> ApiSettings:
+    """Settings for tests: explicit values only, never the developer's environment or `.env`."""
+    values: dict[str, Any] = {
+        "jwt_hs256_secret": SECRET,
+        "rate_limit_per_minute": 10_000,
+        "k_service": None,
+        **overrides,
+    }
+    return ApiSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def bearer(user: str, secret: str = SECRET, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_dev_token(user, secret, **claims)}"}
+
+
+@pytest.fixture
+def user() -> str:
+    """A user no other test uses, so listings and rate limits start empty."""
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def auth(user: str) -> dict[str, str]:
+    return bearer(user)
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def make_api(store: MessageStore, settings: Settings) -> MakeApi:
+    def make(
+        publisher: NotificationPublisher | None = None,
+        store_factory: Callable[[], MessageStore] | None = None,
+        core: Settings | None = None,
+        **overrides: Any,
+    ) -> IngestApi:
+        chosen = publisher or RecordingPublisher()
+        return create_api(
+            store_factory or (lambda: store),
+            lambda: chosen,
+            core or settings,
+            api_settings=api_settings(**overrides),
+        )
+
+    return make
+
+
+@pytest.fixture
+def api(make_api: MakeApi, publisher: RecordingPublisher) -> IngestApi:
+    return make_api(publisher)
+
+
+@pytest.fixture
+def client(api: IngestApi) -> Iterator[FlaskClient]:
+    with api.flask_app().test_client() as test_client:
+        yield test_client
+
+
+def start(client: FlaskClient, auth: dict[str, str], message: str | None = "hello") -> str:
+    body = {} if message is None else {"message": message}
+    response = client.post("/v1/threads", json=body, headers=auth)
+    assert response.status_code == 201, response.get_json()
+    thread_id: str = response.get_json()["thread_id"]
+    return thread_id
+
+
+def event_types(store: MessageStore, thread_id: str) -> list[str]:
+    return [m.type for m in store.read_stream(f"thread-{thread_id}")]
+
+
+def published_positions(publisher: RecordingPublisher) -> list[tuple[str, int]]:
+    return [(n.stream_name, n.position) for n in publisher.published]
+
+
+class FailingPublisher:
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        self.attempts += 1
+        raise RuntimeError("pubsub is down")
