@@ -47,6 +47,8 @@ def clean_message(text: str, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> st
     if not isinstance(text, str) or not text.strip():
         raise MessageRejected("I didn't catch that: the message is empty.")
     text = text.strip()
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in text):
+        raise MessageRejected("That message contains control characters I can't store.")
     if len(text) > max_length:
         raise MessageRejected(
             f"That message is too long ({len(text):,} characters); the limit is {max_length:,}."
@@ -69,6 +71,8 @@ def start_thread(
 ) -> Appended:
     """Create a thread (and its first user message); a repeated idempotency key re-finds it."""
     text = clean_message(message, max_length) if message is not None else None
+    if title is not None and any(ord(c) < 32 for c in title):
+        raise MessageRejected("The title contains control characters I can't store.")
     if idempotency_key:
         thread_uuid = uuid.uuid5(_THREAD_NAMESPACE, f"{owner}/{idempotency_key}")
     else:
@@ -104,8 +108,7 @@ def start_thread(
         if owner_of(store, stream) != owner:
             raise ThreadNotFound(thread_id) from None
         record_in_index(store, owner, thread_id, stream, title)  # in case the first try died here
-        version = store.stream_version(stream)
-        return Appended(thread_id, stream, len(batch) - 1 if version is None else version, False)
+        return Appended(thread_id, stream, len(batch) - 1, False)
     record_in_index(store, owner, thread_id, stream, title or (text[:80] if text else None))
     return Appended(thread_id, stream, position)
 
@@ -148,9 +151,17 @@ def add_message(
     try:
         position = store.write_message(new.id, stream, new.type, new.data, new.metadata)
     except DuplicateMessageError:
-        version = store.stream_version(stream)
-        return Appended(thread_id, stream, -1 if version is None else version, False)
+        return Appended(thread_id, stream, _position_of(store, stream, msg_id), False)
     return Appended(thread_id, stream, position)
+
+
+def _position_of(store: MessageStore, stream: str, message_id_: str) -> int:
+    """Where an already-written message is (a retried command reports the first write)."""
+    for message in reversed(store.read_stream(stream)):
+        if message.id == message_id_:
+            return message.position
+    version = store.stream_version(stream)
+    return -1 if version is None else version
 
 
 def request_termination(
@@ -159,13 +170,11 @@ def request_termination(
     thread_id, stream = resolve_thread(store, thread, owner)
     meta = Metadata(correlation_stream_name=stream, user_id=owner)
     new = to_message(SessionTerminationRequested(reason=reason, requested_by=owner), meta)
+    termination_id = message_id(stream, "termination-requested")
     try:
-        position = store.write_message(
-            message_id(stream, "termination-requested"), stream, new.type, new.data, new.metadata
-        )
+        position = store.write_message(termination_id, stream, new.type, new.data, new.metadata)
     except DuplicateMessageError:
-        version = store.stream_version(stream)
-        return Appended(thread_id, stream, -1 if version is None else version, False)
+        return Appended(thread_id, stream, _position_of(store, stream, termination_id), False)
     return Appended(thread_id, stream, position)
 
 
