@@ -1,0 +1,18 @@
+"""The step function: Pub/Sub-triggered; one delivery, one step (see `pubsub.step_handler`).
+
+Returning acknowledges the message; an exception asks Pub/Sub to redeliver it.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from messagedb_agent.pubsub.instance import FunctionInstance
+
+instance = FunctionInstance()
+
+
+@functions_framework.cloud_event
+def step(cloud_event: CloudEvent) -> None:
+    instance.step_delivery.handle_event(cloud_event)

@@ -1,0 +1,123 @@
+"""Step notifications on Pub/Sub: one message per notification, confirmed before returning.
+
+A notification's message is the JSON `{"stream_name", "position"}`, ordered by its stream
+(ordering key = stream name, so one thread's notifications arrive in publish order where the
+subscription asks for it), and carries the W3C `traceparent` of the current span so the step
+continues the trace. Batches flush after a few milliseconds: a step waits for its follow-up's
+confirmation, so latency matters more than throughput here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from google.cloud import pubsub_v1  # type: ignore[import-untyped]
+from opentelemetry import propagate
+
+from messagedb_agent.engine.notification import Notification
+from messagedb_agent.pubsub.config import PubSubSettings
+
+BATCH_MAX_LATENCY_SECONDS = 0.005
+BATCH_MAX_MESSAGES = 100
+_TRACE_KEYS = ("traceparent", "tracestate")
+
+
+class PublishError(RuntimeError):
+    """Pub/Sub did not confirm a notification; the caller should fail so its input is retried."""
+
+
+def encode(notification: Notification) -> bytes:
+    return orjson.dumps(
+        {"stream_name": notification.stream_name, "position": notification.position}
+    )
+
+
+def trace_attributes() -> dict[str, str]:
+    """The current W3C trace context as message attributes; empty when no span is current."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return {key: carrier[key] for key in _TRACE_KEYS if carrier.get(key)}
+
+
+@lru_cache(maxsize=4)
+def shared_client(emulator_host: str | None) -> Any:
+    """One client (and its channel and batch threads) per process and endpoint.
+
+    The endpoint is part of the key because the SDK reads `PUBSUB_EMULATOR_HOST` when the
+    client is made; the argument itself is only that key.
+    """
+    return pubsub_v1.PublisherClient(
+        batch_settings=pubsub_v1.types.BatchSettings(
+            max_messages=BATCH_MAX_MESSAGES, max_latency=BATCH_MAX_LATENCY_SECONDS
+        ),
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+    )
+
+
+class PubSubPublisher:
+    """The NotificationPublisher of the cloud (and of the local stack, via the emulator)."""
+
+    def __init__(
+        self, project: str, topic: str, *, client: Any | None = None, timeout: float = 30.0
+    ) -> None:
+        self.topic_path = f"projects/{project}/topics/{topic}"
+        self.timeout = timeout
+        self._client = client
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: PubSubSettings | None = None) -> PubSubPublisher:
+        settings = settings or PubSubSettings()
+        return cls(
+            settings.project,
+            settings.pubsub_topic,
+            timeout=settings.pubsub_publish_timeout_seconds,
+        )
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = shared_client(os.environ.get("PUBSUB_EMULATOR_HOST"))
+        return self._client
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            return
+        client = self.client
+        attributes = trace_attributes()
+        futures = [
+            (
+                notification,
+                client.publish(
+                    self.topic_path,
+                    encode(notification),
+                    ordering_key=notification.stream_name,
+                    **attributes,
+                ),
+            )
+            for notification in notifications
+        ]
+        failures: list[tuple[Notification, BaseException]] = []
+        for notification, future in futures:
+            try:
+                future.result(timeout=self.timeout)
+            except Exception as exc:
+                failures.append((notification, exc))
+        if not failures:
+            return
+        for notification, _ in failures:
+            # A failed publish pauses its ordering key until resumed; the retry must not stick.
+            client.resume_publish(self.topic_path, notification.stream_name)
+        first, error = failures[0]
+        raise PublishError(
+            f"Pub/Sub did not confirm {len(failures)} of {len(futures)} notifications to "
+            f"{self.topic_path} (first: {first.stream_name}@{first.position}): "
+            f"{type(error).__name__}: {error}"
+        ) from error

@@ -1,0 +1,124 @@
+"""One Pub/Sub delivery of a step notification: step, publish the follow-ups, ack or redeliver.
+
+Returning acknowledges the message; raising makes Pub/Sub redeliver it (with the
+subscription's retry backoff, and to the dead-letter topic after the last attempt). So:
+- every final outcome (executed, stale, lost claim, in flight, waiting, done, empty) returns;
+  the follow-ups are published first, so a returned delivery never loses the chain;
+- a backoff that ends within a few seconds is slept through here, then the step runs again;
+  a longer one raises `RedeliverLater`, handing the wait to Pub/Sub's retry policy;
+- transient infrastructure failures (the database, Pub/Sub itself) raise, to be retried;
+- a malformed message, or any error retrying would not fix, is logged and acknowledged: a
+  message that can never succeed must not be redelivered forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from messagedb_agent.engine.notification import (
+    InvalidNotification,
+    Notification,
+    NotificationPublisher,
+)
+from messagedb_agent.engine.step import Engine, Outcome, StepResult
+from messagedb_agent.pubsub.envelope import CloudEventLike, decode_cloud_event
+from messagedb_agent.pubsub.publisher import PublishError
+from messagedb_agent.store import StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAX_INLINE_WAIT_SECONDS = 5.0
+MAX_INLINE_RETRIES = 3
+TRANSIENT: tuple[type[BaseException], ...] = (
+    StoreUnavailableError,
+    PublishError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class RedeliverLater(Exception):
+    """The step backs off until `not_before`; Pub/Sub's retry policy brings it back."""
+
+    def __init__(self, stream_name: str, not_before: datetime | None) -> None:
+        self.stream_name = stream_name
+        self.not_before = not_before
+        when = not_before.isoformat() if not_before else "later"
+        super().__init__(f"{stream_name} backs off until {when}; redeliver then")
+
+
+_REDELIVER: tuple[type[BaseException], ...] = (RedeliverLater, *TRANSIENT)
+
+
+class Disposition(StrEnum):
+    ACK = "ack"
+    STEP_AGAIN = "step_again"  # sleep through a short backoff, then step the same position
+    REDELIVER = "redeliver"
+
+
+def disposition(
+    result: StepResult, now: datetime, max_inline_wait: float = MAX_INLINE_WAIT_SECONDS
+) -> tuple[Disposition, float]:
+    """What to do with a delivery after its step, and how long to wait first."""
+    if result.outcome is not Outcome.RETRY_LATER:
+        return Disposition.ACK, 0.0
+    delay = max(0.0, (result.not_before - now).total_seconds()) if result.not_before else 0.0
+    if delay <= max_inline_wait:
+        return Disposition.STEP_AGAIN, delay
+    return Disposition.REDELIVER, delay
+
+
+@dataclass(frozen=True, slots=True)
+class StepDelivery:
+    """The engine and the publisher a step function instance builds once."""
+
+    engine: Engine
+    publisher: NotificationPublisher
+    max_inline_wait: float = MAX_INLINE_WAIT_SECONDS
+    max_inline_retries: int = MAX_INLINE_RETRIES
+    sleep: Callable[[float], None] = time.sleep
+
+    def handle_event(self, event: CloudEventLike) -> StepResult | None:
+        """Handle one CloudEvent; None when it was malformed (and acknowledged)."""
+        try:
+            delivery = decode_cloud_event(event)
+        except InvalidNotification as exc:
+            log.warning("dropping a malformed step notification (acknowledged): %s", exc)
+            return None
+        try:
+            return self.handle(delivery.notification)
+        except _REDELIVER:
+            raise
+        except Exception:
+            log.exception(
+                "step of %s@%s failed in a way retrying will not fix; acknowledged",
+                delivery.notification.stream_name,
+                delivery.notification.position,
+            )
+            return None
+
+    def handle(self, notification: Notification) -> StepResult:
+        """Step until the result is final for this delivery; raise to be redelivered."""
+        retries = 0
+        while True:
+            result = self.engine.step(notification)
+            if result.follow_ups:
+                self.publisher.publish(result.follow_ups)
+            action, delay = disposition(result, self.engine.clock(), self.max_inline_wait)
+            if action is Disposition.ACK:
+                log.info(
+                    "step %s@%s: %s",
+                    notification.stream_name,
+                    notification.position,
+                    result.outcome.value,
+                )
+                return result
+            if action is Disposition.REDELIVER or retries >= self.max_inline_retries:
+                raise RedeliverLater(result.stream_name, result.not_before)
+            retries += 1
+            self.sleep(delay)

@@ -1,0 +1,3 @@
+from tests.pubsub.emulator import pubsub_emulator
+
+__all__ = ["pubsub_emulator"]

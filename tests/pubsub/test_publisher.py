@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from tests.pubsub.emulator import Emulator
+
+from messagedb_agent.engine import Notification
+from messagedb_agent.pubsub import PublishError, PubSubPublisher, PubSubSettings
+
+
+def _stream() -> str:
+    return f"thread-{uuid.uuid4()}"
+
+
+def test_each_notification_is_a_json_message_ordered_by_its_stream(
+    pubsub_emulator: Emulator,
+) -> None:
+    topic = pubsub_emulator.topic()
+    first, second = _stream(), _stream()
+    sent = [
+        Notification(stream_name=first, position=1),
+        Notification(stream_name=second, position=0),
+        Notification(stream_name=first, position=3),
+    ]
+
+    PubSubPublisher(pubsub_emulator.project, topic).publish(sent)
+
+    received = pubsub_emulator.pull(topic, expected=3)
+    # Delivery order across keys is Pub/Sub's choice; within a key it is publish order.
+    decoded = sorted(
+        (m.ordering_key, json.loads(m.data)["stream_name"], json.loads(m.data)["position"])
+        for m in received
+    )
+    assert decoded == sorted((n.stream_name, n.stream_name, n.position) for n in sent)
+    assert all(set(json.loads(m.data)) == {"stream_name", "position"} for m in received)
+    positions_of_first = [
+        json.loads(m.data)["position"] for m in received if m.ordering_key == first
+    ]
+    assert positions_of_first == [1, 3]
+
+
+def test_the_current_trace_context_travels_as_the_traceparent_attribute(
+    pubsub_emulator: Emulator,
+) -> None:
+    topic = pubsub_emulator.topic()
+    context = SpanContext(
+        trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    publisher = PubSubPublisher(pubsub_emulator.project, topic)
+
+    with trace.use_span(NonRecordingSpan(context)):
+        publisher.publish([Notification(stream_name=_stream(), position=0)])
+    publisher.publish([Notification(stream_name=_stream(), position=0)])
+
+    received = pubsub_emulator.pull(topic, expected=2)
+    traced = [dict(m.attributes) for m in received if "traceparent" in m.attributes]
+    assert traced == [{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}]
+    assert len(received) == 2
+
+
+def test_an_unconfirmed_publish_raises_and_the_stream_can_be_published_again(
+    pubsub_emulator: Emulator,
+) -> None:
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    publisher = PubSubPublisher(pubsub_emulator.project, missing, timeout=10)
+    stream = _stream()
+
+    with pytest.raises(PublishError, match=missing) as raised:
+        publisher.publish([Notification(stream_name=stream, position=2)])
+    assert f"{stream}@2" in str(raised.value)
+
+    # A failure pauses the ordering key; the publisher resumes it so a retry goes through.
+    pubsub_emulator.publisher.create_topic(name=pubsub_emulator.topic_path(missing))
+    pubsub_emulator.subscriber.create_subscription(
+        request={
+            "name": pubsub_emulator.subscription_path(missing),
+            "topic": pubsub_emulator.topic_path(missing),
+        }
+    )
+    publisher.publish([Notification(stream_name=stream, position=2)])
+    received = pubsub_emulator.pull(missing, expected=1)
+    assert [json.loads(m.data) for m in received] == [{"stream_name": stream, "position": 2}]
+
+
+def test_publishing_nothing_sends_nothing(pubsub_emulator: Emulator) -> None:
+    topic = pubsub_emulator.topic()
+    PubSubPublisher(pubsub_emulator.project, topic).publish([])
+    assert pubsub_emulator.pull(topic, expected=1, timeout=1) == []
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PUBSUB_PROJECT", "PUBSUB_TOPIC", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    assert PubSubPublisher.from_settings().topic_path == "projects/local-project/topics/agent-steps"
+
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "vertex-project")
+    assert PubSubSettings().project == "vertex-project"
+
+    monkeypatch.setenv("PUBSUB_PROJECT", "pubsub-project")
+    monkeypatch.setenv("PUBSUB_TOPIC", "steps")
+    assert PubSubPublisher.from_settings().topic_path == "projects/pubsub-project/topics/steps"
