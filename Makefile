@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run test lint typecheck unit bench bench-compare db-install db-stop clean
+.PHONY: help setup run stack test lint typecheck unit bench bench-compare db-install db-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ setup: $(BIN)/messagedb-agent ## Create the virtualenv from uv.lock
 run: setup ## Set everything up and run the demo on the embedded defaults
 	@$(BIN)/messagedb-agent db install --quiet
 	@$(BIN)/messagedb-agent demo
+
+stack: setup ## Run everything locally (functions + Pub/Sub emulator); Ctrl-C stops it
+	@$(BIN)/messagedb-agent stack
 
 lint: setup ## ruff (lint + format check)
 	@$(BIN)/ruff check .

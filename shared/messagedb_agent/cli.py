@@ -307,6 +307,34 @@ def demo() -> None:
     run_demo(_settings(), echo=typer.echo)
 
 
+@app.command("stack")
+@_friendly
+def stack(
+    transport: Annotated[
+        str, typer.Option(help="auto (emulator when gcloud is installed) | emulator | local")
+    ] = "auto",
+    relay_interval: Annotated[
+        float, typer.Option(help="Seconds between relay runs, as Cloud Scheduler would; 0 = off")
+    ] = 5.0,
+) -> None:
+    """Run the whole system locally: Message DB, the Pub/Sub emulator, ingest, relay and step."""
+    from messagedb_agent.stack import StackOptions, run
+
+    if transport not in ("auto", "emulator", "local"):
+        raise ValueError("--transport must be auto, emulator or local")
+    settings = _settings()
+    raise typer.Exit(
+        run(
+            settings,
+            StackOptions(
+                transport=transport,  # type: ignore[arg-type]
+                relay_interval=relay_interval,
+                echo=sys.stdout,
+            ),
+        )
+    )
+
+
 @app.command("mcp")
 @_friendly
 def mcp(

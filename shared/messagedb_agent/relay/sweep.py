@@ -10,6 +10,7 @@ loses the optimistic-concurrency race and its pass changes nothing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from messagedb_agent.store import stream_name as names
 
 _WATCHED = {LLMCallRequested.type, ToolExecutionRequested.type, LLMCallFailed.type}
 _RECHECK = timedelta(seconds=30)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,17 @@ def sweep(store: MessageStore, now: datetime, *, batch_size: int = 1000) -> Swee
         heads[stream] = version_now
         watch[stream] = now + _RECHECK  # re-announce later again if nobody moves it on
     new_position = messages[-1].global_position if messages else state.position
-    notifications = tuple(
-        Notification(stream_name=stream, position=head) for stream, head in heads.items()
-    )
+    notifications: list[Notification] = []
+    for stream, head in heads.items():
+        try:
+            notifications.append(Notification(stream_name=stream, position=head))
+        except ValueError:
+            # Not a thread stream (written by something else into the category): nothing
+            # to step, and never a reason to stop the sweep.
+            log.warning("relay skips %s: not a thread stream", stream)
+            watch.pop(stream, None)
     return Sweep(
-        notifications,
+        tuple(notifications),
         position_store.PositionRecorded(position=new_position, watch=watch),
         version,
         len(messages),
