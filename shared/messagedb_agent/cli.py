@@ -37,7 +37,7 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (StoreError, ThreadError, ValueError) as exc:
+        except (StoreError, ThreadError, ValueError, RuntimeError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
 
@@ -300,11 +300,27 @@ def fork(
 
 @app.command("demo")
 @_friendly
-def demo() -> None:
-    """Run a multi-turn conversation on the local defaults and print it with its events."""
-    from messagedb_agent.demo import run_demo
+def demo(
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Run the engine in this process instead of through the local serverless stack.",
+        ),
+    ] = False,
+) -> None:
+    """Run a multi-turn conversation on the local defaults and print it with its events.
 
-    run_demo(_settings(), echo=typer.echo)
+    By default it starts the local stack (Message DB, Pub/Sub emulator, ingest/relay/step
+    functions) and talks to the ingest API as a chat front-end would.
+    """
+    from messagedb_agent.demo import run_demo, run_http_demo
+
+    settings = _settings()
+    if in_process:
+        run_demo(settings, echo=typer.echo)
+    else:
+        run_http_demo(settings, echo=typer.echo)
 
 
 @app.command("stack")

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from messagedb_agent.config import Settings
 from messagedb_agent.engine import run_until_idle
 from messagedb_agent.engine.session import add_message, start_thread
 from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.events import from_message
 from messagedb_agent.render import event_line, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.store.client import redact
 from messagedb_agent.store.database import database_url, ensure_installed, open_store
+from messagedb_agent.store.message import MessageData
 
 DEMO_TURNS = (
     "What are my tasks?",
@@ -76,3 +79,131 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
             f"{thread.thread_id} --events`."
         )
         return thread.thread_id
+
+
+def run_http_demo(
+    settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DEMO_TURNS
+) -> str:
+    """The same conversation as a chat front-end has it: through the local serverless stack.
+
+    Starts the stack (Message DB, the Pub/Sub emulator or the built-in topic, and the ingest,
+    relay and step functions under functions-framework), then posts each message to the ingest
+    API with `?wait=` and prints the replies, the tool calls and the thread's event stream.
+    """
+    import httpx
+
+    from messagedb_agent.stack import StackOptions
+    from messagedb_agent.stack.stack import LocalStack
+
+    options = StackOptions(
+        ingest_port=0,
+        relay_port=0,
+        step_port=0,
+        emulator_port=0,
+        local_topic_port=0,
+        relay_interval=2.0,
+    )
+    echo("starting the local stack (Message DB, Pub/Sub, ingest/relay/step functions)…")
+    with LocalStack(settings, options, out=_Quiet(echo)) as stack:  # type: ignore[arg-type]
+        ingest = stack.urls["ingest"]
+        token = stack.dev_token(settings.local_user)
+        transport = (
+            "Pub/Sub emulator" if stack.transport == "emulator" else "BUILT-IN topic (no gcloud)"
+        )
+        echo(f"ingest    {ingest}\npubsub    {transport}\nmodel     {settings.effective_model}\n")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=ingest, headers=headers, timeout=60) as http:
+            created = _ok(http.post("/v1/threads", json={}))
+            thread_id = created["thread_id"]
+            echo(f"POST /v1/threads → thread {thread_id}\n")
+            shown_calls: set[str] = set()
+            for text in turns:
+                echo(f"you       › {text}")
+                answer = _ok(
+                    http.post(
+                        f"/v1/threads/{thread_id}/messages",
+                        params={"wait": 20},
+                        json={"message": text},
+                    )
+                )
+                thread = _ok(http.get(f"/v1/threads/{thread_id}"))
+                for call in thread["tool_calls"]:
+                    if call["id"] in shown_calls:
+                        continue
+                    shown_calls.add(call["id"])
+                    outcome = call["result"] if call["status"] == "completed" else call["error"]
+                    args = ", ".join(f"{k}={v!r}" for k, v in call["arguments"].items())
+                    echo(f"   tool   ⚙ {call['name']}({args}) → {_brief(outcome)}")
+                reply = answer.get("reply")
+                if reply is None:
+                    echo("assistant … (still working; the reply will be in the thread)")
+                    continue
+                first, *rest = reply["text"].splitlines() or [""]
+                echo(f"assistant › {first}")
+                for line in rest:
+                    echo(f"            {line}")
+                echo("")
+            events: list[dict[str, Any]] = _ok(
+                http.get(f"/v1/threads/{thread_id}/events", params={"limit": 500})
+            )["events"]
+            echo(f"GET /v1/threads/{thread_id}/events:")
+            for event in events:
+                echo(event_line(from_message(_as_message(thread_id, event))))
+            state = _ok(http.get(f"/v1/threads/{thread_id}"))
+            counts, usage = state["counts"], state["token_usage"]
+            echo(
+                f"\nstatus {state['status']} · {counts['user']} user / {counts['assistant']} assistant messages · "
+                f"{counts['tool_calls']} tool calls · {counts['llm_calls']} model calls · "
+                f"{usage['total_tokens']} tokens · {len(events)} events"
+            )
+        echo(
+            "\nstopping the local stack. Run it again: the first answer lists the tasks this run saved."
+        )
+        return str(thread_id)
+
+
+def _as_message(thread_id: str, event: dict[str, Any]) -> MessageData:
+    return MessageData(
+        event["id"],
+        f"thread-{thread_id}",
+        event["type"],
+        event["position"],
+        -1,
+        event["data"],
+        event["metadata"],
+        datetime.fromisoformat(event["time"]),
+    )
+
+
+def _ok(response: object) -> Any:
+    import httpx
+
+    assert isinstance(response, httpx.Response)
+    if response.status_code >= 400:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered {response.status_code}: {response.text}"
+        )
+    return response.json()
+
+
+def _brief(value: object, limit: int = 90) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Quiet:
+    """Swallows the stack's banner; the demo prints its own lines."""
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+
+    def write(self, text: str) -> int:
+        if text.startswith("!!"):
+            self.echo(text.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        return None
