@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
@@ -37,35 +38,56 @@ def to_message(event: Event, metadata: Metadata, id: str | None = None) -> NewMe
 
 def from_message(message: MessageData) -> Recorded[Event]:
     metadata = _metadata(message)
+    text = _data_text(message)
     cls = Event.registry.get(message.type)
-    event: Event
-    if cls is None or cls is UnknownEvent:
-        event = _unknown(message)
-    else:
-        version = metadata.schema_version or 1
-        try:
-            if version >= cls.schema_version and (text := message.data_json) is not None:
-                event = cls.model_validate_json(text)  # pydantic parses the JSON text itself
-            else:
-                data = message.data
-                while version < cls.schema_version:
-                    step = UPCASTERS.get((message.type, version))
-                    if step is None:
-                        break
-                    data = step(data)
-                    version += 1
-                event = cls.model_validate(data)
-        except (ValidationError, ValueError):
-            event = _unknown(message)
+    event: Event | None = None
+    if cls is not None and cls is not UnknownEvent:
+        event = _known(cls, message.type, metadata.schema_version or 1, text)
     return Recorded(
         id=message.id,
         stream_name=message.stream_name,
         position=message.position,
         global_position=message.global_position,
         time=message.time,
-        event=event,
+        event=event or _unknown(message.type, text),
         metadata=metadata,
     )
+
+
+def _data_text(message: MessageData) -> str:
+    """The payload as JSON text, taken before anything decodes it, so every path sees it whole."""
+    try:
+        text = message.data_json
+    except TypeError:  # a row built in memory holding values JSON cannot express
+        return "null"
+    return "{}" if text is None else text
+
+
+def _known(cls: type[Event], type_name: str, version: int, text: str) -> Event | None:
+    """The typed event, or None when the payload does not fit `cls` (even after upcasting)."""
+    try:
+        if version >= cls.schema_version:
+            return cls.model_validate_json(text)  # pydantic parses the JSON text itself
+        return cls.model_validate(_upcast(type_name, version, cls, orjson.loads(text)))
+    except (ValidationError, ValueError, _UpcastError):
+        return None
+
+
+class _UpcastError(Exception):
+    """An upcaster could not read an old payload: the message is unreadable, not the stream."""
+
+
+def _upcast(type_name: str, version: int, cls: type[Event], data: Any) -> Any:
+    while version < cls.schema_version:
+        step = UPCASTERS.get((type_name, version))
+        if step is None:
+            break
+        try:
+            data = step(data)
+        except Exception as exc:  # an upcaster is written for well-formed old payloads only
+            raise _UpcastError(f"{type_name} v{version}: {exc!r}") from exc
+        version += 1
+    return data
 
 
 def _metadata(message: MessageData) -> Metadata:
@@ -74,17 +96,17 @@ def _metadata(message: MessageData) -> Metadata:
         return _EMPTY_METADATA
     try:
         return Metadata.model_validate_json(text)
-    except (ValidationError, ValueError):
+    except (ValidationError, ValueError, TypeError):
         return _EMPTY_METADATA
 
 
-def _unknown(message: MessageData) -> UnknownEvent:
+def _unknown(type_name: str, text: str) -> UnknownEvent:
     try:
-        data = message.data
+        data = orjson.loads(text)
     except ValueError:
         data = {}
     return UnknownEvent(
-        type_name=message.type, data=data if isinstance(data, dict) else {"value": data}
+        type_name=type_name, data=data if isinstance(data, dict) else {"value": data}
     )
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from functools import singledispatch
 from typing import Any
 
-from messagedb_agent.events.agent import LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.system import SessionStarted
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
 from messagedb_agent.events.user import UserMessageAdded
 from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
+from messagedb_agent.projections.claims import LLMClaims
 from messagedb_agent.projections.step_ids import tool_step_id
 
 SortKey = tuple[int, ...]
@@ -36,7 +37,7 @@ class _Acc:
     def __init__(self) -> None:
         self.system_prompt: str | None = None
         self.entries: list[tuple[SortKey, Message]] = []
-        self.claims: dict[str, int] = {}
+        self.claims = LLMClaims()
         self.responses: dict[str, SortKey] = {}
         self.call_order: dict[tuple[str, str], int] = {}
 
@@ -58,12 +59,17 @@ def _(event: UserMessageAdded, recorded: Recorded[Event], acc: _Acc) -> None:
 
 @_apply.register
 def _(event: LLMCallRequested, recorded: Recorded[Event], acc: _Acc) -> None:
-    acc.claims.setdefault(event.step_id, event.context_position)
+    acc.claims.claimed(event, recorded.position)
+
+
+@_apply.register
+def _(event: LLMCallFailed, recorded: Recorded[Event], acc: _Acc) -> None:
+    acc.claims.failed(event)
 
 
 @_apply.register
 def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
-    anchor = acc.claims.get(event.step_id, recorded.position)
+    anchor = acc.claims.answered_through(event, recorded)
     key = (anchor, 1, recorded.position)
     tools_step = tool_step_id(event.step_id)
     acc.responses[tools_step] = key
@@ -75,7 +81,7 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
 def _result_key(acc: _Acc, step_id: str, call_id: str, position: int) -> SortKey:
     response = acc.responses.get(step_id)
     if response is None:
-        return (position, 2)
+        return (position, 0)  # no response to follow: it stands where it was written
     return (*response, 1, acc.call_order.get((step_id, call_id), 0))
 
 

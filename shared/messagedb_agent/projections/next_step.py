@@ -2,14 +2,16 @@
 
 The decision is pure: the engine reads the clock once and passes `now`, so replaying a thread
 with the same `now` always gives the same answer. Claims are honoured until their lease runs
-out; a step whose claimant went silent is offered again with the next attempt number.
+out; a step whose claimant went silent is offered again with the next attempt number. An
+outcome that arrives from an attempt already taken over (a late failure) changes nothing, and
+attempts are bounded for tools as for the model, so no thread retries forever.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
@@ -22,6 +24,7 @@ from messagedb_agent.events.tool import (
 )
 from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
 from messagedb_agent.events.values import ToolCall
+from messagedb_agent.projections.claims import LLMClaims
 from messagedb_agent.projections.step_ids import llm_step_id, tool_step_id
 
 
@@ -64,12 +67,13 @@ class _Progress:
     last_user_position: int = -1
     answered_through: int = -1
     responses_this_turn: int = 0
+    claims: LLMClaims = field(default_factory=LLMClaims)
+    answered_steps: set[str] = field(default_factory=set)
     # the LLM step in progress: claim without an outcome, or the latest failure
     llm_step: str | None = None
     llm_attempt: int = 0
     llm_lease: datetime | None = None
     llm_open: bool = False
-    llm_context: int = -1
     llm_failure: LLMCallFailed | None = None
     # the tool step in progress
     tool_step: str | None = None
@@ -77,6 +81,7 @@ class _Progress:
     tool_done: set[str] = field(default_factory=set)
     tool_attempts: dict[str, int] = field(default_factory=dict)
     tool_leases: dict[str, datetime] = field(default_factory=dict)
+    tool_failures: dict[str, ToolExecutionFailed] = field(default_factory=dict)
     results_since_response: bool = False
 
 
@@ -90,35 +95,20 @@ def _fold(events: Sequence[Recorded[Event]]) -> _Progress:
             p.last_user_position = recorded.position
             p.responses_this_turn = 0
         elif isinstance(event, LLMCallRequested):
-            if event.step_id != p.llm_step:
-                p.llm_failure = None
-            p.llm_step, p.llm_attempt = event.step_id, event.attempt
-            p.llm_lease, p.llm_open = event.lease_expires_at, True
-            p.llm_context = event.context_position
+            _llm_claimed(p, event, recorded.position)
         elif isinstance(event, LLMResponseReceived):
-            if event.step_id == p.llm_step or p.llm_step is None:
-                p.llm_open, p.llm_failure = False, None
-                p.answered_through = max(p.answered_through, p.llm_context)
-            p.responses_this_turn += 1
-            p.results_since_response = False
-            p.tool_step = tool_step_id(event.step_id)
-            p.tool_calls = event.tool_calls
-            p.tool_done, p.tool_attempts, p.tool_leases = set(), {}, {}
+            _llm_answered(p, event, recorded)
         elif isinstance(event, LLMCallFailed):
-            if event.step_id == p.llm_step:
-                p.llm_open = False
-                p.llm_failure = event
+            _llm_failed(p, event)
         elif isinstance(event, ToolExecutionRequested) and event.step_id == p.tool_step:
-            p.tool_attempts[event.tool_call_id] = event.attempt
-            p.tool_leases[event.tool_call_id] = event.lease_expires_at
+            if event.attempt >= p.tool_attempts.get(event.tool_call_id, 0):
+                p.tool_attempts[event.tool_call_id] = event.attempt
+                p.tool_leases[event.tool_call_id] = _aware(event.lease_expires_at)
         elif isinstance(event, ToolExecutionCompleted) and event.step_id == p.tool_step:
             p.tool_done.add(event.tool_call_id)
             p.results_since_response = True
         elif isinstance(event, ToolExecutionFailed) and event.step_id == p.tool_step:
-            p.tool_leases.pop(event.tool_call_id, None)
-            if not event.retryable:
-                p.tool_done.add(event.tool_call_id)
-                p.results_since_response = True
+            _tool_failed(p, event)
         elif isinstance(event, SessionStarted):
             p.started = True
         elif isinstance(event, SessionTerminationRequested):
@@ -128,10 +118,62 @@ def _fold(events: Sequence[Recorded[Event]]) -> _Progress:
     return p
 
 
+def _llm_claimed(p: _Progress, event: LLMCallRequested, position: int) -> None:
+    p.claims.claimed(event, position)
+    if event.step_id in p.answered_steps:
+        return
+    if event.step_id != p.llm_step:
+        p.llm_failure = None
+    p.llm_step, p.llm_attempt = event.step_id, event.attempt
+    p.llm_lease, p.llm_open = _aware(event.lease_expires_at), True
+
+
+def _llm_answered(p: _Progress, event: LLMResponseReceived, recorded: Recorded[Event]) -> None:
+    p.answered_steps.add(event.step_id)
+    p.answered_through = max(p.answered_through, p.claims.answered_through(event, recorded))
+    if event.step_id == p.llm_step:
+        p.llm_open, p.llm_failure = False, None
+    p.responses_this_turn += 1
+    p.results_since_response = False
+    p.tool_step = tool_step_id(event.step_id)
+    p.tool_calls = event.tool_calls
+    p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
+
+
+def _llm_failed(p: _Progress, event: LLMCallFailed) -> None:
+    """A failure ends its own attempt; one from an older attempt or an answered step is late."""
+    p.claims.failed(event)
+    if (
+        event.step_id != p.llm_step
+        or event.step_id in p.answered_steps
+        or event.retry_count < p.llm_attempt
+    ):
+        return
+    p.llm_open = False
+    p.llm_failure = event
+
+
+def _tool_failed(p: _Progress, event: ToolExecutionFailed) -> None:
+    """A failure ends its own attempt; one from an attempt since superseded is late."""
+    if event.retry_count < p.tool_attempts.get(event.tool_call_id, 0):
+        return
+    p.tool_leases.pop(event.tool_call_id, None)
+    p.tool_failures[event.tool_call_id] = event
+    if not event.retryable:
+        p.tool_done.add(event.tool_call_id)
+        p.results_since_response = True
+
+
+def _aware(moment: datetime) -> datetime:
+    """Times are UTC; a naive one (from an older or foreign writer) is read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def project_next_step(
     events: Sequence[Recorded[Event]], now: datetime, policy: Policy | None = None
 ) -> NextStep:
     policy = policy or Policy()
+    now = _aware(now)
     p = _fold(events)
     head = p.head
     if p.completed:
@@ -158,9 +200,10 @@ def project_next_step(
     if failure is not None and p.llm_step is not None:
         if not failure.retryable or failure.retry_count >= policy.max_llm_attempts:
             return _give_up(head, failure.error_message, "failure")
-        if failure.retry_at is not None and now < failure.retry_at:
+        retry_at = _aware(failure.retry_at) if failure.retry_at is not None else None
+        if retry_at is not None and now < retry_at:
             return NextStep(
-                StepKind.RETRY_LATER, p.llm_step, p.llm_attempt, head, not_before=failure.retry_at
+                StepKind.RETRY_LATER, p.llm_step, p.llm_attempt, head, not_before=retry_at
             )
         return NextStep(StepKind.LLM_CALL, p.llm_step, p.llm_attempt + 1, head)
 
@@ -180,14 +223,29 @@ def project_next_step(
 def _tool_step(
     p: _Progress, pending: tuple[ToolCall, ...], now: datetime, policy: Policy
 ) -> NextStep:
+    """Wait while any pending call is leased (running it twice would cost twice), else rerun."""
     assert p.tool_step is not None
-    leases = [p.tool_leases[c.id] for c in pending if c.id in p.tool_leases]
-    if leases and len(leases) == len(pending) and now < min(leases):
+    attempt = max((p.tool_attempts.get(c.id, 0) for c in pending), default=0)
+    live = [lease for c in pending if (lease := p.tool_leases.get(c.id)) and now < lease]
+    if live:
         return NextStep(
-            StepKind.IN_FLIGHT, p.tool_step, head=p.head, tool_calls=pending, not_before=min(leases)
+            StepKind.IN_FLIGHT,
+            p.tool_step,
+            attempt,
+            p.head,
+            tool_calls=pending,
+            not_before=min(live),
         )
-    attempt = max((p.tool_attempts.get(c.id, 0) for c in pending), default=0) + 1
-    return NextStep(StepKind.TOOL_EXECUTION, p.tool_step, attempt, p.head, tool_calls=pending)
+    if attempt >= policy.max_tool_attempts:
+        failures = [
+            failure
+            for c in pending
+            if (failure := p.tool_failures.get(c.id)) and failure.retry_count >= attempt
+        ]
+        if failures:
+            return _give_up(p.head, failures[0].error_message, "failure")
+        return _give_up(p.head, "a tool did not finish in time", "timeout")
+    return NextStep(StepKind.TOOL_EXECUTION, p.tool_step, attempt + 1, p.head, tool_calls=pending)
 
 
 def _give_up(head: int, reason: str, kind: str) -> NextStep:

@@ -1,0 +1,151 @@
+"""One fully populated example of every event type the package declares, and stored rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from messagedb_agent.events import (
+    ErrorOccurred,
+    Event,
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+    Metadata,
+    SessionCompleted,
+    SessionStarted,
+    SessionTerminationRequested,
+    TaskAdded,
+    TaskCompleted,
+    TaskDeleted,
+    TaskReopened,
+    TaskUpdated,
+    TokenUsage,
+    ToolCall,
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    ToolExecutionRequested,
+    UserMessageAdded,
+)
+from messagedb_agent.store import MessageData, NewMessage
+
+STREAM = "thread-3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c"
+WHEN = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+LEASE = WHEN + timedelta(minutes=2)
+CALL = ToolCall(id="call-1", name="add_task", arguments={"title": "buy milk", "tags": ["home"]})
+
+SAMPLES: tuple[Event, ...] = (
+    SessionStarted(
+        thread_id="3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c",
+        owner="ada",
+        title="Groceries",
+        callback_url="https://chat.example.com/hooks/ada",
+        model="claude-sonnet",
+        system_prompt="Be brief.",
+        forked_from="0a1b2c3d",
+        forked_at_position=7,
+        initial_context={"locale": "en-GB", "nested": {"n": [1, 2.5, None, True]}},
+    ),
+    UserMessageAdded(message="Remind me to buy milk ✓ — thanks", timestamp=WHEN),
+    LLMCallRequested(
+        step_id="step-1",
+        attempt=2,
+        model="claude-sonnet",
+        context_position=4,
+        message_count=3,
+        lease_expires_at=LEASE,
+        worker="host:1234",
+    ),
+    LLMResponseReceived(
+        step_id="step-1",
+        response_text="Adding it.",
+        tool_calls=(CALL, ToolCall(id="call-2", name="list_tasks")),
+        model_name="claude-sonnet-20250101",
+        token_usage=TokenUsage(input_tokens=120, output_tokens=34),
+        finish_reason="tool_use",
+        latency_ms=812.5,
+    ),
+    LLMCallFailed(
+        step_id="step-1",
+        error_message="overloaded",
+        error_kind="rate_limited",
+        retryable=True,
+        retry_count=2,
+        retry_at=WHEN.astimezone(timezone(timedelta(hours=2))),
+    ),
+    ToolExecutionRequested(
+        step_id="tools-1",
+        tool_call_id="call-1",
+        tool_name="add_task",
+        arguments={"title": "buy milk"},
+        attempt=2,
+        lease_expires_at=LEASE,
+    ),
+    ToolExecutionCompleted(
+        step_id="tools-1",
+        tool_call_id="call-1",
+        tool_name="add_task",
+        result={"task_id": 3, "title": "buy milk", "done": False},
+        execution_time_ms=4.25,
+    ),
+    ToolExecutionFailed(
+        step_id="tools-1",
+        tool_call_id="call-2",
+        tool_name="list_tasks",
+        error_message="the database is unreachable",
+        error_kind="unavailable",
+        retryable=True,
+        retry_count=1,
+        execution_time_ms=1.5,
+    ),
+    SessionTerminationRequested(reason="user_requested", requested_by="ada"),
+    SessionCompleted(completion_reason="max_iterations", message="I stopped here."),
+    ErrorOccurred(
+        error_type="RelayError",
+        error_message="publish failed",
+        stack_trace="Traceback ...",
+        step_id="step-1",
+    ),
+    TaskAdded(task_id=3, title="buy milk", description="semi-skimmed"),
+    TaskUpdated(task_id=3, title="buy oat milk", description=None),
+    TaskCompleted(task_id=3),
+    TaskReopened(task_id=3),
+    TaskDeleted(task_id=3),
+)
+
+METADATA = Metadata(
+    correlation_stream_name=STREAM,
+    causation_message_stream_name=STREAM,
+    causation_message_position=3,
+    causation_message_global_position=1042,
+    user_id="ada",
+    turn_id="turn-7",
+    step_id="step-1",
+    traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+)
+
+
+def stored(
+    message: NewMessage,
+    position: int = 5,
+    *,
+    as_text: bool = True,
+    stream_name: str = STREAM,
+) -> MessageData:
+    """The row Message DB would return for `message` (payloads as JSON text, like the driver)."""
+    data: dict[str, Any] | str = orjson.dumps(message.data).decode() if as_text else message.data
+    metadata: dict[str, Any] | str | None = message.metadata
+    if as_text and metadata is not None:
+        metadata = orjson.dumps(metadata).decode()
+    return MessageData(
+        id=message.id or f"00000000-0000-4000-8000-{position:012d}",
+        stream_name=stream_name,
+        type=message.type,
+        position=position,
+        global_position=1000 + position,
+        data=data,
+        metadata=metadata,
+        time=WHEN,
+    )
