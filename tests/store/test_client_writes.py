@@ -272,10 +272,18 @@ def test_quotes_and_unicode_round_trip_in_data_type_and_metadata(
     assert message.type == "Said'It"
 
 
-def test_nul_character_in_data_is_a_store_error_and_writes_nothing(
+def test_nul_characters_which_jsonb_refuses_are_stored_as_replacement_characters(
     store: MessageStore, stream: str
 ) -> None:
-    with pytest.raises(StoreError) as caught:
-        store.write_message(None, stream, "Nul", {"text": "a\x00b"})
-    assert "\n" not in str(caught.value)
-    assert store.stream_version(stream) is None
+    store.write_message(None, stream, "Nul", {"text": "a\x00b", "k\x00": ["\x00"]})
+    store.write_messages(stream, [NewMessage("Nul", {"text": "c\x00"}, {"note": "\x00"})])
+    first, second = store.read_stream(stream)
+    assert first.data == {"text": "a\ufffdb", "k\ufffd": ["\ufffd"]}
+    assert second.data == {"text": "c\ufffd"}
+    assert second.metadata == {"note": "\ufffd"}
+
+
+def test_a_literal_backslash_u0000_is_kept_as_text(store: MessageStore, stream: str) -> None:
+    store.write_message(None, stream, "Text", {"text": "\\u0000 is not a NUL"})
+    [message] = store.read_stream(stream)
+    assert message.data == {"text": "\\u0000 is not a NUL"}

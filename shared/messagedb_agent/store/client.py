@@ -149,8 +149,8 @@ class MessageStore:
             message_id,
             stream_name,
             type,
-            orjson.dumps(data).decode(),
-            None if metadata is None else orjson.dumps(metadata).decode(),
+            _json(data),
+            None if metadata is None else _json(metadata),
             expected_version,
         )
         with self._connection() as conn:
@@ -189,10 +189,10 @@ class MessageStore:
                                 message_id,
                                 stream_name,
                                 message.type,
-                                orjson.dumps(message.data).decode(),
+                                _json(message.data),
                                 None
                                 if message.metadata is None
-                                else orjson.dumps(message.metadata).decode(),
+                                else _json(message.metadata),
                                 version,
                             ),
                         )
@@ -351,6 +351,27 @@ class MessageStore:
 
 def _message(row: tuple[Any, ...]) -> MessageData:
     return MessageData(*row)
+
+
+def _json(value: dict[str, Any]) -> str:
+    """JSON text PostgreSQL's jsonb accepts: it refuses NUL, so NUL becomes U+FFFD.
+
+    Only payloads that contain a NUL pay for the rewrite; the check is a substring search.
+    """
+    text = orjson.dumps(value).decode()
+    if "\\u0000" not in text:
+        return text
+    return orjson.dumps(_without_nul(value)).decode()
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _write_error(exc: psycopg.Error, message_id: str, stream_name: str) -> StoreError:

@@ -50,12 +50,15 @@ class MessageData:
 
     @property
     def data(self) -> dict[str, Any]:
+        """The decoded payload; a payload that is not a JSON object reads as `{}`."""
         raw = self._data
         if raw is None:
             return {}
         if isinstance(raw, str):
-            decoded: dict[str, Any] = orjson.loads(raw)
-            self._data = decoded
+            decoded = orjson.loads(raw)
+            if not isinstance(decoded, dict):
+                return {}
+            self._data = decoded  # only objects are cached: the text stays the source of truth
             return decoded
         return raw
 
@@ -63,7 +66,9 @@ class MessageData:
     def metadata(self) -> dict[str, Any] | None:
         raw = self._metadata
         if isinstance(raw, str):
-            decoded: dict[str, Any] = orjson.loads(raw)
+            decoded = orjson.loads(raw)
+            if not isinstance(decoded, dict):
+                return None
             self._metadata = decoded
             return decoded
         return raw
