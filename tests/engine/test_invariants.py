@@ -340,3 +340,34 @@ def test_tools_act_for_the_thread_owner_whatever_the_model_says(
         if e.type == "ToolExecutionCompleted"
     ]
     assert results[0].result == {"user": "alice"}  # type: ignore[attr-defined]
+
+
+def test_a_transient_tool_failure_is_retried_after_a_backoff(
+    store: MessageStore, engine: Engine, model: ScriptedModel, tools: EchoTools, clock: Clock
+) -> None:
+    attempts: list[int] = []
+
+    def flaky(args: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise TimeoutError("the service took too long")
+        return {"ok": True}
+
+    tools.functions["flaky"] = flaky
+    model.script = [calls(("flaky", {})), text("worked")]
+    thread = new_thread(store)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    run_until_idle(engine, thread.notification, chain=50, sleep=sleep)
+    events = read_thread(store, thread.stream_name)
+    [failure] = [e.event for e in events if e.type == "ToolExecutionFailed"]
+    assert failure.retryable  # type: ignore[attr-defined]
+    assert failure.retry_at is not None  # type: ignore[attr-defined]
+    assert waits  # the runner waited for the backoff before the second attempt
+    assert len(attempts) == 2
+    assert [e.type for e in events].count("ToolExecutionCompleted") == 1
+    assert events[-1].type == "LLMResponseReceived"

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from messagedb_agent.engine.notification import Notification
 from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.engine.view import ThreadView
 from messagedb_agent.events import (
     Event,
     LLMCallFailed,
@@ -34,12 +35,10 @@ from messagedb_agent.events import (
     Metadata,
     Recorded,
     SessionCompleted,
-    SessionStarted,
     ToolCall,
     ToolExecutionCompleted,
     ToolExecutionFailed,
     ToolExecutionRequested,
-    from_messages,
     to_message,
 )
 from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
@@ -48,8 +47,6 @@ from messagedb_agent.projections import (
     NextStep,
     Policy,
     StepKind,
-    project_llm_context,
-    project_next_step,
     project_session_state,
 )
 from messagedb_agent.projections.step_ids import message_id
@@ -173,11 +170,11 @@ class Engine:
         """Run up to `max_steps` steps in a row while this worker holds the thread.
 
         Each step is claimed and appended exactly as a lone step would be, but the events this
-        worker wrote are kept in memory instead of being read back, and the claim of the next
-        step is written in the same transaction as the results of the previous one: one commit
-        per step. The `expected_version` of that combined write detects anything appended
-        meanwhile (a user message): the results are then appended on their own and the tail
-        is read before deciding again.
+        worker wrote are folded into its view instead of being read back, and the claim of the
+        next step is written in the same transaction as the results of the previous one: one
+        commit per step. The `expected_version` of that combined write detects anything
+        appended meanwhile (a user message): the results are then appended on their own and
+        the thread is read again before deciding again.
         """
         stream = notification.stream_name
         events = read_thread(self.store, stream)
@@ -187,6 +184,8 @@ class Engine:
             # Older: the head has (or will get) its own notification. Newer: not a position
             # this stream has; a bogus or misrouted message. Either way there is nothing to do.
             return StepResult(Outcome.STALE, stream)
+        view = ThreadView(events)
+        policy = self.config.policy
         executed = 0
         held: NextStep | None = None
         last: NextStep | None = None
@@ -194,63 +193,66 @@ class Engine:
         while True:
             now = self.clock()
             if held is None:
-                decision = project_next_step(events, now, self.config.policy)
+                decision = view.decide(now, policy)
                 if decision.kind not in _ACTIVE:
                     if executed == 0:
                         return _passive(stream, decision)
                     not_before = decision.not_before
                     break
-                written = self._claim(events, self._claims_for(decision, events, now))
+                written = self._claim(view, self._claims_for(decision, view, now))
                 if written is None:
                     if executed == 0:
                         return StepResult(
                             Outcome.LOST_CLAIM, stream, decision.kind, decision.step_id
                         )
                     break
-                events = events + written
+                view.extend(written)
             else:
                 decision = held
             last = decision
             if decision.kind is StepKind.TERMINATION:
                 executed += 1
-                turn_completed, reply = True, _completion_message(events)
+                turn_completed, reply = True, _completion_message(view.events)
                 break
-            results = self._execute(decision, events, now)
+            results = self._execute(decision, view, now)
             executed += 1
             response = _final_response(results)
             if response is not None:
                 turn_completed, reply = True, response
-            failure = _failure_retry_at(results)
+            backoff = _backoff_until(results)
+            before = view.head
+            tentative = self._records(view, results, self.clock())
+            view.extend(tentative)  # decided on as if written; undone by a re-read if not
             held = None
             claims: list[tuple[Event, str]] = []
-            if executed < max_steps and failure is None:
-                tentative = events + self._records(events, results, self.clock())
-                upcoming = project_next_step(tentative, self.clock(), self.config.policy)
+            if executed < max_steps and backoff is None:
+                upcoming = view.decide(self.clock(), policy)
                 if upcoming.kind in _ACTIVE:
                     held = upcoming
-                    claims = self._claims_for(upcoming, tentative, self.clock())
-            written = self._append(events, results, claims)
-            if written is None:  # something was appended meanwhile: re-read and decide again
+                    claims = self._claims_for(upcoming, view, self.clock())
+            written = self._append(before, results, claims)
+            if written is None:  # something was appended meanwhile: read it all again
                 held = None
-                events = events + from_messages(
-                    self.store.read_stream(stream, events[-1].position + 1)
-                )
+                view = ThreadView(read_thread(self.store, stream))
             else:
-                events = events + written
-            if failure is not None:
-                not_before = failure
+                view.extend(written[len(results) :])
+            if backoff is not None:
+                not_before = backoff
                 break
             if executed >= max_steps and held is None:
                 break
-        head = events[-1].position
         ended = last is not None and last.kind is StepKind.TERMINATION
-        follow_up = not ended and (max_steps == 1 or not turn_completed or _has_unanswered(events))
+        follow_up = not ended and (
+            max_steps == 1 or not turn_completed or _has_unanswered(view.events)
+        )
         return StepResult(
             Outcome.EXECUTED,
             stream,
             last.kind if last else None,
             last.step_id if last else None,
-            follow_ups=(Notification(stream_name=stream, position=head),) if follow_up else (),
+            follow_ups=(Notification(stream_name=stream, position=view.head.position),)
+            if follow_up
+            else (),
             not_before=not_before,
             turn_completed=turn_completed,
             reply=reply,
@@ -260,14 +262,14 @@ class Engine:
     # -- deciding what to write ---------------------------------------------------------------
 
     def _claims_for(
-        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+        self, decision: NextStep, view: ThreadView, now: datetime
     ) -> list[tuple[Event, str]]:
         step_id = decision.step_id
         if decision.kind is StepKind.TERMINATION:
-            return [(_completion(decision), message_id(events[-1].stream_name, "completed"))]
+            return [(_completion(decision), message_id(view.stream_name, "completed"))]
         assert step_id is not None
         if decision.kind is StepKind.LLM_CALL:
-            started = _session_started(events)
+            started = view.started
             return [
                 (
                     LLMCallRequested(
@@ -275,7 +277,7 @@ class Engine:
                         attempt=decision.attempt,
                         model=(started.model if started else None) or self.config.model,
                         context_position=decision.head,
-                        message_count=sum(1 for e in events if e.type in _CONVERSATION),
+                        message_count=view.message_count,
                         lease_expires_at=now + self.config.llm_lease,
                         worker=self.worker,
                     ),
@@ -299,21 +301,21 @@ class Engine:
         ]
 
     def _execute(
-        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+        self, decision: NextStep, view: ThreadView, now: datetime
     ) -> list[tuple[Event, str]]:
         """The one effect of a claimed step, as the events that record its outcome."""
         if decision.kind is StepKind.LLM_CALL:
-            return self._call_llm(decision, events, now)
-        return self._run_tools(decision, events, now)
+            return self._call_llm(decision, view, now)
+        return self._run_tools(decision, view, now)
 
     def _call_llm(
-        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+        self, decision: NextStep, view: ThreadView, now: datetime
     ) -> list[tuple[Event, str]]:
         step_id = decision.step_id
         assert step_id is not None
-        claim = events[-1].event
+        claim = view.head.event
         model = claim.model if isinstance(claim, LLMCallRequested) else self.config.model
-        context = project_llm_context(events)
+        context = view.context()
         config = LLMConfig(
             model=model,
             system_prompt=context.system_prompt or self.config.system_prompt,
@@ -324,9 +326,7 @@ class Engine:
             response = self.llm.call(list(context.messages), self.tools.specs(), config)
         except LLMError as error:
             retryable = error.retryable and decision.attempt < self.config.policy.max_llm_attempts
-            delay = min(
-                self.config.backoff_base * (2 ** (decision.attempt - 1)), self.config.backoff_max
-            )
+            delay = self._backoff(decision.attempt)
             log.warning("llm call failed: %s (%s, attempt %s)", error, error.kind, decision.attempt)
             failure = LLMCallFailed(
                 step_id=step_id,
@@ -350,12 +350,12 @@ class Engine:
         return [(result, message_id(step_id, "response"))]
 
     def _run_tools(
-        self, decision: NextStep, events: list[Recorded[Event]], now: datetime
+        self, decision: NextStep, view: ThreadView, now: datetime
     ) -> list[tuple[Event, str]]:
         step_id = decision.step_id
         assert step_id is not None
-        stream = events[-1].stream_name
-        owner = _owner(events)
+        stream = view.stream_name
+        owner = view.owner
         results: list[tuple[Event, str]] = []
         for call in decision.tool_calls:
             ctx = ToolCallContext(
@@ -378,6 +378,7 @@ class Engine:
                 continue
             retryable = run.retryable and decision.attempt < self.config.policy.max_tool_attempts
             part = f"failure-{call.id}-{decision.attempt}" if retryable else f"result-{call.id}"
+            retry_at = now + self._backoff(decision.attempt) if retryable else None
             results.append(
                 (
                     ToolExecutionFailed(
@@ -388,6 +389,7 @@ class Engine:
                         error_kind=run.error_kind or "exception",
                         retryable=retryable,
                         retry_count=decision.attempt,
+                        retry_at=retry_at,
                         execution_time_ms=round(run.execution_time_ms, 3),
                     ),
                     message_id(step_id, part),
@@ -397,46 +399,49 @@ class Engine:
 
     # -- writing ----------------------------------------------------------------------------
 
+    def _backoff(self, attempt: int) -> timedelta:
+        return min(self.config.backoff_base * (1 << (attempt - 1)), self.config.backoff_max)
+
     def _claim(
-        self, events: list[Recorded[Event]], claims: list[tuple[Event, str]]
+        self, view: ThreadView, claims: list[tuple[Event, str]]
     ) -> list[Recorded[Event]] | None:
         """Append claim events at exactly the head read; None when another worker won."""
         try:
-            return self._write(events, claims)
+            return self._write(view.head, claims)
         except (ConcurrencyError, DuplicateMessageError):
             return None
 
     def _append(
         self,
-        events: list[Recorded[Event]],
+        head: Recorded[Event],
         results: list[tuple[Event, str]],
         next_claims: list[tuple[Event, str]],
     ) -> list[Recorded[Event]] | None:
-        """Append a step's results, with the next step's claim when there is one.
+        """Append a step's results after `head`, with the next step's claim when there is one.
 
-        Written at the head this worker knows; if something was appended meanwhile (or a
-        taken-over attempt already wrote a result) the results go in on their own, without
-        `expected_version` and skipping ids that exist, and None tells the caller to re-read.
+        If something was appended meanwhile (or a taken-over attempt already wrote a result)
+        the results go in on their own, without `expected_version` and skipping ids that
+        exist, and None tells the caller to read the thread again.
         """
         try:
-            return self._write(events, results + next_claims)
+            return self._write(head, results + next_claims)
         except (ConcurrencyError, DuplicateMessageError):
             pass
-        stream = events[-1].stream_name
-        meta = self._metadata(events)
+        meta = self._metadata(head)
         for event, id_ in results:
             message = to_message(event, meta, id=id_)
             try:
-                self.store.write_message(id_, stream, message.type, message.data, message.metadata)
+                self.store.write_message(
+                    id_, head.stream_name, message.type, message.data, message.metadata
+                )
             except DuplicateMessageError:
                 continue
         return None
 
     def _write(
-        self, events: list[Recorded[Event]], pairs: list[tuple[Event, str]]
+        self, head: Recorded[Event], pairs: list[tuple[Event, str]]
     ) -> list[Recorded[Event]]:
-        head = events[-1]
-        meta = self._metadata(events)
+        meta = self._metadata(head)
         batch = [to_message(event, meta, id=id_) for event, id_ in pairs]
         position = self.store.write_messages(
             head.stream_name, batch, expected_version=head.position
@@ -449,29 +454,22 @@ class Engine:
         ]
 
     def _records(
-        self, events: list[Recorded[Event]], pairs: list[tuple[Event, str]], now: datetime
+        self, view: ThreadView, pairs: list[tuple[Event, str]], now: datetime
     ) -> list[Recorded[Event]]:
-        """What `pairs` would look like once appended at the head (for deciding ahead)."""
-        head = events[-1]
-        meta = self._metadata(events)
+        """What `pairs` will look like once appended at the head (for deciding ahead)."""
+        head = view.head
+        meta = self._metadata(head)
         return [
             Recorded(id_, head.stream_name, head.position + 1 + i, -1, now, event, meta)
             for i, (event, id_) in enumerate(pairs)
         ]
 
-    def _metadata(self, events: list[Recorded[Event]]) -> Metadata:
-        head = events[-1]
+    def _metadata(self, head: Recorded[Event]) -> Metadata:
         step_id = getattr(head.event, "step_id", None)
         return Metadata(step_id=step_id if isinstance(step_id, str) else None).follow(head)
 
 
 _ACTIVE = {StepKind.LLM_CALL, StepKind.TOOL_EXECUTION, StepKind.TERMINATION}
-_CONVERSATION = {
-    "UserMessageAdded",
-    "LLMResponseReceived",
-    "ToolExecutionCompleted",
-    "ToolExecutionFailed",
-}
 
 
 def _passive(stream: str, decision: NextStep) -> StepResult:
@@ -512,11 +510,13 @@ def _final_response(results: list[tuple[Event, str]]) -> str | None:
     return None
 
 
-def _failure_retry_at(results: list[tuple[Event, str]]) -> datetime | None:
-    """A retryable model failure ends the chain: the backoff is somebody else's wait."""
+def _backoff_until(results: list[tuple[Event, str]]) -> datetime | None:
+    """A failure to retry ends the chain: the backoff is somebody else's wait."""
     for event, _ in results:
-        if isinstance(event, LLMCallFailed):
+        if isinstance(event, LLMCallFailed | ToolExecutionFailed) and event.retryable:
             return event.retry_at or datetime.min.replace(tzinfo=UTC)
+        if isinstance(event, LLMCallFailed):
+            return datetime.min.replace(tzinfo=UTC)
     return None
 
 
@@ -528,21 +528,6 @@ def _has_unanswered(events: list[Recorded[Event]]) -> bool:
         if isinstance(recorded.event, LLMResponseReceived) and not recorded.event.tool_calls:
             return False
     return False
-
-
-def _session_started(events: list[Recorded[Event]]) -> SessionStarted | None:
-    for recorded in events:
-        if isinstance(recorded.event, SessionStarted):
-            return recorded.event
-    return None
-
-
-def _owner(events: list[Recorded[Event]]) -> str:
-    """The acting user of every tool call: the thread's owner, never a model argument."""
-    started = _session_started(events)
-    if started is None:
-        raise ValueError("thread has no SessionStarted event, so it has no owner")
-    return started.owner
 
 
 def _unique_call_ids(response: LLMResponse, step_id: str) -> tuple[ToolCall, ...]:

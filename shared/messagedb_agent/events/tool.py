@@ -39,4 +39,5 @@ class ToolExecutionFailed(Event):
     error_kind: str = "exception"
     retryable: bool = False
     retry_count: int = 1
+    retry_at: datetime | None = None
     execution_time_ms: float = 0.0

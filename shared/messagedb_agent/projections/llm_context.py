@@ -100,9 +100,29 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
     acc.entries.append((key, ToolResult(event.tool_call_id, event.tool_name, content, True)))
 
 
+class LLMContextFold:
+    """The same projection, folded incrementally (see `NextStepFold`)."""
+
+    __slots__ = ("_acc",)
+
+    def __init__(self) -> None:
+        self._acc = _Acc()
+
+    def feed(self, events: Sequence[Recorded[Event]]) -> LLMContextFold:
+        acc = self._acc
+        for recorded in events:
+            _apply(recorded.event, recorded, acc)
+        return self
+
+    def context(self) -> LLMContext:
+        acc = self._acc
+        acc.entries.sort(key=_sort_key)  # nearly sorted already: linear for timsort
+        return LLMContext(acc.system_prompt, tuple(message for _, message in acc.entries))
+
+
+def _sort_key(entry: tuple[SortKey, Message]) -> SortKey:
+    return entry[0]
+
+
 def project_llm_context(events: Sequence[Recorded[Event]]) -> LLMContext:
-    acc = _Acc()
-    for recorded in events:
-        _apply(recorded.event, recorded, acc)
-    acc.entries.sort(key=lambda entry: entry[0])
-    return LLMContext(acc.system_prompt, tuple(message for _, message in acc.entries))
+    return LLMContextFold().feed(events).context()

@@ -85,8 +85,8 @@ class _Progress:
     results_since_response: bool = False
 
 
-def _fold(events: Sequence[Recorded[Event]]) -> _Progress:
-    p = _Progress()
+def _fold(events: Sequence[Recorded[Event]], p: _Progress | None = None) -> _Progress:
+    p = p if p is not None else _Progress()
     for recorded in events:
         event = recorded.event
         p.head = recorded.position
@@ -169,12 +169,34 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+class NextStepFold:
+    """The same decision, folded incrementally: feed events as they are appended.
+
+    `project_next_step(events, ...)` equals `NextStepFold().feed(events).decide(...)` for every
+    split of `events` into successive feeds; the engine keeps one per thread it is driving so
+    that each step costs the new events, not the whole history.
+    """
+
+    __slots__ = ("_progress",)
+
+    def __init__(self) -> None:
+        self._progress = _Progress()
+
+    def feed(self, events: Sequence[Recorded[Event]]) -> NextStepFold:
+        _fold(events, self._progress)
+        return self
+
+    def decide(self, now: datetime, policy: Policy | None = None) -> NextStep:
+        return _decide(self._progress, _aware(now), policy or Policy())
+
+
 def project_next_step(
     events: Sequence[Recorded[Event]], now: datetime, policy: Policy | None = None
 ) -> NextStep:
-    policy = policy or Policy()
-    now = _aware(now)
-    p = _fold(events)
+    return _decide(_fold(events), _aware(now), policy or Policy())
+
+
+def _decide(p: _Progress, now: datetime, policy: Policy) -> NextStep:
     head = p.head
     if p.completed:
         return NextStep(StepKind.DONE, head=head)
@@ -235,6 +257,23 @@ def _tool_step(
             p.head,
             tool_calls=pending,
             not_before=min(live),
+        )
+    backoffs = [
+        _aware(failure.retry_at)
+        for c in pending
+        if (failure := p.tool_failures.get(c.id)) is not None
+        and failure.retryable
+        and failure.retry_at is not None
+        and failure.retry_count >= attempt
+    ]
+    if backoffs and now < max(backoffs) and attempt < policy.max_tool_attempts:
+        return NextStep(
+            StepKind.RETRY_LATER,
+            p.tool_step,
+            attempt,
+            p.head,
+            tool_calls=pending,
+            not_before=max(backoffs),
         )
     if attempt >= policy.max_tool_attempts:
         failures = [
