@@ -28,6 +28,17 @@ from messagedb_agent.relay.sweep import sweep
 from messagedb_agent.store import MessageStore
 
 
+def announced(store: MessageStore, now: datetime, stream: str) -> list[Notification]:
+    """What the relay announces for `stream` once it has caught up with the whole category."""
+    found: list[Notification] = []
+    while True:
+        result = sweep(store, now, batch_size=100_000)
+        found += [n for n in result.notifications if n.stream_name == stream]
+        result.record(store)
+        if result.read == 0:
+            return found
+
+
 class Crash(BaseException):
     """A process dying mid-step: not an error the engine may catch and record."""
 
@@ -159,11 +170,9 @@ def test_crash_between_append_and_publish_is_recovered_by_the_relay(
     first = engine.step(thread.notification)
     assert first.follow_ups  # ...and the process dies before publishing them
     assert engine.step(thread.notification).outcome is Outcome.STALE  # redelivery is stale
-    announced = [
-        n for n in sweep(store, clock()).notifications if n.stream_name == thread.stream_name
-    ]
-    assert announced == [first.follow_ups[0]]
-    run_until_idle(engine, announced[0])
+    relayed = announced(store, clock(), thread.stream_name)
+    assert relayed == [first.follow_ups[0]]
+    run_until_idle(engine, relayed[0])
     assert types_of(store, thread.stream_name).count("ToolExecutionCompleted") == 1
     assert project_llm_context(read_thread(store, thread.stream_name)).messages[-1].text == "three"  # type: ignore[union-attr]
 
@@ -203,12 +212,10 @@ def test_a_crashed_claim_is_announced_by_the_relay_once_its_lease_expires(
     crash_once(model, "call")
     with pytest.raises(Crash):
         engine.step(thread.notification)
-    sweep(store, clock()).record(store)  # the relay saw the claim, before its lease ran out
-    assert not [
-        n for n in sweep(store, clock()).notifications if n.stream_name == thread.stream_name
-    ]
+    announced(store, clock(), thread.stream_name)  # the relay saw the claim within its lease
+    assert announced(store, clock(), thread.stream_name) == []
     clock.advance(engine.config.llm_lease.total_seconds() + 1)
-    due = [n for n in sweep(store, clock()).notifications if n.stream_name == thread.stream_name]
+    due = announced(store, clock(), thread.stream_name)
     assert due == [Notification(stream_name=thread.stream_name, position=thread.position + 1)]
     run_until_idle(engine, due[0])
     assert types_of(store, thread.stream_name)[-1] == "LLMResponseReceived"
