@@ -195,14 +195,16 @@ class MessageStore:
         ]
         with self._connection() as conn:
             try:
-                with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(_WRITE, params, returning=True)
-                    last = None
-                    while True:
-                        last = cur.fetchone()
-                        if not cur.nextset():
-                            break
+                # An explicit BEGIN/COMMIT pair inside the pipeline: psycopg's transaction
+                # helper and executemany each add round trips that this path does not need.
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    cursors = [conn.execute(_WRITE, row) for row in params]
+                    conn.execute("COMMIT")
+                last = cursors[-1].fetchone()
             except psycopg.Error as exc:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
                 raise _write_error(exc, _duplicate_id(exc) or params[-1][0], stream_name) from exc
         assert last is not None
         return int(last[0])
