@@ -9,7 +9,6 @@ Eventide's camelCase keys, so Message DB's own correlation filter
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -82,17 +81,42 @@ class Metadata(BaseModel):
 E = TypeVar("E", bound=Event, covariant=True)
 
 
-@dataclass(frozen=True, slots=True)
 class Recorded(Generic[E]):
-    """An event as stored: its payload plus where and when Message DB put it."""
+    """An event as stored: its payload plus where and when Message DB put it.
 
-    id: str
-    stream_name: str
-    position: int
-    global_position: int
-    time: datetime
-    event: E
-    metadata: Metadata
+    The metadata may be handed over as JSON text and is then parsed on first use: folding a
+    long thread reads the metadata of almost no event, so it should not pay for all of them.
+    Treat instances as immutable.
+    """
+
+    __slots__ = ("_metadata", "event", "global_position", "id", "position", "stream_name", "time")
+
+    def __init__(
+        self,
+        id: str,
+        stream_name: str,
+        position: int,
+        global_position: int,
+        time: datetime,
+        event: E,
+        metadata: Metadata | str | None,
+    ) -> None:
+        self.id = id
+        self.stream_name = stream_name
+        self.position = position
+        self.global_position = global_position
+        self.time = time
+        self.event = event
+        self._metadata: Metadata | str | None = metadata
+
+    @property
+    def metadata(self) -> Metadata:
+        raw = self._metadata
+        if isinstance(raw, Metadata):
+            return raw
+        parsed = _parse_metadata(raw)
+        self._metadata = parsed
+        return parsed
 
     @property
     def type(self) -> str:
@@ -100,3 +124,42 @@ class Recorded(Generic[E]):
         if isinstance(event, UnknownEvent):
             return event.type_name
         return event.type
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.id,
+            self.stream_name,
+            self.position,
+            self.global_position,
+            self.time,
+            self.event,
+            self.metadata,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Recorded):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.stream_name, self.position))
+
+    def __repr__(self) -> str:
+        return (
+            f"Recorded(id={self.id!r}, stream_name={self.stream_name!r}, "
+            f"position={self.position}, global_position={self.global_position}, "
+            f"time={self.time!r}, event={self.event!r}, metadata={self.metadata!r})"
+        )
+
+
+_EMPTY_METADATA = Metadata()
+
+
+def _parse_metadata(text: str | None) -> Metadata:
+    """Metadata from stored JSON text; anything unreadable reads as empty metadata."""
+    if text is None:
+        return _EMPTY_METADATA
+    try:
+        return Metadata.model_validate_json(text)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return _EMPTY_METADATA

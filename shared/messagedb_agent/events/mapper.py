@@ -37,12 +37,20 @@ def to_message(event: Event, metadata: Metadata, id: str | None = None) -> NewMe
 
 
 def from_message(message: MessageData) -> Recorded[Event]:
-    metadata = _metadata(message)
     text = _data_text(message)
     cls = Event.registry.get(message.type)
     event: Event | None = None
-    if cls is not None and cls is not UnknownEvent:
+    metadata: Metadata | str | None
+    if cls is not None and cls is not UnknownEvent and cls.schema_version > 1:
+        metadata = _metadata(message)  # its schemaVersion picks the upcasters
         event = _known(cls, message.type, metadata.schema_version or 1, text)
+    else:
+        try:
+            metadata = message.metadata_json  # parsed by Recorded when first needed
+        except TypeError:
+            metadata = None
+        if cls is not None and cls is not UnknownEvent:
+            event = _known(cls, message.type, cls.schema_version, text)
     return Recorded(
         id=message.id,
         stream_name=message.stream_name,
