@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,12 +61,30 @@ class Settings(BaseSettings):
     tool_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     tool_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    step_max_steps: int = Field(
+        default=25,
+        ge=1,
+        le=200,
+        description="Steps one step-function delivery may run in a row (one commit each).",
+    )
+    step_budget_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=540,
+        description="After this long a delivery stops chaining and hands on to a new one.",
+    )
     max_message_length: int = Field(default=5000, ge=1, le=100_000)
     mcp_servers: str | None = Field(
         default=None,
         description="JSON list of MCP servers whose tools the agent may use: "
         '[{"name": "files", "command": ["python", "-m", "server"]}]',
     )
+    callback_signing_secret: SecretStr = Field(
+        default=SecretStr("dev-only-callback-secret-change-me"),
+        description="HMAC-SHA256 key that signs reply deliveries to callback URLs.",
+    )
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    max_delivery_attempts: int = Field(default=5, ge=1, le=20)
     local_user: str = Field(
         default="local-user", description="The user the CLI acts as (the API uses the JWT's sub)."
     )

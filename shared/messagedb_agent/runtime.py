@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from messagedb_agent.config import Settings
+from messagedb_agent.engine.delivery import HttpReplySender
 from messagedb_agent.engine.step import Engine, EngineConfig
 from messagedb_agent.engine.tooling import RegistryTools
 from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
@@ -21,6 +22,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             max_iterations=settings.max_iterations,
             max_llm_attempts=settings.max_llm_attempts,
             max_tool_attempts=settings.max_tool_attempts,
+            max_delivery_attempts=settings.max_delivery_attempts,
         ),
         llm_lease=timedelta(seconds=settings.llm_lease_seconds),
         tool_lease=timedelta(seconds=settings.tool_lease_seconds),
@@ -44,4 +46,9 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
     from messagedb_agent.tools import default_registry
 
     tools = RegistryTools(default_registry(), store, settings.tool_timeout_seconds)
-    return Engine(store, llm or llm_client(settings), tools, engine_config(settings))
+    replies = HttpReplySender(
+        settings.callback_signing_secret.get_secret_value(), settings.delivery_timeout_seconds
+    )
+    return Engine(
+        store, llm or llm_client(settings), tools, engine_config(settings), replies=replies
+    )

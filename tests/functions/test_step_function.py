@@ -25,7 +25,9 @@ def test_the_emulator_push_body_runs_a_step_and_publishes_the_follow_up(
     store: MessageStore,
     pubsub_emulator: Emulator,
     topic: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("STEP_MAX_STEPS", "1")  # one step per delivery, so one follow-up
     client = load_function("step")
     thread = new_thread(store, "hello")
     body = encode_push(thread.notification, subscription=SUBSCRIPTION, message_id="1")

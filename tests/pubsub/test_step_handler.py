@@ -75,9 +75,24 @@ def handler(engine: Engine, publisher: RecordingPublisher, clock: Clock) -> Step
     return StepDelivery(engine, publisher, sleep=Sleeper(clock))
 
 
-def test_an_executed_step_publishes_its_follow_up_and_acknowledges(
+def test_a_delivery_runs_the_turn_to_its_end_and_has_nothing_left_to_publish(
     handler: StepDelivery, publisher: RecordingPublisher, store: MessageStore
 ) -> None:
+    thread = new_thread(store, "hello")
+
+    result = handler.handle_event(_event(thread.notification))
+
+    assert result is not None
+    assert result.outcome is Outcome.EXECUTED
+    assert result.turn_completed
+    assert _types(store, thread.stream_name)[-1] == "LLMResponseReceived"
+    assert publisher.published == []
+
+
+def test_an_executed_step_publishes_its_follow_up_and_acknowledges(
+    engine: Engine, publisher: RecordingPublisher, store: MessageStore, clock: Any
+) -> None:
+    handler = StepDelivery(engine, publisher, sleep=Sleeper(clock), max_steps=1)
     thread = new_thread(store, "hello")
 
     result = handler.handle_event(_event(thread.notification))
@@ -245,7 +260,7 @@ def test_an_unconfirmed_follow_up_asks_for_redelivery(
     engine: Engine, store: MessageStore, pubsub_emulator: Emulator
 ) -> None:
     missing_topic = PubSubPublisher(pubsub_emulator.project, f"missing-{uuid.uuid4().hex[:8]}")
-    handler = StepDelivery(engine, missing_topic)
+    handler = StepDelivery(engine, missing_topic, max_steps=1)
     thread = new_thread(store, "hello")
 
     with pytest.raises(PublishError):

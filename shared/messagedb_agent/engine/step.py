@@ -24,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+import orjson
+
+from messagedb_agent.engine.delivery import DeliveryError, ReplySender
 from messagedb_agent.engine.notification import Notification
 from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.engine.view import ThreadView
@@ -34,6 +37,9 @@ from messagedb_agent.events import (
     LLMResponseReceived,
     Metadata,
     Recorded,
+    ReplyDelivered,
+    ReplyDeliveryFailed,
+    ReplyDeliveryRequested,
     SessionCompleted,
     ToolCall,
     ToolExecutionCompleted,
@@ -89,6 +95,7 @@ class EngineConfig:
     llm_timeout_seconds: float = 60.0
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(seconds=30)
+    delivery_lease: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +159,12 @@ class Engine:
         *,
         clock: Callable[[], datetime] = _utc_now,
         worker: str | None = None,
+        replies: ReplySender | None = None,
     ) -> None:
         self.store = store
         self.llm = llm
         self.tools = tools
+        self.replies = replies
         self.config = config or EngineConfig()
         self.clock = clock
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
@@ -166,7 +175,13 @@ class Engine:
         """Run exactly one step for this notification (the unit Pub/Sub delivers)."""
         return self.advance(notification, max_steps=1)
 
-    def advance(self, notification: Notification, *, max_steps: int = 1) -> StepResult:
+    def advance(
+        self,
+        notification: Notification,
+        *,
+        max_steps: int = 1,
+        budget_seconds: float | None = None,
+    ) -> StepResult:
         """Run up to `max_steps` steps in a row while this worker holds the thread.
 
         Each step is claimed and appended exactly as a lone step would be, but the events this
@@ -186,6 +201,7 @@ class Engine:
             return StepResult(Outcome.STALE, stream)
         view = ThreadView(events)
         policy = self.config.policy
+        deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
         executed = 0
         held: NextStep | None = None
         last: NextStep | None = None
@@ -213,6 +229,8 @@ class Engine:
             if decision.kind is StepKind.TERMINATION:
                 executed += 1
                 turn_completed, reply = True, _completion_message(view.events)
+                if executed < max_steps and view.started and view.started.callback_url:
+                    continue  # the closing message is owed to the callback URL
                 break
             results = self._execute(decision, view, now)
             executed += 1
@@ -225,7 +243,8 @@ class Engine:
             view.extend(tentative)  # decided on as if written; undone by a re-read if not
             held = None
             claims: list[tuple[Event, str]] = []
-            if executed < max_steps and backoff is None:
+            in_budget = deadline is None or time.monotonic() < deadline
+            if executed < max_steps and backoff is None and in_budget:
                 upcoming = view.decide(self.clock(), policy)
                 if upcoming.kind in _ACTIVE:
                     held = upcoming
@@ -242,8 +261,13 @@ class Engine:
             if executed >= max_steps and held is None:
                 break
         ended = last is not None and last.kind is StepKind.TERMINATION
+        if ended and view.started is not None and view.started.callback_url:
+            ended = False  # its closing message is still owed to the callback URL
         follow_up = not ended and (
-            max_steps == 1 or not turn_completed or _has_unanswered(view.events)
+            max_steps == 1
+            or not turn_completed
+            or not_before is not None  # a backoff to wait out: the caller needs the head
+            or _has_unanswered(view.events)
         )
         return StepResult(
             Outcome.EXECUTED,
@@ -268,6 +292,21 @@ class Engine:
         if decision.kind is StepKind.TERMINATION:
             return [(_completion(decision), message_id(view.stream_name, "completed"))]
         assert step_id is not None
+        if decision.kind is StepKind.DELIVER_REPLY:
+            assert view.started is not None
+            assert view.started.callback_url
+            return [
+                (
+                    ReplyDeliveryRequested(
+                        step_id=step_id,
+                        reply_position=decision.reply_position,
+                        callback_url=view.started.callback_url,
+                        attempt=decision.attempt,
+                        lease_expires_at=now + self.config.delivery_lease,
+                    ),
+                    message_id(step_id, f"request-{decision.attempt}"),
+                )
+            ]
         if decision.kind is StepKind.LLM_CALL:
             started = view.started
             return [
@@ -306,7 +345,48 @@ class Engine:
         """The one effect of a claimed step, as the events that record its outcome."""
         if decision.kind is StepKind.LLM_CALL:
             return self._call_llm(decision, view, now)
+        if decision.kind is StepKind.DELIVER_REPLY:
+            return self._deliver(decision, view, now)
         return self._run_tools(decision, view, now)
+
+    def _deliver(
+        self, decision: NextStep, view: ThreadView, now: datetime
+    ) -> list[tuple[Event, str]]:
+        step_id = decision.step_id
+        assert step_id is not None
+        attempt = decision.attempt
+        claim = view.head.event
+        assert isinstance(claim, ReplyDeliveryRequested)
+        body = _reply_body(view, claim, step_id)
+        if self.replies is None:
+            error = DeliveryError("no reply sender is configured", retryable=False)
+        else:
+            try:
+                status = self.replies.send(claim.callback_url, body, step_id)
+            except DeliveryError as exc:
+                error = exc
+            else:
+                return [
+                    (
+                        ReplyDelivered(step_id=step_id, attempt=attempt, status_code=status),
+                        message_id(step_id, "delivered"),
+                    )
+                ]
+        retryable = error.retryable and attempt < self.config.policy.max_delivery_attempts
+        log.warning("reply delivery failed: %s (attempt %s)", error, attempt)
+        return [
+            (
+                ReplyDeliveryFailed(
+                    step_id=step_id,
+                    attempt=attempt,
+                    error_message=str(error),
+                    status_code=error.status_code,
+                    retryable=retryable,
+                    retry_at=now + self._backoff(attempt) if retryable else None,
+                ),
+                message_id(step_id, f"failed-{attempt}"),
+            )
+        ]
 
     def _call_llm(
         self, decision: NextStep, view: ThreadView, now: datetime
@@ -469,7 +549,12 @@ class Engine:
         return Metadata(step_id=step_id if isinstance(step_id, str) else None).follow(head)
 
 
-_ACTIVE = {StepKind.LLM_CALL, StepKind.TOOL_EXECUTION, StepKind.TERMINATION}
+_ACTIVE = {
+    StepKind.LLM_CALL,
+    StepKind.TOOL_EXECUTION,
+    StepKind.TERMINATION,
+    StepKind.DELIVER_REPLY,
+}
 
 
 def _passive(stream: str, decision: NextStep) -> StepResult:
@@ -482,6 +567,27 @@ def _passive(stream: str, decision: NextStep) -> StepResult:
     return StepResult(
         outcome, stream, decision.kind, decision.step_id, not_before=decision.not_before
     )
+
+
+def _reply_body(view: ThreadView, claim: ReplyDeliveryRequested, delivery_id: str) -> bytes:
+    reply = next((e for e in view.events if e.position == claim.reply_position), None)
+    text = ""
+    if reply is not None and isinstance(reply.event, LLMResponseReceived):
+        text = reply.event.response_text
+    elif reply is not None and isinstance(reply.event, SessionCompleted):
+        text = reply.event.message or ""
+    started = view.started
+    payload = {
+        "thread_id": started.thread_id if started else None,
+        "position": claim.reply_position,
+        "reply": {
+            "text": text,
+            "final": isinstance(reply.event if reply else None, SessionCompleted),
+        },
+        "delivery_id": delivery_id,
+        "attempt": claim.attempt,
+    }
+    return orjson.dumps(payload)
 
 
 def _completion(decision: NextStep) -> SessionCompleted:

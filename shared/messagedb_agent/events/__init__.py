@@ -2,6 +2,11 @@
 
 from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
+from messagedb_agent.events.delivery import (
+    ReplyDelivered,
+    ReplyDeliveryFailed,
+    ReplyDeliveryRequested,
+)
 from messagedb_agent.events.mapper import from_message, from_messages, to_message
 from messagedb_agent.events.system import ErrorOccurred, SessionCompleted, SessionStarted
 from messagedb_agent.events.tasks import (
@@ -27,6 +32,9 @@ __all__ = [
     "LLMResponseReceived",
     "Metadata",
     "Recorded",
+    "ReplyDelivered",
+    "ReplyDeliveryFailed",
+    "ReplyDeliveryRequested",
     "SessionCompleted",
     "SessionStarted",
     "SessionTerminationRequested",

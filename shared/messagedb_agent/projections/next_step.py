@@ -16,6 +16,11 @@ from enum import StrEnum
 
 from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.delivery import (
+    ReplyDelivered,
+    ReplyDeliveryFailed,
+    ReplyDeliveryRequested,
+)
 from messagedb_agent.events.system import SessionCompleted, SessionStarted
 from messagedb_agent.events.tool import (
     ToolExecutionCompleted,
@@ -25,7 +30,7 @@ from messagedb_agent.events.tool import (
 from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.projections.claims import LLMClaims
-from messagedb_agent.projections.step_ids import llm_step_id, tool_step_id
+from messagedb_agent.projections.step_ids import delivery_step_id, llm_step_id, tool_step_id
 
 
 class StepKind(StrEnum):
@@ -35,6 +40,7 @@ class StepKind(StrEnum):
     IN_FLIGHT = "in_flight"
     RETRY_LATER = "retry_later"
     TERMINATION = "termination"
+    DELIVER_REPLY = "deliver_reply"
     DONE = "done"
 
 
@@ -43,6 +49,7 @@ class Policy:
     max_iterations: int = 10
     max_llm_attempts: int = 3
     max_tool_attempts: int = 2
+    max_delivery_attempts: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,18 @@ class NextStep:
     not_before: datetime | None = None
     reason: str | None = None
     message: str | None = None
+    reply_position: int = -1
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """A finished turn's reply still owed to the callback URL."""
+
+    step_id: str
+    reply_position: int
+    attempt: int = 0
+    lease: datetime | None = None
+    retry_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +102,8 @@ class _Progress:
     tool_leases: dict[str, datetime] = field(default_factory=dict)
     tool_failures: dict[str, ToolExecutionFailed] = field(default_factory=dict)
     results_since_response: bool = False
+    callback_url: str | None = None
+    delivery: _Delivery | None = None
 
 
 def _fold(events: Sequence[Recorded[Event]], p: _Progress | None = None) -> _Progress:
@@ -109,12 +130,18 @@ def _fold(events: Sequence[Recorded[Event]], p: _Progress | None = None) -> _Pro
             p.results_since_response = True
         elif isinstance(event, ToolExecutionFailed) and event.step_id == p.tool_step:
             _tool_failed(p, event)
+        elif isinstance(event, ReplyDeliveryRequested | ReplyDelivered | ReplyDeliveryFailed):
+            _delivery_event(p, event)
         elif isinstance(event, SessionStarted):
             p.started = True
+            p.callback_url = event.callback_url
         elif isinstance(event, SessionTerminationRequested):
             p.termination = event.reason
         elif isinstance(event, SessionCompleted):
             p.completed = True
+            if p.callback_url and event.message:
+                completed_step = delivery_step_id(f"{recorded.stream_name}/completed")
+                p.delivery = _Delivery(completed_step, recorded.position)
     return p
 
 
@@ -135,6 +162,8 @@ def _llm_answered(p: _Progress, event: LLMResponseReceived, recorded: Recorded[E
         p.llm_open, p.llm_failure = False, None
     p.responses_this_turn += 1
     p.results_since_response = False
+    if p.callback_url and not event.tool_calls:
+        p.delivery = _Delivery(delivery_step_id(event.step_id), recorded.position)
     p.tool_step = tool_step_id(event.step_id)
     p.tool_calls = event.tool_calls
     p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
@@ -162,6 +191,25 @@ def _tool_failed(p: _Progress, event: ToolExecutionFailed) -> None:
     if not event.retryable:
         p.tool_done.add(event.tool_call_id)
         p.results_since_response = True
+
+
+def _delivery_event(
+    p: _Progress, event: ReplyDeliveryRequested | ReplyDelivered | ReplyDeliveryFailed
+) -> None:
+    d = p.delivery
+    if d is None or event.step_id != d.step_id:
+        return  # an older reply's delivery: superseded by the newer reply, or already done
+    if isinstance(event, ReplyDeliveryRequested):
+        if event.attempt >= d.attempt:
+            d.attempt, d.lease, d.retry_at = event.attempt, _aware(event.lease_expires_at), None
+    elif isinstance(event, ReplyDelivered):
+        p.delivery = None
+    elif event.attempt >= d.attempt:
+        if not event.retryable:
+            p.delivery = None  # given up: the reply stays readable through the history API
+        else:
+            d.lease = None
+            d.retry_at = _aware(event.retry_at) if event.retry_at else None
 
 
 def _aware(moment: datetime) -> datetime:
@@ -197,6 +245,30 @@ def project_next_step(
 
 
 def _decide(p: _Progress, now: datetime, policy: Policy) -> NextStep:
+    """A reply owed to the callback URL goes first; a delivery that waits never blocks work."""
+    d = p.delivery
+    if d is None:
+        return _work(p, now, policy)
+    leased = d.lease is not None and now < d.lease
+    backing_off = d.retry_at is not None and now < d.retry_at
+    if not leased and not backing_off and d.attempt < policy.max_delivery_attempts:
+        return NextStep(
+            StepKind.DELIVER_REPLY,
+            d.step_id,
+            d.attempt + 1,
+            p.head,
+            reply_position=d.reply_position,
+        )
+    work = _work(p, now, policy)
+    idle = work.kind in (StepKind.WAIT_FOR_USER, StepKind.DONE)
+    if not idle or d.attempt >= policy.max_delivery_attempts:
+        return work
+    if leased:
+        return NextStep(StepKind.IN_FLIGHT, d.step_id, d.attempt, p.head, not_before=d.lease)
+    return NextStep(StepKind.RETRY_LATER, d.step_id, d.attempt, p.head, not_before=d.retry_at)
+
+
+def _work(p: _Progress, now: datetime, policy: Policy) -> NextStep:
     head = p.head
     if p.completed:
         return NextStep(StepKind.DONE, head=head)

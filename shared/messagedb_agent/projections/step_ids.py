@@ -21,6 +21,11 @@ def tool_step_id(llm_step: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{llm_step}/tools"))
 
 
+def delivery_step_id(llm_step: str) -> str:
+    """The delivery of the reply an LLM step produced to the thread's callback URL."""
+    return str(uuid.uuid5(_NAMESPACE, f"{llm_step}/delivery"))
+
+
 def message_id(step_id: str, part: str) -> str:
     """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...)."""
     return str(uuid.uuid5(_NAMESPACE, f"{step_id}/{part}"))

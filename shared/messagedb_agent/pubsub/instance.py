@@ -65,7 +65,15 @@ class FunctionInstance:
 
     @property
     def step_delivery(self) -> StepDelivery:
-        return self._once("step_delivery", lambda: StepDelivery(self.engine, self.publisher))
+        return self._once(
+            "step_delivery",
+            lambda: StepDelivery(
+                self.engine,
+                self.publisher,
+                max_steps=self.settings.step_max_steps,
+                budget_seconds=self.settings.step_budget_seconds,
+            ),
+        )
 
     def close(self) -> None:
         """Close the pool if one was opened (tests, and processes that outlive the function)."""

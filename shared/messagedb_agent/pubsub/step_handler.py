@@ -80,6 +80,10 @@ class StepDelivery:
     engine: Engine
     publisher: NotificationPublisher
     max_inline_wait: float = MAX_INLINE_WAIT_SECONDS
+    # steps one delivery may run in a row while it holds the thread (one commit each), and
+    # the time after which it stops chaining and hands the rest to a new delivery
+    max_steps: int = 25
+    budget_seconds: float = 60.0
     max_inline_retries: int = MAX_INLINE_RETRIES
     sleep: Callable[[float], None] = time.sleep
 
@@ -106,7 +110,9 @@ class StepDelivery:
         """Step until the result is final for this delivery; raise to be redelivered."""
         retries = 0
         while True:
-            result = self.engine.step(notification)
+            result = self.engine.advance(
+                notification, max_steps=self.max_steps, budget_seconds=self.budget_seconds
+            )
             if result.follow_ups:
                 self.publisher.publish(result.follow_ups)
             action, delay = disposition(result, self.engine.clock(), self.max_inline_wait)

@@ -18,6 +18,9 @@ from messagedb_agent.engine.notification import Notification
 from messagedb_agent.events import (
     LLMCallFailed,
     LLMCallRequested,
+    ReplyDeliveryFailed,
+    ReplyDeliveryRequested,
+    ToolExecutionFailed,
     ToolExecutionRequested,
     from_message,
 )
@@ -25,7 +28,14 @@ from messagedb_agent.relay import position as position_store
 from messagedb_agent.store import MessageStore
 from messagedb_agent.store import stream_name as names
 
-_WATCHED = {LLMCallRequested.type, ToolExecutionRequested.type, LLMCallFailed.type}
+_WATCHED = {
+    LLMCallRequested.type,
+    ToolExecutionRequested.type,
+    ReplyDeliveryRequested.type,
+    LLMCallFailed.type,
+    ToolExecutionFailed.type,
+    ReplyDeliveryFailed.type,
+}
 _RECHECK = timedelta(seconds=30)
 log = logging.getLogger(__name__)
 
@@ -84,8 +94,8 @@ def sweep(store: MessageStore, now: datetime, *, batch_size: int = 1000) -> Swee
 
 def _due(message: object) -> datetime | None:
     event = from_message(message).event  # type: ignore[arg-type]
-    if isinstance(event, LLMCallRequested | ToolExecutionRequested):
+    if isinstance(event, LLMCallRequested | ToolExecutionRequested | ReplyDeliveryRequested):
         return event.lease_expires_at
-    if isinstance(event, LLMCallFailed) and event.retryable:
-        return event.retry_at
+    if isinstance(event, LLMCallFailed | ToolExecutionFailed | ReplyDeliveryFailed):
+        return event.retry_at if event.retryable else None
     return None

@@ -1,0 +1,88 @@
+"""Signed reply delivery to a front-end's callback URL.
+
+The body is JSON; the signature is HMAC-SHA256 over `"<timestamp>.<body>"` with the callback
+signing secret, sent as `X-Agent-Signature: t=<timestamp>,v1=<hex>` (the scheme receivers know
+from Stripe-style webhooks), and `X-Agent-Delivery-Id` carries the delivery's step id: the same
+on every attempt, so a receiver can drop the rare repeat after a worker crashed between its
+POST and recording it. Once `ReplyDelivered` is recorded the reply is never sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+SIGNATURE_HEADER = "X-Agent-Signature"
+DELIVERY_ID_HEADER = "X-Agent-Delivery-Id"
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code
+
+
+class ReplySender(Protocol):
+    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+        """POST the body; the status code on success, DeliveryError otherwise."""
+        ...
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(
+    secret: str,
+    body: bytes,
+    header: str,
+    *,
+    now: float | None = None,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> bool:
+    """What a receiver does: check the signature and that the timestamp is recent."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+        given = parts["v1"]
+    except (KeyError, ValueError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, given)
+
+
+@dataclass
+class HttpReplySender:
+    secret: str
+    timeout: float = 10.0
+
+    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+            DELIVERY_ID_HEADER: delivery_id,
+            "User-Agent": "messagedb-agent-delivery",
+        }
+        try:
+            response = httpx.post(url, content=body, headers=headers, timeout=self.timeout)
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"timed out after {self.timeout:g}s", retryable=True) from exc
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"could not reach the callback URL: {exc}", retryable=True) from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return status
+        retryable = status >= 500 or status in (408, 425, 429)
+        raise DeliveryError(
+            f"the callback URL answered {status}", retryable=retryable, status_code=status
+        )
