@@ -89,6 +89,25 @@ class Settings(BaseSettings):
         default="local-user", description="The user the CLI acts as (the API uses the JWT's sub)."
     )
 
+    @field_validator("mcp_servers")
+    @classmethod
+    def _mcp_servers(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        from pydantic import ValidationError
+
+        from messagedb_agent.tools.mcp_client import servers_from_json
+
+        try:
+            servers_from_json(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise ValueError(
+                f"MCP_SERVERS is not a valid server list ({where}: {problem['msg']})"
+            ) from None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _url_scheme(cls, value: str | None) -> str | None:

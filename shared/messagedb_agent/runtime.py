@@ -45,7 +45,13 @@ def llm_client(settings: Settings) -> LLMClient:
 def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None = None) -> Engine:
     from messagedb_agent.tools import default_registry
 
-    tools = RegistryTools(default_registry(), store, settings.tool_timeout_seconds)
+    registry = default_registry()
+    if settings.mcp_servers:
+        from messagedb_agent.tools.mcp_client import load_mcp_tools, servers_from_json
+
+        # connected once per process; the registry closes the connections with itself
+        load_mcp_tools(servers_from_json(settings.mcp_servers), registry)
+    tools = RegistryTools(registry, store, settings.tool_timeout_seconds)
     replies = HttpReplySender(
         settings.callback_signing_secret.get_secret_value(), settings.delivery_timeout_seconds
     )
