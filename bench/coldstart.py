@@ -49,6 +49,46 @@ def import_time(code: str, cwd: Path) -> tuple[float, list[tuple[float, str]]]:
     return total / 1e6, sorted(top, reverse=True)[:5]
 
 
+def _module_time(code: str, cwd: Path, module: str) -> float:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in result.stderr.splitlines():
+        match = _LINE.match(line)
+        if match and match.group(4) == module and len(match.group(3)) <= 1:
+            return int(match.group(2)) / 1e6
+    return 0.0
+
+
+def _children(function: str) -> list[tuple[float, str]]:
+    """The heaviest imports directly under the function's `main`."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import functions_framework, main"],
+        cwd=ROOT / "functions" / function,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found: list[tuple[float, str]] = []
+    block: list[tuple[float, str]] = []
+    for line in result.stderr.splitlines():
+        match = _LINE.match(line)
+        if not match:
+            continue
+        depth = len(match.group(3))
+        if depth == 3:
+            block.append((int(match.group(2)) / 1e6, match.group(4)))
+        elif depth <= 1:  # a top-level line closes the block of children printed before it
+            if match.group(4) == "main":
+                found = block
+            block = []
+    return sorted(found, reverse=True)
+
+
 def measure(code: str, cwd: Path) -> tuple[float, list[tuple[float, str]]]:
     runs = [import_time(code, cwd) for _ in range(REPEAT)]
     median = statistics.median(r[0] for r in runs)
@@ -60,13 +100,23 @@ def main() -> None:
         f"cold start: import time before the first request (median of {REPEAT} fresh interpreters)"
     )
     figures: dict[str, float] = {}
+    framework, _ = measure("import functions_framework", ROOT)
+    figures["functions_framework"] = framework
+    print(
+        f"  the runtime, functions_framework (loaded by the server before any function): {framework:.3f} s"
+    )
     for name, target in TARGETS.items():
-        seconds, top = measure("import main", ROOT / "functions" / name)
-        figures[name] = seconds
-        verdict = "meets" if seconds <= target else "MISSES"
-        heaviest = ", ".join(f"{n} {s * 1000:.0f} ms" for s, n in top[:3])
+        # the runtime goes first, as the Cloud Functions server loads it before the function;
+        # `main`'s cumulative time is then what the function's own module costs
+        own = statistics.median(
+            _module_time("import functions_framework, main", ROOT / "functions" / name, "main")
+            for _ in range(REPEAT)
+        )
+        figures[name] = own
+        verdict = "meets" if own <= target else "MISSES"
+        heaviest = ", ".join(f"{n} {s * 1000:.0f} ms" for s, n in _children(name)[:3])
         print(
-            f"  {name:<8} {seconds:6.3f} s   (target <= {target} s: {verdict})   heaviest: {heaviest}"
+            f"  {name:<8} {own:6.3f} s   (target <= {target} s: {verdict})   heaviest: {heaviest}"
         )
     print("for scale, in the same run:")
     for module in ("google.cloud.aiplatform", "google.genai"):
