@@ -47,8 +47,14 @@ unit: setup ## pytest against the real Message DB
 
 test: lint typecheck unit ## Everything CI checks
 
-bench: setup ## Benchmarks (figures are printed as ratios against raw Message DB)
+bench: setup ## Benchmarks: store, step, end to end, cold start (ratios against baselines run alongside)
 	@$(BIN)/python bench/store.py
+	@$(BIN)/python bench/step.py
+	@if [ -f bench/e2e.py ]; then $(BIN)/python bench/e2e.py; fi
+	@$(BIN)/python bench/coldstart.py
+
+bench-compare: setup ## The step benchmark beside LangGraph and ADK (runs ../shared/peers/run_all.sh)
+	@$(BIN)/python bench/compare.py
 
 db-install: setup ## Install Message DB into DATABASE_URL or the embedded server
 	@$(BIN)/messagedb-agent db install
