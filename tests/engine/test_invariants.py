@@ -378,3 +378,27 @@ def test_a_transient_tool_failure_is_retried_after_a_backoff(
     assert len(attempts) == 2
     assert [e.type for e in events].count("ToolExecutionCompleted") == 1
     assert events[-1].type == "LLMResponseReceived"
+
+
+def test_a_slow_worker_whose_lease_ran_out_cannot_append_a_second_result(
+    store: MessageStore, model: ScriptedModel, tools: EchoTools, clock: Clock
+) -> None:
+    thread = new_thread(store)
+    slow_model = ScriptedModel(script=[text("slow answer")], gate=threading.Event())
+    slow = Engine(store, slow_model, tools, EngineConfig(model="m"), clock=clock, worker="slow")
+    fast = Engine(store, model, tools, EngineConfig(model="m"), clock=clock, worker="fast")
+    model.script = [text("fast answer")]
+    with ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(slow.step, thread.notification)
+        assert slow_model.entered.wait(5)  # the slow worker holds the claim, mid-call
+        clock.advance(fast.config.llm_lease.total_seconds() + 1)
+        head = Notification(stream_name=thread.stream_name, position=thread.position + 1)
+        taken = fast.step(head)  # the lease ran out: attempt 2 takes the step over
+        assert taken.outcome is Outcome.EXECUTED
+        slow_model.gate.set()  # ...and now the slow worker finishes its call
+        stuck.result(10)
+    responses = [
+        e for e in read_thread(store, thread.stream_name) if e.type == "LLMResponseReceived"
+    ]
+    assert len(responses) == 1  # same step id, same result id: the late write is a duplicate
+    assert count(store, thread.stream_name, "LLMCallRequested") == 2
