@@ -1,0 +1,1 @@
+"""Getting the system onto Google Cloud: function packages, and the database users' grants."""

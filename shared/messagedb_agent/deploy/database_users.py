@@ -1,0 +1,134 @@
+"""Give the functions' IAM database users what Message DB gives its own role, nothing more.
+
+Message DB's installer creates the `message_store` role and grants it the schema, the table
+and the functions. Cloud SQL creates an IAM user per function service account with no
+privileges at all, so after the install each one is made a member of `message_store`. The
+ingest function also keeps its rate limits in a schema of its own (`agent`), created on first
+use, so it is allowed to create schemas in the database.
+
+Run by the installer job after `messagedb-agent db install`, as the built-in administrator:
+
+    python -m messagedb_agent.deploy.database_users --member USER ... --schema-creator USER
+
+Every statement is idempotent, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from messagedb_agent.config import Settings
+from messagedb_agent.store.client import describe_connection_error
+
+MESSAGE_STORE_ROLE = "message_store"  # created by Message DB's roles/message-store.sql
+
+
+class GrantError(RuntimeError):
+    """A grant could not be made; the message names the cause and the fix."""
+
+
+@dataclass(frozen=True)
+class GrantReport:
+    database: str
+    granted: list[str] = field(default_factory=list)  # what was newly granted
+    unchanged: list[str] = field(default_factory=list)  # what each user already had
+
+    def summary(self) -> str:
+        if not self.granted:
+            return f"database users of {self.database}: nothing to change"
+        return f"database users of {self.database}: " + "; ".join(self.granted)
+
+
+def grant(url: str, members: Sequence[str], schema_creators: Sequence[str] = ()) -> GrantReport:
+    """Make each member a `message_store` member and let each schema creator create schemas."""
+    users = list(dict.fromkeys([*members, *schema_creators]))
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise GrantError(describe_connection_error(exc, url)) from exc
+    with conn:
+        database = str(_one(conn, "SELECT current_database()"))
+        report = GrantReport(database)
+        if not _one(conn, "SELECT count(*) FROM pg_roles WHERE rolname = %s", MESSAGE_STORE_ROLE):
+            raise GrantError(
+                f"role {MESSAGE_STORE_ROLE} does not exist in {database}: Message DB is not "
+                "installed. Fix: run `messagedb-agent db install` first"
+            )
+        for user in users:
+            if not _one(conn, "SELECT count(*) FROM pg_roles WHERE rolname = %s", user):
+                raise GrantError(
+                    f"database user {user} does not exist. Fix: create it first (Terraform's "
+                    "google_sql_user, or `gcloud sql users create USER --type=cloud_iam_service_account`)"
+                )
+        for user in users:
+            if _one(conn, "SELECT pg_has_role(%s, %s, 'MEMBER')", user, MESSAGE_STORE_ROLE):
+                report.unchanged.append(f"{user} is a {MESSAGE_STORE_ROLE} member")
+            else:
+                conn.execute(
+                    sql.SQL("GRANT {} TO {}").format(
+                        sql.Identifier(MESSAGE_STORE_ROLE), sql.Identifier(user)
+                    )
+                )
+                report.granted.append(f"{user} joins {MESSAGE_STORE_ROLE}")
+        for user in dict.fromkeys(schema_creators):
+            if _one(conn, "SELECT has_database_privilege(%s, %s, 'CREATE')", user, database):
+                report.unchanged.append(f"{user} may create schemas")
+            else:
+                conn.execute(
+                    sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                        sql.Identifier(database), sql.Identifier(user)
+                    )
+                )
+                report.granted.append(f"{user} may create schemas")
+    return report
+
+
+def _one(conn: psycopg.Connection, query: str, *params: object) -> object:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m messagedb_agent.deploy.database_users",
+        description="Grant the functions' database users Message DB's role (DATABASE_URL).",
+    )
+    parser.add_argument(
+        "--member", action="append", default=[], help="a user to make a message_store member"
+    )
+    parser.add_argument(
+        "--schema-creator",
+        action="append",
+        default=[],
+        help="a user that may also create schemas (ingest's rate limits)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.member and not args.schema_creator:
+        parser.error("name at least one --member or --schema-creator")
+    settings = Settings()
+    if settings.database_url is None:
+        print("error: DATABASE_URL is not set. Fix: point it at the database.", file=sys.stderr)
+        return 2
+    try:
+        report = grant(settings.database_url, args.member, args.schema_creator)
+    except GrantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,545 @@
+"""infra/ checked against the code it deploys: functions, settings, secrets, grants, connections.
+
+`terraform validate` needs the providers, which cannot be downloaded here, so the files are
+parsed (python-hcl2) and compared with what the code declares: the function folders and
+their decorated targets, the pydantic settings classes' fields, the local stack's Pub/Sub
+names, the installer's command line.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from tests.infra import functions_source
+from tests.infra.hcl import INFRA, ROOT, Config, Expr, block, load, map_keys
+
+from messagedb_agent.config import Settings
+from messagedb_agent.deploy import database_users
+from messagedb_agent.deploy.packaging import discover
+from messagedb_agent.pubsub.config import PubSubSettings
+from messagedb_agent.store.cloudsql import CloudSqlSettings
+
+MODULE_SOURCE = "./modules/function"
+
+# Settings no function reads in Cloud, each with the reason; everything else must be set.
+LOCAL_ONLY = {
+    "DATABASE_URL": "Cloud connects through CLOUD_SQL_INSTANCE and the connector",
+    "MESSAGEDB_AGENT_HOME": "the embedded server's data and the npm cache",
+    "MESSAGEDB_TARBALL": "read by the installer only (the installer job's image sets it)",
+    "MESSAGEDB_DATABASE": "the embedded server's database; Cloud uses DB_NAME",
+    "LOCAL_USER": "who the CLI acts as",
+    "MCP_SERVERS": "stdio subprocesses, which are not deployed with the functions",
+    "PUBSUB_SUBSCRIPTION": "names the local stack's push subscription; Terraform names Cloud's",
+    "PUBSUB_EMULATOR_HOST": "the local emulator",
+    "LOCAL_TOPIC_URL": "the local stack's built-in topic",
+    "DEV_AUTH_SECRET": "local tokens only; the API refuses it on Cloud Run",
+    "ALLOW_DEV_AUTH": "lets the public development secret through; never in Cloud",
+    "K_SERVICE": "set by Cloud Run itself",
+}
+# Must never be set in Cloud: they open a door or point somewhere local.
+NEVER_IN_CLOUD = {
+    "DATABASE_URL",
+    "DEV_AUTH_SECRET",
+    "ALLOW_DEV_AUTH",
+    "PUBSUB_EMULATOR_HOST",
+    "LOCAL_TOPIC_URL",
+    "K_SERVICE",
+}
+# Settings a function's classes have but it never uses, withheld on purpose (least privilege):
+# only step's engine signs reply deliveries.
+WITHHELD = {
+    "ingest": {"CALLBACK_SIGNING_SECRET"},
+    "relay": {"CALLBACK_SIGNING_SECRET"},
+    "step": set(),
+}
+# Who reads which secret (least privilege: no other function may read it).
+EXPECTED_SECRETS = {
+    "ingest": {"JWT_HS256_SECRET"},
+    "relay": set(),
+    "step": {"CALLBACK_SIGNING_SECRET"},
+}
+BASE_ROLES = {
+    "roles/cloudsql.client",
+    "roles/cloudsql.instanceUser",
+    "roles/logging.logWriter",
+    "roles/cloudtrace.agent",
+}
+BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/secretmanager.secretAccessor"}
+
+
+@pytest.fixture(scope="module")
+def root() -> Config:
+    return load(INFRA)
+
+
+@pytest.fixture(scope="module")
+def module(root: Config) -> Config:
+    return root.module("ingest")
+
+
+def _function_calls(root: Config) -> dict[str, dict[str, Any]]:
+    return {n: b for n, b in root.modules.items() if b.get("source") == MODULE_SOURCE}
+
+
+def _environment(root: Config, module: Config, name: str) -> set[str]:
+    """Every plain environment variable the function gets: the call's and the module's own."""
+    given = map_keys(root, root.modules[name]["environment"])
+    function = module.resource("google_cloudfunctions2_function", "this")
+    env = block(function, "service_config")["environment_variables"]
+    return map_keys(module, env, inputs={"environment": given})
+
+
+def _secrets(root: Config, name: str) -> dict[str, Any]:
+    secret_env = root.modules[name]["secret_env"]
+    assert isinstance(secret_env, Expr)
+    (local,) = secret_env.refs("local")
+    secrets: dict[str, Any] = root.locals[local]
+    return secrets
+
+
+def _default(root: Config, variable: str) -> Any:
+    return root.variables[variable].get("default")
+
+
+# -- functions ---------------------------------------------------------------------------------
+
+
+def test_every_function_folder_is_deployed_with_its_decorated_target() -> None:
+    config = load(INFRA)
+    calls = _function_calls(config)
+    assert set(calls) == set(discover()), "one module call per functions/<name>/ folder"
+    for source in functions_source.all_functions():
+        call = calls[source.name]
+        assert call["name"] == source.name
+        assert call["entry_point"] == source.target == source.name
+        assert call["source_archive"] == f"${{local.build_dir}}/{source.name}.zip"
+        assert call["scaling"] == Expr(f'var.functions["{source.name}"]')
+
+
+def test_the_module_deploys_the_given_entry_point_from_the_uploaded_zip(module: Config) -> None:
+    function = module.resource("google_cloudfunctions2_function", "this")
+    build = block(function, "build_config")
+    assert build["entry_point"] == Expr("var.entry_point")
+    assert build["runtime"] == Expr("var.runtime")
+    storage = block(block(build, "source"), "storage_source")
+    assert storage["object"] == Expr("google_storage_bucket_object.source.name")
+    upload = module.resource("google_storage_bucket_object", "source")
+    assert upload["source"] == Expr("var.source_archive")
+    assert "filemd5(var.source_archive)" in upload["name"], "a new zip must be a new object"
+    assert "event_trigger" not in function, "Pub/Sub reaches step by a push subscription"
+
+
+def test_the_runtime_is_the_python_the_project_requires(root: Config) -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'requires-python = ">=3.11,<3.12"' in pyproject
+    assert _default(root, "runtime") == "python311"
+
+
+def test_cloud_event_functions_are_fed_by_a_push_subscription_with_dead_lettering(
+    root: Config,
+) -> None:
+    subscriptions = root.of_type("google_pubsub_subscription")
+    for source in functions_source.all_functions():
+        if source.signature != "cloud_event":
+            continue
+        uri = Expr(f"module.{source.name}.uri")
+        feeding = [
+            s
+            for s in subscriptions.values()
+            if "push_config" in s and block(s, "push_config")["push_endpoint"] == uri
+        ]
+        assert len(feeding) == 1, f"{source.name} needs exactly one push subscription"
+        subscription = feeding[0]
+        oidc = block(block(subscription, "push_config"), "oidc_token")
+        assert oidc["audience"] == uri
+        invokers = root.modules[source.name]["invokers"]
+        assert isinstance(invokers, dict)
+        assert f"serviceAccount:${{{oidc['service_account_email'].text}}}" in invokers.values()
+        dead_letter = block(subscription, "dead_letter_policy")
+        assert dead_letter["dead_letter_topic"] == Expr("google_pubsub_topic.dead_letter.id")
+        retry = block(subscription, "retry_policy")
+        assert retry["minimum_backoff"] == Expr("var.retry_minimum_backoff")
+        assert retry["maximum_backoff"] == Expr("var.retry_maximum_backoff")
+        assert root.modules[source.name]["ingress"] == "ALLOW_INTERNAL_ONLY"
+
+
+def test_http_functions_are_public_by_variable_or_called_by_cloud_scheduler(root: Config) -> None:
+    jobs = root.of_type("google_cloud_scheduler_job")
+    for source in functions_source.all_functions():
+        if source.signature != "http":
+            continue
+        uri = Expr(f"module.{source.name}.uri")
+        invokers = root.modules[source.name]["invokers"]
+        callers = [j for j in jobs.values() if block(j, "http_target")["uri"] == uri]
+        if callers:
+            oidc = block(block(callers[0], "http_target"), "oidc_token")
+            assert oidc["audience"] == uri
+            assert invokers == {
+                "scheduler": f"serviceAccount:${{{oidc['service_account_email'].text}}}"
+            }, "only the scheduler's account may call a scheduled function"
+            assert root.modules[source.name]["ingress"] == "ALLOW_INTERNAL_ONLY"
+        else:
+            assert isinstance(invokers, Expr)
+            assert invokers.refs("var") == ["ingest_invokers"]
+            assert _default(root, "ingest_invokers") == ["allUsers"]
+            assert root.modules[source.name]["ingress"] == "ALLOW_ALL"
+
+
+def test_the_relay_is_called_with_post_as_the_local_trigger_does(root: Config) -> None:
+    target = block(root.resource("google_cloud_scheduler_job", "relay"), "http_target")
+    assert target["http_method"] == "POST"
+    scheduler_source = (ROOT / "shared/messagedb_agent/stack/scheduler.py").read_text()
+    assert "client.post(" in scheduler_source
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def _fields(classes: tuple[type[BaseSettings], ...]) -> set[str]:
+    return {name.upper() for cls in classes for name in cls.model_fields}
+
+
+@pytest.mark.parametrize("name", discover())
+def test_every_setting_the_function_reads_in_cloud_is_set(
+    root: Config, module: Config, name: str
+) -> None:
+    source = functions_source.read(name)
+    expected = _fields(source.settings_classes) - set(LOCAL_ONLY) - WITHHELD[name]
+    provided = _environment(root, module, name) | set(_secrets(root, name))
+    assert expected - provided == set(), f"{name} is missing settings"
+
+
+@pytest.mark.parametrize("name", discover())
+def test_terraform_sets_only_settings_the_function_reads(
+    root: Config, module: Config, name: str
+) -> None:
+    source = functions_source.read(name)
+    known = _fields(source.settings_classes)
+    assert _environment(root, module, name) - known == set(), "a typo, or a setting nobody reads"
+    assert set(_secrets(root, name)) - known == set()
+
+
+@pytest.mark.parametrize("name", discover())
+def test_local_only_settings_are_never_set_in_cloud(
+    root: Config, module: Config, name: str
+) -> None:
+    provided = _environment(root, module, name) | set(_secrets(root, name))
+    assert provided & NEVER_IN_CLOUD == set()
+
+
+def test_the_local_only_list_names_real_settings() -> None:
+    every = _fields((*functions_source.COMMON_SETTINGS, functions_source.ApiSettings))
+    assert set(LOCAL_ONLY) - every == set(), "an allow-list entry for a setting that is gone"
+    withheld = set().union(*WITHHELD.values())
+    assert withheld - every == set()
+
+
+def _literal_values(root: Config, module: Config, name: str) -> dict[str, str]:
+    """The environment with Terraform's defaults filled in where a value comes from a variable."""
+    values: dict[str, str] = {}
+    scaling = _default(root, "functions")[name]
+    names = ("engine_env", "observability_env", "cloud_sql_env", "pubsub_env", "api_env")
+    maps = [root.locals[n] for n in names]
+    maps.append(module.locals["instance_env"])
+    for env in maps:
+        for key, value in env.items():
+            if isinstance(value, str):
+                values[key] = value
+                continue
+            match = re.fullmatch(r"(?:tostring\()?var\.(\w+(?:\.\w+)?)\)?", value.text)
+            if match is None:
+                continue  # a resource's attribute, known after apply
+            path = match.group(1).split(".")
+            default = scaling[path[1]] if path[0] == "scaling" else _default(root, path[0])
+            if default is not None and default != "":
+                values[key] = str(default)
+    return values
+
+
+@pytest.mark.parametrize("name", discover())
+def test_terraform_defaults_are_valid_settings(root: Config, module: Config, name: str) -> None:
+    values = _literal_values(root, module, name)
+    values["CLOUD_SQL_INSTANCE"] = "my-project:us-central1:agent-messagedb"
+    values.setdefault("DB_IAM_USER", "agent-step@my-project.iam")
+    values["CLOUD_SQL_IP_TYPE"] = "PUBLIC"
+    values.setdefault("JWT_HS256_SECRET", "from-secret-manager")
+    values.setdefault("CALLBACK_SIGNING_SECRET", "from-secret-manager")
+    for cls in functions_source.read(name).settings_classes:
+        fields = {key.lower(): v for key, v in values.items() if key.lower() in cls.model_fields}
+        try:
+            cls(_env_file=None, **fields)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            pytest.fail(f"{name}: Terraform's defaults are not valid {cls.__name__}: {exc}")
+    settings = Settings(_env_file=None, db_pool_max_size=int(values["DB_POOL_MAX_SIZE"]))  # type: ignore[call-arg]
+    assert settings.db_pool_max_size == _default(root, "functions")[name]["db_pool_max_size"]
+
+
+def test_cloud_sql_settings_come_from_the_instance_and_database(root: Config) -> None:
+    env = root.locals["cloud_sql_env"]
+    assert env["CLOUD_SQL_INSTANCE"] == Expr("google_sql_database_instance.main.connection_name")
+    assert env["DB_NAME"] == Expr("google_sql_database.main.name")
+    assert _default(root, "db_name") == CloudSqlSettings.model_fields["db_name"].default
+    ip_type = root.locals["cloud_sql_ip_type"]
+    for value in re.findall(r'"(\w+)"', ip_type.text):
+        CloudSqlSettings(_env_file=None, cloud_sql_ip_type=value)  # type: ignore[call-arg]
+
+
+def test_each_function_logs_in_as_its_own_service_account(module: Config) -> None:
+    user = module.resource("google_sql_user", "iam")
+    assert user["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert user["name"] == Expr("local.db_user")
+    assert module.locals["db_user"] == Expr(
+        'trimsuffix(google_service_account.this.email, ".gserviceaccount.com")'
+    )
+    assert module.locals["instance_env"]["DB_IAM_USER"] == Expr("local.db_user")
+    settings = CloudSqlSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        cloud_sql_instance="p:r:i",
+        db_iam_user="agent-step@my-project.iam.gserviceaccount.com",
+    )
+    assert settings.db_iam_user == "agent-step@my-project.iam", "the same name Terraform gives"
+
+
+# -- secrets and roles -------------------------------------------------------------------------
+
+
+def test_each_function_reads_exactly_its_own_secrets(root: Config) -> None:
+    secrets = root.of_type("google_secret_manager_secret")
+    versions = root.of_type("google_secret_manager_secret_version")
+    for name in discover():
+        mapping = _secrets(root, name)
+        assert set(mapping) == EXPECTED_SECRETS[name]
+        for value in mapping.values():
+            (resource,) = re.findall(r"google_secret_manager_secret\.(\w+)\.secret_id", value.text)
+            assert resource in secrets
+            assert versions[resource]["secret"] == Expr(
+                f"google_secret_manager_secret.{resource}.id"
+            )
+
+
+def test_secrets_are_mounted_and_granted_from_the_same_map(module: Config) -> None:
+    function = module.resource("google_cloudfunctions2_function", "this")
+    (dynamic,) = block(function, "service_config")["dynamic"]
+    mounted = dynamic["secret_environment_variables"]
+    assert mounted["for_each"] == Expr("var.secret_env")
+    content = block(mounted, "content")
+    assert content["key"] == Expr("secret_environment_variables.key")
+    assert content["secret"] == Expr("secret_environment_variables.value")
+    grant = module.resource("google_secret_manager_secret_iam_member", "secret")
+    assert grant["for_each"] == Expr("var.secret_env")
+    assert grant["secret_id"] == Expr("each.value")
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+    assert grant["member"] == "serviceAccount:${google_service_account.this.email}"
+    assert Expr("google_secret_manager_secret_iam_member.secret") in function["depends_on"]
+
+
+def test_no_secret_is_mounted_in_plain_environment(root: Config, module: Config) -> None:
+    for name in discover():
+        assert set(_secrets(root, name)) & _environment(root, module, name) == set()
+
+
+def test_function_accounts_hold_only_the_roles_they_need(root: Config, module: Config) -> None:
+    assert set(module.locals["base_roles"]) == BASE_ROLES
+    extra = {name: set(root.modules[name]["project_roles"]) for name in discover()}
+    assert extra == {"ingest": set(), "relay": set(), "step": {"roles/aiplatform.user"}}
+    for config in (root, module):
+        for binding in config.of_type("google_project_iam_member").values():
+            roles = binding.get("for_each", binding.get("role"))
+            listed = set(re.findall(r'"(roles/[\w.]+)"', getattr(roles, "text", ""))) or (
+                set(roles) if isinstance(roles, list) else {roles}
+            )
+            assert listed & BROAD_ROLES == set(), f"project-wide grant of {listed & BROAD_ROLES}"
+
+
+def test_every_function_may_publish_notifications(root: Config) -> None:
+    publisher = root.resource("google_pubsub_topic_iam_member", "publisher")
+    assert publisher["topic"] == Expr("google_pubsub_topic.steps.name")
+    assert publisher["role"] == "roles/pubsub.publisher"
+    assert publisher["for_each"] == {
+        name: Expr(f"module.{name}.service_account_email") for name in discover()
+    }
+
+
+# -- the connection budget ---------------------------------------------------------------------
+
+
+def _budget(root: Config) -> tuple[int, int, int]:
+    functions = _default(root, "functions")
+    pooled = sum(f["max_instances"] * f["db_pool_max_size"] for f in functions.values())
+    headroom = _default(root, "db_connection_headroom")
+    return pooled, pooled + headroom, _default(root, "db_max_connections")
+
+
+def test_pooled_connections_fit_under_max_connections(root: Config) -> None:
+    _pooled, with_headroom, max_connections = _budget(root)
+    assert with_headroom <= max_connections
+    pool_limit = Settings.model_fields["db_pool_max_size"].metadata
+    assert any(getattr(m, "le", None) == 100 for m in pool_limit), "the validation mirrors this"
+    for scaling in _default(root, "functions").values():
+        assert _default(root, "db_pool_min_size") <= scaling["db_pool_max_size"] <= 100
+
+
+def test_the_plan_fails_when_the_budget_is_exceeded(root: Config, module: Config) -> None:
+    assert root.locals["pooled_connections"] == Expr(
+        "sum([for f in values(var.functions) : f.max_instances * f.db_pool_max_size])"
+    )
+    assert root.locals["connection_budget"] == Expr(
+        "local.pooled_connections + var.db_connection_headroom"
+    )
+    lifecycle = block(root.resource("google_sql_database_instance", "main"), "lifecycle")
+    conditions = [p["condition"] for p in lifecycle["precondition"]]
+    assert Expr("local.connection_budget <= var.db_max_connections") in conditions
+    flags = block(root.resource("google_sql_database_instance", "main"), "settings")
+    max_connections = [f for f in flags["database_flags"] if f["name"] == "max_connections"]
+    assert max_connections[0]["value"] == Expr("tostring(var.db_max_connections)")
+    # The budget counts what is deployed: the same two numbers set each function's scaling.
+    service = block(module.resource("google_cloudfunctions2_function", "this"), "service_config")
+    assert service["max_instance_count"] == Expr("var.scaling.max_instances")
+    assert module.locals["instance_env"]["DB_POOL_MAX_SIZE"] == Expr(
+        "tostring(var.scaling.db_pool_max_size)"
+    )
+
+
+def test_the_documented_arithmetic_matches_the_defaults(root: Config) -> None:
+    pooled, with_headroom, max_connections = _budget(root)
+    functions = _default(root, "functions")
+    terms = " + ".join(
+        f"{name} {f['max_instances']} × {f['db_pool_max_size']}" for name, f in functions.items()
+    )
+    for path in (INFRA / "sql.tf", INFRA / "README.md"):
+        text = " ".join(path.read_text(encoding="utf-8").replace("#", " ").split())
+        assert f"{terms} = {pooled} pooled connections" in text, path.name
+        assert f"= {with_headroom} <= max_connections ({max_connections})" in text, path.name
+
+
+# -- database, Pub/Sub, installer --------------------------------------------------------------
+
+
+def test_cloud_sql_is_postgres_15_or_newer_with_backups_and_iam_auth(root: Config) -> None:
+    assert re.fullmatch(r"POSTGRES_(1[5-9]|[2-9]\d)", _default(root, "db_version"))
+    settings = block(root.resource("google_sql_database_instance", "main"), "settings")
+    backup = block(settings, "backup_configuration")
+    assert backup["enabled"] is True
+    assert backup["point_in_time_recovery_enabled"] is True
+    flags = {f["name"]: f["value"] for f in settings["database_flags"]}
+    assert flags["cloudsql.iam_authentication"] == "on"
+    network = block(settings, "ip_configuration")
+    assert "authorized_networks" not in network, "only the connector may reach the instance"
+    assert network["ssl_mode"] == "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+
+
+def test_pubsub_names_match_the_code_defaults(root: Config) -> None:
+    defaults = PubSubSettings.model_fields
+    assert _default(root, "topic_name") == defaults["pubsub_topic"].default
+    assert _default(root, "dead_letter_topic_name") == defaults["pubsub_dead_letter_topic"].default
+    assert _default(root, "step_subscription_name") == defaults["pubsub_subscription"].default
+    assert root.locals["pubsub_env"]["PUBSUB_TOPIC"] == Expr("google_pubsub_topic.steps.name")
+
+
+def test_failed_notifications_are_kept_for_a_week(root: Config) -> None:
+    kept = root.resource("google_pubsub_subscription", "dead_letter_kept")
+    assert kept["topic"] == Expr("google_pubsub_topic.dead_letter.id")
+    assert "push_config" not in kept, "a pull subscription keeps messages until read"
+    assert kept["message_retention_duration"] == Expr("var.dead_letter_retention")
+    assert _default(root, "dead_letter_retention") == f"{7 * 24 * 3600}s"
+    assert block(kept, "expiration_policy")["ttl"] == ""
+    agent = Expr("local.pubsub_service_agent")
+    publisher = root.resource("google_pubsub_topic_iam_member", "dead_letter_publisher")
+    assert (publisher["member"], publisher["role"]) == (agent, "roles/pubsub.publisher")
+    subscriber = root.resource("google_pubsub_subscription_iam_member", "dead_letter_subscriber")
+    assert (subscriber["member"], subscriber["role"]) == (agent, "roles/pubsub.subscriber")
+
+
+def test_a_push_is_acknowledged_no_sooner_than_a_step_may_take(root: Config) -> None:
+    push = root.resource("google_pubsub_subscription", "step_push")
+    assert push["ack_deadline_seconds"] == Expr('var.functions["step"].timeout_seconds')
+    assert _default(root, "functions")["step"]["timeout_seconds"] <= 600
+    minimum = int(_default(root, "retry_minimum_backoff").rstrip("s"))
+    maximum = int(_default(root, "retry_maximum_backoff").rstrip("s"))
+    assert 0 < minimum <= maximum <= 600
+    assert 5 <= _default(root, "pubsub_max_delivery_attempts") <= 100
+    budget = _default(root, "step_budget_seconds") + _default(root, "llm_timeout_seconds")
+    assert budget <= _default(root, "functions")["step"]["timeout_seconds"]
+    lifecycle = block(push, "lifecycle")
+    assert any("var.step_budget_seconds" in p["condition"].text for p in lifecycle["precondition"])
+
+
+def _installer_tokens(root: Config) -> list[str]:
+    command = root.locals["installer_command"].text
+    pieces = re.findall(r'"([^"]*)"', command)
+    return shlex.split(" ".join(p.replace("${user}", "user@p.iam") for p in pieces))
+
+
+def test_the_installer_job_runs_the_projects_installer_then_the_grants(root: Config) -> None:
+    tokens = _installer_tokens(root)
+    assert tokens[:4] == ["messagedb-agent", "db", "install", "&&"]
+    assert tokens[4:7] == ["python", "-m", "messagedb_agent.deploy.database_users"]
+    args = database_users.build_parser().parse_args(
+        [t.replace("${module.ingest.db_user}", "ingest@p.iam") for t in tokens[7:]]
+    )
+    assert args.member == ["user@p.iam"]
+    assert args.schema_creator == ["ingest@p.iam"]
+    command = root.locals["installer_command"].text
+    for name in discover():
+        assert f"module.{name}.db_user" in command, f"{name}'s database user is not granted"
+
+
+def test_the_installer_job_connects_through_the_cloud_sql_socket(root: Config) -> None:
+    job = root.resource("google_cloud_run_v2_job", "messagedb_install")
+    task = block(block(job, "template"), "template")
+    volume = block(task, "volumes")
+    instances = block(volume, "cloud_sql_instance")["instances"]
+    assert instances == [Expr("google_sql_database_instance.main.connection_name")]
+    container = block(task, "containers")
+    assert container["image"] == Expr("var.image")
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DATABASE_URL"]["value"] == Expr("local.installer_database_url")
+    url = root.locals["installer_database_url"]
+    assert url.startswith("postgresql://")
+    assert "host=/cloudsql/" in url
+    Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+    secret = block(block(env["PGPASSWORD"], "value_source"), "secret_key_ref")
+    assert secret["secret"] == Expr("google_secret_manager_secret.db_admin_password.secret_id")
+    grant = root.resource(
+        "google_secret_manager_secret_iam_member", "installer_reads_admin_password"
+    )
+    assert grant["member"] == "serviceAccount:${google_service_account.installer.email}"
+    mount = block(container, "volume_mounts")
+    assert mount["mount_path"] == "/cloudsql"
+
+
+# -- hygiene -----------------------------------------------------------------------------------
+
+
+def test_every_variable_and_output_is_described(root: Config, module: Config) -> None:
+    for config in (root, module):
+        for name, variable in config.variables.items():
+            assert variable.get("description"), f"variable {name} has no description"
+        for name, output in config.outputs.items():
+            assert output.get("description"), f"output {name} has no description"
+    assert {"ingest_url", "topic", "dead_letter_topic", "sql_connection_name"} <= set(root.outputs)
+
+
+def test_the_google_provider_version_is_pinned(root: Config) -> None:
+    providers = root.terraform[0]["required_providers"][0]
+    for name in ("google", "random"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", providers[name]["version"]), name
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_fmt_is_clean() -> None:
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
