@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help setup run stack test lint typecheck unit bench bench-compare db-install db-stop clean
+.PHONY: help setup run stack test lint typecheck unit bench bench-compare package db-install db-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: setup ## Benchmarks: store, step, end to end, cold start (ratios against 
 
 bench-compare: setup ## The step benchmark beside LangGraph and ADK (runs ../shared/peers/run_all.sh)
 	@$(BIN)/python bench/compare.py
+
+package: setup ## Build build/<function>/ and build/<function>.zip for Cloud Functions
+	@$(BIN)/python -m messagedb_agent.deploy.packaging build --out build --uv $(UV)
 
 db-install: setup ## Install Message DB into DATABASE_URL or the embedded server
 	@$(BIN)/messagedb-agent db install

@@ -69,10 +69,13 @@ class MessageStore:
         max_size: int = 5,
         timeout: float = 10.0,
         name: str = "messagedb-agent",
+        connection_class: type[psycopg.Connection[Any]] = psycopg.Connection,
     ) -> None:
         self.conninfo = conninfo
+        self._connection_class = connection_class
         self._pool = ConnectionPool(
             conninfo,
+            connection_class=connection_class,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
@@ -92,7 +95,9 @@ class MessageStore:
         except PoolTimeout as exc:
             # Close it, or the pool's workers keep retrying the connection in the background.
             self._pool.close()
-            raise StoreUnavailableError(_describe_connect_failure(self.conninfo)) from exc
+            raise StoreUnavailableError(
+                _describe_connect_failure(self.conninfo, self._connection_class)
+            ) from exc
         return self
 
     def close(self) -> None:
@@ -119,7 +124,9 @@ class MessageStore:
                     "SELECT message_store.message_store_version(), current_setting('server_version')"
                 ).fetchone()
         except PoolTimeout:
-            return Health(False, None, None, _describe_connect_failure(self.conninfo))
+            return Health(
+                False, None, None, _describe_connect_failure(self.conninfo, self._connection_class)
+            )
         except psycopg.Error as exc:
             return Health(False, None, None, _one_line(exc))
         assert row is not None
@@ -342,7 +349,9 @@ class MessageStore:
             with self._pool.connection(timeout=self._timeout) as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreUnavailableError(_describe_connect_failure(self.conninfo)) from exc
+            raise StoreUnavailableError(
+                _describe_connect_failure(self.conninfo, self._connection_class)
+            ) from exc
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(_one_line(exc)) from exc
         except psycopg.Error as exc:
@@ -404,10 +413,12 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _describe_connect_failure(conninfo: str) -> str:
+def _describe_connect_failure(
+    conninfo: str, connection_class: type[psycopg.Connection[Any]] = psycopg.Connection
+) -> str:
     """Try one direct connection to learn *why* the pool could not connect."""
     try:
-        psycopg.connect(conninfo, connect_timeout=3).close()
+        connection_class.connect(conninfo, connect_timeout=3).close()
     except psycopg.Error as exc:
         return describe_connection_error(exc, conninfo)
     return f"timed out waiting for a database connection ({redact(conninfo)})"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from messagedb_agent.config import Settings
-from messagedb_agent.store import installer, local_server
+from messagedb_agent.store import cloudsql, installer, local_server
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.installer import InstallReport, Progress
 
@@ -24,10 +26,14 @@ def ensure_installed(
 
 
 def open_store(settings: Settings, url: str | None = None) -> MessageStore:
+    """A pool on DATABASE_URL, on Cloud SQL through the connector (CLOUD_SQL_INSTANCE), or on
+    the embedded server; DATABASE_URL wins when both are set."""
+    cloud_sql = None if url or settings.database_url else cloudsql.from_environment()
     store = MessageStore(
-        url or database_url(settings),
+        cloud_sql.conninfo if cloud_sql else url or database_url(settings),
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_connect_timeout,
+        connection_class=cloud_sql.connection_class if cloud_sql else psycopg.Connection,
     )
     return store.open()
