@@ -8,6 +8,7 @@ worker can never write a result twice.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 _NAMESPACE = uuid.UUID("6f1c4a52-3f0e-4f55-9a55-2b7f4a0c9e11")
 
@@ -16,11 +17,13 @@ def llm_step_id(stream_name: str, head_position: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{stream_name}/llm/{head_position}"))
 
 
+@lru_cache(maxsize=65536)  # folds ask for it once per response, every time they fold a thread
 def tool_step_id(llm_step: str) -> str:
     """The tool step that executes the calls an LLM step's response asked for."""
     return str(uuid.uuid5(_NAMESPACE, f"{llm_step}/tools"))
 
 
+@lru_cache(maxsize=65536)
 def delivery_step_id(llm_step: str) -> str:
     """The delivery of the reply an LLM step produced to the thread's callback URL."""
     return str(uuid.uuid5(_NAMESPACE, f"{llm_step}/delivery"))
