@@ -23,10 +23,15 @@ Writes the figures as JSON to $BENCH_OUT when set.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import functools
 import io
 import json
 import os
+import random
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,16 +39,23 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import grpc  # type: ignore[import-untyped]
 import httpx
+from google.cloud import pubsub_v1  # type: ignore[import-untyped]
+from google.pubsub_v1 import types
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
 from _common import Figures, bench_database, row, timed
 from messagedb_agent.config import Settings
+from messagedb_agent.pubsub.publisher import BATCH_MAX_LATENCY_SECONDS, BATCH_MAX_MESSAGES
 from messagedb_agent.stack import LocalStack, StackOptions
+from messagedb_agent.stack.emulator import admin_clients
 from messagedb_agent.store import MessageStore
 
 TURNS = int(os.environ.get("TURNS", "50"))
@@ -204,7 +216,14 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
 
 
 def verdict(value: float, target: float) -> str:
-    return f"(target <= {target:g} ms: {'meets' if value <= target else 'MISSES'})"
+    return f"(target <= {target:g}: {'meets' if value <= target else 'MISSES'})"
+
+
+def target_row(label: str, figures: Figures) -> str:
+    return (
+        f"  {label:<44} p50 {figures.p50:7.1f} ms {verdict(figures.p50, P50_TARGET_MS)}   "
+        f"p99 {figures.p99:7.1f} ms {verdict(figures.p99, P99_TARGET_MS)}"
+    )
 
 
 def p50_row(label: str, samples: list[float]) -> str:
@@ -232,13 +251,89 @@ def database_floor(url: str, stream_len: int) -> tuple[Figures, Figures]:
                 conn.execute(RAW_READ, (read_stream,)).fetchall()
 
         for version in range(200):
-            sample = timed(lambda version=version: write(version))
+            sample = timed(functools.partial(write, version))
             if version >= 20:  # past warm-up and psycopg's auto-prepare threshold
                 writes.append(sample)
             sample = timed(read)
             if version >= 20:
                 reads.append(sample)
     return Figures(writes), Figures(reads)
+
+
+class PushSink:
+    """An HTTP endpoint that notes when each pushed message arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                sink.arrived[base64.b64decode(body["message"]["data"]).decode()] = (
+                    time.perf_counter()
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def emulator_floor(emulator_host: str, project: str, samples: int = 60) -> tuple[Figures, Figures]:
+    """The emulator alone: publish -> confirmed, and publish -> pushed to a bare HTTP endpoint.
+
+    Same client settings as the functions' publisher, a push subscription like the stack's,
+    and an endpoint that does nothing, so this is Pub/Sub's own share of a delivery.
+    """
+    admin, subscriber = admin_clients(emulator_host)
+    client = pubsub_v1.PublisherClient(
+        batch_settings=pubsub_v1.types.BatchSettings(
+            max_messages=BATCH_MAX_MESSAGES, max_latency=BATCH_MAX_LATENCY_SECONDS
+        ),
+        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(emulator_host)),
+    )
+    sink = PushSink()
+    topic = admin.topic_path(project, f"bench-floor-{uuid.uuid4().hex[:8]}")
+    subscription = subscriber.subscription_path(project, f"bench-floor-{uuid.uuid4().hex[:8]}")
+    confirmed: list[float] = []
+    pushed: list[float] = []
+    try:
+        admin.create_topic(name=topic)
+        subscriber.create_subscription(
+            request={
+                "name": subscription,
+                "topic": topic,
+                "push_config": types.PushConfig(push_endpoint=sink.url),
+            }
+        )
+        for i in range(samples + 5):
+            start = time.perf_counter()
+            client.publish(topic, str(i).encode()).result(timeout=10)
+            confirm = time.perf_counter()
+            deadline = confirm + 10
+            while str(i) not in sink.arrived and time.perf_counter() < deadline:
+                time.sleep(0.0005)
+            if i >= 5 and str(i) in sink.arrived:
+                confirmed.append((confirm - start) * 1000)
+                pushed.append((sink.arrived[str(i)] - start) * 1000)
+            time.sleep(random.uniform(0, 0.1))  # the emulator pushes on a tick: sample its phase
+    finally:
+        with contextlib.suppress(Exception):
+            subscriber.delete_subscription(subscription=subscription)
+        client.stop()
+        subscriber.close()
+        admin.transport.close()
+        sink.close()
+    return Figures(confirmed), Figures(pushed)
 
 
 @dataclass
@@ -272,108 +367,106 @@ def running(url: str) -> Iterator[Run]:
                 user.close()
 
 
-def main() -> None:
-    url = bench_database("bench_e2e")
-    print(
-        f"end-to-end benchmark: '{QUESTION}' turns (model -> calculate -> model), instant "
-        f"offline model; {TURNS} turns per series, {THREADS} threads x {LOAD_TURNS} under load"
-    )
-    with running(url) as run:
-        stack = run.stack
-        transport = (
-            f"Pub/Sub emulator at {stack.emulator_host}"
-            if stack.transport == "emulator"
-            else "BUILT-IN topic (gcloud or java missing: not the Pub/Sub emulator)"
-        )
-        print(f"transport: {transport}")
-        user = run.user()
-        for _ in range(WARMUP):
-            user.ask()
-            user.post()
+@dataclass
+class Measured:
+    latencies: list[float]
+    turns: list[TurnTimes]
+    ingest: list[float]
+    handovers: list[Handover]
+    loaded: list[float]
+    wall: float
+    floor: tuple[Figures, Figures] | None
 
-        latencies: list[float] = []
-        turns: list[TurnTimes] = []
-        for _ in range(TURNS):
-            elapsed, position = user.ask()
-            latencies.append(elapsed)
-            turns.append(TurnTimes.of(user.events(position), position))
-        ingest: list[float] = []
-        handovers: list[Handover] = []
-        for _ in range(TURNS):
-            elapsed, returned, position = user.post()
-            ingest.append(elapsed)
-            handovers.append(Handover.of(user.events(position), position, returned))
 
-        crowd = [run.user() for _ in range(THREADS)]
-        for member in crowd:
-            member.ask()  # each has its thread before the clock starts
+def one_user(user: User) -> tuple[list[float], list[TurnTimes], list[float], list[Handover]]:
+    """TURNS turns with `?wait=`, then TURNS without: latencies, and their event times."""
+    for _ in range(WARMUP):
+        user.ask()
+        user.post()
+    latencies: list[float] = []
+    turns: list[TurnTimes] = []
+    for _ in range(TURNS):
+        elapsed, position = user.ask()
+        latencies.append(elapsed)
+        turns.append(TurnTimes.of(user.events(position), position))
+    ingest: list[float] = []
+    handovers: list[Handover] = []
+    for _ in range(TURNS):
+        elapsed, returned, position = user.post()
+        ingest.append(elapsed)
+        handovers.append(Handover.of(user.events(position), position, returned))
+    return latencies, turns, ingest, handovers
 
-        def chat(member: User) -> list[float]:
-            return [member.ask()[0] for _ in range(LOAD_TURNS)]
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(THREADS) as pool:
-            loaded = [ms for samples in pool.map(chat, crowd) for ms in samples]
-        wall = time.perf_counter() - start
-    write, read = database_floor(url, stream_len=8)
+def crowd(run: Run) -> tuple[list[float], float]:
+    """THREADS users at once, LOAD_TURNS turns each: their latencies and the wall time."""
+    members = [run.user() for _ in range(THREADS)]
+    for member in members:
+        member.ask()  # each has its thread (and a warm connection) before the clock starts
 
-    turn = Figures(latencies)
-    pipeline = Figures([t.pipeline for t in turns])
-    delivery = Figures([t.delivery for t in turns])
-    step = Figures([t.step for t in turns])
-    hops = Figures([t.hops for t in turns])
-    ingest_fig = Figures(ingest)
-    published = Figures([h.publish for h in handovers])
-    delivered = Figures([h.delivery for h in handovers])
-    answered = Figures([h.reply for h in handovers])
-    load = Figures(loaded)
-    commits = round(sum(t.commits for t in turns) / len(turns))
-    per_second = len(loaded) / wall
+    def chat(member: User) -> list[float]:
+        return [member.ask()[0] for _ in range(LOAD_TURNS)]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        loaded = [ms for samples in pool.map(chat, members) for ms in samples]
+    return loaded, time.perf_counter() - start
+
+
+def report(m: Measured, write: Figures, read: Figures, transport: str) -> dict[str, Any]:
+    turn = Figures(m.latencies)
+    pipeline = Figures([t.pipeline for t in m.turns])
+    delivery = Figures([t.delivery for t in m.turns])
+    step = Figures([t.step for t in m.turns])
+    hops = Figures([t.hops for t in m.turns])
+    ingest = Figures(m.ingest)
+    published = Figures([h.publish for h in m.handovers])
+    delivered = Figures([h.delivery for h in m.handovers])
+    answered = Figures([h.reply for h in m.handovers])
+    load = Figures(m.loaded)
+    commits = round(sum(t.commits for t in m.turns) / len(m.turns))
+    per_second = len(m.loaded) / m.wall
 
     print(f"\none-tool turn, one user ({TURNS} turns)")
-    print(f"{p50_row('POST ?wait= -> reply in the response', latencies)}")
-    print(
-        f"  {'':<44} p50 {verdict(turn.p50, P50_TARGET_MS)}  p99 {verdict(turn.p99, P99_TARGET_MS)}"
-    )
+    print(target_row("POST ?wait= -> reply in the response", turn))
     print(p50_row("user message appended -> reply appended", pipeline.samples_ms))
     print(p50_row("POST (no wait) returned -> reply appended", answered.samples_ms))
-    print("\nwhere the time goes (p50 of each part; event times are PostgreSQL's)")
-    print(p50_row("ingest: POST without wait (client-timed)", ingest_fig.samples_ms))
+    print("\nwhere the time goes (event times are PostgreSQL's, on this host's clock)")
+    print(p50_row("ingest: POST without wait (client-timed)", ingest.samples_ms))
     print(p50_row("publish + delivery: append -> first claim", delivery.samples_ms))
     print(p50_row("  publish: append -> POST returned", published.samples_ms))
     print(p50_row("  delivery: POST returned -> first claim", delivered.samples_ms))
+    if m.floor is not None:
+        print(p50_row("    emulator alone: publish -> confirmed", m.floor[0].samples_ms))
+        print(p50_row("    emulator alone: publish -> pushed", m.floor[1].samples_ms))
     print(p50_row("step: first claim -> reply appended", step.samples_ms))
     print(p50_row("  of which follow-ups back through Pub/Sub", hops.samples_ms))
     print(row("database: raw write_message, one commit", write))
     print(row("database: raw read of an 8-event stream", read))
-    print(
-        f"  {'database floor: ' + str(commits) + ' commits in a turn x raw commit':<44} "
-        f"    {commits * write.p50:7.1f} ms"
-    )
-    rest = turn.p50 - pipeline.p50
-    print(
-        f"  {'rest: HTTP, auth, ingest append, wait polling':<44}     {rest:7.1f} ms "
-        "(turn p50 - pipeline p50)"
-    )
-    print(f"\n{THREADS} threads chatting at once ({len(loaded)} turns)")
-    print(f"  {'sustained':<44} {per_second:7.1f} turns/s")
-    print(p50_row("turn latency under load", load.samples_ms))
-
-    figures = {
-        "transport": stack.transport,
+    label = f"database floor: {commits} commits in a turn x raw commit"
+    print(f"  {label:<44} {commits * write.p50:11.1f} ms")
+    label = "rest: HTTP, auth, reads before the append, reply polling"
+    print(f"  {label:<44} {turn.p50 - pipeline.p50:11.1f} ms (turn p50 - pipeline p50)")
+    print(f"\n{THREADS} threads chatting at once ({len(m.loaded)} turns)")
+    print(f"  {'sustained':<44} {per_second:11.1f} turns/s")
+    print(target_row("turn latency under load", load))
+    return {
+        "transport": transport,
         "turn_p50_ms": turn.p50,
         "turn_p99_ms": turn.p99,
         "turn_p50_meets": turn.p50 <= P50_TARGET_MS,
         "turn_p99_meets": turn.p99 <= P99_TARGET_MS,
         "pipeline_p50_ms": pipeline.p50,
         "pipeline_p99_ms": pipeline.p99,
-        "ingest_p50_ms": ingest_fig.p50,
-        "ingest_p99_ms": ingest_fig.p99,
+        "post_returned_to_reply_p50_ms": answered.p50,
+        "post_returned_to_reply_p99_ms": answered.p99,
+        "ingest_p50_ms": ingest.p50,
+        "ingest_p99_ms": ingest.p99,
         "publish_delivery_p50_ms": delivery.p50,
         "publish_p50_ms": published.p50,
         "delivery_p50_ms": delivered.p50,
-        "post_returned_to_reply_p50_ms": answered.p50,
-        "post_returned_to_reply_p99_ms": answered.p99,
+        "emulator_confirm_p50_ms": m.floor[0].p50 if m.floor else None,
+        "emulator_push_p50_ms": m.floor[1].p50 if m.floor else None,
         "step_p50_ms": step.p50,
         "followup_hops_p50_ms": hops.p50,
         "db_write_p50_ms": write.p50,
@@ -384,6 +477,31 @@ def main() -> None:
         "load_turn_p50_ms": load.p50,
         "load_turn_p99_ms": load.p99,
     }
+
+
+def main() -> None:
+    url = bench_database("bench_e2e")
+    print(
+        f"end-to-end benchmark: '{QUESTION}' turns (model -> calculate -> model), instant "
+        f"offline model; {TURNS} turns per series, {THREADS} threads x {LOAD_TURNS} under load"
+    )
+    with running(url) as run:
+        stack = run.stack
+        transport = stack.transport or "none"
+        if stack.emulator_host:
+            print(f"transport: Pub/Sub emulator at {stack.emulator_host}")
+        else:
+            print("transport: BUILT-IN topic (gcloud or java missing: not the Pub/Sub emulator)")
+        latencies, turns, ingest, handovers = one_user(run.user())
+        floor = (
+            emulator_floor(stack.emulator_host, stack.pubsub.project)
+            if stack.emulator_host
+            else None
+        )
+        loaded, wall = crowd(run)
+    write, read = database_floor(url, stream_len=8)
+    measured = Measured(latencies, turns, ingest, handovers, loaded, wall, floor)
+    figures = report(measured, write, read, transport)
     if out := os.environ.get("BENCH_OUT"):
         Path(out).write_text(json.dumps(figures))
 

@@ -158,14 +158,23 @@ def main() -> None:
                 per_step, total = run_turn(engine, model, store, thread.thread_id, owner)
                 steps += per_step
                 turns.append(total)
+            # a warm instance driving the same thread turn after turn reads only each new tail
+            warm_thread = fork_thread(store, template.thread_id, owner=owner, at=length - 1)
+            run_turn(engine, model, store, warm_thread.thread_id, owner)  # warms the view cache
+            warm: list[float] = []
+            for _ in range(TURNS):
+                per_step, _total = run_turn(engine, model, store, warm_thread.thread_id, owner)
+                warm += per_step
             floor = raw_floor(store, template.stream_name)
             step_fig, turn_fig = Figures(steps), Figures(turns)
             print(f"\nH={history} (thread had {length} events before the measured turns)")
-            print(row("engine step (model time excluded)", step_fig))
+            print(row("engine step, cold instance (model excluded)", step_fig))
+            print(row("engine step, warm instance (cached view)", Figures(warm)))
             print(row("turn (11 steps)", turn_fig))
             print(row("raw floor: read whole stream + 2 OCC appends", floor))
             results[str(history)] = {
                 "step_p50_ms": step_fig.p50,
+                "warm_step_p50_ms": Figures(warm).p50,
                 "step_p99_ms": step_fig.p99,
                 "turn_p50_ms": turn_fig.p50,
                 "raw_floor_p50_ms": floor.p50,

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         le=540,
         description="After this long a delivery stops chaining and hands on to a new one.",
     )
+    view_cache_events: int = Field(
+        default=50_000,
+        ge=0,
+        le=5_000_000,
+        description="Events of recently driven threads a warm instance keeps in memory.",
+    )
     max_message_length: int = Field(default=5000, ge=1, le=100_000)
     mcp_servers: str | None = Field(
         default=None,

@@ -43,6 +43,7 @@ def llm_client(settings: Settings) -> LLMClient:
 
 
 def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None = None) -> Engine:
+    from messagedb_agent.observability.instrumented import TracedLLM, TracedTools
     from messagedb_agent.tools import default_registry
 
     registry = default_registry()
@@ -56,5 +57,9 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
         settings.callback_signing_secret.get_secret_value(), settings.delivery_timeout_seconds
     )
     return Engine(
-        store, llm or llm_client(settings), tools, engine_config(settings), replies=replies
+        store,
+        TracedLLM(llm or llm_client(settings)),  # a span per model call and per tool call
+        TracedTools(tools),
+        engine_config(settings),
+        replies=replies,
     )

@@ -26,6 +26,7 @@ from typing import Protocol
 
 import orjson
 
+from messagedb_agent.engine.cache import ViewCache
 from messagedb_agent.engine.delivery import DeliveryError, ReplySender
 from messagedb_agent.engine.notification import Notification
 from messagedb_agent.engine.thread import read_thread
@@ -160,11 +161,13 @@ class Engine:
         clock: Callable[[], datetime] = _utc_now,
         worker: str | None = None,
         replies: ReplySender | None = None,
+        views: ViewCache | None = None,
     ) -> None:
         self.store = store
         self.llm = llm
         self.tools = tools
         self.replies = replies
+        self.views = views
         self.config = config or EngineConfig()
         self.clock = clock
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
@@ -192,14 +195,32 @@ class Engine:
         the thread is read again before deciding again.
         """
         stream = notification.stream_name
-        events = read_thread(self.store, stream)
-        if not events:
+        view = self._view(stream)
+        if view is None:
             return StepResult(Outcome.EMPTY, stream)
-        if notification.position != events[-1].position:
+        if notification.position != view.head.position:
             # Older: the head has (or will get) its own notification. Newer: not a position
             # this stream has; a bogus or misrouted message. Either way there is nothing to do.
+            self._keep(view)
             return StepResult(Outcome.STALE, stream)
-        view = ThreadView(events)
+        return self._drive(view, max_steps, budget_seconds)
+
+    def _view(self, stream: str) -> ThreadView | None:
+        """The thread as of now: a cached view plus its tail, or a full read."""
+        cached = self.views.take(stream) if self.views is not None else None
+        if cached is not None:
+            tail = read_thread(self.store, stream, after=cached.head.position)
+            cached.extend(tail)
+            return cached
+        events = read_thread(self.store, stream)
+        return ThreadView(events) if events else None
+
+    def _keep(self, view: ThreadView) -> None:
+        if self.views is not None:
+            self.views.put(view)
+
+    def _drive(self, view: ThreadView, max_steps: int, budget_seconds: float | None) -> StepResult:
+        stream = view.stream_name
         policy = self.config.policy
         deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
         executed = 0
@@ -212,15 +233,17 @@ class Engine:
                 decision = view.decide(now, policy)
                 if decision.kind not in _ACTIVE:
                     if executed == 0:
+                        self._keep(view)
                         return _passive(stream, decision)
                     not_before = decision.not_before
                     break
                 written = self._claim(view, self._claims_for(decision, view, now))
-                if written is None:
+                if written is None:  # another worker appended first: what we hold is stale
                     if executed == 0:
                         return StepResult(
                             Outcome.LOST_CLAIM, stream, decision.kind, decision.step_id
                         )
+                    view = ThreadView(read_thread(self.store, stream))
                     break
                 view.extend(written)
             else:
@@ -260,6 +283,7 @@ class Engine:
                 break
             if executed >= max_steps and held is None:
                 break
+        self._keep(view)
         ended = last is not None and last.kind is StepKind.TERMINATION
         if ended and view.started is not None and view.started.callback_url:
             ended = False  # its closing message is still owed to the callback URL

@@ -7,9 +7,10 @@ from messagedb_agent.store import MessageStore
 
 
 def read_thread(
-    store: MessageStore, stream: str, to_position: int | None = None
+    store: MessageStore, stream: str, to_position: int | None = None, *, after: int = -1
 ) -> list[Recorded[Event]]:
-    events = from_messages(store.read_stream(stream))
+    """The thread's events after position `after` (all by default), up to `to_position`."""
+    events = from_messages(store.read_stream(stream, after + 1))
     if to_position is not None:
         events = [e for e in events if e.position <= to_position]
     return events
