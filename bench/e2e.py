@@ -7,13 +7,15 @@ so what is measured is the machinery: HTTP, the append, Pub/Sub, the step protoc
 The turn is "what is 2+2": one model call that asks for `calculate`, the tool, and the model's
 answer. Measured, in one run:
 - turn latency: POST ...?wait= until the answer is in the response, p50/p99 (target: p50 <=
-  150 ms, p99 <= 500 ms), and from the event times the part after ingest's append (user
-  message appended -> reply appended);
-- where the time goes, from the event times (PostgreSQL's clock, transaction start): publish +
-  delivery (the user message's append -> the step's first claim), the step (first claim ->
-  reply), gaps where a follow-up went back through Pub/Sub; ingest (a POST without `wait`,
-  timed by the client); the database (a raw `write_message` commit and a raw read of a
-  turn-sized stream, timed now, on the same server);
+  150 ms, p99 <= 500 ms); from the event times, user message appended -> reply appended; and
+  for turns posted without `wait`, the moment the POST returned -> reply appended;
+- where the time goes, from the event times (PostgreSQL's clock, transaction start; the client
+  runs on the same host, so its clock is the same): ingest (a POST without `wait`, timed by
+  the client); publish (append -> POST returned, which waits for Pub/Sub's confirmation);
+  delivery (POST returned -> the step's first claim), beside the emulator alone (publish ->
+  push to an endpoint that does nothing); the step (first claim -> reply), and within it any
+  follow-up that went back through Pub/Sub; the database (a raw `write_message` commit and a
+  raw read of a turn-sized stream, timed in this run on the same server);
 - sustained turns/s with THREADS users chatting at once, each in their own thread.
 
 Env: TURNS (50 measured turns per series), THREADS (20), LOAD_TURNS (5 turns per thread under

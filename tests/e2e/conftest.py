@@ -1,0 +1,222 @@
+"""One local serverless stack for this directory: the real Pub/Sub emulator, three functions.
+
+Everything the tests do goes through the ingest API over HTTP, as a chat front-end would.
+Besides the stack's own push subscription, a pull subscription (the tap) on the topic the
+stack created lets a test see which notifications really travelled through the emulator.
+Leases are short so that a killed step function's claims expire within the test's patience;
+the relay runs every second to take them over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc  # type: ignore[import-untyped]
+import httpx
+import pytest
+from google.cloud import pubsub_v1  # type: ignore[import-untyped]
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+from messagedb_agent.config import Settings
+from messagedb_agent.engine.notification import Notification
+from messagedb_agent.pubsub import PubSubPublisher
+from messagedb_agent.stack import LocalStack, StackOptions
+from messagedb_agent.stack.emulator import admin_clients
+from messagedb_agent.stack.processes import Service
+from messagedb_agent.store import local_server
+from messagedb_agent.store.database import ensure_installed
+
+RATE_LIMIT_BURST = 10
+FUNCTION_ENV = {
+    "MODEL_NAME": "offline",
+    "GOOGLE_CLOUD_PROJECT": "",
+    "LLM_LEASE_SECONDS": "2",
+    "TOOL_LEASE_SECONDS": "2",
+    "RATE_LIMIT_PER_MINUTE": "60",
+    "RATE_LIMIT_BURST": str(RATE_LIMIT_BURST),
+}
+TAP = "e2e-tap"
+
+
+class Tap:
+    """A pull subscription on the stack's topic: every notification published after its creation."""
+
+    def __init__(self, emulator_host: str, project: str, topic: str) -> None:
+        self._publisher, self._subscriber = admin_clients(emulator_host)
+        self.path = self._subscriber.subscription_path(project, TAP)
+        self._subscriber.create_subscription(request={"name": self.path, "topic": topic})
+        self.seen: dict[str, list[int]] = {}
+
+    def drain(self) -> dict[str, list[int]]:
+        """Pull and acknowledge what is waiting; returns everything seen so far, by stream."""
+        while True:
+            with warnings.catch_warnings():
+                # Deprecated for production pulls; the emulator honours it, and a test that
+                # asks "what has arrived?" must not wait out a long poll on an empty queue.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                response = self._subscriber.pull(
+                    subscription=self.path, max_messages=1000, return_immediately=True, timeout=10
+                )
+            received = response.received_messages
+            if not received:
+                return self.seen
+            self._subscriber.acknowledge(
+                subscription=self.path, ack_ids=[m.ack_id for m in received]
+            )
+            for item in received:
+                payload = json.loads(item.message.data)
+                self.seen.setdefault(payload["stream_name"], []).append(payload["position"])
+
+    def counts(self, stream: str) -> Counter[int]:
+        """How many notifications of each position of `stream` the topic carried so far."""
+        return Counter(self.drain().get(stream, ()))
+
+    def missing(
+        self,
+        stream: str,
+        positions: Iterable[int],
+        *,
+        at_least: Counter[int] | None = None,
+        timeout: float = 10.0,
+    ) -> set[int]:
+        """The positions announced fewer times than wanted (once, or `at_least`), at the end."""
+        wanted = at_least if at_least is not None else Counter(set(positions))
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.counts(stream)
+            left = {p for p, n in wanted.items() if seen[p] < n}
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._subscriber.close()
+        self._publisher.transport.close()
+
+
+@dataclass
+class Live:
+    """The running stack as a front-end (and a meddling operator) sees it."""
+
+    stack: LocalStack
+    tap: Tap
+    publisher: PubSubPublisher  # the project's publisher, bound to the stack's emulator topic
+
+    @property
+    def database_url(self) -> str:
+        assert self.stack.database_url is not None
+        return self.stack.database_url
+
+    @property
+    def ingest(self) -> str:
+        return self.stack.urls["ingest"]
+
+    def token(self, user: str) -> str:
+        token = self.stack.dev_token(user)
+        assert token is not None
+        return token
+
+    def client(self, user: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.ingest,
+            headers={"Authorization": f"Bearer {self.token(user)}"},
+            timeout=60,
+        )
+
+    def publish_again(self, notifications: Sequence[Notification]) -> None:
+        """Publish notifications to the stack's topic as if Pub/Sub delivered them once more."""
+        self.publisher.publish(notifications)
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.stack.services if s.name == name)
+
+
+def _ordering_client(emulator_host: str) -> Any:
+    """The official client, as the functions make it (message ordering on), bound to the emulator."""
+    return pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(emulator_host)),
+    )
+
+
+@pytest.fixture(scope="session")
+def e2e_database_url(server_url: str, settings: Settings) -> Iterator[str]:
+    """A database of the stack's own, on the session's server.
+
+    The stack's relay sweeps the whole `thread` category every second and records its
+    position in the one position stream: on the shared test database it would step other
+    tests' threads and move the position the relay tests assert on.
+    """
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    local_server.create_database(server_url, name)
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    ensure_installed(url, settings)
+    yield url
+    local_server.drop_database(server_url, name)
+
+
+SHUTDOWN = pytest.StashKey[Callable[[], None]]()
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def live(
+    request: pytest.FixtureRequest, e2e_database_url: str, settings: Settings
+) -> Iterator[Live]:
+    """The stack, started once; stopped after this directory's last test (see the hook below)."""
+    options = StackOptions(
+        ingest_port=0,
+        relay_port=0,
+        step_port=0,
+        emulator_port=0,
+        local_topic_port=0,
+        transport="emulator",
+        relay_interval=1.0,
+        database_url=e2e_database_url,
+        env=FUNCTION_ENV,
+        startup_timeout=60.0,
+    )
+    stack = LocalStack(settings, options, out=io.StringIO()).start()
+    shutdown: list[Callable[[], None]] = [stack.stop]
+    request.session.stash[SHUTDOWN] = lambda: _run_all(shutdown)
+    try:
+        assert stack.emulator_host is not None
+        assert stack.topology is not None
+        tap = Tap(stack.emulator_host, stack.pubsub.project, stack.topology.topic)
+        shutdown.insert(0, tap.close)
+        client = _ordering_client(stack.emulator_host)
+        shutdown.insert(0, client.stop)
+        publisher = PubSubPublisher(stack.pubsub.project, stack.pubsub.pubsub_topic, client=client)
+        yield Live(stack, tap, publisher)
+    finally:
+        _run_all(shutdown)
+
+
+def _run_all(steps: list[Callable[[], None]]) -> None:
+    """Run each step once, in order, whatever happens to the others (idempotent)."""
+    while steps:
+        with contextlib.suppress(Exception):
+            steps.pop(0)()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the stack after this directory's last test rather than at the end of the session,
+    so its processes (and its relay, every second) do not run through the rest of the suite.
+    """
+    shutdown = item.session.stash.get(SHUTDOWN, None)
+    if shutdown is None:
+        return
+    ours = [i for i in item.session.items if i.path.is_relative_to(HERE)]
+    if ours and item is ours[-1]:
+        shutdown()
