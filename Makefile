@@ -50,7 +50,7 @@ test: lint typecheck unit ## Everything CI checks
 bench: setup ## Benchmarks: store, step, end to end, cold start (ratios against baselines run alongside)
 	@$(BIN)/python bench/store.py
 	@$(BIN)/python bench/step.py
-	@if [ -f bench/e2e.py ]; then $(BIN)/python bench/e2e.py; fi
+	@$(BIN)/python bench/e2e.py
 	@$(BIN)/python bench/coldstart.py
 
 bench-compare: setup ## The step benchmark beside LangGraph and ADK (runs ../shared/peers/run_all.sh)
