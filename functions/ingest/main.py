@@ -13,8 +13,10 @@ import functions_framework
 
 from messagedb_agent.api import ApiSettings, IngestApi, create_api, default_publisher
 from messagedb_agent.config import get_settings
+from messagedb_agent.observability import configure
 from messagedb_agent.store.database import open_store
 
+configure()  # JSON for Cloud Logging on Cloud Run, readable locally; spans per TRACE_EXPORTER
 SETTINGS = get_settings()
 API_SETTINGS = ApiSettings()
 

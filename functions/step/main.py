@@ -8,8 +8,10 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from messagedb_agent.observability import configure
 from messagedb_agent.pubsub.instance import FunctionInstance
 
+configure()  # JSON for Cloud Logging on Cloud Run, readable locally; spans per TRACE_EXPORTER
 instance = FunctionInstance()
 
 

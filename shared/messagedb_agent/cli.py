@@ -372,4 +372,11 @@ def mcp(
 
 
 def main(argv: list[str] | None = None) -> Any:
+    import os
+
+    from messagedb_agent.observability import configure
+
+    # warnings and errors on stderr, readable; LOG_LEVEL=INFO or DEBUG says more. The pool's
+    # reconnect warnings are left out: a command reports a database failure as one line.
+    configure(json=False, level=os.environ.get("LOG_LEVEL", "WARNING"), quiet=["psycopg.pool"])
     return app(args=argv if argv is not None else sys.argv[1:])

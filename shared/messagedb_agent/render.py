@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from messagedb_agent.events import (
@@ -22,6 +23,7 @@ from messagedb_agent.events import (
     UserMessageAdded,
 )
 from messagedb_agent.projections import project_session_state
+from messagedb_agent.projections.cost import PriceTable, configured_prices, project_cost
 
 
 def _short(value: Any, limit: int = 100) -> str:
@@ -99,11 +101,24 @@ def event_line(recorded: Recorded[Event]) -> str:
     return f"  #{recorded.position:<4} {recorded.type:<28} {summary}"
 
 
-def summary_line(events: Sequence[Recorded[Event]]) -> str:
+def summary_line(events: Sequence[Recorded[Event]], prices: PriceTable | None = None) -> str:
     state = project_session_state(events)
+    cost = project_cost(events, prices or configured_prices())
     return (
         f"status {state.status} · {state.user_message_count} user / "
         f"{state.assistant_message_count} assistant messages · {state.tool_call_count} tool calls · "
         f"{state.llm_call_count} model calls · {state.token_usage.total_tokens} tokens · "
+        f"{format_usd(cost.usd)}{' + unpriced' if cost.unpriced_models else ''} · "
         f"{state.version + 1} events"
     )
+
+
+def format_usd(amount: Decimal) -> str:
+    """Dollars as people read them: cents when there are some, else the first digits."""
+    if amount == 0:
+        return "$0"
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    if amount < Decimal("0.000001"):
+        return "<$0.000001"
+    return f"${amount:.6f}".rstrip("0").rstrip(".")

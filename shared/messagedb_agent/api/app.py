@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -40,6 +39,8 @@ from messagedb_agent.config import Settings
 from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadError, ThreadNotFound
 from messagedb_agent.engine.notification import NotificationPublisher, NullPublisher
 from messagedb_agent.engine.session import Appended
+from messagedb_agent.observability.entry_points import note_request, request_scope
+from messagedb_agent.observability.logging import bind_context
 from messagedb_agent.store import MessageStore, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class IngestApi:
         because the relay republishes whatever was appended."""
         if appended.position < 0:
             return
+        bind_context(stream_name=appended.stream_name)
         try:
             if self._publisher is None:
                 with self._lock:
@@ -139,7 +141,13 @@ class IngestApi:
     # -- requests ---------------------------------------------------------------------------
 
     def handle(self, request: flask.Request) -> flask.Response:
-        started = time.perf_counter()
+        """Answer one request inside its span and logging context, ending with one log line."""
+        with request_scope(request.method, request.path, request.headers) as outcome:
+            response = self._respond(request)
+            outcome.status = response.status_code
+        return response
+
+    def _respond(self, request: flask.Request) -> flask.Response:
         try:
             response = self._dispatch(request)
         except ApiError as exc:
@@ -153,13 +161,6 @@ class IngestApi:
         except Exception:
             log.exception("unexpected failure in %s %s", request.method, request.path)
             response = _error_response(errors.internal_error())
-        log.info(
-            "%s %s -> %s in %.1f ms",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
         return response
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
@@ -167,6 +168,7 @@ class IngestApi:
         user = ""
         if route.authenticated:
             user = self._authenticator.user_of(request.headers.get("Authorization"))
+        note_request(request.method, route.path, user=user, thread_id=params.get("thread_id"))
         if route.rate_limited:
             decision = self.limiter().take(user)
             if not decision.allowed:

@@ -168,6 +168,24 @@ class TokenUsageView(_Out):
     total_tokens: int
 
 
+class ModelCostView(_Out):
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    usd: float
+    priced: bool = Field(description="False when no price is configured for the model (usd 0).")
+
+
+class CostView(_Out):
+    usd: float = Field(
+        description="Estimated cost of the thread's model calls in US dollars, at the "
+        "configured per-model prices (MODEL_PRICES)."
+    )
+    by_model: list[ModelCostView]
+    unpriced_models: list[str] = Field(description="Models used that have no price.")
+
+
 class MessageCounts(_Out):
     user: int
     assistant: int
@@ -188,6 +206,7 @@ class ThreadDetail(_Out):
     messages: list[TranscriptMessage]
     tool_calls: list[ToolCallView]
     token_usage: TokenUsageView
+    cost: CostView
     counts: MessageCounts
 
 

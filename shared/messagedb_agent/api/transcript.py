@@ -8,11 +8,14 @@ and call id, because providers reuse call ids (`c0`, `c1`...) from one response 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from messagedb_agent.api.models import (
+    CostView,
     EventView,
     MessageCounts,
+    ModelCostView,
     ThreadDetail,
     TokenUsageView,
     ToolCallView,
@@ -28,6 +31,7 @@ from messagedb_agent.events import (
     UserMessageAdded,
 )
 from messagedb_agent.projections import project_session_state
+from messagedb_agent.projections.cost import Cost, PriceTable, configured_prices, project_cost
 from messagedb_agent.projections.step_ids import tool_step_id
 from messagedb_agent.store import MessageData
 
@@ -43,8 +47,11 @@ _PUBLIC_METADATA = {
 _PRIVATE_DATA = frozenset({"stack_trace", "worker"})
 
 
-def thread_detail(thread_id: str, events: Sequence[Recorded[Event]]) -> ThreadDetail:
+def thread_detail(
+    thread_id: str, events: Sequence[Recorded[Event]], prices: PriceTable | None = None
+) -> ThreadDetail:
     state = project_session_state(events)
+    cost = project_cost(events, prices or configured_prices())
     messages: list[TranscriptMessage] = []
     calls: dict[tuple[str, str], dict[str, Any]] = {}
     for recorded in events:
@@ -83,6 +90,7 @@ def thread_detail(thread_id: str, events: Sequence[Recorded[Event]]) -> ThreadDe
             output_tokens=usage.output_tokens,
             total_tokens=usage.total_tokens,
         ),
+        cost=_cost_view(cost),
         counts=MessageCounts(
             user=state.user_message_count,
             assistant=state.assistant_message_count,
@@ -92,6 +100,29 @@ def thread_detail(thread_id: str, events: Sequence[Recorded[Event]]) -> ThreadDe
             llm_calls=state.llm_call_count,
         ),
     )
+
+
+def _cost_view(cost: Cost) -> CostView:
+    return CostView(
+        usd=_usd(cost.usd),
+        by_model=[
+            ModelCostView(
+                model=item.model,
+                calls=item.calls,
+                input_tokens=item.input_tokens,
+                output_tokens=item.output_tokens,
+                usd=_usd(item.usd),
+                priced=item.priced,
+            )
+            for item in cost.by_model
+        ],
+        unpriced_models=list(cost.unpriced_models),
+    )
+
+
+def _usd(amount: Decimal) -> float:
+    """Dollars as a JSON number, to a millionth (a few tokens' worth)."""
+    return float(round(amount, 6))
 
 
 def _message(role: str, text: str, recorded: Recorded[Event]) -> TranscriptMessage:

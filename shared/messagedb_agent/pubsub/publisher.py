@@ -18,8 +18,10 @@ from typing import Any
 import orjson
 from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 
 from messagedb_agent.engine.notification import Notification
+from messagedb_agent.observability.tracing import annotate, traced
 from messagedb_agent.pubsub.config import PubSubSettings
 
 BATCH_MAX_LATENCY_SECONDS = 0.005
@@ -87,9 +89,17 @@ class PubSubPublisher:
                     self._client = shared_client(os.environ.get("PUBSUB_EMULATOR_HOST"))
         return self._client
 
+    @traced("pubsub publish", kind=SpanKind.PRODUCER)  # the traceparent sent is this span's
     def publish(self, notifications: Sequence[Notification]) -> None:
         if not notifications:
             return
+        annotate(
+            {
+                "messaging.system": "gcp_pubsub",
+                "messaging.destination.name": self.topic_path,
+                "messaging.batch.message_count": len(notifications),
+            }
+        )
         client = self.client
         attributes = trace_attributes()
         futures = [

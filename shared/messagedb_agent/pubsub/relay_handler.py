@@ -8,15 +8,17 @@ optimistic concurrency on the position stream, so the position never goes backwa
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from messagedb_agent.engine.notification import NotificationPublisher
+from messagedb_agent.observability.entry_points import relay_entry
+from messagedb_agent.observability.logging import get_logger
+from messagedb_agent.observability.tracing import annotate
 from messagedb_agent.relay.sweep import sweep
 from messagedb_agent.store import MessageStore
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_MAX_BATCHES = 10
 DEFAULT_BATCH_SIZE = 1000
@@ -39,6 +41,7 @@ class RelayReport:
         }
 
 
+@relay_entry  # a root span and a fresh logging context per run
 def relay_once(
     store: MessageStore,
     publisher: NotificationPublisher,
@@ -63,11 +66,13 @@ def relay_once(
         if batch.read < batch_size:
             break
     report = RelayReport(published, position, batches, read, lost)
+    annotate({"relay.published": published, "relay.position": position, "relay.read": read})
     log.info(
-        "relay: published %s, position %s, %s batches (%s lost to a concurrent run)",
-        published,
-        position,
-        batches,
-        lost,
+        "relay done",
+        published=published,
+        position=position,
+        batches=batches,
+        read=read,
+        lost_races=lost,
     )
     return report

@@ -26,6 +26,7 @@ from messagedb_agent.engine.notification import (
     NotificationPublisher,
 )
 from messagedb_agent.engine.step import Engine, Outcome, StepResult
+from messagedb_agent.observability.entry_points import delivery_scope, step_done
 from messagedb_agent.pubsub.envelope import CloudEventLike, decode_cloud_event
 from messagedb_agent.pubsub.publisher import PublishError
 from messagedb_agent.store import StoreUnavailableError
@@ -94,20 +95,27 @@ class StepDelivery:
         except InvalidNotification as exc:
             log.warning("dropping a malformed step notification (acknowledged): %s", exc)
             return None
-        try:
-            return self.handle(delivery.notification)
-        except _REDELIVER:
-            raise
-        except Exception:
-            log.exception(
-                "step of %s@%s failed in a way retrying will not fix; acknowledged",
-                delivery.notification.stream_name,
-                delivery.notification.position,
-            )
-            return None
+        with delivery_scope(  # the publisher's trace continues; context bound for every line
+            delivery.notification,
+            delivery.attributes,
+            message_id=delivery.message_id,
+            delivery_attempt=delivery.delivery_attempt,
+        ):
+            try:
+                return self.handle(delivery.notification)
+            except _REDELIVER:
+                raise
+            except Exception:
+                log.exception(
+                    "step of %s@%s failed in a way retrying will not fix; acknowledged",
+                    delivery.notification.stream_name,
+                    delivery.notification.position,
+                )
+                return None
 
     def handle(self, notification: Notification) -> StepResult:
         """Step until the result is final for this delivery; raise to be redelivered."""
+        started = time.perf_counter()
         retries = 0
         while True:
             result = self.engine.advance(
@@ -117,14 +125,10 @@ class StepDelivery:
                 self.publisher.publish(result.follow_ups)
             action, delay = disposition(result, self.engine.clock(), self.max_inline_wait)
             if action is Disposition.ACK:
-                log.info(
-                    "step %s@%s: %s",
-                    notification.stream_name,
-                    notification.position,
-                    result.outcome.value,
-                )
+                step_done(result, started, inline_retries=retries)
                 return result
             if action is Disposition.REDELIVER or retries >= self.max_inline_retries:
+                step_done(result, started, inline_retries=retries, redeliver=True)
                 raise RedeliverLater(result.stream_name, result.not_before)
             retries += 1
             self.sleep(delay)

@@ -1,0 +1,172 @@
+"""Cost: token usage priced per model, per thread and per user, from the events alone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+from tests.projections.thread_events import ThreadEvents
+
+from messagedb_agent.events import LLMResponseReceived, TokenUsage
+from messagedb_agent.projections.cost import (
+    DEFAULT_PRICES,
+    ModelPrice,
+    PriceSettings,
+    PriceTable,
+    project_cost,
+    project_user_cost,
+)
+from messagedb_agent.projections.step_ids import message_id
+
+
+def respond(thread: ThreadEvents, model: str, tokens_in: int, tokens_out: int) -> None:
+    """A claimed model step answered by `model` with this usage."""
+    step = thread.claim()
+    thread.add(
+        LLMResponseReceived(
+            step_id=step,
+            response_text="ok",
+            model_name=model,
+            token_usage=TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out),
+        ),
+        message_id(step, "response"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("gemini-2.5-flash", "gemini-2.5-flash"),
+        ("gemini-2.5-flash-001", "gemini-2.5-flash"),
+        ("GEMINI-2.5-PRO", "gemini-2.5-pro"),
+        ("gemini-2.5-flash-lite", "gemini-2.5-flash-lite"),
+        ("gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"),
+        ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro"),
+        ("offline-stand-in", "offline"),
+    ],
+)
+def test_a_versioned_model_name_takes_its_familys_price(model: str, family: str) -> None:
+    assert PriceTable().price_of(model) == DEFAULT_PRICES[family]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gemini-2.5-flashy", "claude-sonnet-4", ""])
+def test_a_model_without_a_price_has_none(model: str) -> None:
+    assert PriceTable().price_of(model) is None
+
+
+def test_a_thread_costs_its_tokens_at_each_models_price() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("plan my week")
+    respond(thread, "gemini-2.5-flash", 1000, 200)
+    respond(thread, "gemini-2.5-flash-001", 3000, 500)
+    respond(thread, "claude-sonnet-4-5@20250929", 2000, 100)
+
+    cost = project_cost(thread.events)
+
+    # flash: (4000 × 0.30 + 700 × 2.50) / 1e6; sonnet: (2000 × 3 + 100 × 15) / 1e6
+    flash = Decimal("0.00295")
+    sonnet = Decimal("0.0075")
+    assert [(m.model, m.calls, m.usd) for m in cost.by_model] == [
+        ("claude-sonnet-4-5@20250929", 1, sonnet),
+        ("gemini-2.5-flash", 1, Decimal("0.00080")),
+        ("gemini-2.5-flash-001", 1, Decimal("0.00215")),
+    ]
+    assert cost.usd == flash + sonnet
+    assert (cost.input_tokens, cost.output_tokens) == (6000, 800)
+    assert cost.unpriced_models == ()
+
+
+def test_an_unpriced_model_is_counted_and_named_never_guessed() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    respond(thread, "gpt-4o", 5000, 5000)
+    respond(thread, "offline-stand-in", 50, 20)
+
+    cost = project_cost(thread.events)
+
+    assert cost.usd == 0
+    assert cost.unpriced_models == ("gpt-4o",)
+    assert cost.input_tokens == 5050
+
+
+def test_failed_calls_cost_nothing_and_a_response_without_a_model_takes_its_claims() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("hi")
+    step = thread.claim()
+    thread.fail_llm(step, retryable=True)
+    thread.add(
+        LLMResponseReceived(
+            step_id=step,
+            model_name="",
+            token_usage=TokenUsage(input_tokens=100, output_tokens=100),
+        ),
+        message_id(step, "response"),
+    )
+
+    cost = project_cost(thread.events, PriceTable({"offline": ModelPrice(Decimal(1), Decimal(2))}))
+
+    # the claim asked for "offline" (ThreadEvents' claims do): 100 × 1 + 100 × 2 per million
+    assert [(m.model, m.calls) for m in cost.by_model] == [("offline", 1)]
+    assert cost.usd == Decimal("0.0003")
+
+
+def test_a_thread_with_no_model_calls_costs_nothing() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("hello?")
+    assert project_cost(thread.events).by_model == ()
+    assert project_cost(thread.events).usd == 0
+    assert project_cost([]).usd == 0
+
+
+def test_a_users_cost_is_the_sum_of_their_threads() -> None:
+    first = ThreadEvents(stream="thread-00000000-0000-4000-8000-000000000001")
+    first.started()
+    respond(first, "gemini-2.5-pro", 1_000_000, 0)
+    second = ThreadEvents(stream="thread-00000000-0000-4000-8000-000000000002")
+    second.started()
+    respond(second, "gemini-2.5-pro", 0, 100_000)
+    respond(second, "gemini-2.5-flash", 1_000_000, 0)
+
+    spent = project_user_cost([first.events, second.events, []])
+
+    assert {stream: cost.usd for stream, cost in spent.threads.items()} == {
+        first.stream: Decimal("1.25"),
+        second.stream: Decimal("1.30"),
+    }
+    assert spent.total.usd == Decimal("2.55")
+    assert [(m.model, m.calls) for m in spent.total.by_model] == [
+        ("gemini-2.5-flash", 1),
+        ("gemini-2.5-pro", 2),
+    ]
+
+
+def test_model_prices_from_the_environment_override_and_extend_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "MODEL_PRICES",
+        '{"gemini-2.5-flash": {"input": 0.15, "output": 0.6}, "llama-4": {"input": 1, "output": 1}}',
+    )
+    table = PriceSettings(_env_file=None).table()  # type: ignore[call-arg]
+
+    assert table.price_of("gemini-2.5-flash") == ModelPrice(Decimal("0.15"), Decimal("0.6"))
+    assert table.price_of("llama-4-maverick") == ModelPrice(Decimal(1), Decimal(1))
+    assert table.price_of("gemini-2.5-pro") == DEFAULT_PRICES["gemini-2.5-pro"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{"m": {"input": -1, "output": 1}}', '{"m": {"input": 1}}', '{"m": [1, 2]}', "not json"],
+)
+def test_malformed_model_prices_are_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MODEL_PRICES", value)
+    with pytest.raises((ValidationError, ValueError)):
+        PriceSettings(_env_file=None)  # type: ignore[call-arg]
