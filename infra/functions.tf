@@ -21,6 +21,7 @@ locals {
     TOOL_TIMEOUT_SECONDS     = tostring(var.tool_timeout_seconds)
     STEP_MAX_STEPS           = tostring(var.step_max_steps)
     STEP_BUDGET_SECONDS      = tostring(var.step_budget_seconds)
+    VIEW_CACHE_EVENTS        = tostring(var.view_cache_events)
     DELIVERY_TIMEOUT_SECONDS = tostring(var.delivery_timeout_seconds)
     MAX_DELIVERY_ATTEMPTS    = tostring(var.callback_max_delivery_attempts)
     MAX_MESSAGE_LENGTH       = tostring(var.max_message_length)

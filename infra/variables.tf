@@ -407,6 +407,16 @@ variable "step_max_steps" {
   default     = 25
 }
 
+variable "view_cache_events" {
+  description = "VIEW_CACHE_EVENTS: events of recently driven threads a warm step instance keeps in memory (about 2 KB each)."
+  type        = number
+  default     = 50000
+  validation {
+    condition     = var.view_cache_events >= 0
+    error_message = "view_cache_events must not be negative."
+  }
+}
+
 variable "step_budget_seconds" {
   description = "STEP_BUDGET_SECONDS: after this long a delivery stops chaining and hands on to a new one (keep it well under the step timeout)."
   type        = number
