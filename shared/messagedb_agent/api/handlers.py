@@ -25,6 +25,7 @@ from messagedb_agent.engine import session, threads
 from messagedb_agent.engine.session import Appended
 from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.events import SessionCompleted
+from messagedb_agent.observability.tracing import current_traceparent
 from messagedb_agent.projections.step_ids import message_id
 from messagedb_agent.store import MessageStore, StoreError
 
@@ -100,6 +101,7 @@ def start_thread(ctx: Context, call: Call) -> Answer:
         callback_url=body.callback_url,
         idempotency_key=call.idempotency_key,
         max_length=ctx.settings.max_message_length,
+        traceparent=current_traceparent(),
     )
     ctx.publish(appended)
     created = models.ThreadCreated(
@@ -124,6 +126,7 @@ def add_message(ctx: Context, call: Call) -> Answer:
         now=ctx.clock(),
         idempotency_key=call.idempotency_key,
         max_length=ctx.settings.max_message_length,
+        traceparent=current_traceparent(),
     )
     position = appended.position
     if not appended.created and call.idempotency_key:
@@ -156,7 +159,9 @@ def end_thread(ctx: Context, call: Call) -> Answer:
     last = store.get_last_stream_message(stream)
     if last is not None and last.type == SessionCompleted.type:
         return Answer(200, models.ThreadEnding(thread_id=thread_id, position=last.position))
-    appended = session.request_termination(store, stream, owner=call.user)
+    appended = session.request_termination(
+        store, stream, owner=call.user, traceparent=current_traceparent()
+    )
     ctx.publish(appended)
     ending = models.ThreadEnding(thread_id=appended.thread_id, position=appended.position)
     return Answer(202, ending, fresh=appended.created)

@@ -68,8 +68,12 @@ def start_thread(
     system_prompt: str | None = None,
     idempotency_key: str | None = None,
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+    traceparent: str | None = None,
 ) -> Appended:
-    """Create a thread (and its first user message); a repeated idempotency key re-finds it."""
+    """Create a thread (and its first user message); a repeated idempotency key re-finds it.
+
+    `traceparent` (W3C) makes the turn one trace: every event that follows copies it.
+    """
     text = clean_message(message, max_length) if message is not None else None
     if title is not None and any(ord(c) < 32 for c in title):
         raise MessageRejected("The title contains control characters I can't store.")
@@ -79,7 +83,7 @@ def start_thread(
         thread_uuid = uuid.uuid4()
     thread_id = str(thread_uuid)
     stream = names.thread_stream(thread_uuid)
-    meta = Metadata(correlation_stream_name=stream, user_id=owner)
+    meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
     batch: list[NewMessage] = [
         to_message(
             SessionStarted(
@@ -138,6 +142,7 @@ def add_message(
     now: datetime,
     idempotency_key: str | None = None,
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+    traceparent: str | None = None,
 ) -> Appended:
     text = clean_message(message, max_length)
     thread_id, stream = resolve_thread(store, thread, owner)
@@ -146,7 +151,9 @@ def add_message(
         raise ThreadClosed(thread_id)
     key = idempotency_key or str(uuid.uuid4())
     msg_id = message_id(stream, f"message/{key}")
-    meta = Metadata(correlation_stream_name=stream, user_id=owner, turn_id=msg_id)
+    meta = Metadata(
+        correlation_stream_name=stream, user_id=owner, turn_id=msg_id, traceparent=traceparent
+    )
     new = to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
     try:
         position = store.write_message(new.id, stream, new.type, new.data, new.metadata)
@@ -165,10 +172,15 @@ def _position_of(store: MessageStore, stream: str, message_id_: str) -> int:
 
 
 def request_termination(
-    store: MessageStore, thread: str, *, owner: str, reason: str = "user_requested"
+    store: MessageStore,
+    thread: str,
+    *,
+    owner: str,
+    reason: str = "user_requested",
+    traceparent: str | None = None,
 ) -> Appended:
     thread_id, stream = resolve_thread(store, thread, owner)
-    meta = Metadata(correlation_stream_name=stream, user_id=owner)
+    meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
     new = to_message(SessionTerminationRequested(reason=reason, requested_by=owner), meta)
     termination_id = message_id(stream, "termination-requested")
     try:
