@@ -1,16 +1,39 @@
-"""The step protocol: decide from events, claim, execute one effect, append, notify."""
+"""The step protocol: decide from events, claim, execute one effect, append, notify.
 
-from messagedb_agent.engine.notification import InvalidNotification, Notification
-from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.step import (
-    Engine,
-    EngineConfig,
-    Outcome,
-    StepResult,
-    ToolCallContext,
-    ToolExecutor,
-    ToolRunResult,
-)
+Names are loaded on first use (PEP 562): the ingest function needs the session commands, not
+the step machinery and its HTTP client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from messagedb_agent.engine.notification import InvalidNotification, Notification
+    from messagedb_agent.engine.runner import run_until_idle
+    from messagedb_agent.engine.step import (
+        Engine,
+        EngineConfig,
+        Outcome,
+        StepResult,
+        ToolCallContext,
+        ToolExecutor,
+        ToolRunResult,
+    )
+
+_WHERE = {
+    "InvalidNotification": "notification",
+    "Notification": "notification",
+    "run_until_idle": "runner",
+    "Engine": "step",
+    "EngineConfig": "step",
+    "Outcome": "step",
+    "StepResult": "step",
+    "ToolCallContext": "step",
+    "ToolExecutor": "step",
+    "ToolRunResult": "step",
+}
 
 __all__ = [
     "Engine",
@@ -24,3 +47,10 @@ __all__ = [
     "ToolRunResult",
     "run_until_idle",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

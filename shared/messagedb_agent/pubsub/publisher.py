@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
@@ -53,6 +52,8 @@ def shared_client(emulator_host: str | None) -> Any:
     The endpoint is part of the key because the SDK reads `PUBSUB_EMULATOR_HOST` when the
     client is made; the argument itself is only that key.
     """
+    from google.cloud import pubsub_v1  # type: ignore[import-untyped]  # heavy: first use only
+
     return pubsub_v1.PublisherClient(
         batch_settings=pubsub_v1.types.BatchSettings(
             max_messages=BATCH_MAX_MESSAGES, max_latency=BATCH_MAX_LATENCY_SECONDS
