@@ -38,8 +38,8 @@ MUTATIONS = {
     ),
     "4 stale: old notifications are processed": (
         STEP,
-        "if notification.position != events[-1].position:",
-        "if notification.position > events[-1].position:",
+        "if notification.position != view.head.position:",
+        "if notification.position > view.head.position:",
     ),
     "5 mid-turn: a response is placed at its own position": (
         CONTEXT,
