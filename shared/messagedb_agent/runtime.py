@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from messagedb_agent.config import Settings
+from messagedb_agent.engine.cache import ViewCache
 from messagedb_agent.engine.delivery import HttpReplySender
 from messagedb_agent.engine.step import Engine, EngineConfig
 from messagedb_agent.engine.tooling import RegistryTools
@@ -62,4 +63,5 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
         TracedTools(tools),
         engine_config(settings),
         replies=replies,
+        views=ViewCache(settings.view_cache_events),
     )
