@@ -6,8 +6,9 @@ the step machinery and its HTTP client.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from messagedb_agent.lazy import lazy_names
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from messagedb_agent.engine.notification import InvalidNotification, Notification
@@ -49,8 +50,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -6,8 +6,9 @@ for the Pub/Sub SDK before its first publish.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from messagedb_agent.lazy import lazy_names
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from messagedb_agent.pubsub.config import PubSubSettings
@@ -62,8 +63,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)
