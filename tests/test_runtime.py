@@ -58,7 +58,9 @@ def test_a_malformed_mcp_server_list_is_a_clear_configuration_error() -> None:
         Settings(mcp_servers='[{"name": "x"}]')
 
 
-def test_the_engine_keeps_a_view_cache_for_warm_instances(store: MessageStore, database_url: str) -> None:
+def test_the_engine_keeps_a_view_cache_for_warm_instances(
+    store: MessageStore, database_url: str
+) -> None:
     engine = build_engine(Settings(database_url=database_url, view_cache_events=123), store)
     assert engine.views is not None
     assert engine.views.max_events == 123

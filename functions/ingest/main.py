@@ -14,7 +14,6 @@ import functions_framework
 from messagedb_agent.api import ApiSettings, IngestApi, create_api, default_publisher
 from messagedb_agent.config import get_settings
 from messagedb_agent.observability import configure
-from messagedb_agent.store.database import open_store
 
 configure()  # JSON for Cloud Logging on Cloud Run, readable locally; spans per TRACE_EXPORTER
 SETTINGS = get_settings()
@@ -23,6 +22,8 @@ API_SETTINGS = ApiSettings()
 
 @functools.cache
 def api() -> IngestApi:
+    from messagedb_agent.store.database import open_store  # psycopg: first request only
+
     return create_api(
         lambda: open_store(SETTINGS),
         lambda: default_publisher(SETTINGS),

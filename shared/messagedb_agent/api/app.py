@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import flask
 import orjson
@@ -41,11 +41,14 @@ from messagedb_agent.engine.notification import NotificationPublisher, NullPubli
 from messagedb_agent.engine.session import Appended
 from messagedb_agent.observability.entry_points import note_request, request_scope
 from messagedb_agent.observability.logging import bind_context
-from messagedb_agent.store import MessageStore, StoreUnavailableError
+from messagedb_agent.store.errors import StoreUnavailableError
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 log = logging.getLogger(__name__)
 
-StoreFactory = Callable[[], MessageStore]
+StoreFactory = Callable[[], "MessageStore"]
 PublisherFactory = Callable[[], NotificationPublisher]
 Clock = Callable[[], datetime]
 

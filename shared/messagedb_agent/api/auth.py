@@ -12,8 +12,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import jwt
-
 from messagedb_agent.api.config import ApiSettings
 from messagedb_agent.api.errors import ApiError
 
@@ -36,6 +34,8 @@ class Authenticator:
     """Verifies bearer tokens; one per process (the JWKS client caches keys)."""
 
     def __init__(self, settings: ApiSettings) -> None:
+        import jwt  # PyJWT and cryptography load with the first request
+
         self.settings = settings
         self._hs_secret: str | None = None
         if settings.jwt_hs256_secret is not None:
@@ -49,6 +49,8 @@ class Authenticator:
 
     def user_of(self, authorization: str | None) -> str:
         """The calling user's id, or an ApiError with status 401 (503 if the JWKS is down)."""
+        import jwt  # PyJWT and cryptography load with the first request
+
         if not authorization:
             raise _unauthorized("unauthorized", NOT_LOGGED_IN, "invalid_request")
         scheme, _, token = authorization.strip().partition(" ")
@@ -74,6 +76,8 @@ class Authenticator:
         return subject
 
     def _decode(self, token: str) -> dict[str, Any]:
+        import jwt  # PyJWT and cryptography load with the first request
+
         algorithm = jwt.get_unverified_header(token).get("alg")
         key: Any
         if algorithm == "HS256" and self._hs_secret is not None:
@@ -117,4 +121,6 @@ def issue_dev_token(
         claims["aud"] = audience
     if issuer is not None:
         claims["iss"] = issuer
+    import jwt
+
     return jwt.encode(claims, secret, algorithm="HS256")

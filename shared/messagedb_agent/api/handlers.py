@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -27,7 +27,10 @@ from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.events import SessionCompleted
 from messagedb_agent.observability.tracing import current_traceparent
 from messagedb_agent.projections.step_ids import message_id
-from messagedb_agent.store import MessageStore, StoreError
+from messagedb_agent.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,16 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from messagedb_agent.events import Event, Metadata, from_message, to_message
-from messagedb_agent.store import ConcurrencyError, DuplicateMessageError, MessageStore
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 CATEGORY = "apiResponse"
 HEADER = "Idempotency-Key"

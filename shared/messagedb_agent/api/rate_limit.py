@@ -12,12 +12,14 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
-from psycopg_pool import PoolTimeout
+from messagedb_agent.store.errors import StoreError, StoreUnavailableError
 
-from messagedb_agent.store import MessageStore, StoreError, StoreUnavailableError
+if TYPE_CHECKING:
+    import psycopg
+
+    from messagedb_agent.store.client import MessageStore
 
 T = TypeVar("T")
 
@@ -98,6 +100,9 @@ class RateLimiter:
             self._ready = True
 
     def _execute(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        import psycopg  # the first request imports it anyway, for the pool
+        from psycopg_pool import PoolTimeout
+
         try:
             with self.store.pool.connection() as conn:
                 return work(conn)

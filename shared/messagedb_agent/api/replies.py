@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from messagedb_agent.api.models import Reply
 from messagedb_agent.events import (
@@ -18,7 +19,9 @@ from messagedb_agent.events import (
     SessionCompleted,
     from_message,
 )
-from messagedb_agent.store import MessageStore
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 # The first polls come quickly (a short reply can land within tens of milliseconds), then
 # back off, so a request waiting out a slow model costs ten queries a second, not forty.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadNotFound
 from messagedb_agent.engine.notification import Notification
@@ -24,8 +25,12 @@ from messagedb_agent.events import (
     to_message,
 )
 from messagedb_agent.projections.step_ids import message_id
-from messagedb_agent.store import DuplicateMessageError, MessageStore, NewMessage
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.errors import DuplicateMessageError
+from messagedb_agent.store.message import NewMessage
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 _THREAD_NAMESPACE = uuid.UUID("0d8f6f0e-3a52-4d8e-b0f4-8f3c2a9d7e21")
 DEFAULT_MAX_MESSAGE_LENGTH = 5000

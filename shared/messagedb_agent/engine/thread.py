@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from messagedb_agent.events import Event, Recorded, SessionStarted, from_messages
-from messagedb_agent.store import MessageStore
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 
 def read_thread(

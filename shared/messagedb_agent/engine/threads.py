@@ -12,13 +12,17 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from messagedb_agent.events import Event, Metadata, from_message, from_messages, to_message
 from messagedb_agent.projections import project_session_state
 from messagedb_agent.projections.step_ids import message_id
-from messagedb_agent.store import DuplicateMessageError, MessageStore, NewMessage
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.errors import DuplicateMessageError
+from messagedb_agent.store.message import NewMessage
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 INDEX_CATEGORY = "userThreads"
 

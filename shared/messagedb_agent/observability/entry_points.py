@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from messagedb_agent.engine.notification import Notification
-from messagedb_agent.engine.step import StepResult
 from messagedb_agent.observability.instrumented import StepTally, current_tally, tallying
 from messagedb_agent.observability.logging import bind_context, get_logger, log_context
 from messagedb_agent.observability.tracing import (
@@ -29,6 +28,9 @@ from messagedb_agent.observability.tracing import (
     mark_failed,
     span,
 )
+
+if TYPE_CHECKING:
+    from messagedb_agent.engine.step import StepResult
 
 log = get_logger("messagedb_agent.observability")
 

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
-from messagedb_agent.engine.step import ToolCallContext, ToolExecutor, ToolRunResult
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
     LLMClient,
@@ -30,6 +29,9 @@ from messagedb_agent.llm.types import (
 )
 from messagedb_agent.observability.logging import get_logger
 from messagedb_agent.observability.tracing import AttributeValue, mark_failed, span
+
+if TYPE_CHECKING:
+    from messagedb_agent.engine.step import ToolCallContext, ToolExecutor, ToolRunResult
 
 log = get_logger(__name__)
 
