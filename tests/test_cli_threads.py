@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -85,3 +86,16 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
         assert "Usage" in result.output
+
+
+def test_a_config_file_supplies_the_settings(database_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "agent.env"
+    user = f"cfg-{uuid.uuid4().hex[:8]}"
+    config.write_text(f"DATABASE_URL={database_url}\nMODEL_NAME=offline\nLOCAL_USER={user}\n")
+    started = runner.invoke(app, ["--config", str(config), "start", "hello there"], env={})
+    assert started.exit_code == 0, started.output
+    listed = runner.invoke(app, ["--config", str(config), "list"], env={})
+    assert thread_of(started.output) in listed.output
+    missing = runner.invoke(app, ["--config", str(tmp_path / "nope.env"), "list"])
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output

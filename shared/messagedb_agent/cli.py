@@ -20,6 +20,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+_ENV_FILE: list[str] = []  # set by the --config option, read by _settings()
+
+
+@app.callback()
+def _options(
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="Read settings from this env file (KEY=value lines) instead of ./.env; "
+            "environment variables still win.",
+        ),
+    ] = None,
+) -> None:
+    """An event-sourced AI agent whose whole memory is a Message DB event log."""
+    _ENV_FILE.clear()
+    if config is not None:
+        from pathlib import Path
+
+        if not Path(config).is_file():
+            typer.secho(f"error: --config {config}: no such file", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
+        _ENV_FILE.append(config)
+
+
 db_app = typer.Typer(
     help="Manage the database: install Message DB, check it, stop the local server.",
     no_args_is_help=True,
@@ -55,7 +80,7 @@ def _settings() -> Settings:
     from pydantic import ValidationError
 
     try:
-        return Settings()
+        return Settings(_env_file=_ENV_FILE[0]) if _ENV_FILE else Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
         for problem in exc.errors():
             variable = "_".join(str(part) for part in problem["loc"]).upper() or "configuration"
