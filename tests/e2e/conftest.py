@@ -38,6 +38,7 @@ from messagedb_agent.store import local_server
 from messagedb_agent.store.database import ensure_installed
 
 RATE_LIMIT_BURST = 10
+CALLBACK_SECRET = "e2e-callback-secret-0123456789"
 FUNCTION_ENV = {
     "MODEL_NAME": "offline",
     "GOOGLE_CLOUD_PROJECT": "",
@@ -45,6 +46,7 @@ FUNCTION_ENV = {
     "TOOL_LEASE_SECONDS": "2",
     "RATE_LIMIT_PER_MINUTE": "60",
     "RATE_LIMIT_BURST": str(RATE_LIMIT_BURST),
+    "CALLBACK_SIGNING_SECRET": CALLBACK_SECRET,
 }
 TAP = "e2e-tap"
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, text
+from tests.receiver import Receiver
 
 from messagedb_agent.engine import Engine, EngineConfig, Notification, run_until_idle
 from messagedb_agent.engine.delivery import (
@@ -24,33 +23,6 @@ from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.store import MessageStore
 
 SECRET = "test-callback-secret"
-
-
-class Receiver:
-    """A front-end's webhook: answers with the scripted statuses, then 200; records each POST."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers.items()), body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def replies(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.received]
 
 
 @pytest.fixture
