@@ -16,7 +16,7 @@ from messagedb_agent.engine import run_until_idle
 from messagedb_agent.engine.session import add_message, start_thread
 from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.events import from_message
-from messagedb_agent.render import event_line, summary_line, transcript
+from messagedb_agent.render import event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.store.client import redact
 from messagedb_agent.store.database import database_url, ensure_installed, open_store
@@ -133,7 +133,7 @@ def run_http_demo(
                     shown_calls.add(call["id"])
                     outcome = call["result"] if call["status"] == "completed" else call["error"]
                     args = ", ".join(f"{k}={v!r}" for k, v in call["arguments"].items())
-                    echo(f"   tool   ⚙ {call['name']}({args}) → {_brief(outcome)}")
+                    echo(f"   tool   ⚙ {call['name']}({args}) → {shorten(outcome)}")
                 reply = answer.get("reply")
                 if reply is None:
                     echo("assistant … (still working; the reply will be in the thread)")
@@ -184,14 +184,6 @@ def _ok(response: object) -> Any:
             f"{response.request.method} {response.request.url.path} answered {response.status_code}: {response.text}"
         )
     return response.json()
-
-
-def _brief(value: object, limit: int = 90) -> str:
-    import json
-
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Quiet:

@@ -26,7 +26,8 @@ from messagedb_agent.projections import project_session_state
 from messagedb_agent.projections.cost import PriceTable, configured_prices, project_cost
 
 
-def _short(value: Any, limit: int = 100) -> str:
+def shorten(value: Any, limit: int = 100) -> str:
+    """One line of at most `limit` characters: text as is, anything else as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -53,12 +54,12 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
                 lines += [f"            {line}" for line in rest]
         elif isinstance(event, ToolExecutionCompleted):
             label = calls.get(event.tool_call_id, event.tool_name)
-            lines.append(f"   tool   ⚙ {label} → {_short(event.result)}")
+            lines.append(f"   tool   ⚙ {label} → {shorten(event.result)}")
         elif isinstance(event, ToolExecutionFailed) and not event.retryable:
             label = calls.get(event.tool_call_id, event.tool_name)
             lines.append(f"   tool   ✗ {label} → {event.error_message}")
         elif isinstance(event, LLMCallFailed):
-            lines.append(f"   model  ✗ {event.error_kind}: {_short(event.error_message)}")
+            lines.append(f"   model  ✗ {event.error_kind}: {shorten(event.error_message)}")
         elif isinstance(event, SessionCompleted):
             lines.append(f"   ended  ({event.completion_reason}) {event.message or ''}".rstrip())
     return lines
@@ -72,22 +73,22 @@ def event_line(recorded: Recorded[Event]) -> str:
             f" forked_from={event.forked_from}" if event.forked_from else ""
         )
     elif isinstance(event, UserMessageAdded):
-        summary = _short(event.message, 60)
+        summary = shorten(event.message, 60)
     elif isinstance(event, LLMCallRequested):
         summary = f"claim step {event.step_id[:8]} attempt {event.attempt} model={event.model}"
     elif isinstance(event, LLMResponseReceived):
         calls = ", ".join(c.name for c in event.tool_calls)
         summary = f"step {event.step_id[:8]} " + (
-            f"tool calls: {calls}" if calls else _short(event.response_text, 50)
+            f"tool calls: {calls}" if calls else shorten(event.response_text, 50)
         )
     elif isinstance(event, ToolExecutionRequested):
-        summary = f"claim step {event.step_id[:8]} {event.tool_name}({_short(_arguments(event.arguments), 40)})"
+        summary = f"claim step {event.step_id[:8]} {event.tool_name}({shorten(_arguments(event.arguments), 40)})"
     elif isinstance(event, ToolExecutionCompleted):
         summary = (
-            f"{event.tool_name} → {_short(event.result, 50)} ({event.execution_time_ms:.1f} ms)"
+            f"{event.tool_name} → {shorten(event.result, 50)} ({event.execution_time_ms:.1f} ms)"
         )
     elif isinstance(event, ToolExecutionFailed):
-        summary = f"{event.tool_name} ✗ {event.error_kind}: {_short(event.error_message, 50)}"
+        summary = f"{event.tool_name} ✗ {event.error_kind}: {shorten(event.error_message, 50)}"
     elif isinstance(event, LLMCallFailed):
         summary = f"attempt {event.retry_count} {event.error_kind}, retryable={event.retryable}"
     elif isinstance(event, SessionTerminationRequested):
@@ -95,9 +96,9 @@ def event_line(recorded: Recorded[Event]) -> str:
     elif isinstance(event, SessionCompleted):
         summary = event.completion_reason
     elif isinstance(event, UnknownEvent):
-        summary = _short(event.data, 60)
+        summary = shorten(event.data, 60)
     else:
-        summary = _short(event.model_dump(mode="json"), 60)
+        summary = shorten(event.model_dump(mode="json"), 60)
     return f"  #{recorded.position:<4} {recorded.type:<28} {summary}"
 
 

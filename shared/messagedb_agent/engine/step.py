@@ -54,7 +54,6 @@ from messagedb_agent.projections import (
     NextStep,
     Policy,
     StepKind,
-    project_session_state,
 )
 from messagedb_agent.projections.step_ids import message_id
 from messagedb_agent.store import (
@@ -110,11 +109,6 @@ class StepResult:
     turn_completed: bool = False
     reply: str | None = None
     steps: int = 0
-
-    @property
-    def acknowledge(self) -> bool:
-        """Every outcome is final for this delivery; only exceptions ask for redelivery."""
-        return True
 
 
 def _utc_now() -> datetime:
@@ -671,10 +665,3 @@ def _unique_call_ids(response: LLMResponse, step_id: str) -> tuple[ToolCall, ...
         seen.add(call_id)
         calls.append(call if call_id == call.id else call.model_copy(update={"id": call_id}))
     return tuple(calls)
-
-
-def session_summary(events: list[Recorded[Event]]) -> str:
-    state = project_session_state(events)
-    return (
-        f"{state.status}, {state.message_count} messages, {state.token_usage.total_tokens} tokens"
-    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
@@ -37,14 +36,7 @@ class ThreadOpened(Event):
 
 def user_stream_id(user: str) -> str:
     """The user id itself when it is a valid stream id, else `~` and a SHA-256 prefix of it."""
-    if user and not user.startswith("~"):
-        try:
-            names.build(INDEX_CATEGORY, user)
-        except names.InvalidStreamName:
-            pass
-        else:
-            return user
-    return "~" + hashlib.sha256(user.encode()).hexdigest()[:32]
+    return names.entity_id(INDEX_CATEGORY, user)
 
 
 def index_stream(user: str) -> str:

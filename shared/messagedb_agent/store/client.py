@@ -233,7 +233,7 @@ class MessageStore:
         names.validate(stream_name)
         with self._connection() as conn:
             rows = conn.execute(_GET_STREAM, (stream_name, position, batch_size, condition))
-            return [_message(row) for row in rows.fetchall()]
+            return [MessageData(*row) for row in rows.fetchall()]
 
     def read_stream(
         self, stream_name: str, position: int = 0, batch_size: int = DEFAULT_BATCH_SIZE
@@ -263,7 +263,7 @@ class MessageStore:
         names.validate(stream_name)
         with self._connection() as conn:
             row = conn.execute(_GET_LAST, (stream_name, type)).fetchone()
-        return None if row is None else _message(row)
+        return None if row is None else MessageData(*row)
 
     def stream_version(self, stream_name: str) -> int | None:
         """Position of the stream's last message; None for a stream with no messages."""
@@ -308,7 +308,7 @@ class MessageStore:
                 rows = conn.execute(_GET_CATEGORY, params).fetchall()
             except psycopg.errors.RaiseException as exc:
                 raise StoreError(_one_line(exc)) from exc
-        return [_message(row) for row in rows]
+        return [MessageData(*row) for row in rows]
 
     def read_category(
         self,
@@ -360,10 +360,6 @@ class MessageStore:
     @property
     def pool(self) -> ConnectionPool:
         return self._pool
-
-
-def _message(row: tuple[Any, ...]) -> MessageData:
-    return MessageData(*row)
 
 
 def _json(value: dict[str, Any]) -> str:

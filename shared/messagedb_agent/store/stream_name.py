@@ -8,6 +8,7 @@ hash). Anything else is rejected here, before it can reach SQL.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -120,6 +121,23 @@ def category(stream_name: str) -> str:
 
 def stream_id(stream_name: str) -> str | None:
     return parse(stream_name).id
+
+
+def entity_id(category: str, value: str) -> str:
+    """`value` itself when `category-value` is a valid stream name, else `~` and a SHA-256
+    prefix of it.
+
+    For ids from outside (user ids with spaces, `+` or non-ASCII, or too long). A valid value
+    that itself starts with `~` is hashed too, so no value can name another value's stream.
+    """
+    if value and not value.startswith("~"):
+        try:
+            build(category, value)
+        except InvalidStreamName:
+            pass
+        else:
+            return value
+    return "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def thread_stream(thread_id: uuid.UUID | str) -> str:

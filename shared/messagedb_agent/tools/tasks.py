@@ -8,7 +8,6 @@ returns what it recorded the first time instead of writing again.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -70,14 +69,7 @@ def owner_stream_id(owner: str) -> str:
     """
     if not owner:
         raise ToolForbiddenError("There is no signed-in user to act for.")
-    if not owner.startswith("~"):
-        try:
-            stream_name.build(TASKS_CATEGORY, owner)
-        except stream_name.InvalidStreamName:
-            pass
-        else:
-            return owner
-    return "~" + hashlib.sha256(owner.encode()).hexdigest()[:32]
+    return stream_name.entity_id(TASKS_CATEGORY, owner)
 
 
 def read_task_list(store: MessageStore, owner: str) -> TaskList:
