@@ -1,8 +1,9 @@
-"""Each step-protocol invariant's mechanism, removed in turn, must make an engine test fail.
+"""Each invariant's mechanism, removed in turn, must make the test that guards it fail.
 
-Runs on a scratch copy of the committed tree (git archive), one mutation at a time, and exits
-non-zero if any mutation survives: a test that passes without the mechanism it is meant to
-prove would be a check that cannot fail.
+Runs on a scratch copy of the committed tree (git archive). First the guarding tests run on the
+unmutated copy and must all pass; then each mutation is applied alone and only its own named
+test runs, which must fail. A mutation caught by some other test, or by none, is a survivor:
+the test that claims to prove the invariant would pass without the mechanism it is about.
 """
 
 from __future__ import annotations
@@ -12,56 +13,106 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STEP = "shared/messagedb_agent/engine/step.py"
-NEXT = "shared/messagedb_agent/projections/next_step.py"
-CONTEXT = "shared/messagedb_agent/projections/llm_context.py"
+LIB = "shared/messagedb_agent"
+EFFECTS = f"{LIB}/engine/effects.py"
+STEP = f"{LIB}/engine/step.py"
+NEXT = f"{LIB}/projections/next_step.py"
+ANCHORS = f"{LIB}/projections/anchors.py"
+SWEEP = f"{LIB}/relay/sweep.py"
+INVARIANTS = "tests/engine/test_invariants.py"
+RELAY = "tests/relay/test_sweep.py"
 
-# invariant -> (file, what the mechanism looks like, the same line without it)
-MUTATIONS = {
-    "1 effects: result ids are random": (
-        STEP,
-        'message_id(step_id, "response")',
-        "str(__import__('uuid').uuid4())",
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # the file holding the mechanism
+    old: str  # the mechanism as written
+    new: str  # the same code without it
+    test: str  # the pytest node id of the test that guards it
+
+    def apply(self, tree: Path) -> str | None:
+        """Mutate the copy; the original text, or None when the mechanism is not found."""
+        path = tree / self.path
+        original = path.read_text()
+        if original.count(self.old) != 1:
+            return None
+        path.write_text(original.replace(self.old, self.new))
+        return original
+
+
+MUTATIONS = (
+    Mutation(
+        "1 effects: result ids are random",
+        EFFECTS,
+        "def message_id(step_id: str, part: str) -> str:\n    return ids.message_id(step_id, part)",
+        "def message_id(step_id: str, part: str) -> str:\n"
+        "    return str(__import__('uuid').uuid4())",
+        f"{INVARIANTS}::test_a_slow_worker_whose_lease_ran_out_cannot_append_a_second_result",
     ),
-    "2 paid calls: claims ignore expected_version": (
+    Mutation(
+        "2 paid calls: claims ignore expected_version",
         STEP,
         "head.stream_name, batch, expected_version=head.position",
         "head.stream_name, batch, expected_version=None",
+        f"{INVARIANTS}::test_three_concurrent_deliveries_in_threads_make_one_claim_and_one_call",
     ),
-    "3 stalls: leases never expire": (
+    Mutation(
+        "3 stalls: leases never expire",
         NEXT,
         "if p.llm_lease is not None and now < p.llm_lease:",
         "if p.llm_lease is not None:",
+        f"{INVARIANTS}::test_crash_after_the_claim_is_recovered_after_the_lease",
     ),
-    "4 stale: old notifications are processed": (
+    Mutation(
+        "4 stale: old notifications are processed",
         STEP,
         "if notification.position != view.head.position:",
         "if notification.position > view.head.position:",
+        f"{INVARIANTS}::test_stale_and_out_of_order_notifications_change_nothing",
     ),
-    "5 mid-turn: a response is placed at its own position": (
-        CONTEXT,
+    Mutation(
+        "5 mid-turn: a response is placed at its own position",
+        f"{LIB}/projections/llm_context.py",
         "key = (anchor, 1, recorded.position)",
         "key = (recorded.position, 1, recorded.position)",
+        f"{INVARIANTS}::test_a_message_sent_during_a_model_call_is_answered_next",
     ),
-    "6 failures: model errors are not recorded": (
+    Mutation(
+        "6 failures: a model error is recorded as not retryable",
+        EFFECTS,
+        "retryable = error.retryable and attempt < policy.max_llm_attempts",
+        "retryable = False",
+        f"{INVARIANTS}::test_model_failures_are_recorded_retried_with_backoff_then_end_the_thread",
+    ),
+    Mutation(
+        "7 users: the owner comes from the model's arguments",
         STEP,
-        "except LLMError as error:",
-        "except ZeroDivisionError as error:",
+        "owner=view.owner,",
+        "owner=str(call.arguments.get('user_id', view.owner)),",
+        f"{INVARIANTS}::test_tools_act_for_the_thread_owner_whatever_the_model_says",
     ),
-    "7 users: the owner comes from the model's arguments": (
-        STEP,
-        "owner = view.owner",
-        "owner = str(decision.tool_calls[0].arguments.get('user_id', view.owner))"
-        " if decision.tool_calls else view.owner",
-    ),
-}
+)
+
+
+def _pytest(tree: Path, env: dict[str, str], tests: list[str]) -> subprocess.CompletedProcess[str]:
+    python = REPO / ".venv" / "bin" / "python"
+    return subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def main() -> int:
-    python = REPO / ".venv" / "bin" / "python"
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         archive = subprocess.run(
@@ -73,41 +124,31 @@ def main() -> int:
             tar.extractall(root / "tree", filter="data")
         tree = root / "tree"
         env = {**os.environ, "PYTHONPATH": f"{tree / 'shared'}{os.pathsep}{tree}"}
+
+        baseline = _pytest(tree, env, ["tests/engine", *{m.test for m in MUTATIONS}])
+        if baseline.returncode != 0:
+            print("the guarding tests fail before any mutation:")
+            print(baseline.stdout[-3000:])
+            return 2
+        print(f"baseline  {baseline.stdout.strip().splitlines()[-1]}")
+
         survivors = []
-        for name, (rel, old, new) in MUTATIONS.items():
-            path = tree / rel
-            original = path.read_text()
-            if old not in original:
-                print(f"{name}: the mechanism's code was not found in {rel}; update this list")
+        for mutation in MUTATIONS:
+            original = mutation.apply(tree)
+            if original is None:
+                print(f"{mutation.name}: its mechanism is not found once in {mutation.path}")
                 return 2
-            path.write_text(original.replace(old, new))
             try:
-                result = subprocess.run(
-                    [
-                        str(python),
-                        "-m",
-                        "pytest",
-                        "-q",
-                        "-x",
-                        "-p",
-                        "no:cacheprovider",
-                        "tests/engine",
-                    ],
-                    cwd=tree,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=900,
-                    check=False,
-                )
+                result = _pytest(tree, env, [mutation.test])
             finally:
-                path.write_text(original)
-            failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
-            if failed:
-                print(f"caught    {name}: {failed[0].split('::')[-1].split(' - ')[0]}")
+                (tree / mutation.path).write_text(original)
+            test_name = mutation.test.split("::")[-1]
+            if result.returncode == 1 and "FAILED" in result.stdout:
+                print(f"caught    {mutation.name}\n          by {test_name}")
             else:
-                print(f"SURVIVED  {name}")
-                survivors.append(name)
+                print(f"SURVIVED  {mutation.name}\n          {test_name} did not fail")
+                survivors.append(mutation.name)
+    print(f"{len(MUTATIONS) - len(survivors)} of {len(MUTATIONS)} mutations caught by their tests")
     return 1 if survivors else 0
 
 

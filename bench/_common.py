@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from messagedb_agent.config import Settings
-from messagedb_agent.store import local_server
-from messagedb_agent.store.database import ensure_installed
+from messagedb_agent.postgres import embedded as local_server
+from messagedb_agent.postgres.connect import ensure_installed
 
 
 def bench_database(name: str) -> str:

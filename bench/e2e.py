@@ -58,7 +58,7 @@ from messagedb_agent.config import Settings
 from messagedb_agent.pubsub.publisher import BATCH_MAX_LATENCY_SECONDS, BATCH_MAX_MESSAGES
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.emulator import admin_clients
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 TURNS = int(os.environ.get("TURNS", "50"))
 THREADS = int(os.environ.get("THREADS", "20"))

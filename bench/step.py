@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import Figures, bench_database, row
 from messagedb_agent.config import Settings
-from messagedb_agent.engine import Engine
-from messagedb_agent.engine.session import add_message, fork_thread, start_thread
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
     LLMConfig,
@@ -37,7 +36,8 @@ from messagedb_agent.llm.types import (
     UserTurn,
 )
 from messagedb_agent.runtime import build_engine
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import add_message, fork_thread, start_thread
 
 HISTORY = [int(h) for h in os.environ.get("HISTORY", "10,100,1000").split(",")]
 TURNS = int(os.environ.get("TURNS", "20"))

@@ -24,7 +24,7 @@ import orjson
 
 from _common import Figures, bench_database, ratio_line, row, timed
 from messagedb_agent import events as ev
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 N = int(os.environ.get("N", "2000"))
 READS = int(os.environ.get("READS", "200"))

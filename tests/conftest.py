@@ -18,8 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from messagedb_agent.config import Settings
-from messagedb_agent.store import MessageStore, local_server
-from messagedb_agent.store.database import ensure_installed
+from messagedb_agent.postgres import embedded
+from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.store.client import MessageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_HOME = Path(os.environ.get("MESSAGEDB_AGENT_HOME", ROOT / ".local")).resolve()
@@ -58,7 +59,7 @@ def server_url() -> Iterator[str]:
         with PostgresContainer("postgres:18", driver=None) as container:
             yield container.get_connection_url()
         return
-    yield local_server.start(TEST_HOME, "postgres")
+    yield embedded.start(TEST_HOME, "postgres")
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +71,11 @@ def settings() -> Settings:
 def database_url(server_url: str, settings: Settings) -> Iterator[str]:
     """A fresh database with Message DB installed, dropped when the session ends."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    local_server.create_database(server_url, name)
+    embedded.create_database(server_url, name)
     url = _with_database(server_url, name)
     ensure_installed(url, settings)
     yield url
-    local_server.drop_database(server_url, name)
+    embedded.drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from messagedb_agent.cli import app
 from messagedb_agent.config import Settings
-from messagedb_agent.store import local_server
-from messagedb_agent.store.installer import VERSION
+from messagedb_agent.postgres import embedded
+from messagedb_agent.postgres.installer import VERSION
 
 
 class Invoke(Protocol):
@@ -47,9 +47,9 @@ def run(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def fresh_url(server_url: str) -> Iterator[str]:
     name = f"cli_{uuid.uuid4().hex[:12]}"
-    local_server.create_database(server_url, name)
+    embedded.create_database(server_url, name)
     yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    local_server.drop_database(server_url, name)
+    embedded.drop_database(server_url, name)
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from messagedb_agent.config import Settings
-from messagedb_agent.engine import run_until_idle
-from messagedb_agent.engine.session import start_thread
-from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolResult, ToolSpec
 from messagedb_agent.runtime import build_engine
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import start_thread
+from messagedb_agent.threads.reading import read_thread
 
 FOREIGN = Path(__file__).parent / "tools" / "foreign_mcp_server.py"
 

@@ -22,7 +22,7 @@ API_SETTINGS = ApiSettings()
 
 @functools.cache
 def api() -> IngestApi:
-    from messagedb_agent.store.database import open_store  # psycopg: first request only
+    from messagedb_agent.postgres.connect import open_store  # psycopg: first request only
 
     return create_api(
         lambda: open_store(SETTINGS),

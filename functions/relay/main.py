@@ -10,8 +10,8 @@ import functions_framework
 
 from messagedb_agent.observability import configure
 from messagedb_agent.pubsub.instance import FunctionInstance
-from messagedb_agent.pubsub.relay_handler import relay_once
 from messagedb_agent.pubsub.step_handler import TRANSIENT
+from messagedb_agent.relay.run import relay_once
 
 log = logging.getLogger(__name__)
 configure()  # JSON for Cloud Logging on Cloud Run, readable locally; spans per TRACE_EXPORTER

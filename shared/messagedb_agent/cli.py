@@ -11,8 +11,8 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.errors import ThreadError
-from messagedb_agent.store import StoreError
+from messagedb_agent.store.errors import StoreError
+from messagedb_agent.threads.errors import ThreadError
 
 app = typer.Typer(
     help="An event-sourced AI agent whose whole memory is a Message DB event log.",
@@ -109,8 +109,8 @@ def db_install(
 
     Running it again changes nothing and says so.
     """
-    from messagedb_agent.store.database import database_url, ensure_installed
-    from messagedb_agent.store.installer import VERSION
+    from messagedb_agent.postgres.connect import database_url, ensure_installed
+    from messagedb_agent.postgres.installer import VERSION
 
     settings = _settings()
     url = database_url(settings)
@@ -126,8 +126,8 @@ def db_install(
 @_friendly
 def db_status() -> None:
     """Check that the database answers and report its Message DB version."""
+    from messagedb_agent.postgres.connect import database_url, open_store
     from messagedb_agent.store.client import redact
-    from messagedb_agent.store.database import database_url, open_store
 
     settings = _settings()
     url = database_url(settings)
@@ -145,10 +145,10 @@ def db_status() -> None:
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL server (its data stays)."""
-    from messagedb_agent.store import local_server
+    from messagedb_agent.postgres import embedded
 
     settings = _settings()
-    if local_server.stop(settings.home):
+    if embedded.stop(settings.home):
         typer.echo(f"stopped the embedded server in {settings.home / 'pgdata'}")
     else:
         typer.echo("the embedded server is not running")
@@ -161,7 +161,7 @@ class _Session:
     """Settings, store and engine for one command; closed when the command ends."""
 
     def __init__(self) -> None:
-        from messagedb_agent.store.database import database_url, ensure_installed, open_store
+        from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
 
         self.settings = _settings()
         url = database_url(self.settings)
@@ -181,9 +181,9 @@ class _Session:
 
 
 def _converse(session: _Session, appended: Any, *, events: bool) -> None:
-    from messagedb_agent.engine import run_until_idle
-    from messagedb_agent.engine.thread import read_thread
+    from messagedb_agent.engine.runner import run_until_idle
     from messagedb_agent.render import event_line, transcript
+    from messagedb_agent.threads.reading import read_thread
 
     before = len(
         transcript(read_thread(session.store, appended.stream_name, appended.position - 1))
@@ -209,7 +209,7 @@ def start(
     events: Annotated[bool, _EVENTS] = False,
 ) -> None:
     """Start a new thread with MESSAGE and run the agent until it answers."""
-    from messagedb_agent.engine.session import start_thread
+    from messagedb_agent.threads.commands import start_thread
 
     with _Session() as session:
         appended = start_thread(
@@ -232,7 +232,7 @@ def continue_(
     events: Annotated[bool, _EVENTS] = False,
 ) -> None:
     """Add MESSAGE to THREAD and run the agent until it answers."""
-    from messagedb_agent.engine.session import add_message
+    from messagedb_agent.threads.commands import add_message
 
     with _Session() as session:
         appended = add_message(
@@ -272,10 +272,10 @@ def replay(
 
 
 def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = False) -> None:
-    from messagedb_agent.engine.session import resolve_thread
-    from messagedb_agent.engine.thread import read_thread
     from messagedb_agent.projections import project_next_step
     from messagedb_agent.render import event_line, summary_line, transcript
+    from messagedb_agent.threads.commands import resolve_thread
+    from messagedb_agent.threads.reading import read_thread
 
     with _Session() as session:
         _, stream = resolve_thread(session.store, thread, session.settings.local_user)
@@ -300,7 +300,7 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=200, help="How many threads to show.")] = 20,
 ) -> None:
     """List your threads, newest activity first."""
-    from messagedb_agent.engine.threads import list_threads
+    from messagedb_agent.threads.index import list_threads
 
     with _Session() as session:
         page = list_threads(session.store, session.settings.local_user, limit=limit)
@@ -318,7 +318,7 @@ def fork(
     at: Annotated[int, typer.Option("--at", min=0, help="Last position the fork shares.")],
 ) -> None:
     """Start a new thread that shares THREAD's history up to --at POSITION."""
-    from messagedb_agent.engine.session import fork_thread
+    from messagedb_agent.threads.commands import fork_thread
 
     with _Session() as session:
         appended = fork_thread(session.store, thread, owner=session.settings.local_user, at=at)
@@ -386,7 +386,7 @@ def mcp(
     ] = None,
 ) -> None:
     """Serve the task tools over MCP on stdio, acting for one user."""
-    from messagedb_agent.store.database import database_url, ensure_installed, open_store
+    from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
     from messagedb_agent.tools.mcp_server import serve_stdio
 
     settings = _settings()

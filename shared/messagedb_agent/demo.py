@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from messagedb_agent.config import Settings
-from messagedb_agent.engine import run_until_idle
-from messagedb_agent.engine.session import add_message, start_thread
-from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import from_message
+from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
 from messagedb_agent.render import event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.store.client import redact
-from messagedb_agent.store.database import database_url, ensure_installed, open_store
 from messagedb_agent.store.message import MessageData
+from messagedb_agent.threads.commands import add_message, start_thread
+from messagedb_agent.threads.reading import read_thread
 
 DEMO_TURNS = (
     "What are my tasks?",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from messagedb_agent.channels.callback import HttpReplySender
 from messagedb_agent.config import Settings
 from messagedb_agent.engine.cache import ViewCache
-from messagedb_agent.engine.delivery import HttpReplySender
 from messagedb_agent.engine.step import Engine, EngineConfig
 from messagedb_agent.engine.tooling import RegistryTools
 from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
 from messagedb_agent.llm.types import LLMClient
 from messagedb_agent.projections import Policy
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def engine_config(settings: Settings) -> EngineConfig:

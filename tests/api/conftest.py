@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import ApiSettings, IngestApi, create_api, issue_dev_token
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.notification import (
+from messagedb_agent.notification import (
     Notification,
     NotificationPublisher,
-    RecordingPublisher,
 )
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 SECRET = "api-tests-secret-0123456789abcdef0123456789"
 

@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from tests.api.conftest import FailingPublisher, MakeApi, event_types, start
 
 from messagedb_agent.config import Settings
-from messagedb_agent.store import MessageStore, StoreUnavailableError
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.errors import StoreUnavailableError
 
 
 def error_of(response: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import MakeApi, bearer, event_types, start
 
 from messagedb_agent.api.idempotency import record_stream
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def keyed(auth: dict[str, str], key: str | None = None) -> dict[str, str]:

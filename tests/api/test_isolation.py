@@ -7,7 +7,7 @@ import uuid
 from flask.testing import FlaskClient
 from tests.api.conftest import bearer, event_types, start
 
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def test_another_users_thread_answers_exactly_like_a_missing_one(

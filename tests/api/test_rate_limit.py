@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from tests.api.conftest import MakeApi, bearer
 
 from messagedb_agent.api.rate_limit import RateLimiter
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def post(client: FlaskClient, headers: dict[str, str]) -> int:

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from flask.testing import FlaskClient
 from tests.api.conftest import event_types, published_positions, start
+from tests.publishers import RecordingPublisher
 
-from messagedb_agent.engine.notification import RecordingPublisher
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def test_starting_a_thread_with_a_message_writes_it_and_publishes_its_position(

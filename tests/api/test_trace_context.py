@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from messagedb_agent.engine.thread import read_thread
-from messagedb_agent.store import MessageStore
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.reading import read_thread
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

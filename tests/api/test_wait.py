@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from tests.api.conftest import MakeApi, start
 from tests.engine.doubles import EchoTools, ScriptedModel, calls, text
 
-from messagedb_agent.engine import Engine, EngineConfig, Notification, run_until_idle
-from messagedb_agent.engine.notification import NullPublisher
-from messagedb_agent.store import MessageStore
+from messagedb_agent.engine.runner import run_until_idle
+from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.notification import Notification, NullPublisher
+from messagedb_agent.store.client import MessageStore
 
 
 class SteppingPublisher:

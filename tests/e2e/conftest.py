@@ -29,13 +29,13 @@ from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.notification import Notification
-from messagedb_agent.pubsub import PubSubPublisher
+from messagedb_agent.notification import Notification
+from messagedb_agent.postgres import embedded
+from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.pubsub.publisher import PubSubPublisher
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.emulator import admin_clients
 from messagedb_agent.stack.processes import Service
-from messagedb_agent.store import local_server
-from messagedb_agent.store.database import ensure_installed
 
 RATE_LIMIT_BURST = 10
 CALLBACK_SECRET = "e2e-callback-secret-0123456789"
@@ -161,11 +161,11 @@ def e2e_database_url(server_url: str, settings: Settings) -> Iterator[str]:
     tests' threads and move the position the relay tests assert on.
     """
     name = f"e2e_{uuid.uuid4().hex[:12]}"
-    local_server.create_database(server_url, name)
+    embedded.create_database(server_url, name)
     url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     ensure_installed(url, settings)
     yield url
-    local_server.drop_database(server_url, name)
+    embedded.drop_database(server_url, name)
 
 
 SHUTDOWN = pytest.StashKey[Callable[[], None]]()

@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.conftest import CALLBACK_SECRET, Live
 from tests.receiver import Receiver
 
-from messagedb_agent.engine.delivery import DELIVERY_ID_HEADER, SIGNATURE_HEADER, verify
+from messagedb_agent.channels.callback import DELIVERY_ID_HEADER, SIGNATURE_HEADER, verify
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from tests.e2e.conftest import Live
 from tests.e2e.conversation import SCRIPT, Audit, Chat, Turn, check_transcript
 
-from messagedb_agent.engine.notification import Notification
+from messagedb_agent.notification import Notification
 
 USERS = 4
 COPIES = 2

@@ -13,11 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from messagedb_agent.engine import (
-    ToolCallContext,
-    ToolRunResult,
-)
-from messagedb_agent.engine.session import start_thread
+from messagedb_agent.engine.step import ToolCallContext, ToolRunResult
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
     LLMConfig,
@@ -28,7 +24,8 @@ from messagedb_agent.llm.types import (
     ToolSpec,
     UserTurn,
 )
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import start_thread
 
 Reply = LLMResponse | LLMError | Callable[[list[Message]], LLMResponse]
 

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
 
-from messagedb_agent.engine import Engine, EngineConfig, Notification, run_until_idle
 from messagedb_agent.engine.cache import ViewCache
-from messagedb_agent.engine.session import add_message
-from messagedb_agent.engine.thread import read_thread
-from messagedb_agent.store import MessageStore
+from messagedb_agent.engine.runner import run_until_idle
+from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.notification import Notification
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import add_message
+from messagedb_agent.threads.reading import read_thread
 
 
 class CountingStore:

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
 
-from messagedb_agent.engine import Engine, Notification, Outcome
-from messagedb_agent.engine.session import add_message
-from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.engine.step import Engine, Outcome
 from messagedb_agent.llm.types import UserTurn
-from messagedb_agent.store import MessageStore
+from messagedb_agent.notification import Notification
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import add_message
+from messagedb_agent.threads.reading import read_thread
 
 
 def write_transactions(store: MessageStore, stream: str, after: int) -> int:

@@ -11,16 +11,18 @@ import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, text
 from tests.receiver import Receiver
 
-from messagedb_agent.engine import Engine, EngineConfig, Notification, run_until_idle
-from messagedb_agent.engine.delivery import (
+from messagedb_agent.channels.callback import (
     DELIVERY_ID_HEADER,
     SIGNATURE_HEADER,
     HttpReplySender,
     verify,
 )
-from messagedb_agent.engine.session import request_termination, start_thread
-from messagedb_agent.engine.thread import read_thread
-from messagedb_agent.store import MessageStore
+from messagedb_agent.engine.runner import run_until_idle
+from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.notification import Notification
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import request_termination, start_thread
+from messagedb_agent.threads.reading import read_thread
 
 SECRET = "test-callback-secret"
 
@@ -113,7 +115,7 @@ def test_a_receiver_that_refuses_is_given_up_on_and_the_thread_goes_on(
 def test_a_delivery_waiting_out_its_backoff_does_not_hold_up_the_next_turn(
     store: MessageStore, delivering: Engine, model: ScriptedModel, receiver: Receiver
 ) -> None:
-    from messagedb_agent.engine.session import add_message
+    from messagedb_agent.threads.commands import add_message
 
     receiver.statuses = [503]
     model.script = [text("first"), text("second")]

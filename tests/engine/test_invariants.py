@@ -19,13 +19,15 @@ import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
 from tests.engine.workers import step_once
 
-from messagedb_agent.engine import Engine, EngineConfig, Notification, Outcome, run_until_idle
-from messagedb_agent.engine.session import add_message
-from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.engine.runner import run_until_idle
+from messagedb_agent.engine.step import Engine, EngineConfig, Outcome
 from messagedb_agent.llm.types import UserTurn
+from messagedb_agent.notification import Notification
 from messagedb_agent.projections import project_llm_context
 from messagedb_agent.relay.sweep import sweep
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import add_message
+from messagedb_agent.threads.reading import read_thread
 
 
 def announced(store: MessageStore, now: datetime, stream: str) -> list[Notification]:

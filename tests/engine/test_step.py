@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from tests.engine.doubles import EchoTools, ScriptedModel, calls, new_thread, text
 
-from messagedb_agent.engine import Engine, Outcome, run_until_idle
-from messagedb_agent.engine.thread import read_thread
+from messagedb_agent.engine.runner import run_until_idle
+from messagedb_agent.engine.step import Engine, Outcome
 from messagedb_agent.projections import project_llm_context
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.reading import read_thread
 
 
 def test_a_plain_message_gets_one_reply(

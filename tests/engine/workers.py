@@ -6,9 +6,10 @@ from pathlib import Path
 
 from tests.engine.doubles import EchoTools
 
-from messagedb_agent.engine import Engine, EngineConfig, Notification
+from messagedb_agent.engine.step import Engine, EngineConfig
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
-from messagedb_agent.store import MessageStore
+from messagedb_agent.notification import Notification
+from messagedb_agent.store.client import MessageStore
 
 
 class FileCountingModel:

@@ -14,6 +14,7 @@ from messagedb_agent.events import (
     LLMCallRequested,
     LLMResponseReceived,
     Metadata,
+    PositionRecorded,
     ReplyDelivered,
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
@@ -25,6 +26,7 @@ from messagedb_agent.events import (
     TaskDeleted,
     TaskReopened,
     TaskUpdated,
+    ThreadOpened,
     TokenUsage,
     ToolCall,
     ToolExecutionCompleted,
@@ -32,7 +34,7 @@ from messagedb_agent.events import (
     ToolExecutionRequested,
     UserMessageAdded,
 )
-from messagedb_agent.store import MessageData, NewMessage
+from messagedb_agent.store.message import MessageData, NewMessage
 
 STREAM = "thread-3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c"
 WHEN = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -132,6 +134,10 @@ SAMPLES: tuple[Event, ...] = (
     TaskCompleted(task_id=3),
     TaskReopened(task_id=3),
     TaskDeleted(task_id=3),
+    ThreadOpened(
+        thread_id="3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c", stream_name=STREAM, title="Milk"
+    ),
+    PositionRecorded(position=1005, watch={STREAM: LEASE}),
 )
 
 METADATA = Metadata(

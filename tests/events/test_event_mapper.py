@@ -22,7 +22,7 @@ from messagedb_agent.events import (
     to_message,
 )
 from messagedb_agent.events.mapper import UPCASTERS, Upcaster
-from messagedb_agent.store import MessageData, NewMessage
+from messagedb_agent.store.message import MessageData, NewMessage
 
 
 class ParcelWeighed(Event):

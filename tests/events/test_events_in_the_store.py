@@ -14,7 +14,7 @@ from messagedb_agent.events import (
     from_messages,
     to_message,
 )
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def test_every_event_type_reads_back_equal_from_the_store(store: MessageStore, stream: str) -> None:

@@ -10,7 +10,7 @@ from tests.pubsub.emulator import Emulator
 
 from messagedb_agent.relay import position as position_store
 from messagedb_agent.stack.processes import free_port
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def test_a_call_publishes_what_needs_a_step_and_answers_the_counts(

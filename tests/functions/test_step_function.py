@@ -8,10 +8,10 @@ from flask.testing import FlaskClient
 from tests.engine.doubles import new_thread
 from tests.pubsub.emulator import Emulator
 
-from messagedb_agent.engine import Notification
-from messagedb_agent.pubsub import cloud_event_headers, encode_push
+from messagedb_agent.notification import Notification
+from messagedb_agent.pubsub.envelope import cloud_event_headers, encode_push
 from messagedb_agent.stack.processes import free_port
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 SUBSCRIPTION = "projects/test-project/subscriptions/agent-steps-step"
 

@@ -15,8 +15,8 @@ from messagedb_agent.api import ApiSettings
 from messagedb_agent.config import Settings
 from messagedb_agent.deploy.packaging import FUNCTIONS_DIR, discover
 from messagedb_agent.observability import ObservabilitySettings
+from messagedb_agent.postgres.cloudsql import CloudSqlSettings
 from messagedb_agent.pubsub.config import PubSubSettings
-from messagedb_agent.store.cloudsql import CloudSqlSettings
 
 # Every function builds these: the engine's, Pub/Sub's, the Cloud SQL connection's, and the
 # logs' and traces' (configured once per entry point).

@@ -13,7 +13,7 @@ from tests.infra.hcl import INFRA, ROOT, load
 
 from messagedb_agent.config import Settings
 from messagedb_agent.deploy import packaging
-from messagedb_agent.store import installer
+from messagedb_agent.postgres import installer
 
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
 BUILT_IN_SUBSTITUTIONS = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION"}

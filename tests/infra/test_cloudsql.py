@@ -19,13 +19,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from messagedb_agent.store.client import SEARCH_PATH_OPTION
-from messagedb_agent.store.cloudsql import (
+from messagedb_agent.postgres.cloudsql import (
     CloudSqlConnector,
     CloudSqlSettings,
     from_environment,
     google_connector,
 )
+from messagedb_agent.store.client import SEARCH_PATH_OPTION
 
 INSTANCE = "my-project:us-central1:agent-messagedb"
 USER = "agent-step@my-project.iam"
@@ -131,7 +131,7 @@ def test_the_conninfo_names_the_database_and_user_and_nothing_else() -> None:
 
 def test_importing_the_module_loads_no_google_code() -> None:
     code = (
-        "import sys, messagedb_agent.store.cloudsql\n"
+        "import sys, messagedb_agent.postgres.cloudsql\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('google.cloud.sql'))\n"
         "assert not loaded, loaded\n"
     )

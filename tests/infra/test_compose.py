@@ -18,10 +18,10 @@ from tests.infra.hcl import ROOT
 
 from messagedb_agent.api import ApiSettings
 from messagedb_agent.config import Settings
+from messagedb_agent.postgres import installer
 from messagedb_agent.pubsub.config import DEFAULT_PROJECT, PubSubSettings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.stack import FUNCTIONS
-from messagedb_agent.store import installer
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -23,8 +23,8 @@ from tests.infra.hcl import INFRA, ROOT, Config, Expr, block, load, map_keys
 from messagedb_agent.config import Settings
 from messagedb_agent.deploy import database_users
 from messagedb_agent.deploy.packaging import discover
+from messagedb_agent.postgres.cloudsql import CloudSqlSettings
 from messagedb_agent.pubsub.config import PubSubSettings
-from messagedb_agent.store.cloudsql import CloudSqlSettings
 
 MODULE_SOURCE = "./modules/function"
 

@@ -11,18 +11,18 @@ import jsonschema
 import pytest
 from tests.api.conftest import api_settings, bearer
 from tests.projections.thread_events import ThreadEvents
+from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import create_api
 from messagedb_agent.config import Settings
-from messagedb_agent.engine import run_until_idle
-from messagedb_agent.engine.notification import RecordingPublisher
+from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import LLMResponseReceived, TokenUsage
+from messagedb_agent.events.ids import message_id
 from messagedb_agent.projections import cost
 from messagedb_agent.projections.cost import ModelPrice, PriceTable
-from messagedb_agent.projections.step_ids import message_id
 from messagedb_agent.render import format_usd, summary_line
 from messagedb_agent.runtime import build_engine
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 @pytest.fixture

@@ -9,14 +9,15 @@ import structlog
 from cloudevents.http import CloudEvent
 from structlog.testing import capture_logs
 from tests.api.conftest import api_settings, bearer
+from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import create_api
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.notification import RecordingPublisher
-from messagedb_agent.engine.session import start_thread
-from messagedb_agent.pubsub import MESSAGE_PUBLISHED, StepDelivery, encode_push
+from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
+from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.runtime import build_engine
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import start_thread
 
 CONTEXT = [structlog.contextvars.merge_contextvars]
 

@@ -17,15 +17,16 @@ from urllib.parse import urlsplit
 from cloudevents.http import CloudEvent
 from tests.api.conftest import SECRET, api_settings
 from tests.observability.conftest import LogLines, Spans
+from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import create_api, issue_dev_token
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.notification import RecordingPublisher
 from messagedb_agent.observability import get_logger
 from messagedb_agent.observability.logging import LABELS_KEY, TRACE_KEY
-from messagedb_agent.pubsub import MESSAGE_PUBLISHED, StepDelivery, encode_push
+from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
+from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.runtime import build_engine
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 LIMIT = 200
 LIBRARY_PASSWORD = "pw-0f9e8d7c6b5a"

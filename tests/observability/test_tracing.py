@@ -17,17 +17,19 @@ from tests.observability.conftest import FakePublisherClient, Spans, observabili
 
 from messagedb_agent.api import create_api
 from messagedb_agent.config import Settings
-from messagedb_agent.engine import Notification
-from messagedb_agent.engine.session import start_thread
 from messagedb_agent.llm.offline import OFFLINE_MODEL_NAME
 from messagedb_agent.llm.types import LLMConfig, LLMError, LLMResponse, Message, ToolSpec
+from messagedb_agent.notification import Notification
 from messagedb_agent.observability import current_traceparent, tracing
 from messagedb_agent.observability.instrumented import TracedLLM
 from messagedb_agent.observability.tracing import configure_tracing, span
-from messagedb_agent.pubsub import MESSAGE_PUBLISHED, PubSubPublisher, StepDelivery, encode_push
-from messagedb_agent.pubsub.relay_handler import relay_once
+from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
+from messagedb_agent.pubsub.publisher import PubSubPublisher
+from messagedb_agent.pubsub.step_handler import StepDelivery
+from messagedb_agent.relay.run import relay_once
 from messagedb_agent.runtime import build_engine
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import start_thread
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 PARENT_ID = 0x00F067AA0BA902B7

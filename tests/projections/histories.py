@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from tests.projections.thread_events import ThreadEvents, call
 
 from messagedb_agent.events import Event, Recorded, ToolCall
+from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import CompletionReason
-from messagedb_agent.projections.step_ids import tool_step_id
 
 Action = tuple[Any, ...]
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from tests.projections.thread_events import ThreadEvents
 
 from messagedb_agent.events import LLMResponseReceived, TokenUsage
+from messagedb_agent.events.ids import message_id
 from messagedb_agent.projections.cost import (
     DEFAULT_PRICES,
     ModelPrice,
@@ -17,7 +18,6 @@ from messagedb_agent.projections.cost import (
     project_cost,
     project_user_cost,
 )
-from messagedb_agent.projections.step_ids import message_id
 
 
 def respond(thread: ThreadEvents, model: str, tokens_in: int, tokens_out: int) -> None:

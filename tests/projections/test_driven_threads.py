@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from tests.projections.thread_events import ThreadEvents, call
 
 from messagedb_agent.events import Event, Recorded, ToolCall, UserMessageAdded
+from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import CompletionReason
 from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
 from messagedb_agent.projections import (
@@ -27,7 +28,6 @@ from messagedb_agent.projections import (
     project_next_step,
     project_pending_tool_calls,
 )
-from messagedb_agent.projections.step_ids import tool_step_id
 
 POLICY = Policy(max_iterations=4, max_llm_attempts=3, max_tool_attempts=2)
 LEASE = timedelta(seconds=120)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from tests.projections.histories import Action, Replay, replay, scripts
 from tests.projections.thread_events import STREAM
 
+from messagedb_agent.events.ids import llm_step_id
 from messagedb_agent.projections import (
     NextStep,
     Policy,
@@ -19,7 +20,6 @@ from messagedb_agent.projections import (
     project_pending_tool_calls,
     project_session_state,
 )
-from messagedb_agent.projections.step_ids import llm_step_id
 
 POLICY = Policy(max_iterations=3, max_llm_attempts=3, max_tool_attempts=2)
 offsets = st.integers(min_value=0, max_value=400).map(lambda s: timedelta(seconds=s))

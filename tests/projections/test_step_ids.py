@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from messagedb_agent.projections.step_ids import llm_step_id, message_id, tool_step_id
+from messagedb_agent.events.ids import llm_step_id, message_id, tool_step_id
 
 STREAM = "thread-2b0c7a55-8f0e-4d8a-a1f7-0c7f1d2e3a4b"
 

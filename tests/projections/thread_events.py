@@ -32,8 +32,8 @@ from messagedb_agent.events import (
     UnknownEvent,
     UserMessageAdded,
 )
+from messagedb_agent.events.ids import llm_step_id, message_id, tool_step_id
 from messagedb_agent.events.system import CompletionReason
-from messagedb_agent.projections.step_ids import llm_step_id, message_id, tool_step_id
 
 STREAM = "thread-6a1d1b7e-2f43-4a5e-9c1d-7d1f0e2b3c4d"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

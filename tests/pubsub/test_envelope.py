@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from messagedb_agent.engine import InvalidNotification, Notification
-from messagedb_agent.pubsub import (
+from messagedb_agent.notification import InvalidNotification, Notification
+from messagedb_agent.pubsub.envelope import (
     MESSAGE_PUBLISHED,
     cloud_event_headers,
     decode_cloud_event,

@@ -8,8 +8,9 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tests.pubsub.emulator import Emulator
 
-from messagedb_agent.engine import Notification
-from messagedb_agent.pubsub import PublishError, PubSubPublisher, PubSubSettings
+from messagedb_agent.notification import Notification
+from messagedb_agent.pubsub.config import PubSubSettings
+from messagedb_agent.pubsub.publisher import PublishError, PubSubPublisher
 
 
 def _stream() -> str:

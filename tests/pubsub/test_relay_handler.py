@@ -4,12 +4,12 @@ import threading
 from datetime import UTC, datetime
 
 from tests.engine.doubles import new_thread
+from tests.publishers import RecordingPublisher
 
-from messagedb_agent.engine import Notification
-from messagedb_agent.engine.notification import RecordingPublisher
-from messagedb_agent.pubsub import relay_once
+from messagedb_agent.notification import Notification
 from messagedb_agent.relay import position as position_store
-from messagedb_agent.store import MessageStore
+from messagedb_agent.relay.run import relay_once
+from messagedb_agent.store.client import MessageStore
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

@@ -9,23 +9,24 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, new_thread, text
+from tests.publishers import RecordingPublisher
 from tests.pubsub.emulator import Emulator
 
-from messagedb_agent.engine import Engine, EngineConfig, Notification, Outcome, StepResult
-from messagedb_agent.engine.notification import RecordingPublisher
-from messagedb_agent.engine.session import request_termination
+from messagedb_agent.engine.step import Engine, EngineConfig, Outcome, StepResult
 from messagedb_agent.llm.types import LLMError
-from messagedb_agent.pubsub import (
-    MESSAGE_PUBLISHED,
-    PublishError,
-    PubSubPublisher,
+from messagedb_agent.notification import Notification
+from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
+from messagedb_agent.pubsub.publisher import PublishError, PubSubPublisher
+from messagedb_agent.pubsub.step_handler import (
+    Disposition,
     RedeliverLater,
     StepDelivery,
-    encode_push,
+    disposition,
 )
-from messagedb_agent.pubsub.step_handler import Disposition, disposition
 from messagedb_agent.stack.processes import free_port
-from messagedb_agent.store import MessageStore, StoreUnavailableError
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.errors import StoreUnavailableError
+from messagedb_agent.threads.commands import request_termination
 
 
 def _event(notification: Notification) -> CloudEvent:

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from messagedb_agent.relay.sweep import sweep
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 
 def test_a_foreign_stream_in_the_category_is_skipped_and_the_position_still_advances(

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from messagedb_agent.engine import Notification
-from messagedb_agent.pubsub import MESSAGE_PUBLISHED, PublishError, decode_push
+from messagedb_agent.notification import Notification
+from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, decode_push
 from messagedb_agent.pubsub.http_topic import HttpTopicPublisher
+from messagedb_agent.pubsub.publisher import PublishError
 from messagedb_agent.stack.local_topic import LocalTopic
 
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.session import start_thread
-from messagedb_agent.pubsub import encode_push
+from messagedb_agent.pubsub.envelope import encode_push
 from messagedb_agent.stack import LocalStack, StackOptions
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import start_thread
 
 OFFLINE = {"MODEL_NAME": "offline", "GOOGLE_CLOUD_PROJECT": ""}
 

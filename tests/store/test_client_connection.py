@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messagedb_agent.store import MessageStore, NewMessage, StoreUnavailableError
-from messagedb_agent.store.client import describe_connection_error, redact
+from messagedb_agent.store.client import MessageStore, describe_connection_error, redact
+from messagedb_agent.store.errors import StoreUnavailableError
+from messagedb_agent.store.message import NewMessage
 
 if TYPE_CHECKING:
     from tests.store.conftest import PasswordServer

@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 
-from messagedb_agent.store import InvalidStreamName, MessageStore, NewMessage
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.message import NewMessage
+from messagedb_agent.store.stream_name import InvalidStreamName
 
 LONG_STREAM_LENGTH = 10_000
 

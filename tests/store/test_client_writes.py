@@ -8,14 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from messagedb_agent.store import (
-    ConcurrencyError,
-    DuplicateMessageError,
-    InvalidStreamName,
-    MessageStore,
-    NewMessage,
-    StoreError,
-)
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError, StoreError
+from messagedb_agent.store.message import NewMessage
+from messagedb_agent.store.stream_name import InvalidStreamName
 
 
 def test_write_message_returns_consecutive_positions(store: MessageStore, stream: str) -> None:

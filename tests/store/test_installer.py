@@ -16,15 +16,15 @@ import psycopg
 import pytest
 
 from messagedb_agent.config import Settings
-from messagedb_agent.store import (
-    MessageStore,
+from messagedb_agent.postgres import installer
+from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.errors import (
     NotInstalledError,
     StoreError,
     StoreUnavailableError,
     TarballIntegrityError,
-    installer,
 )
-from messagedb_agent.store.database import ensure_installed
 
 if TYPE_CHECKING:
     from tests.store.conftest import PasswordServer

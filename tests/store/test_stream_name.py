@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from messagedb_agent.store import MessageStore
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.stream_name import MAX_LENGTH, InvalidStreamName, StreamName
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

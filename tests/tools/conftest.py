@@ -7,7 +7,7 @@ import uuid
 import pytest
 from tests.tools.contexts import FIXED_NOW, MakeContext
 
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 from messagedb_agent.tools import ToolContext
 
 

@@ -9,7 +9,7 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 from messagedb_agent.tools import ToolRegistry, default_registry, tool
 from messagedb_agent.tools.mcp_server import build_server
 from messagedb_agent.tools.tasks import read_task_list, tasks_stream

@@ -10,7 +10,7 @@ import pytest
 from tests.tools.contexts import MakeContext
 
 from messagedb_agent.events import ToolCall, from_messages
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 from messagedb_agent.tools import (
     ToolError,
     ToolForbiddenError,

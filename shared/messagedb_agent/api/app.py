@@ -36,12 +36,17 @@ from messagedb_agent.api.openapi import build_openapi
 from messagedb_agent.api.rate_limit import RateLimiter
 from messagedb_agent.api.routes import ROUTES, Route, url_map
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadError, ThreadNotFound
-from messagedb_agent.engine.notification import NotificationPublisher, NullPublisher
-from messagedb_agent.engine.session import Appended
+from messagedb_agent.notification import NotificationPublisher, NullPublisher
 from messagedb_agent.observability.entry_points import note_request, request_scope
 from messagedb_agent.observability.logging import bind_context
 from messagedb_agent.store.errors import StoreUnavailableError
+from messagedb_agent.threads.commands import Appended
+from messagedb_agent.threads.errors import (
+    MessageRejected,
+    ThreadClosed,
+    ThreadError,
+    ThreadNotFound,
+)
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore

@@ -21,13 +21,14 @@ from messagedb_agent.api.errors import ApiError, ErrorItem, invalid_request
 from messagedb_agent.api.replies import wait_for_reply
 from messagedb_agent.api.transcript import event_view, thread_detail
 from messagedb_agent.config import Settings
-from messagedb_agent.engine import session, threads
-from messagedb_agent.engine.session import Appended
-from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.events import SessionCompleted
+from messagedb_agent.events.ids import message_id
 from messagedb_agent.observability.tracing import current_traceparent
-from messagedb_agent.projections.step_ids import message_id
 from messagedb_agent.store.errors import StoreError
+from messagedb_agent.threads import commands as session
+from messagedb_agent.threads import index as threads
+from messagedb_agent.threads.commands import Appended
+from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore

@@ -30,10 +30,10 @@ from messagedb_agent.events import (
     ToolExecutionFailed,
     UserMessageAdded,
 )
+from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.projections import project_session_state
 from messagedb_agent.projections.cost import Cost, PriceTable, configured_prices, project_cost
-from messagedb_agent.projections.step_ids import tool_step_id
-from messagedb_agent.store import MessageData
+from messagedb_agent.store.message import MessageData
 
 # Metadata a client may see, renamed to the API's snake_case; the rest (trace context, global
 # positions, stream names) is plumbing.

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from messagedb_agent.engine.notification import Notification
 from messagedb_agent.engine.step import Engine, Outcome, StepResult
+from messagedb_agent.notification import Notification
 
 StepObserver = Callable[[StepResult], None]
 

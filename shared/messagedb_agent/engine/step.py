@@ -26,10 +26,8 @@ from typing import Protocol
 
 import orjson
 
+from messagedb_agent.channels.callback import DeliveryError, ReplySender
 from messagedb_agent.engine.cache import ViewCache
-from messagedb_agent.engine.delivery import DeliveryError, ReplySender
-from messagedb_agent.engine.notification import Notification
-from messagedb_agent.engine.thread import read_thread
 from messagedb_agent.engine.view import ThreadView
 from messagedb_agent.events import (
     Event,
@@ -48,19 +46,18 @@ from messagedb_agent.events import (
     ToolExecutionRequested,
     to_message,
 )
+from messagedb_agent.events.ids import message_id
 from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
 from messagedb_agent.llm.types import LLMClient, LLMConfig, LLMError, LLMResponse, ToolSpec
+from messagedb_agent.notification import Notification
 from messagedb_agent.projections import (
     NextStep,
     Policy,
     StepKind,
 )
-from messagedb_agent.projections.step_ids import message_id
-from messagedb_agent.store import (
-    ConcurrencyError,
-    DuplicateMessageError,
-    MessageStore,
-)
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
+from messagedb_agent.threads.reading import read_thread
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from messagedb_agent.engine.step import ToolCallContext, ToolRunResult
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import ToolSpec
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 from messagedb_agent.tools.context import ToolContext
 from messagedb_agent.tools.executor import execute_tool
 from messagedb_agent.tools.registry import ToolRegistry

@@ -7,7 +7,9 @@ from messagedb_agent.events.delivery import (
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
 )
+from messagedb_agent.events.index import ThreadOpened
 from messagedb_agent.events.mapper import from_message, from_messages, to_message
+from messagedb_agent.events.relay import PositionRecorded
 from messagedb_agent.events.system import ErrorOccurred, SessionCompleted, SessionStarted
 from messagedb_agent.events.tasks import (
     TaskAdded,
@@ -31,6 +33,7 @@ __all__ = [
     "LLMCallRequested",
     "LLMResponseReceived",
     "Metadata",
+    "PositionRecorded",
     "Recorded",
     "ReplyDelivered",
     "ReplyDeliveryFailed",
@@ -43,6 +46,7 @@ __all__ = [
     "TaskDeleted",
     "TaskReopened",
     "TaskUpdated",
+    "ThreadOpened",
     "TokenUsage",
     "ToolCall",
     "ToolExecutionCompleted",

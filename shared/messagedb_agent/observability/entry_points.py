@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from messagedb_agent.engine.notification import Notification
+from messagedb_agent.notification import Notification
 from messagedb_agent.observability.instrumented import StepTally, current_tally, tallying
 from messagedb_agent.observability.logging import bind_context, get_logger, log_context
 from messagedb_agent.observability.tracing import (

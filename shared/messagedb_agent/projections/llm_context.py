@@ -15,12 +15,12 @@ from typing import Any
 
 from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import SessionStarted
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
 from messagedb_agent.events.user import UserMessageAdded
 from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
 from messagedb_agent.projections.claims import LLMClaims
-from messagedb_agent.projections.step_ids import tool_step_id
 
 SortKey = tuple[int, ...]
 

@@ -21,6 +21,7 @@ from messagedb_agent.events.delivery import (
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
 )
+from messagedb_agent.events.ids import delivery_step_id, llm_step_id, tool_step_id
 from messagedb_agent.events.system import SessionCompleted, SessionStarted
 from messagedb_agent.events.tool import (
     ToolExecutionCompleted,
@@ -30,7 +31,6 @@ from messagedb_agent.events.tool import (
 from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.projections.claims import LLMClaims
-from messagedb_agent.projections.step_ids import delivery_step_id, llm_step_id, tool_step_id
 
 
 class StepKind(StrEnum):

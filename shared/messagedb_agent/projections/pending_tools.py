@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from messagedb_agent.events.agent import LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
 from messagedb_agent.events.values import ToolCall
-from messagedb_agent.projections.step_ids import tool_step_id
 
 
 def project_pending_tool_calls(events: Sequence[Recorded[Event]]) -> tuple[ToolCall, ...]:

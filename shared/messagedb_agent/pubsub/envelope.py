@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from messagedb_agent.engine.notification import InvalidNotification, Notification
+from messagedb_agent.notification import InvalidNotification, Notification
 from messagedb_agent.pubsub.publisher import encode
 
 MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"

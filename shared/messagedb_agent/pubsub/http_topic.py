@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from messagedb_agent.engine.notification import Notification
+from messagedb_agent.notification import Notification
 from messagedb_agent.pubsub.publisher import PublishError, encode, trace_attributes
 
 

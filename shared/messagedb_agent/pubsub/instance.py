@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from messagedb_agent.config import Settings
-from messagedb_agent.engine.notification import NotificationPublisher
 from messagedb_agent.engine.step import Engine
+from messagedb_agent.notification import NotificationPublisher
 from messagedb_agent.pubsub.config import PubSubSettings
 from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.pubsub.transport import publisher_from_settings
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class FunctionInstance:
 
     @property
     def store(self) -> MessageStore:
-        from messagedb_agent.store.database import open_store
+        from messagedb_agent.postgres.connect import open_store
 
         return self._once("store", lambda: open_store(self.settings))
 

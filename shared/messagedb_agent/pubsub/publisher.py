@@ -19,7 +19,7 @@ import orjson
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
-from messagedb_agent.engine.notification import Notification
+from messagedb_agent.notification import Notification
 from messagedb_agent.observability.tracing import annotate, traced
 from messagedb_agent.pubsub.config import PubSubSettings
 

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from messagedb_agent.engine.notification import (
+from messagedb_agent.engine.step import Engine, Outcome, StepResult
+from messagedb_agent.notification import (
     InvalidNotification,
     Notification,
     NotificationPublisher,
 )
-from messagedb_agent.engine.step import Engine, Outcome, StepResult
 from messagedb_agent.observability.entry_points import delivery_scope, step_done
 from messagedb_agent.pubsub.envelope import CloudEventLike, decode_cloud_event
 from messagedb_agent.pubsub.publisher import PublishError
-from messagedb_agent.store import StoreUnavailableError
+from messagedb_agent.store.errors import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 

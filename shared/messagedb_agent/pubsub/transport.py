@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from messagedb_agent.engine.notification import NotificationPublisher
+from messagedb_agent.notification import NotificationPublisher
 from messagedb_agent.pubsub.config import PubSubSettings
 from messagedb_agent.pubsub.http_topic import HttpTopicPublisher
 from messagedb_agent.pubsub.publisher import PubSubPublisher

@@ -8,23 +8,12 @@ re-announced after its lease expires even though the category has moved on.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import ClassVar
-
-from pydantic import Field
-
-from messagedb_agent.events import Event, Metadata, from_message, to_message
-from messagedb_agent.store import ConcurrencyError, MessageStore
+from messagedb_agent.events import Metadata, PositionRecorded, from_message, to_message
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.errors import ConcurrencyError
 
 POSITION_STREAM = names.build(names.THREAD_CATEGORY, "relay", types=("position",))
-
-
-class PositionRecorded(Event):
-    type: ClassVar[str] = "Recorded"
-
-    position: int = Field(ge=0)
-    watch: dict[str, datetime] = Field(default_factory=dict)
 
 
 def get(store: MessageStore, stream: str = POSITION_STREAM) -> tuple[PositionRecorded, int | None]:

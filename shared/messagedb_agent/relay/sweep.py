@@ -14,19 +14,20 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from messagedb_agent.engine.notification import Notification
 from messagedb_agent.events import (
     LLMCallFailed,
     LLMCallRequested,
+    PositionRecorded,
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
     ToolExecutionFailed,
     ToolExecutionRequested,
     from_message,
 )
+from messagedb_agent.notification import Notification
 from messagedb_agent.relay import position as position_store
-from messagedb_agent.store import MessageStore
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.client import MessageStore
 
 _WATCHED = {
     LLMCallRequested.type,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Sweep:
     notifications: tuple[Notification, ...]
-    state: position_store.PositionRecorded
+    state: PositionRecorded
     expected_version: int | None
     read: int
 
@@ -86,7 +87,7 @@ def sweep(store: MessageStore, now: datetime, *, batch_size: int = 1000) -> Swee
             watch.pop(stream, None)
     return Sweep(
         tuple(notifications),
-        position_store.PositionRecorded(position=new_position, watch=watch),
+        PositionRecorded(position=new_position, watch=watch),
         version,
         len(messages),
     )

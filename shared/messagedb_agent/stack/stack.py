@@ -191,15 +191,15 @@ class LocalStack:
             self.relay_trigger.start()
 
     def _database(self) -> str:
-        from messagedb_agent.store import local_server
-        from messagedb_agent.store.database import ensure_installed
+        from messagedb_agent.postgres import embedded
+        from messagedb_agent.postgres.connect import ensure_installed
 
         url = self.options.database_url or self.settings.database_url
         if url is None:
             home = self.settings.home
             self._started_database = not (home / "pgdata" / "postmaster.pid").exists()
             self._say(f"starting the embedded PostgreSQL in {home / 'pgdata'} ...")
-            url = local_server.start(home, self.settings.messagedb_database, keep_running=True)
+            url = embedded.start(home, self.settings.messagedb_database, keep_running=True)
         ensure_installed(url, self.settings)
         return url
 
@@ -318,9 +318,9 @@ class LocalStack:
                 )
             self.local_topic = None
         if self._started_database:
-            from messagedb_agent.store import local_server
+            from messagedb_agent.postgres import embedded
 
-            local_server.stop(self.settings.home)
+            embedded.stop(self.settings.home)
             self._started_database = False
 
     def __enter__(self) -> Self:

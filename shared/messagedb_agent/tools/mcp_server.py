@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     from messagedb_agent.config import Settings
-    from messagedb_agent.store.database import open_store
+    from messagedb_agent.postgres.connect import open_store
 
     parser = argparse.ArgumentParser(description="Serve the agent's tools over MCP (stdio).")
     parser.add_argument("--user", required=True, help="the user every tool call acts for")

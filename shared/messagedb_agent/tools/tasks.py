@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import StringConstraints
 
 from messagedb_agent.events.base import Event, Metadata, Recorded
+from messagedb_agent.events.ids import message_id
 from messagedb_agent.events.mapper import from_messages, to_message
 from messagedb_agent.events.tasks import (
     TaskAdded,
@@ -21,7 +22,6 @@ from messagedb_agent.events.tasks import (
     TaskDeleted,
     TaskUpdated,
 )
-from messagedb_agent.projections.step_ids import message_id
 from messagedb_agent.store import stream_name
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.errors import (

@@ -61,13 +61,3 @@ class NullPublisher:
 
     def publish(self, notifications: Sequence[Notification]) -> None:
         return None
-
-
-class RecordingPublisher:
-    """Keeps what it was asked to publish, in order; for tests and local tools."""
-
-    def __init__(self) -> None:
-        self.published: list[Notification] = []
-
-    def publish(self, notifications: Sequence[Notification]) -> None:
-        self.published.extend(notifications)

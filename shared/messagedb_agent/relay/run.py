@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from messagedb_agent.engine.notification import NotificationPublisher
+from messagedb_agent.notification import NotificationPublisher
 from messagedb_agent.observability.entry_points import relay_entry
 from messagedb_agent.observability.logging import get_logger
 from messagedb_agent.observability.tracing import annotate
 from messagedb_agent.relay.sweep import sweep
-from messagedb_agent.store import MessageStore
+from messagedb_agent.store.client import MessageStore
 
 log = get_logger(__name__)
 

@@ -11,10 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from messagedb_agent.engine.errors import MessageRejected, ThreadClosed, ThreadNotFound
-from messagedb_agent.engine.notification import Notification
-from messagedb_agent.engine.thread import owner_of, read_thread
-from messagedb_agent.engine.threads import record_in_index
 from messagedb_agent.events import (
     Metadata,
     SessionCompleted,
@@ -24,10 +20,14 @@ from messagedb_agent.events import (
     UserMessageAdded,
     to_message,
 )
-from messagedb_agent.projections.step_ids import message_id
+from messagedb_agent.events.ids import message_id
+from messagedb_agent.notification import Notification
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import DuplicateMessageError
 from messagedb_agent.store.message import NewMessage
+from messagedb_agent.threads.errors import MessageRejected, ThreadClosed, ThreadNotFound
+from messagedb_agent.threads.index import record_in_index
+from messagedb_agent.threads.reading import owner_of, read_thread
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore

@@ -5,15 +5,15 @@ from __future__ import annotations
 import psycopg
 
 from messagedb_agent.config import Settings
-from messagedb_agent.store import cloudsql, installer, local_server
+from messagedb_agent.postgres import cloudsql, embedded, installer
+from messagedb_agent.postgres.installer import InstallReport, Progress
 from messagedb_agent.store.client import MessageStore
-from messagedb_agent.store.installer import InstallReport, Progress
 
 
 def database_url(settings: Settings, *, keep_running: bool = False) -> str:
     if settings.database_url:
         return settings.database_url
-    return local_server.start(settings.home, settings.messagedb_database, keep_running=keep_running)
+    return embedded.start(settings.home, settings.messagedb_database, keep_running=keep_running)
 
 
 def ensure_installed(

@@ -11,11 +11,11 @@ import base64
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-from messagedb_agent.events import Event, Metadata, from_message, from_messages, to_message
+from messagedb_agent.events import Metadata, ThreadOpened, from_message, from_messages, to_message
+from messagedb_agent.events.ids import message_id
 from messagedb_agent.projections import project_session_state
-from messagedb_agent.projections.step_ids import message_id
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import DuplicateMessageError
 from messagedb_agent.store.message import NewMessage
@@ -24,14 +24,6 @@ if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
 
 INDEX_CATEGORY = "userThreads"
-
-
-class ThreadOpened(Event):
-    type: ClassVar[str] = "ThreadOpened"
-
-    thread_id: str
-    stream_name: str
-    title: str | None = None
 
 
 def user_stream_id(user: str) -> str:
