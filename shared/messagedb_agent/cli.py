@@ -272,7 +272,7 @@ def replay(
 
 
 def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = False) -> None:
-    from messagedb_agent.projections import project_next_step
+    from messagedb_agent.projections.next_step import project_next_step
     from messagedb_agent.render import event_line, summary_line, transcript
     from messagedb_agent.threads.commands import resolve_thread
     from messagedb_agent.threads.reading import read_thread

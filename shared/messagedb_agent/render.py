@@ -22,8 +22,8 @@ from messagedb_agent.events import (
     UnknownEvent,
     UserMessageAdded,
 )
-from messagedb_agent.projections import project_session_state
 from messagedb_agent.projections.cost import PriceTable, configured_prices, project_cost
+from messagedb_agent.projections.session_state import project_session_state
 
 
 def shorten(value: Any, limit: int = 100) -> str:
@@ -90,7 +90,7 @@ def event_line(recorded: Recorded[Event]) -> str:
     elif isinstance(event, ToolExecutionFailed):
         summary = f"{event.tool_name} ✗ {event.error_kind}: {shorten(event.error_message, 50)}"
     elif isinstance(event, LLMCallFailed):
-        summary = f"attempt {event.retry_count} {event.error_kind}, retryable={event.retryable}"
+        summary = f"attempt {event.attempt} {event.error_kind}, retryable={event.retryable}"
     elif isinstance(event, SessionTerminationRequested):
         summary = event.reason
     elif isinstance(event, SessionCompleted):

@@ -7,12 +7,13 @@ from datetime import timedelta
 from messagedb_agent.channels.callback import HttpReplySender
 from messagedb_agent.config import Settings
 from messagedb_agent.engine.cache import ViewCache
-from messagedb_agent.engine.step import Engine, EngineConfig
-from messagedb_agent.engine.tooling import RegistryTools
+from messagedb_agent.engine.effects import EngineConfig
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
 from messagedb_agent.llm.types import LLMClient
-from messagedb_agent.projections import Policy
+from messagedb_agent.projections.next_step import Policy
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.tools.executor import RegistryTools
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -53,7 +54,7 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
 
         # connected once per process; the registry closes the connections with itself
         load_mcp_tools(servers_from_json(settings.mcp_servers), registry)
-    tools = RegistryTools(registry, store, settings.tool_timeout_seconds)
+    tools = RegistryTools(registry, settings.tool_timeout_seconds)
     replies = HttpReplySender(
         settings.callback_signing_secret.get_secret_value(), settings.delivery_timeout_seconds
     )

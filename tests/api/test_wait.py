@@ -11,8 +11,9 @@ from flask.testing import FlaskClient
 from tests.api.conftest import MakeApi, start
 from tests.engine.doubles import EchoTools, ScriptedModel, calls, text
 
+from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.notification import Notification, NullPublisher
 from messagedb_agent.store.client import MessageStore
 

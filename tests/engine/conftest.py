@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel
 
-from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.engine.effects import EngineConfig
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.store.client import MessageStore
 
 

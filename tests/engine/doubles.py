@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from messagedb_agent.engine.step import ToolCallContext, ToolRunResult
+from messagedb_agent.engine.step import Engine, StepResult
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
     LLMConfig,
@@ -24,10 +24,17 @@ from messagedb_agent.llm.types import (
     ToolSpec,
     UserTurn,
 )
+from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import start_thread
+from messagedb_agent.tools.context import ToolContext, ToolOutcome
 
 Reply = LLMResponse | LLMError | Callable[[list[Message]], LLMResponse]
+
+
+def step(engine: Engine, notification: Notification) -> StepResult:
+    """Exactly one step for this notification: the unit one Pub/Sub delivery runs at least."""
+    return engine.advance(notification, max_steps=1)
 
 
 def text(reply: str) -> LLMResponse:
@@ -81,29 +88,25 @@ class ScriptedModel:
 class EchoTools:
     """Tools as plain functions of (arguments, context); records every run."""
 
-    functions: dict[str, Callable[[dict[str, Any], ToolCallContext], Any]] = field(
-        default_factory=dict
-    )
-    runs: list[tuple[str, dict[str, Any], ToolCallContext]] = field(default_factory=list)
+    functions: dict[str, Callable[[dict[str, Any], ToolContext], Any]] = field(default_factory=dict)
+    runs: list[tuple[str, dict[str, Any], ToolContext]] = field(default_factory=list)
 
     def specs(self) -> list[ToolSpec]:
         return [ToolSpec(name, name, {"type": "object"}) for name in self.functions]
 
-    def run(self, call: ToolCall, ctx: ToolCallContext) -> ToolRunResult:
+    def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
         self.runs.append((call.name, call.arguments, ctx))
         func = self.functions.get(call.name)
         if func is None:
-            return ToolRunResult(
+            return ToolOutcome(
                 False, error_message=f"unknown tool {call.name}", error_kind="unknown_tool"
             )
         try:
-            return ToolRunResult(True, result=func(call.arguments, ctx))
+            return ToolOutcome(True, result=func(call.arguments, ctx))
         except TimeoutError as exc:
-            return ToolRunResult(
-                False, error_message=str(exc), error_kind="timeout", retryable=True
-            )
+            return ToolOutcome(False, error_message=str(exc), error_kind="timeout", retryable=True)
         except Exception as exc:
-            return ToolRunResult(False, error_message=str(exc), error_kind="exception")
+            return ToolOutcome(False, error_message=str(exc), error_kind="exception")
 
 
 class Clock:

@@ -9,8 +9,9 @@ import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
 
 from messagedb_agent.engine.cache import ViewCache
+from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import add_message

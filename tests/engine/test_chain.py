@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
 
-from messagedb_agent.engine.step import Engine, Outcome
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.llm.types import UserTurn
 from messagedb_agent.notification import Notification
+from messagedb_agent.projections.next_step import StepKind
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import add_message
 from messagedb_agent.threads.reading import read_thread
@@ -36,7 +37,7 @@ def test_a_whole_turn_runs_in_one_call_with_one_commit_per_step(
     thread = new_thread(store)
     result = engine.advance(thread.notification, max_steps=50)
     used = write_transactions(store, thread.stream_name, thread.position)
-    assert result.outcome is Outcome.EXECUTED
+    assert result.outcome is StepKind.EXECUTED
     assert result.steps == 5  # three model calls, two tool steps
     assert result.turn_completed
     assert result.reply == "10"
@@ -104,7 +105,7 @@ def test_a_chain_that_dies_holding_the_next_claim_is_taken_over_after_the_lease(
     events = read_thread(store, thread.stream_name)
     assert events[-1].type == "ToolExecutionRequested"  # claimed together with the response
     head = Notification(stream_name=thread.stream_name, position=events[-1].position)
-    assert engine.advance(head, max_steps=50).outcome is Outcome.IN_FLIGHT
+    assert engine.advance(head, max_steps=50).outcome is StepKind.IN_FLIGHT
     tools.functions["boom"] = lambda args, ctx: {"ok": True}
     clock.advance(engine.config.tool_lease.total_seconds() + 1)
     result = engine.advance(head, max_steps=50)

@@ -17,8 +17,9 @@ from messagedb_agent.channels.callback import (
     HttpReplySender,
     verify,
 )
+from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import request_termination, start_thread

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
+from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, step, text
 from tests.engine.workers import step_once
 
+from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.step import Engine, EngineConfig, Outcome
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.llm.types import UserTurn
 from messagedb_agent.notification import Notification
-from messagedb_agent.projections import project_llm_context
+from messagedb_agent.projections.llm_context import project_llm_context
+from messagedb_agent.projections.next_step import StepKind
 from messagedb_agent.relay.sweep import sweep
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import add_message
@@ -67,13 +69,13 @@ def test_three_concurrent_deliveries_in_threads_make_one_claim_and_one_call(
     ]
     barrier = threading.Barrier(3)
 
-    def deliver(engine: Engine) -> Outcome:
+    def deliver(engine: Engine) -> StepKind:
         barrier.wait()
-        return engine.step(thread.notification).outcome
+        return step(engine, thread.notification).outcome
 
     with ThreadPoolExecutor(3) as pool:
         outcomes = list(pool.map(deliver, engines))
-    assert outcomes.count(Outcome.EXECUTED) == 1
+    assert outcomes.count(StepKind.EXECUTED) == 1
     assert model.calls == 1
     assert count(store, thread.stream_name, "LLMCallRequested") == 1
     assert count(store, thread.stream_name, "LLMResponseReceived") == 1
@@ -102,10 +104,10 @@ def test_a_redelivered_notification_after_the_step_is_dropped(
     store: MessageStore, engine: Engine, model: ScriptedModel
 ) -> None:
     thread = new_thread(store)
-    first = engine.step(thread.notification)
-    again = engine.step(thread.notification)
-    assert first.outcome is Outcome.EXECUTED
-    assert again.outcome is Outcome.STALE
+    first = step(engine, thread.notification)
+    again = step(engine, thread.notification)
+    assert first.outcome is StepKind.EXECUTED
+    assert again.outcome is StepKind.STALE
     assert model.calls == 1
 
 
@@ -134,10 +136,10 @@ def test_crash_after_the_claim_is_recovered_after_the_lease(
     model.script = [text("recovered")]
     crash_once(model, "call")  # dies right after the claim, before the model answers
     with pytest.raises(Crash):
-        engine.step(thread.notification)
+        step(engine, thread.notification)
     assert types_of(store, thread.stream_name)[-1] == "LLMCallRequested"
     head = Notification(stream_name=thread.stream_name, position=thread.position + 1)
-    assert engine.step(head).outcome is Outcome.IN_FLIGHT  # the lease still holds
+    assert step(engine, head).outcome is StepKind.IN_FLIGHT  # the lease still holds
     clock.advance(engine.config.llm_lease.total_seconds() + 1)
     run_until_idle(engine, head)
     events = types_of(store, thread.stream_name)
@@ -153,7 +155,7 @@ def test_crash_after_the_call_before_the_append_is_recovered_once(
     model.script = [text("first answer"), text("second answer")]
     crash_once(engine, "_append")
     with pytest.raises(Crash):
-        engine.step(thread.notification)
+        step(engine, thread.notification)
     clock.advance(engine.config.llm_lease.total_seconds() + 1)
     run_until_idle(
         engine, Notification(stream_name=thread.stream_name, position=thread.position + 1)
@@ -169,9 +171,9 @@ def test_crash_between_append_and_publish_is_recovered_by_the_relay(
 ) -> None:
     thread = new_thread(store)
     model.script = [calls(("add", {"a": 1, "b": 2})), text("three")]
-    first = engine.step(thread.notification)
+    first = step(engine, thread.notification)
     assert first.follow_ups  # ...and the process dies before publishing them
-    assert engine.step(thread.notification).outcome is Outcome.STALE  # redelivery is stale
+    assert step(engine, thread.notification).outcome is StepKind.STALE  # redelivery is stale
     relayed = announced(store, clock(), thread.stream_name)
     assert relayed == [first.follow_ups[0]]
     run_until_idle(engine, relayed[0])
@@ -194,11 +196,11 @@ def test_crash_during_a_tool_reruns_it_once_with_the_same_idempotency_key(
     tools.functions["charge"] = charge
     thread = new_thread(store)
     model.script = [calls(("charge", {"amount": 5})), text("charged")]
-    engine.step(thread.notification)  # LLM step: asks for the tool
+    step(engine, thread.notification)  # LLM step: asks for the tool
     with pytest.raises(Crash):
-        engine.step(Notification(stream_name=thread.stream_name, position=thread.position + 2))
+        step(engine, Notification(stream_name=thread.stream_name, position=thread.position + 2))
     head = Notification(stream_name=thread.stream_name, position=thread.position + 3)
-    assert engine.step(head).outcome is Outcome.IN_FLIGHT
+    assert step(engine, head).outcome is StepKind.IN_FLIGHT
     clock.advance(engine.config.tool_lease.total_seconds() + 1)
     run_until_idle(engine, head)
     events = types_of(store, thread.stream_name)
@@ -213,7 +215,7 @@ def test_a_crashed_claim_is_announced_by_the_relay_once_its_lease_expires(
     thread = new_thread(store)
     crash_once(model, "call")
     with pytest.raises(Crash):
-        engine.step(thread.notification)
+        step(engine, thread.notification)
     announced(store, clock(), thread.stream_name)  # the relay saw the claim within its lease
     assert announced(store, clock(), thread.stream_name) == []
     clock.advance(engine.config.llm_lease.total_seconds() + 1)
@@ -235,8 +237,8 @@ def test_stale_and_out_of_order_notifications_change_nothing(
     version = store.stream_version(thread.stream_name)
     assert version is not None
     for position in [0, 3, 1, version - 1, version + 5]:
-        result = engine.step(Notification(stream_name=thread.stream_name, position=position))
-        assert result.outcome is Outcome.STALE
+        result = step(engine, Notification(stream_name=thread.stream_name, position=position))
+        assert result.outcome is StepKind.STALE
     assert store.stream_version(thread.stream_name) == version
     assert model.calls == 2
 
@@ -250,14 +252,14 @@ def test_a_message_sent_during_a_model_call_is_answered_next(
     thread = new_thread(store, "first question")
     model.gate = threading.Event()
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(engine.step, thread.notification)
+        in_flight = pool.submit(step, engine, thread.notification)
         assert model.entered.wait(5)
         add_message(
             store, thread.thread_id, owner="alice", message="second question", now=datetime.now()
         )
         model.gate.set()
         result = in_flight.result(10)
-    assert result.outcome is Outcome.EXECUTED
+    assert result.outcome is StepKind.EXECUTED
     run_until_idle(engine, result.follow_ups[0])
     assert model.calls == 2
     second_call = model.seen[1]
@@ -281,7 +283,7 @@ def test_model_failures_are_recorded_retried_with_backoff_then_end_the_thread(
     failures = [e.event for e in events if e.type == "LLMCallFailed"]
     claims = [e.event for e in events if e.type == "LLMCallRequested"]
     failure_times = [c.lease_expires_at - engine.config.llm_lease for c in claims]  # type: ignore[attr-defined]
-    assert [f.retry_count for f in failures] == [1, 2, 3]  # type: ignore[attr-defined]
+    assert [f.attempt for f in failures] == [1, 2, 3]  # type: ignore[attr-defined]
     assert [f.retryable for f in failures] == [True, True, False]  # type: ignore[attr-defined]
     first, second = (
         f.retry_at - clock_at for f, clock_at in zip(failures[:2], failure_times[:2], strict=True)
@@ -391,12 +393,12 @@ def test_a_slow_worker_whose_lease_ran_out_cannot_append_a_second_result(
     fast = Engine(store, model, tools, EngineConfig(model="m"), clock=clock, worker="fast")
     model.script = [text("fast answer")]
     with ThreadPoolExecutor(1) as pool:
-        stuck = pool.submit(slow.step, thread.notification)
+        stuck = pool.submit(step, slow, thread.notification)
         assert slow_model.entered.wait(5)  # the slow worker holds the claim, mid-call
         clock.advance(fast.config.llm_lease.total_seconds() + 1)
         head = Notification(stream_name=thread.stream_name, position=thread.position + 1)
-        taken = fast.step(head)  # the lease ran out: attempt 2 takes the step over
-        assert taken.outcome is Outcome.EXECUTED
+        taken = step(fast, head)  # the lease ran out: attempt 2 takes the step over
+        assert taken.outcome is StepKind.EXECUTED
         slow_model.gate.set()  # ...and now the slow worker finishes its call
         stuck.result(10)
     responses = [

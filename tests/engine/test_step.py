@@ -3,8 +3,9 @@ from __future__ import annotations
 from tests.engine.doubles import EchoTools, ScriptedModel, calls, new_thread, text
 
 from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.step import Engine, Outcome
-from messagedb_agent.projections import project_llm_context
+from messagedb_agent.engine.step import Engine
+from messagedb_agent.projections.llm_context import project_llm_context
+from messagedb_agent.projections.next_step import StepKind
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.reading import read_thread
 
@@ -15,7 +16,7 @@ def test_a_plain_message_gets_one_reply(
     model.script = [text("hi there")]
     thread = new_thread(store)
     results = run_until_idle(engine, thread.notification)
-    assert [r.outcome for r in results] == [Outcome.EXECUTED, Outcome.WAITING]
+    assert [r.outcome for r in results] == [StepKind.EXECUTED, StepKind.WAITING]
     assert results[0].turn_completed
     assert results[0].reply == "hi there"
     types = [e.type for e in read_thread(store, thread.stream_name)]

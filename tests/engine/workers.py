@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.engine.doubles import EchoTools
+from tests.engine.doubles import EchoTools, step
 
-from messagedb_agent.engine.step import Engine, EngineConfig
+from messagedb_agent.engine.effects import EngineConfig
+from messagedb_agent.engine.step import Engine
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
 from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
@@ -37,5 +38,5 @@ def step_once(
         )
         store.stream_version(stream)  # connect before the start line, so all start together
         time.sleep(max(0.0, start_at - time.time()))
-        result = engine.step(Notification(stream_name=stream, position=position))
+        result = step(engine, Notification(stream_name=stream, position=position))
     return result.outcome.value

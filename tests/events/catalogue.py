@@ -59,7 +59,7 @@ SAMPLES: tuple[Event, ...] = (
         attempt=2,
         model="claude-sonnet",
         context_position=4,
-        message_count=3,
+        context_messages=3,
         lease_expires_at=LEASE,
         worker="host:1234",
     ),
@@ -77,7 +77,7 @@ SAMPLES: tuple[Event, ...] = (
         error_message="overloaded",
         error_kind="rate_limited",
         retryable=True,
-        retry_count=2,
+        attempt=2,
         retry_at=WHEN.astimezone(timezone(timedelta(hours=2))),
     ),
     ToolExecutionRequested(
@@ -102,7 +102,7 @@ SAMPLES: tuple[Event, ...] = (
         error_message="the database is unreachable",
         error_kind="unavailable",
         retryable=True,
-        retry_count=1,
+        attempt=1,
         execution_time_ms=1.5,
     ),
     ReplyDeliveryRequested(

@@ -30,7 +30,7 @@ def test_an_event_reads_back_equal_from_its_stored_row(event: Event, as_text: bo
     recorded = from_message(stored(message, 5, as_text=as_text))
     assert type(recorded.event) is type(event)
     assert recorded.event == event
-    assert recorded.metadata == METADATA.model_copy(update={"schema_version": 1})
+    assert recorded.metadata == METADATA.model_copy(update={"schema_version": event.schema_version})
     assert recorded.type == event.type
     assert recorded.id == "5b8f3c1e-0d2a-4c6b-9e7f-1a2b3c4d5e6f"
     assert (recorded.stream_name, recorded.position, recorded.global_position) == (

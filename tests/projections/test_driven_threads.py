@@ -20,11 +20,11 @@ from messagedb_agent.events import Event, Recorded, ToolCall, UserMessageAdded
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import CompletionReason
 from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
-from messagedb_agent.projections import (
+from messagedb_agent.projections.llm_context import project_llm_context
+from messagedb_agent.projections.next_step import (
     NextStep,
     Policy,
     StepKind,
-    project_llm_context,
     project_next_step,
     project_pending_tool_calls,
 )

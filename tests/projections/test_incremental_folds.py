@@ -12,9 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.projections.histories import Action, replay, scripts
 
-from messagedb_agent.projections import Policy, project_llm_context, project_next_step
-from messagedb_agent.projections.llm_context import LLMContextFold
-from messagedb_agent.projections.next_step import NextStepFold
+from messagedb_agent.projections.llm_context import LLMContextFold, project_llm_context
+from messagedb_agent.projections.next_step import NextStepFold, Policy, project_next_step
 
 POLICY = Policy(max_iterations=3, max_llm_attempts=3, max_tool_attempts=2)
 

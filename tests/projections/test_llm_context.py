@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.projections.thread_events import ThreadEvents, call
 
 from messagedb_agent.llm.types import AssistantTurn, ToolResult, UserTurn
-from messagedb_agent.projections import LLMContext, project_llm_context
+from messagedb_agent.projections.llm_context import LLMContext, project_llm_context
 
 
 def test_an_empty_thread_has_an_empty_context() -> None:

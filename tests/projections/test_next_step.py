@@ -7,7 +7,7 @@ from datetime import timedelta
 from tests.projections.thread_events import LLM_LEASE, STREAM, TOOL_LEASE, ThreadEvents, call
 
 from messagedb_agent.events.ids import llm_step_id, tool_step_id
-from messagedb_agent.projections import NextStep, Policy, StepKind, project_next_step
+from messagedb_agent.projections.next_step import NextStep, Policy, StepKind, project_next_step
 
 
 def _asked(text: str = "what is the weather?") -> ThreadEvents:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.projections.thread_events import ThreadEvents, call
 
-from messagedb_agent.projections import project_pending_tool_calls
+from messagedb_agent.projections.next_step import project_pending_tool_calls
 
 
 def _asking_for(*calls_: str) -> tuple[ThreadEvents, str]:

@@ -11,15 +11,15 @@ from tests.projections.histories import Action, Replay, replay, scripts
 from tests.projections.thread_events import STREAM
 
 from messagedb_agent.events.ids import llm_step_id
-from messagedb_agent.projections import (
+from messagedb_agent.projections.llm_context import project_llm_context
+from messagedb_agent.projections.next_step import (
     NextStep,
     Policy,
     StepKind,
-    project_llm_context,
     project_next_step,
     project_pending_tool_calls,
-    project_session_state,
 )
+from messagedb_agent.projections.session_state import project_session_state
 
 POLICY = Policy(max_iterations=3, max_llm_attempts=3, max_tool_attempts=2)
 offsets = st.integers(min_value=0, max_value=400).map(lambda s: timedelta(seconds=s))

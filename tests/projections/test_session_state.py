@@ -7,8 +7,7 @@ from tests.projections.thread_events import STREAM, ThreadEvents, call
 
 from messagedb_agent.events import TokenUsage
 from messagedb_agent.events.system import CompletionReason
-from messagedb_agent.projections import SessionState, project_session_state
-from messagedb_agent.projections.session_state import Status
+from messagedb_agent.projections.session_state import SessionState, Status, project_session_state
 
 
 def _busy_thread() -> ThreadEvents:

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 from cloudevents.http import CloudEvent
-from tests.engine.doubles import Clock, EchoTools, ScriptedModel, new_thread, text
+from tests.engine.doubles import Clock, EchoTools, ScriptedModel, new_thread, step, text
 from tests.publishers import RecordingPublisher
 from tests.pubsub.emulator import Emulator
 
-from messagedb_agent.engine.step import Engine, EngineConfig, Outcome, StepResult
+from messagedb_agent.engine.effects import EngineConfig
+from messagedb_agent.engine.step import Engine, StepResult
 from messagedb_agent.llm.types import LLMError
 from messagedb_agent.notification import Notification
+from messagedb_agent.projections.next_step import StepKind
 from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
 from messagedb_agent.pubsub.publisher import PublishError, PubSubPublisher
 from messagedb_agent.pubsub.step_handler import (
@@ -84,7 +86,7 @@ def test_a_delivery_runs_the_turn_to_its_end_and_has_nothing_left_to_publish(
     result = handler.handle_event(_event(thread.notification))
 
     assert result is not None
-    assert result.outcome is Outcome.EXECUTED
+    assert result.outcome is StepKind.EXECUTED
     assert result.turn_completed
     assert _types(store, thread.stream_name)[-1] == "LLMResponseReceived"
     assert publisher.published == []
@@ -99,7 +101,7 @@ def test_an_executed_step_publishes_its_follow_up_and_acknowledges(
     result = handler.handle_event(_event(thread.notification))
 
     assert result is not None
-    assert result.outcome is Outcome.EXECUTED
+    assert result.outcome is StepKind.EXECUTED
     assert _types(store, thread.stream_name)[-1] == "LLMResponseReceived"
     head = store.stream_version(thread.stream_name)
     assert head is not None
@@ -108,14 +110,14 @@ def test_an_executed_step_publishes_its_follow_up_and_acknowledges(
 
 @pytest.mark.parametrize(
     ("staging", "expected"),
-    [("waiting", Outcome.WAITING), ("stale", Outcome.STALE), ("empty", Outcome.EMPTY)],
+    [("waiting", StepKind.WAITING), ("stale", StepKind.STALE), ("empty", StepKind.EMPTY)],
 )
 def test_final_outcomes_are_acknowledged_without_publishing(
     handler: StepDelivery,
     publisher: RecordingPublisher,
     store: MessageStore,
     staging: str,
-    expected: Outcome,
+    expected: StepKind,
 ) -> None:
     thread = new_thread(store, "hello")
     if staging == "empty":
@@ -140,13 +142,13 @@ def test_an_ended_thread_is_acknowledged_as_done(
 ) -> None:
     thread = new_thread(store, "hello")
     ended = request_termination(store, thread.stream_name, owner="alice")
-    assert handler.handle(ended.notification).outcome is Outcome.EXECUTED  # writes completion
+    assert handler.handle(ended.notification).outcome is StepKind.EXECUTED  # writes completion
     head = store.stream_version(thread.stream_name)
     assert head is not None
 
     result = handler.handle(Notification(stream_name=thread.stream_name, position=head))
 
-    assert result.outcome is Outcome.DONE
+    assert result.outcome is StepKind.DONE
     assert _types(store, thread.stream_name)[-1] == "SessionCompleted"
 
 
@@ -159,7 +161,7 @@ def test_a_step_in_flight_elsewhere_is_acknowledged(
 ) -> None:
     thread = new_thread(store, "hello")
     model.gate = threading.Event()
-    other = threading.Thread(target=engine.step, args=(thread.notification,))
+    other = threading.Thread(target=step, args=(engine, thread.notification))
     other.start()
     try:
         assert model.entered.wait(10)  # the other worker has claimed and is calling the model
@@ -168,7 +170,7 @@ def test_a_step_in_flight_elsewhere_is_acknowledged(
 
         result = handler.handle(Notification(stream_name=thread.stream_name, position=head))
 
-        assert result.outcome is Outcome.IN_FLIGHT
+        assert result.outcome is StepKind.IN_FLIGHT
         assert publisher.published == []
     finally:
         model.gate.set()
@@ -185,11 +187,11 @@ def test_a_short_backoff_is_slept_through_and_the_step_runs_again(
     model.script = [LLMError("overloaded", kind="rate_limit", retryable=True), text("done")]
     thread = new_thread(store, "hello")
     failed = handler.handle(thread.notification)  # appends LLMCallFailed with retry_at
-    assert failed.outcome is Outcome.EXECUTED
+    assert failed.outcome is StepKind.EXECUTED
 
     result = handler.handle(publisher.published[-1])
 
-    assert result.outcome is Outcome.EXECUTED
+    assert result.outcome is StepKind.EXECUTED
     assert result.reply == "done"
     assert handler.sleep.slept == [2.0]  # type: ignore[attr-defined]
     assert model.calls == 2
@@ -269,14 +271,14 @@ def test_an_unconfirmed_follow_up_asks_for_redelivery(
 
     # The step's result is stored; the redelivery finds it done and acknowledges.
     assert _types(store, thread.stream_name)[-1] == "LLMResponseReceived"
-    assert handler.engine.step(thread.notification).outcome is Outcome.STALE
+    assert step(handler.engine, thread.notification).outcome is StepKind.STALE
 
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("outcome", [o for o in Outcome if o is not Outcome.RETRY_LATER])
-def test_every_outcome_but_retry_later_is_acknowledged(outcome: Outcome) -> None:
+@pytest.mark.parametrize("outcome", [o for o in StepKind if o is not StepKind.RETRY_LATER])
+def test_every_outcome_but_retry_later_is_acknowledged(outcome: StepKind) -> None:
     result = StepResult(outcome, "thread-x", not_before=NOW + timedelta(seconds=30))
     assert disposition(result, NOW) == (Disposition.ACK, 0.0)
 
@@ -294,7 +296,7 @@ def test_retry_later_waits_here_only_for_a_short_backoff(
     seconds: float, expected: Disposition
 ) -> None:
     result = StepResult(
-        Outcome.RETRY_LATER, "thread-x", not_before=NOW + timedelta(seconds=seconds)
+        StepKind.RETRY_LATER, "thread-x", not_before=NOW + timedelta(seconds=seconds)
     )
     action, delay = disposition(result, NOW, max_inline_wait=5)
     assert action is expected

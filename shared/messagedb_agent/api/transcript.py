@@ -31,8 +31,8 @@ from messagedb_agent.events import (
     UserMessageAdded,
 )
 from messagedb_agent.events.ids import tool_step_id
-from messagedb_agent.projections import project_session_state
 from messagedb_agent.projections.cost import Cost, PriceTable, configured_prices, project_cost
+from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store.message import MessageData
 
 # Metadata a client may see, renamed to the API's snake_case; the rest (trace context, global

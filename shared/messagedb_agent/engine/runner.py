@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from messagedb_agent.engine.step import Engine, Outcome, StepResult
+from messagedb_agent.engine.step import Engine, StepResult
 from messagedb_agent.notification import Notification
+from messagedb_agent.projections.next_step import StepKind
 
 StepObserver = Callable[[StepResult], None]
 
@@ -38,7 +39,7 @@ def run_until_idle(
         if result.follow_ups:
             current = result.follow_ups[-1]
             continue
-        if result.outcome in (Outcome.RETRY_LATER, Outcome.IN_FLIGHT) and result.not_before:
+        if result.outcome in (StepKind.RETRY_LATER, StepKind.IN_FLIGHT) and result.not_before:
             delay = _seconds_until(result.not_before, engine.clock())
             if waited + delay > max_wait:
                 break
@@ -47,7 +48,7 @@ def run_until_idle(
             version = engine.store.stream_version(current.stream_name)
             current = Notification(stream_name=current.stream_name, position=version or 0)
             continue
-        if result.outcome is Outcome.STALE:
+        if result.outcome is StepKind.STALE:
             version = engine.store.stream_version(current.stream_name)
             current = Notification(stream_name=current.stream_name, position=version or 0)
             continue

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from messagedb_agent.events import Event, Recorded, SessionStarted
-from messagedb_agent.projections import LLMContext, NextStep, Policy
-from messagedb_agent.projections.llm_context import LLMContextFold
-from messagedb_agent.projections.next_step import NextStepFold
+from messagedb_agent.projections.llm_context import LLMContext, LLMContextFold
+from messagedb_agent.projections.next_step import NextStep, NextStepFold, Policy
 
 _CONVERSATION = frozenset(
     {"UserMessageAdded", "LLMResponseReceived", "ToolExecutionCompleted", "ToolExecutionFailed"}
@@ -25,7 +24,7 @@ class ThreadView:
     def __init__(self, events: Sequence[Recorded[Event]]) -> None:
         self.events: list[Recorded[Event]] = []
         self.started: SessionStarted | None = None
-        self.message_count = 0
+        self.context_messages = 0  # what an LLM call on this view is given
         self._next = NextStepFold()
         self._context = LLMContextFold()
         self.extend(events)
@@ -35,7 +34,7 @@ class ThreadView:
             if self.started is None and isinstance(recorded.event, SessionStarted):
                 self.started = recorded.event
             if recorded.type in _CONVERSATION:
-                self.message_count += 1
+                self.context_messages += 1
         self.events.extend(events)
         self._next.feed(events)
         self._context.feed(events)

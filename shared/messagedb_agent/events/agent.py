@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from messagedb_agent.events.base import Event
+from messagedb_agent.events.mapper import upcaster
 from messagedb_agent.events.values import TokenUsage, ToolCall
 
 
@@ -17,12 +18,13 @@ class LLMCallRequested(Event):
     """
 
     type: ClassVar[str] = "LLMCallRequested"
+    schema_version: ClassVar[int] = 2
 
     step_id: str
     attempt: int = 1
     model: str
     context_position: int
-    message_count: int
+    context_messages: int  # the conversation messages the call was given
     lease_expires_at: datetime
     worker: str | None = None
 
@@ -41,10 +43,25 @@ class LLMResponseReceived(Event):
 
 class LLMCallFailed(Event):
     type: ClassVar[str] = "LLMCallFailed"
+    schema_version: ClassVar[int] = 2
 
     step_id: str
     error_message: str
     error_kind: str = "unknown"
     retryable: bool = False
-    retry_count: int = 1
+    attempt: int = 1  # the attempt that failed
     retry_at: datetime | None = None
+
+
+@upcaster("LLMCallRequested", 1)
+def _message_count_named_for_the_context(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    data["context_messages"] = data.pop("message_count", 0)
+    return data
+
+
+@upcaster("LLMCallFailed", 1)
+def _retry_count_was_the_attempt(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    data["attempt"] = data.pop("retry_count", 1)
+    return data

@@ -114,7 +114,7 @@ class Recorded(Generic[E]):
         raw = self._metadata
         if isinstance(raw, Metadata):
             return raw
-        parsed = _parse_metadata(raw)
+        parsed = parse_metadata(raw)
         self._metadata = parsed
         return parsed
 
@@ -155,7 +155,7 @@ class Recorded(Generic[E]):
 _EMPTY_METADATA = Metadata()
 
 
-def _parse_metadata(text: str | None) -> Metadata:
+def parse_metadata(text: str | None) -> Metadata:
     """Metadata from stored JSON text; anything unreadable reads as empty metadata."""
     if text is None:
         return _EMPTY_METADATA

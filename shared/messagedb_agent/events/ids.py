@@ -29,6 +29,11 @@ def delivery_step_id(llm_step: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{llm_step}/delivery"))
 
 
+def closing_delivery_step_id(stream_name: str) -> str:
+    """The delivery of a thread's closing message to its callback URL."""
+    return delivery_step_id(f"{stream_name}/completed")
+
+
 def message_id(step_id: str, part: str) -> str:
     """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...)."""
     return str(uuid.uuid5(_NAMESPACE, f"{step_id}/{part}"))

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
+from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent, parse_metadata
 from messagedb_agent.store.message import MessageData, NewMessage
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -41,16 +41,15 @@ def from_message(message: MessageData) -> Recorded[Event]:
     cls = Event.registry.get(message.type)
     event: Event | None = None
     metadata: Metadata | str | None
+    try:
+        metadata = message.metadata_json  # parsed by Recorded when first needed
+    except TypeError:  # a row built in memory holding values JSON cannot express
+        metadata = None
     if cls is not None and cls is not UnknownEvent and cls.schema_version > 1:
-        metadata = _metadata(message)  # its schemaVersion picks the upcasters
+        metadata = parse_metadata(metadata)  # its schemaVersion picks the upcasters
         event = _known(cls, message.type, metadata.schema_version or 1, text)
-    else:
-        try:
-            metadata = message.metadata_json  # parsed by Recorded when first needed
-        except TypeError:
-            metadata = None
-        if cls is not None and cls is not UnknownEvent:
-            event = _known(cls, message.type, cls.schema_version, text)
+    elif cls is not None and cls is not UnknownEvent:
+        event = _known(cls, message.type, cls.schema_version, text)
     return Recorded(
         id=message.id,
         stream_name=message.stream_name,
@@ -98,16 +97,6 @@ def _upcast(type_name: str, version: int, cls: type[Event], data: Any) -> Any:
     return data
 
 
-def _metadata(message: MessageData) -> Metadata:
-    text = message.metadata_json
-    if text is None:
-        return _EMPTY_METADATA
-    try:
-        return Metadata.model_validate_json(text)
-    except (ValidationError, ValueError, TypeError):
-        return _EMPTY_METADATA
-
-
 def _unknown(type_name: str, text: str) -> UnknownEvent:
     try:
         data = orjson.loads(text)
@@ -116,9 +105,6 @@ def _unknown(type_name: str, text: str) -> UnknownEvent:
     return UnknownEvent(
         type_name=type_name, data=data if isinstance(data, dict) else {"value": data}
     )
-
-
-_EMPTY_METADATA = Metadata()
 
 
 def from_messages(messages: Iterable[MessageData]) -> list[Recorded[Event]]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from messagedb_agent.events.base import Event
+from messagedb_agent.events.mapper import upcaster
 
 
 class ToolExecutionRequested(Event):
@@ -31,6 +32,7 @@ class ToolExecutionCompleted(Event):
 
 class ToolExecutionFailed(Event):
     type: ClassVar[str] = "ToolExecutionFailed"
+    schema_version: ClassVar[int] = 2
 
     step_id: str
     tool_call_id: str
@@ -38,6 +40,13 @@ class ToolExecutionFailed(Event):
     error_message: str
     error_kind: str = "exception"
     retryable: bool = False
-    retry_count: int = 1
+    attempt: int = 1  # the attempt that failed
     retry_at: datetime | None = None
     execution_time_ms: float = 0.0
+
+
+@upcaster("ToolExecutionFailed", 1)
+def _retry_count_was_the_attempt(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    data["attempt"] = data.pop("retry_count", 1)
+    return data

@@ -31,7 +31,8 @@ from messagedb_agent.observability.logging import get_logger
 from messagedb_agent.observability.tracing import AttributeValue, mark_failed, span
 
 if TYPE_CHECKING:
-    from messagedb_agent.engine.step import ToolCallContext, ToolExecutor, ToolRunResult
+    from messagedb_agent.engine.step import ToolExecutor
+    from messagedb_agent.tools.context import ToolContext, ToolOutcome
 
 log = get_logger(__name__)
 
@@ -162,7 +163,7 @@ class TracedTools:
     def specs(self) -> list[ToolSpec]:
         return self.inner.specs()
 
-    def run(self, call: ToolCall, ctx: ToolCallContext) -> ToolRunResult:
+    def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
         attributes: dict[str, AttributeValue | None] = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": call.name,

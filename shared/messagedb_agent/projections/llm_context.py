@@ -20,7 +20,7 @@ from messagedb_agent.events.system import SessionStarted
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
 from messagedb_agent.events.user import UserMessageAdded
 from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
-from messagedb_agent.projections.claims import LLMClaims
+from messagedb_agent.projections.anchors import Anchors
 
 SortKey = tuple[int, ...]
 
@@ -37,7 +37,7 @@ class _Acc:
     def __init__(self) -> None:
         self.system_prompt: str | None = None
         self.entries: list[tuple[SortKey, Message]] = []
-        self.claims = LLMClaims()
+        self.anchors = Anchors()
         self.responses: dict[str, SortKey] = {}
         self.call_order: dict[tuple[str, str], int] = {}
 
@@ -59,17 +59,17 @@ def _(event: UserMessageAdded, recorded: Recorded[Event], acc: _Acc) -> None:
 
 @_apply.register
 def _(event: LLMCallRequested, recorded: Recorded[Event], acc: _Acc) -> None:
-    acc.claims.claimed(event, recorded.position)
+    acc.anchors.claimed(event, recorded.position)
 
 
 @_apply.register
 def _(event: LLMCallFailed, recorded: Recorded[Event], acc: _Acc) -> None:
-    acc.claims.failed(event)
+    acc.anchors.failed(event)
 
 
 @_apply.register
 def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
-    anchor = acc.claims.answered_through(event, recorded)
+    anchor = acc.anchors.answered_through(event, recorded)
     key = (anchor, 1, recorded.position)
     tools_step = tool_step_id(event.step_id)
     acc.responses[tools_step] = key

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import singledispatch
 
 from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
@@ -21,7 +22,12 @@ from messagedb_agent.events.delivery import (
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
 )
-from messagedb_agent.events.ids import delivery_step_id, llm_step_id, tool_step_id
+from messagedb_agent.events.ids import (
+    closing_delivery_step_id,
+    delivery_step_id,
+    llm_step_id,
+    tool_step_id,
+)
 from messagedb_agent.events.system import SessionCompleted, SessionStarted
 from messagedb_agent.events.tool import (
     ToolExecutionCompleted,
@@ -30,18 +36,42 @@ from messagedb_agent.events.tool import (
 )
 from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
 from messagedb_agent.events.values import ToolCall
-from messagedb_agent.projections.claims import LLMClaims
+from messagedb_agent.projections.anchors import Anchors
 
 
 class StepKind(StrEnum):
+    """The one vocabulary of the step protocol.
+
+    A decision (`NextStep.kind`) is either work to claim and run, or the reason there is none
+    now; a step's result (`StepResult.outcome` in the engine) is that same reason, or one of
+    the four things only a worker holding a notification can find out.
+    """
+
+    # work: claimed, then run by exactly one worker
     LLM_CALL = "llm_call"
     TOOL_EXECUTION = "tool_execution"
-    WAIT_FOR_USER = "wait_for_user"
-    IN_FLIGHT = "in_flight"
-    RETRY_LATER = "retry_later"
     TERMINATION = "termination"
     DELIVER_REPLY = "deliver_reply"
-    DONE = "done"
+    # no work now, and why
+    WAIT_FOR_USER = "waiting"
+    IN_FLIGHT = "in_flight"  # a live claim exists; its owner will finish it
+    RETRY_LATER = "retry_later"  # a backoff is running; try again at `not_before`
+    DONE = "done"  # the thread has ended
+    # what a worker found when it came to step
+    EXECUTED = "executed"  # it claimed the step, ran it and appended its results
+    STALE = "stale"  # the notification is older than the head: the head has its own
+    LOST_CLAIM = "lost_claim"  # another worker claimed the step first
+    EMPTY = "empty"  # no such stream
+    WAITING = "waiting"  # WAIT_FOR_USER by another name, as an outcome reads
+
+    @property
+    def is_work(self) -> bool:
+        return self in _WORK
+
+
+_WORK = frozenset(
+    {StepKind.LLM_CALL, StepKind.TOOL_EXECUTION, StepKind.TERMINATION, StepKind.DELIVER_REPLY}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +116,7 @@ class _Progress:
     last_user_position: int = -1
     answered_through: int = -1
     responses_this_turn: int = 0
-    claims: LLMClaims = field(default_factory=LLMClaims)
+    anchors: Anchors = field(default_factory=Anchors)
     answered_steps: set[str] = field(default_factory=set)
     # the LLM step in progress: claim without an outcome, or the latest failure
     llm_step: str | None = None
@@ -106,47 +136,46 @@ class _Progress:
     delivery: _Delivery | None = None
 
 
-def _fold(events: Sequence[Recorded[Event]], p: _Progress | None = None) -> _Progress:
-    p = p if p is not None else _Progress()
+def _fold(events: Sequence[Recorded[Event]], p: _Progress) -> _Progress:
     for recorded in events:
-        event = recorded.event
         p.head = recorded.position
         p.stream_name = recorded.stream_name
-        if isinstance(event, UserMessageAdded):
-            p.last_user_position = recorded.position
-            p.responses_this_turn = 0
-        elif isinstance(event, LLMCallRequested):
-            _llm_claimed(p, event, recorded.position)
-        elif isinstance(event, LLMResponseReceived):
-            _llm_answered(p, event, recorded)
-        elif isinstance(event, LLMCallFailed):
-            _llm_failed(p, event)
-        elif isinstance(event, ToolExecutionRequested) and event.step_id == p.tool_step:
-            if event.attempt >= p.tool_attempts.get(event.tool_call_id, 0):
-                p.tool_attempts[event.tool_call_id] = event.attempt
-                p.tool_leases[event.tool_call_id] = _aware(event.lease_expires_at)
-        elif isinstance(event, ToolExecutionCompleted) and event.step_id == p.tool_step:
-            p.tool_done.add(event.tool_call_id)
-            p.results_since_response = True
-        elif isinstance(event, ToolExecutionFailed) and event.step_id == p.tool_step:
-            _tool_failed(p, event)
-        elif isinstance(event, ReplyDeliveryRequested | ReplyDelivered | ReplyDeliveryFailed):
-            _delivery_event(p, event)
-        elif isinstance(event, SessionStarted):
-            p.started = True
-            p.callback_url = event.callback_url
-        elif isinstance(event, SessionTerminationRequested):
-            p.termination = event.reason
-        elif isinstance(event, SessionCompleted):
-            p.completed = True
-            if p.callback_url and event.message:
-                completed_step = delivery_step_id(f"{recorded.stream_name}/completed")
-                p.delivery = _Delivery(completed_step, recorded.position)
+        _apply(recorded.event, recorded, p)
     return p
 
 
-def _llm_claimed(p: _Progress, event: LLMCallRequested, position: int) -> None:
-    p.claims.claimed(event, position)
+@singledispatch
+def _apply(event: Event, recorded: Recorded[Event], p: _Progress) -> None:
+    """Events that do not change what the thread needs next (and unknown ones) change nothing."""
+
+
+@_apply.register
+def _(event: SessionStarted, recorded: Recorded[Event], p: _Progress) -> None:
+    p.started = True
+    p.callback_url = event.callback_url
+
+
+@_apply.register
+def _(event: UserMessageAdded, recorded: Recorded[Event], p: _Progress) -> None:
+    p.last_user_position = recorded.position
+    p.responses_this_turn = 0
+
+
+@_apply.register
+def _(event: SessionTerminationRequested, recorded: Recorded[Event], p: _Progress) -> None:
+    p.termination = event.reason
+
+
+@_apply.register
+def _(event: SessionCompleted, recorded: Recorded[Event], p: _Progress) -> None:
+    p.completed = True
+    if p.callback_url and event.message:
+        p.delivery = _Delivery(closing_delivery_step_id(recorded.stream_name), recorded.position)
+
+
+@_apply.register
+def _(event: LLMCallRequested, recorded: Recorded[Event], p: _Progress) -> None:
+    p.anchors.claimed(event, recorded.position)
     if event.step_id in p.answered_steps:
         return
     if event.step_id != p.llm_step:
@@ -155,9 +184,10 @@ def _llm_claimed(p: _Progress, event: LLMCallRequested, position: int) -> None:
     p.llm_lease, p.llm_open = _aware(event.lease_expires_at), True
 
 
-def _llm_answered(p: _Progress, event: LLMResponseReceived, recorded: Recorded[Event]) -> None:
+@_apply.register
+def _(event: LLMResponseReceived, recorded: Recorded[Event], p: _Progress) -> None:
     p.answered_steps.add(event.step_id)
-    p.answered_through = max(p.answered_through, p.claims.answered_through(event, recorded))
+    p.answered_through = max(p.answered_through, p.anchors.answered_through(event, recorded))
     if event.step_id == p.llm_step:
         p.llm_open, p.llm_failure = False, None
     p.responses_this_turn += 1
@@ -169,22 +199,38 @@ def _llm_answered(p: _Progress, event: LLMResponseReceived, recorded: Recorded[E
     p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
 
 
-def _llm_failed(p: _Progress, event: LLMCallFailed) -> None:
+@_apply.register
+def _(event: LLMCallFailed, recorded: Recorded[Event], p: _Progress) -> None:
     """A failure ends its own attempt; one from an older attempt or an answered step is late."""
-    p.claims.failed(event)
+    p.anchors.failed(event)
     if (
         event.step_id != p.llm_step
         or event.step_id in p.answered_steps
-        or event.retry_count < p.llm_attempt
+        or event.attempt < p.llm_attempt
     ):
         return
     p.llm_open = False
     p.llm_failure = event
 
 
-def _tool_failed(p: _Progress, event: ToolExecutionFailed) -> None:
+@_apply.register
+def _(event: ToolExecutionRequested, recorded: Recorded[Event], p: _Progress) -> None:
+    if event.step_id == p.tool_step and event.attempt >= p.tool_attempts.get(event.tool_call_id, 0):
+        p.tool_attempts[event.tool_call_id] = event.attempt
+        p.tool_leases[event.tool_call_id] = _aware(event.lease_expires_at)
+
+
+@_apply.register
+def _(event: ToolExecutionCompleted, recorded: Recorded[Event], p: _Progress) -> None:
+    if event.step_id == p.tool_step:
+        p.tool_done.add(event.tool_call_id)
+        p.results_since_response = True
+
+
+@_apply.register
+def _(event: ToolExecutionFailed, recorded: Recorded[Event], p: _Progress) -> None:
     """A failure ends its own attempt; one from an attempt since superseded is late."""
-    if event.retry_count < p.tool_attempts.get(event.tool_call_id, 0):
+    if event.step_id != p.tool_step or event.attempt < p.tool_attempts.get(event.tool_call_id, 0):
         return
     p.tool_leases.pop(event.tool_call_id, None)
     p.tool_failures[event.tool_call_id] = event
@@ -193,23 +239,30 @@ def _tool_failed(p: _Progress, event: ToolExecutionFailed) -> None:
         p.results_since_response = True
 
 
-def _delivery_event(
-    p: _Progress, event: ReplyDeliveryRequested | ReplyDelivered | ReplyDeliveryFailed
-) -> None:
+@_apply.register
+def _(event: ReplyDeliveryRequested, recorded: Recorded[Event], p: _Progress) -> None:
     d = p.delivery
-    if d is None or event.step_id != d.step_id:
-        return  # an older reply's delivery: superseded by the newer reply, or already done
-    if isinstance(event, ReplyDeliveryRequested):
-        if event.attempt >= d.attempt:
-            d.attempt, d.lease, d.retry_at = event.attempt, _aware(event.lease_expires_at), None
-    elif isinstance(event, ReplyDelivered):
+    if d is not None and event.step_id == d.step_id and event.attempt >= d.attempt:
+        d.attempt, d.lease, d.retry_at = event.attempt, _aware(event.lease_expires_at), None
+
+
+@_apply.register
+def _(event: ReplyDelivered, recorded: Recorded[Event], p: _Progress) -> None:
+    if p.delivery is not None and event.step_id == p.delivery.step_id:
         p.delivery = None
-    elif event.attempt >= d.attempt:
-        if not event.retryable:
-            p.delivery = None  # given up: the reply stays readable through the history API
-        else:
-            d.lease = None
-            d.retry_at = _aware(event.retry_at) if event.retry_at else None
+
+
+@_apply.register
+def _(event: ReplyDeliveryFailed, recorded: Recorded[Event], p: _Progress) -> None:
+    """An older reply's delivery is superseded by the newer reply, or already done."""
+    d = p.delivery
+    if d is None or event.step_id != d.step_id or event.attempt < d.attempt:
+        return
+    if not event.retryable:
+        p.delivery = None  # given up: the reply stays readable through the history API
+    else:
+        d.lease = None
+        d.retry_at = _aware(event.retry_at) if event.retry_at else None
 
 
 def _aware(moment: datetime) -> datetime:
@@ -237,11 +290,25 @@ class NextStepFold:
     def decide(self, now: datetime, policy: Policy | None = None) -> NextStep:
         return _decide(self._progress, _aware(now), policy or Policy())
 
+    def pending_tool_calls(self) -> tuple[ToolCall, ...]:
+        return _pending(self._progress)
+
 
 def project_next_step(
     events: Sequence[Recorded[Event]], now: datetime, policy: Policy | None = None
 ) -> NextStep:
-    return _decide(_fold(events), _aware(now), policy or Policy())
+    return NextStepFold().feed(events).decide(now, policy)
+
+
+def project_pending_tool_calls(events: Sequence[Recorded[Event]]) -> tuple[ToolCall, ...]:
+    """The unresolved calls of the latest response that asked for tools, in the model's order."""
+    return NextStepFold().feed(events).pending_tool_calls()
+
+
+def _pending(p: _Progress) -> tuple[ToolCall, ...]:
+    if p.tool_step is None:
+        return ()
+    return tuple(call for call in p.tool_calls if call.id not in p.tool_done)
 
 
 def _decide(p: _Progress, now: datetime, policy: Policy) -> NextStep:
@@ -277,8 +344,8 @@ def _work(p: _Progress, now: datetime, policy: Policy) -> NextStep:
     if not p.started and p.last_user_position < 0:
         return NextStep(StepKind.WAIT_FOR_USER, head=head)
 
-    pending = tuple(call for call in p.tool_calls if call.id not in p.tool_done)
-    if pending and p.tool_step is not None:
+    pending = _pending(p)
+    if pending:
         return _tool_step(p, pending, now, policy)
 
     if p.llm_open and p.llm_step is not None:
@@ -287,13 +354,13 @@ def _work(p: _Progress, now: datetime, policy: Policy) -> NextStep:
                 StepKind.IN_FLIGHT, p.llm_step, p.llm_attempt, head, not_before=p.llm_lease
             )
         if p.llm_attempt >= policy.max_llm_attempts:
-            return _give_up(head, "the model did not answer in time", "timeout")
+            return _give_up(head, "timeout", "the model did not answer in time")
         return NextStep(StepKind.LLM_CALL, p.llm_step, p.llm_attempt + 1, head)
 
     failure = p.llm_failure
     if failure is not None and p.llm_step is not None:
-        if not failure.retryable or failure.retry_count >= policy.max_llm_attempts:
-            return _give_up(head, failure.error_message, "failure")
+        if not failure.retryable or failure.attempt >= policy.max_llm_attempts:
+            return _give_up(head, "failure", failure.error_message)
         retry_at = _aware(failure.retry_at) if failure.retry_at is not None else None
         if retry_at is not None and now < retry_at:
             return NextStep(
@@ -306,8 +373,8 @@ def _work(p: _Progress, now: datetime, policy: Policy) -> NextStep:
         if p.responses_this_turn >= policy.max_iterations:
             return _give_up(
                 head,
-                f"stopped after {policy.max_iterations} model calls in one turn",
                 "max_iterations",
+                f"stopped after {policy.max_iterations} model calls in one turn",
             )
         assert p.stream_name is not None
         return NextStep(StepKind.LLM_CALL, llm_step_id(p.stream_name, head), 1, head)
@@ -336,7 +403,7 @@ def _tool_step(
         if (failure := p.tool_failures.get(c.id)) is not None
         and failure.retryable
         and failure.retry_at is not None
-        and failure.retry_count >= attempt
+        and failure.attempt >= attempt
     ]
     if backoffs and now < max(backoffs) and attempt < policy.max_tool_attempts:
         return NextStep(
@@ -351,18 +418,14 @@ def _tool_step(
         failures = [
             failure
             for c in pending
-            if (failure := p.tool_failures.get(c.id)) and failure.retry_count >= attempt
+            if (failure := p.tool_failures.get(c.id)) and failure.attempt >= attempt
         ]
         if failures:
-            return _give_up(p.head, failures[0].error_message, "failure")
-        return _give_up(p.head, "a tool did not finish in time", "timeout")
+            return _give_up(p.head, "failure", failures[0].error_message)
+        return _give_up(p.head, "timeout", "a tool did not finish in time")
     return NextStep(StepKind.TOOL_EXECUTION, p.tool_step, attempt + 1, p.head, tool_calls=pending)
 
 
-def _give_up(head: int, reason: str, kind: str) -> NextStep:
-    return NextStep(
-        StepKind.TERMINATION,
-        head=head,
-        reason=kind,
-        message=reason,
-    )
+def _give_up(head: int, reason: str, message: str) -> NextStep:
+    """End the turn: `reason` is the completion reason, `message` says why for the log."""
+    return NextStep(StepKind.TERMINATION, head=head, reason=reason, message=message)

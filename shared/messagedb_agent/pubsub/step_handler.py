@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from messagedb_agent.engine.step import Engine, Outcome, StepResult
+from messagedb_agent.engine.step import Engine, StepResult
 from messagedb_agent.notification import (
     InvalidNotification,
     Notification,
     NotificationPublisher,
 )
 from messagedb_agent.observability.entry_points import delivery_scope, step_done
+from messagedb_agent.projections.next_step import StepKind
 from messagedb_agent.pubsub.envelope import CloudEventLike, decode_cloud_event
 from messagedb_agent.pubsub.publisher import PublishError
 from messagedb_agent.store.errors import StoreUnavailableError
@@ -66,7 +67,7 @@ def disposition(
     result: StepResult, now: datetime, max_inline_wait: float = MAX_INLINE_WAIT_SECONDS
 ) -> tuple[Disposition, float]:
     """What to do with a delivery after its step, and how long to wait first."""
-    if result.outcome is not Outcome.RETRY_LATER:
+    if result.outcome is not StepKind.RETRY_LATER:
         return Disposition.ACK, 0.0
     delay = max(0.0, (result.not_before - now).total_seconds()) if result.not_before else 0.0
     if delay <= max_inline_wait:

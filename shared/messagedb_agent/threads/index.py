@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from messagedb_agent.events import Metadata, ThreadOpened, from_message, from_messages, to_message
 from messagedb_agent.events.ids import message_id
-from messagedb_agent.projections import project_session_state
+from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import DuplicateMessageError
 from messagedb_agent.store.message import NewMessage

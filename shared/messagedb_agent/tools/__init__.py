@@ -1,14 +1,14 @@
 """Tools the agent can call: typed functions with schemas, a validating executor, MCP both ways."""
 
 from messagedb_agent.tools.builtin import calculate, echo, get_current_time
-from messagedb_agent.tools.context import ToolContext
+from messagedb_agent.tools.context import ToolContext, ToolOutcome
 from messagedb_agent.tools.errors import (
     ToolError,
     ToolForbiddenError,
     ToolInputError,
     TransientToolError,
 )
-from messagedb_agent.tools.executor import ToolOutcome, execute_tool
+from messagedb_agent.tools.executor import RegistryTools, execute_tool
 from messagedb_agent.tools.registry import Tool, ToolRegistry, tool
 from messagedb_agent.tools.tasks import (
     add_task,
@@ -30,6 +30,7 @@ def default_registry() -> ToolRegistry:
 __all__ = [
     "BUILTIN_TOOLS",
     "TASK_TOOLS",
+    "RegistryTools",
     "Tool",
     "ToolContext",
     "ToolError",

@@ -1,11 +1,16 @@
-"""What a tool knows about the call it serves, supplied by the engine and never by the model."""
+"""The two halves of one tool call as the engine and the tools share them: what a tool is told,
+and what becomes of the call. The engine builds the first and records the second; tools and
+executors implement the protocol in between, so nothing is copied from one shape to another.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from messagedb_agent.store.client import MessageStore
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
 
 
 @dataclass(frozen=True)
@@ -24,3 +29,19 @@ class ToolContext:
     tool_call_id: str
     store: MessageStore | None
     now: datetime
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """The result of one call: `result` when `ok`, else an error the model can read.
+
+    `retryable` says the same call may succeed later (a timeout, a dependency down); the
+    engine decides whether an attempt is left.
+    """
+
+    ok: bool
+    result: Any = None
+    error_message: str | None = None
+    error_kind: str | None = None
+    retryable: bool = False
+    execution_time_ms: float = 0.0

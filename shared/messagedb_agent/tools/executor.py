@@ -12,29 +12,17 @@ import contextvars
 import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from messagedb_agent.events.values import ToolCall
-from messagedb_agent.tools.context import ToolContext
+from messagedb_agent.llm.types import ToolSpec
+from messagedb_agent.tools.context import ToolContext, ToolOutcome
 from messagedb_agent.tools.errors import ToolError
 from messagedb_agent.tools.registry import ToolRegistry, is_user_argument
 
 _INT64 = 2**63
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    """The result of one call: `result` when `ok`, else an error the model can read."""
-
-    ok: bool
-    result: Any
-    error_message: str | None
-    error_kind: str | None
-    retryable: bool
-    execution_time_ms: float
 
 
 def execute_tool(
@@ -83,6 +71,21 @@ def execute_tool(
     if isinstance(value, ToolError):
         return failed(value.kind, str(value) or type(value).__name__, value.retryable)
     return failed("exception", f"{call.name} failed: {type(value).__name__}: {value}")
+
+
+class RegistryTools:
+    """The engine's tools: a registry's specs, each call run through `execute_tool`."""
+
+    def __init__(self, registry: ToolRegistry, timeout: float = 10.0) -> None:
+        self.registry = registry
+        self.timeout = timeout
+        self._specs = registry.specs()
+
+    def specs(self) -> list[ToolSpec]:
+        return self._specs
+
+    def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
+        return execute_tool(self.registry, call, ctx, self.timeout)
 
 
 def json_safe(value: Any) -> Any:

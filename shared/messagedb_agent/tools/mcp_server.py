@@ -21,8 +21,8 @@ from mcp.server.stdio import stdio_server
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.store import stream_name
 from messagedb_agent.store.client import MessageStore
-from messagedb_agent.tools.context import ToolContext
-from messagedb_agent.tools.executor import ToolOutcome, execute_tool
+from messagedb_agent.tools.context import ToolContext, ToolOutcome
+from messagedb_agent.tools.executor import execute_tool
 from messagedb_agent.tools.registry import ToolRegistry
 from messagedb_agent.tools.tasks import owner_stream_id
 

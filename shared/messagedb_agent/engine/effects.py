@@ -1,0 +1,311 @@
+"""The events a step writes, built from its decision and what its effect returned. Pure.
+
+Nothing here reads the clock, the store or the network: the step protocol (`step.py`) reads
+`now` once, runs the one effect, and hands the outcome here to become events. Every event is
+paired with the message id it is written under, derived from the step id, so a step that runs
+twice (a redelivery, a takeover after a lease) writes each result once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from messagedb_agent.channels.callback import DeliveryError
+from messagedb_agent.engine.view import ThreadView
+from messagedb_agent.events import ids
+from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.base import Event, Metadata, Recorded
+from messagedb_agent.events.delivery import (
+    ReplyDelivered,
+    ReplyDeliveryFailed,
+    ReplyDeliveryRequested,
+)
+from messagedb_agent.events.system import SessionCompleted
+from messagedb_agent.events.tool import (
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    ToolExecutionRequested,
+)
+from messagedb_agent.events.values import ToolCall
+from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
+from messagedb_agent.llm.types import LLMConfig, LLMError, LLMResponse
+from messagedb_agent.projections.anchors import reply_text
+from messagedb_agent.projections.next_step import NextStep, Policy, StepKind
+from messagedb_agent.tools.context import ToolOutcome
+
+log = logging.getLogger(__name__)
+
+Pending = tuple[Event, str]  # an event and the message id it is to be written under
+
+FRIENDLY_FAILURE = (
+    "Sorry, I ran into a problem and couldn't finish this. Please try again in a moment."
+)
+FRIENDLY_LIMIT = (
+    "I stopped here because this request took more steps than I'm allowed in one turn. "
+    "Could you break it into smaller requests?"
+)
+_RETRY_AT_ONCE = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    model: str = "offline"
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    policy: Policy = field(default_factory=Policy)
+    llm_lease: timedelta = timedelta(seconds=120)
+    tool_lease: timedelta = timedelta(seconds=60)
+    tool_timeout_seconds: float = 10.0
+    llm_timeout_seconds: float = 60.0
+    backoff_base: timedelta = timedelta(seconds=1)
+    backoff_max: timedelta = timedelta(seconds=30)
+    delivery_lease: timedelta = timedelta(seconds=30)
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Exponential: base, 2 × base, 4 × base... capped at `backoff_max`."""
+        return min(self.backoff_base * (1 << (attempt - 1)), self.backoff_max)
+
+
+def message_id(step_id: str, part: str) -> str:
+    return ids.message_id(step_id, part)
+
+
+# -- claims: written with expected_version at the head the decision was made on -----------------
+
+
+def claims(
+    decision: NextStep, view: ThreadView, now: datetime, config: EngineConfig, worker: str
+) -> list[Pending]:
+    """The events that claim `decision`'s step (for a termination, the ending itself)."""
+    step_id, attempt = decision.step_id or "", decision.attempt
+    if decision.kind is StepKind.TERMINATION:
+        return [(completion(decision), ids.message_id(view.stream_name, "completed"))]
+    if decision.kind is StepKind.LLM_CALL:
+        started = view.started
+        request = LLMCallRequested(
+            step_id=step_id,
+            attempt=attempt,
+            model=(started.model if started else None) or config.model,
+            context_position=decision.head,
+            context_messages=view.context_messages,
+            lease_expires_at=now + config.llm_lease,
+            worker=worker,
+        )
+        return [(request, ids.message_id(step_id, f"claim-{attempt}"))]
+    if decision.kind is StepKind.DELIVER_REPLY:
+        assert view.started is not None
+        assert view.started.callback_url
+        delivery = ReplyDeliveryRequested(
+            step_id=step_id,
+            reply_position=decision.reply_position,
+            callback_url=view.started.callback_url,
+            attempt=attempt,
+            lease_expires_at=now + config.delivery_lease,
+        )
+        return [(delivery, ids.message_id(step_id, f"request-{attempt}"))]
+    lease = now + config.tool_lease
+    return [
+        (
+            ToolExecutionRequested(
+                step_id=step_id,
+                tool_call_id=call.id,
+                tool_name=call.name,
+                arguments=call.arguments,
+                attempt=attempt,
+                lease_expires_at=lease,
+            ),
+            ids.message_id(step_id, f"request-{call.id}-{attempt}"),
+        )
+        for call in decision.tool_calls
+    ]
+
+
+def completion(decision: NextStep) -> SessionCompleted:
+    reason = decision.reason or "terminated"
+    if reason in ("user_requested", "terminated"):
+        return SessionCompleted(
+            completion_reason="terminated", message="This conversation has been closed."
+        )
+    log.error("thread ends: %s (%s)", decision.message or reason, reason)
+    if reason == "max_iterations":
+        return SessionCompleted(completion_reason="max_iterations", message=FRIENDLY_LIMIT)
+    if reason == "timeout":
+        return SessionCompleted(completion_reason="timeout", message=FRIENDLY_FAILURE)
+    return SessionCompleted(completion_reason="failure", message=FRIENDLY_FAILURE)
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+
+def llm_config(view: ThreadView, config: EngineConfig) -> LLMConfig:
+    """The model the claim named (a thread may pin its own) and the thread's system prompt."""
+    claim = view.head.event
+    return LLMConfig(
+        model=claim.model if isinstance(claim, LLMCallRequested) else config.model,
+        system_prompt=view.context().system_prompt or config.system_prompt,
+        timeout_seconds=config.llm_timeout_seconds,
+    )
+
+
+def llm_answered(step_id: str, response: LLMResponse, latency_ms: float) -> list[Pending]:
+    result = LLMResponseReceived(
+        step_id=step_id,
+        response_text=response.text,
+        tool_calls=_unique_call_ids(response, step_id),
+        model_name=response.model_name,
+        token_usage=response.token_usage,
+        finish_reason=response.finish_reason,
+        latency_ms=round(latency_ms, 3),
+    )
+    return [(result, message_id(step_id, "response"))]
+
+
+def llm_failed(
+    decision: NextStep, error: LLMError, now: datetime, config: EngineConfig
+) -> list[Pending]:
+    step_id, attempt, policy = decision.step_id or "", decision.attempt, config.policy
+    retryable = error.retryable and attempt < policy.max_llm_attempts
+    log.warning("llm call failed: %s (%s, attempt %s)", error, error.kind, attempt)
+    failure = LLMCallFailed(
+        step_id=step_id,
+        error_message=str(error),
+        error_kind=error.kind,
+        retryable=retryable,
+        attempt=attempt,
+        retry_at=now + config.backoff(attempt) if retryable else None,
+    )
+    return [(failure, message_id(step_id, f"failure-{attempt}"))]
+
+
+def _unique_call_ids(response: LLMResponse, step_id: str) -> tuple[ToolCall, ...]:
+    """Tool call ids unique within the response (providers may omit or repeat them)."""
+    seen: set[str] = set()
+    calls: list[ToolCall] = []
+    for index, call in enumerate(response.tool_calls):
+        call_id = call.id
+        if not call_id or call_id in seen:
+            call_id = f"call-{step_id[:8]}-{index}"
+        seen.add(call_id)
+        calls.append(call if call_id == call.id else call.model_copy(update={"id": call_id}))
+    return tuple(calls)
+
+
+# -- tools ----------------------------------------------------------------------------------------
+
+
+def tool_ran(
+    decision: NextStep, call: ToolCall, outcome: ToolOutcome, now: datetime, config: EngineConfig
+) -> Pending:
+    """A completed call's result, or its failure: final, or to retry after a backoff."""
+    step_id, attempt = decision.step_id or "", decision.attempt
+    elapsed = round(outcome.execution_time_ms, 3)
+    if outcome.ok:
+        completed = ToolExecutionCompleted(
+            step_id=step_id,
+            tool_call_id=call.id,
+            tool_name=call.name,
+            result=outcome.result,
+            execution_time_ms=elapsed,
+        )
+        return completed, message_id(step_id, f"result-{call.id}")
+    retryable = outcome.retryable and attempt < config.policy.max_tool_attempts
+    failed = ToolExecutionFailed(
+        step_id=step_id,
+        tool_call_id=call.id,
+        tool_name=call.name,
+        error_message=outcome.error_message or "the tool failed",
+        error_kind=outcome.error_kind or "exception",
+        retryable=retryable,
+        attempt=attempt,
+        retry_at=now + config.backoff(attempt) if retryable else None,
+        execution_time_ms=elapsed,
+    )
+    # a final failure takes the result's id: a call has one final outcome, whichever it is
+    part = f"failure-{call.id}-{attempt}" if retryable else f"result-{call.id}"
+    return failed, message_id(step_id, part)
+
+
+# -- reply delivery -------------------------------------------------------------------------------
+
+
+def reply_body(view: ThreadView, claim: ReplyDeliveryRequested) -> bytes:
+    """What the callback URL receives: the reply, where it is in the thread, which attempt."""
+    reply = next((e for e in view.events if e.position == claim.reply_position), None)
+    started = view.started
+    payload = {
+        "thread_id": started.thread_id if started else None,
+        "position": claim.reply_position,
+        "reply": {
+            "text": reply_text(reply) if reply is not None else "",
+            "final": reply is not None and isinstance(reply.event, SessionCompleted),
+        },
+        "delivery_id": claim.step_id,
+        "attempt": claim.attempt,
+    }
+    return orjson.dumps(payload)
+
+
+def delivered(decision: NextStep, status: int) -> list[Pending]:
+    step_id = decision.step_id or ""
+    event = ReplyDelivered(step_id=step_id, attempt=decision.attempt, status_code=status)
+    return [(event, message_id(step_id, "delivered"))]
+
+
+def delivery_failed(
+    decision: NextStep, error: DeliveryError, now: datetime, config: EngineConfig
+) -> list[Pending]:
+    step_id, attempt = decision.step_id or "", decision.attempt
+    retryable = error.retryable and attempt < config.policy.max_delivery_attempts
+    log.warning("reply delivery failed: %s (attempt %s)", error, attempt)
+    failure = ReplyDeliveryFailed(
+        step_id=step_id,
+        attempt=attempt,
+        error_message=str(error),
+        status_code=error.status_code,
+        retryable=retryable,
+        retry_at=now + config.backoff(attempt) if retryable else None,
+    )
+    return [(failure, message_id(step_id, f"failed-{attempt}"))]
+
+
+# -- reading back what a step wrote ---------------------------------------------------------------
+
+
+def turn_reply(written: list[Pending]) -> str | None:
+    """The reply that ends the turn, if these events hold one: a final response, or the end."""
+    for event, _ in written:
+        if isinstance(event, LLMResponseReceived) and not event.tool_calls:
+            return event.response_text
+        if isinstance(event, SessionCompleted):
+            return event.message
+    return None
+
+
+def backoff_until(results: list[Pending]) -> datetime | None:
+    """When a failure among the results may be retried; a failure ends a chain of steps."""
+    for event, _ in results:
+        if isinstance(event, LLMCallFailed | ToolExecutionFailed) and event.retryable:
+            return event.retry_at or _RETRY_AT_ONCE
+        if isinstance(event, LLMCallFailed):
+            return _RETRY_AT_ONCE
+    return None
+
+
+def metadata(head: Recorded[Event]) -> Metadata:
+    """What the events written after `head` carry: its correlation, and the step they serve."""
+    step_id = getattr(head.event, "step_id", None)
+    return Metadata(step_id=step_id if isinstance(step_id, str) else None).follow(head)
+
+
+def recorded(
+    head: Recorded[Event], pairs: list[Pending], first: int, now: datetime
+) -> list[Recorded[Event]]:
+    """`pairs` as they read once written after `head` from position `first`."""
+    meta = metadata(head)
+    return [
+        Recorded(id_, head.stream_name, first + i, -1, now, event, meta)
+        for i, (event, id_) in enumerate(pairs)
+    ]
