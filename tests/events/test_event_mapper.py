@@ -227,3 +227,42 @@ def test_a_batch_reads_back_in_order(texts: list[str]) -> None:
     recorded = from_messages(rows)
     assert [r.event for r in recorded] == [UserMessageAdded(message=t) for t in texts]
     assert [r.position for r in recorded] == list(range(len(texts)))
+
+
+@pytest.mark.parametrize(
+    ("type_name", "old", "field", "value"),
+    [
+        ("LLMCallFailed", {"step_id": "s", "error_message": "x", "retry_count": 2}, "attempt", 2),
+        (
+            "ToolExecutionFailed",
+            {
+                "step_id": "s",
+                "tool_call_id": "c",
+                "tool_name": "t",
+                "error_message": "x",
+                "retry_count": 3,
+            },
+            "attempt",
+            3,
+        ),
+        (
+            "LLMCallRequested",
+            {
+                "step_id": "s",
+                "model": "m",
+                "context_position": 4,
+                "message_count": 7,
+                "lease_expires_at": WHEN.isoformat(),
+            },
+            "context_messages",
+            7,
+        ),
+    ],
+)
+def test_events_written_before_a_field_was_renamed_read_under_the_new_name(
+    type_name: str, old: dict[str, Any], field: str, value: int
+) -> None:
+    row = stored(NewMessage(type=type_name, data=old, metadata={"schemaVersion": 1}))
+    event = from_message(row).event
+    assert type(event).__name__ == type_name
+    assert getattr(event, field) == value

@@ -1,9 +1,7 @@
 """Waiting for the assistant's answer to one user message, by polling its thread.
 
-A final reply is an `LLMResponseReceived` with no tool calls, from a call whose context
-included the message (its claim's `context_position` is at or after it), or a
-`SessionCompleted`. Each poll is one read of the messages after the last one seen; claims
-written before the message are never read, and need not be: their calls could not see it.
+Which event is that answer is the anchoring projection's call (`projections.anchors`); here
+each poll reads only the messages after the last one seen and feeds them to it.
 """
 
 from __future__ import annotations
@@ -13,12 +11,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from messagedb_agent.api.models import Reply
-from messagedb_agent.events import (
-    LLMCallRequested,
-    LLMResponseReceived,
-    SessionCompleted,
-    from_message,
-)
+from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.mapper import from_message
+from messagedb_agent.events.system import SessionCompleted
+from messagedb_agent.projections.anchors import ReplyWatch, reply_text
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
@@ -27,6 +23,10 @@ if TYPE_CHECKING:
 # back off, so a request waiting out a slow model costs ten queries a second, not forty.
 FIRST_POLL_SECONDS = 0.025
 MAX_POLL_SECONDS = 0.1
+# What the watch needs to see; the rest is skipped before it is decoded.
+_ANCHORING = frozenset(
+    {LLMCallRequested.type, LLMCallFailed.type, LLMResponseReceived.type, SessionCompleted.type}
+)
 
 
 def wait_for_reply(
@@ -39,28 +39,17 @@ def wait_for_reply(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Reply | None:
     deadline = time.monotonic() + seconds
-    context_of: dict[str, int] = {}  # LLM step id -> position its context reached
+    watch = ReplyWatch(message_position)
     next_position = message_position + 1
     while True:
-        for message in store.get_stream_messages(stream, next_position):
-            next_position = message.position + 1
-            if message.type not in _INTERESTING:
-                continue
-            event = from_message(message).event
-            if isinstance(event, LLMCallRequested):
-                context_of[event.step_id] = event.context_position
-            elif isinstance(event, LLMResponseReceived):
-                # A step claimed before the message (absent here) answered an older context.
-                seen = context_of.get(event.step_id, -1)
-                if not event.tool_calls and seen >= message_position:
-                    return Reply(text=event.response_text, position=message.position)
-            elif isinstance(event, SessionCompleted):
-                return Reply(text=event.message or "", position=message.position)
+        messages = store.get_stream_messages(stream, next_position)
+        if messages:
+            next_position = messages[-1].position + 1
+        found = watch.feed(from_message(m) for m in messages if m.type in _ANCHORING)
+        if found is not None:
+            return Reply(text=reply_text(found), position=found.position)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
         sleep(min(poll, remaining))
         poll = min(poll * 1.5, MAX_POLL_SECONDS)
-
-
-_INTERESTING = frozenset({LLMCallRequested.type, LLMResponseReceived.type, SessionCompleted.type})

@@ -15,29 +15,28 @@ from messagedb_agent.events import Event, Recorded, SessionStarted
 from messagedb_agent.projections.llm_context import LLMContext, LLMContextFold
 from messagedb_agent.projections.next_step import NextStep, NextStepFold, Policy
 
-_CONVERSATION = frozenset(
-    {"UserMessageAdded", "LLMResponseReceived", "ToolExecutionCompleted", "ToolExecutionFailed"}
-)
-
 
 class ThreadView:
     def __init__(self, events: Sequence[Recorded[Event]]) -> None:
         self.events: list[Recorded[Event]] = []
         self.started: SessionStarted | None = None
-        self.context_messages = 0  # what an LLM call on this view is given
         self._next = NextStepFold()
         self._context = LLMContextFold()
         self.extend(events)
 
     def extend(self, events: Sequence[Recorded[Event]]) -> None:
-        for recorded in events:
-            if self.started is None and isinstance(recorded.event, SessionStarted):
-                self.started = recorded.event
-            if recorded.type in _CONVERSATION:
-                self.context_messages += 1
+        if self.started is None:
+            self.started = next(
+                (e.event for e in events if isinstance(e.event, SessionStarted)), None
+            )
         self.events.extend(events)
         self._next.feed(events)
         self._context.feed(events)
+
+    @property
+    def context_messages(self) -> int:
+        """How many messages an LLM call on this view is given."""
+        return self._context.size
 
     @property
     def head(self) -> Recorded[Event]:

@@ -17,10 +17,10 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from messagedb_agent.events.values import TokenUsage, ToolCall
+from messagedb_agent.llm import offline_replies as replies
 from messagedb_agent.llm.offline_requests import (
     AddTask,
     Calculate,
@@ -51,16 +51,6 @@ MAX_ROUNDS = 5
 LOOKUP = "lookup"
 
 _CALL_ID = re.compile(r"^call_(?P<turn>\d+)_(?P<round>\d+)_(?P<slot>\d+|lookup)_(?P<tool>.+)$")
-_EXAMPLES = (
-    ("add_task", "“add a task to buy milk” or “remind me to call mom”"),
-    ("list_tasks", "“list my tasks” or “show pending tasks”"),
-    ("complete_task", "“mark milk done”"),
-    ("update_task", "“rename milk to oat milk”"),
-    ("delete_task", "“delete the milk task”"),
-    ("get_current_time", "“what time is it”"),
-    ("calculate", "“what is 12*(3+4)”"),
-    ("echo", "“echo hello”"),
-)
 _ACTIONS = {CompleteTask: "complete_task", DeleteTask: "delete_task", RenameTask: "update_task"}
 
 
@@ -138,10 +128,10 @@ def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMRespon
     round_number = sum(1 for m in messages if isinstance(m, AssistantTurn) and m.tool_calls)
     first_answer = not any(isinstance(m, AssistantTurn) and not m.tool_calls for m in messages)
     if turn.foreign:
-        return _answer(messages, _foreign_summary(turn.foreign), first_answer)
+        return _answer(messages, replies.foreign_summary(turn.foreign), first_answer)
     if not turn.requests:
         if turn.not_understood:
-            return _answer(messages, _help(available), first_answer)
+            return _answer(messages, replies.help_text(available), first_answer)
         return _answer(messages, "Is there anything else I can do for you?", first_answer)
     steps = _plan(turn, available, final=turn.rounds >= MAX_ROUNDS)
     calls = _tool_calls(turn, steps, available, round_number)
@@ -202,7 +192,8 @@ def _plan(turn: _Turn, available: dict[str, ToolSpec], *, final: bool) -> dict[_
     ordered = {pending: steps[pending] for pending in turn.requests}
     if final:
         return {
-            p: s if isinstance(s, _Done) else _Done(_gave_up(p.request)) for p, s in ordered.items()
+            p: s if isinstance(s, _Done) else _Done(replies.gave_up(p.request))
+            for p, s in ordered.items()
         }
     return ordered
 
@@ -211,10 +202,10 @@ def _advance(pending: _Pending, turn: _Turn, available: dict[str, ToolSpec]) -> 
     request = pending.request
     tool = _tool_for(request)
     if tool not in available:
-        return _Done(f"I can't {_verb(request)} here: the {tool} tool is not available.")
+        return _Done(f"I can't {replies.verb(request)} here: the {tool} tool is not available.")
     observed = [obs for obs in turn.observations(pending) if obs.call.name == tool]
     if observed:
-        return _Done(_describe(request, observed[-1]))
+        return _Done(replies.describe(request, observed[-1].call, observed[-1].result))
     if isinstance(request, CompleteTask | DeleteTask | RenameTask):
         return _find_task(request, turn, available)
     return _Call(tool, _arguments(request, None, available[tool]))
@@ -234,10 +225,10 @@ def _find_task(
     lookup = turn.lookup()
     if lookup is None:
         return _NeedsLookup()
-    error = _error(lookup.result)
+    error = replies.error_of(lookup.result)
     if error is not None:
         return _Done(f"I couldn't read your tasks to find “{request.ref.text}”: {error}")
-    tasks = _tasks(lookup.result)
+    tasks = replies.tasks_in(lookup.result)
     task = best_match(request.ref, tasks, prefer_pending=isinstance(request, CompleteTask))
     if task is None:
         titles = ", ".join(f"“{t.get('title')}”" for t in tasks) or "none yet"
@@ -328,153 +319,6 @@ def _only(spec: ToolSpec, optional: dict[str, Any]) -> dict[str, Any]:
         for key, value in optional.items()
         if value is not None and (not isinstance(declared, dict) or key in declared)
     }
-
-
-def _describe(request: Request, observed: _Observed) -> str:
-    """One friendly line about a finished call, from its result."""
-    error = _error(observed.result)
-    if error is not None:
-        return f"I couldn't {_verb(request)}: {error}"
-    content = observed.result.content if observed.result else None
-    match request:
-        case AddTask(title=title):
-            task = _task(content, "task") or {"title": title}
-            return f"Added {_label(task)}."
-        case ListTasks(status=status):
-            return _listing(_tasks(observed.result), status)
-        case CompleteTask():
-            return f"Marked {_label(_task(content, 'task'))} as done."
-        case DeleteTask():
-            return f"Deleted {_label(_task(content, 'deleted'))}."
-        case RenameTask(new_title=new_title):
-            task = _task(content, "task")
-            number = task.get("id", observed.call.arguments.get("task_id"))
-            return f"Renamed task #{number} to “{task.get('title', new_title)}”."
-        case CurrentTime():
-            return _time_line(content)
-        case Calculate(expression=expression):
-            return _calculation_line(content, expression)
-        case Echo(message=message):
-            echoed = content.get("message") if isinstance(content, dict) else content
-            return str(echoed if echoed is not None else message)
-
-
-def _verb(request: Request) -> str:
-    match request:
-        case AddTask(title=title):
-            return f"add “{title}”"
-        case ListTasks():
-            return "list your tasks"
-        case CompleteTask(ref=ref):
-            return f"complete “{ref.text}”"
-        case DeleteTask(ref=ref):
-            return f"delete “{ref.text}”"
-        case RenameTask(ref=ref, new_title=new_title):
-            return f"rename “{ref.text}” to “{new_title}”"
-        case CurrentTime():
-            return "tell the time"
-        case Calculate(expression=expression):
-            return f"calculate {expression}"
-        case Echo():
-            return "echo that"
-
-
-def _gave_up(request: Request) -> str:
-    return f"I stopped before I could {_verb(request)}: it took too many steps."
-
-
-def _error(result: ToolResult | None) -> str | None:
-    """The problem a result reports, or None when it succeeded."""
-    if result is None:
-        return "the tool returned no result."
-    content = result.content
-    if isinstance(content, dict) and "error" in content:
-        detail = content["error"]
-        message = detail.get("message", detail) if isinstance(detail, dict) else detail
-        return _sentence(str(message))
-    if result.is_error:
-        return _sentence(str(content))
-    return None
-
-
-def _sentence(text: str) -> str:
-    text = text.strip() or "an unknown error"
-    return text if text.endswith((".", "!", "?")) else f"{text}."
-
-
-def _task(content: Any, key: str) -> dict[str, Any]:
-    value = content.get(key) if isinstance(content, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _tasks(result: ToolResult | None) -> list[dict[str, Any]]:
-    content = result.content if result else None
-    tasks = content.get("tasks") if isinstance(content, dict) else content
-    return [task for task in tasks if isinstance(task, dict)] if isinstance(tasks, list) else []
-
-
-def _label(task: dict[str, Any]) -> str:
-    number = f"task #{task['id']}" if task.get("id") is not None else "the task"
-    return f"{number} “{task['title']}”" if task.get("title") else number
-
-
-def _listing(tasks: list[dict[str, Any]], status: str) -> str:
-    kind = "" if status == "all" else f"{status} "
-    if not tasks:
-        return f"You have no {kind}tasks."
-    lines = [f"Your {kind}tasks:"]
-    for task in tasks:
-        mark = "x" if task.get("completed") else " "
-        line = f"- [{mark}] #{task.get('id')} {task.get('title')}"
-        if task.get("description"):
-            line += f" ({task['description']})"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _time_line(content: Any) -> str:
-    if not isinstance(content, dict) or "time" not in content:
-        return f"The time is {content}."
-    zone = content.get("timezone", "UTC")
-    try:
-        moment = datetime.fromisoformat(str(content["time"]))
-    except ValueError:
-        return f"It is {content['time']} ({zone})."
-    return f"It is {moment:%H:%M} on {moment:%A, %d %B %Y} ({zone})."
-
-
-def _calculation_line(content: Any, expression: str) -> str:
-    value = content.get("result") if isinstance(content, dict) else content
-    shown = content.get("expression", expression) if isinstance(content, dict) else expression
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    elif isinstance(value, float):
-        value = f"{value:.12g}"
-    return f"{shown} = {value}"
-
-
-def _foreign_summary(results: list[ToolResult]) -> str:
-    """Results of calls another model made: shown plainly, since no request of ours explains them."""
-    lines = ["Here is what the tools returned:"]
-    lines.extend(
-        f"- {r.name}: {json.dumps(r.content, sort_keys=True, default=str)}" for r in results
-    )
-    return "\n".join(lines)
-
-
-def _help(available: dict[str, ToolSpec]) -> str:
-    examples = [f"- {example}" for tool, example in _EXAMPLES if tool in available]
-    if not examples:
-        return (
-            "I'm the offline stand-in model and no tools are available here, so I can only "
-            "chat in this fixed way. Set MODEL_NAME to a Gemini or Claude model for real answers."
-        )
-    return "\n".join(
-        [
-            "I'm the offline stand-in model, so I only understand a few plain requests. Try:",
-            *examples,
-        ]
-    )
 
 
 def _words(text: str) -> frozenset[str]:

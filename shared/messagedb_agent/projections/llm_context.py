@@ -114,6 +114,10 @@ class LLMContextFold:
             _apply(recorded.event, recorded, acc)
         return self
 
+    @property
+    def size(self) -> int:
+        return len(self._acc.entries)
+
     def context(self) -> LLMContext:
         acc = self._acc
         acc.entries.sort(key=_sort_key)  # nearly sorted already: linear for timsort

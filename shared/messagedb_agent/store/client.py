@@ -9,7 +9,6 @@ commit, exactly like a raw `SELECT message_store.write_message(...)`.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,13 +18,22 @@ from typing import Any, Self
 
 import orjson
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.diagnosis import (
+    describe_connect_failure,
+    duplicate_id,
+    one_line,
+    write_error,
+)
+from messagedb_agent.store.diagnosis import (
+    describe_connection_error as describe_connection_error,
+)
+from messagedb_agent.store.diagnosis import (
+    redact as redact,
+)
 from messagedb_agent.store.errors import (
-    ConcurrencyError,
-    DuplicateMessageError,
     StoreError,
     StoreUnavailableError,
 )
@@ -39,9 +47,6 @@ _GET_STREAM = "SELECT * FROM message_store.get_stream_messages(%s, %s, %s, %s)"
 _GET_CATEGORY = "SELECT * FROM message_store.get_category_messages(%s, %s, %s, %s, %s, %s, %s)"
 _GET_LAST = "SELECT * FROM message_store.get_last_stream_message(%s, %s)"
 _STREAM_VERSION = "SELECT message_store.stream_version(%s)"
-_WRONG_VERSION = re.compile(
-    r"Wrong expected version: (-?\d+) \(Stream: (.*), Stream Version: (-?\d+)\)"
-)
 
 # The pool warns about each failed connection attempt; every failure that matters reaches the
 # caller as a one-line StoreError, so without logging configured those lines are only noise
@@ -96,7 +101,7 @@ class MessageStore:
             # Close it, or the pool's workers keep retrying the connection in the background.
             self._pool.close()
             raise StoreUnavailableError(
-                _describe_connect_failure(self.conninfo, self._connection_class)
+                describe_connect_failure(self.conninfo, self._connection_class)
             ) from exc
         return self
 
@@ -125,10 +130,10 @@ class MessageStore:
                 ).fetchone()
         except PoolTimeout:
             return Health(
-                False, None, None, _describe_connect_failure(self.conninfo, self._connection_class)
+                False, None, None, describe_connect_failure(self.conninfo, self._connection_class)
             )
         except psycopg.Error as exc:
-            return Health(False, None, None, _one_line(exc))
+            return Health(False, None, None, one_line(exc))
         assert row is not None
         return Health(True, row[0], row[1], "ok")
 
@@ -164,7 +169,7 @@ class MessageStore:
             try:
                 row = conn.execute(_WRITE, params).fetchone()
             except psycopg.Error as exc:
-                raise _write_error(exc, message_id, stream_name) from exc
+                raise write_error(exc, message_id, stream_name) from exc
         assert row is not None
         return int(row[0])
 
@@ -212,7 +217,7 @@ class MessageStore:
             except psycopg.Error as exc:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     conn.rollback()
-                raise _write_error(exc, _duplicate_id(exc) or params[-1][0], stream_name) from exc
+                raise write_error(exc, duplicate_id(exc) or params[-1][0], stream_name) from exc
         assert last is not None
         return int(last[0])
 
@@ -307,7 +312,7 @@ class MessageStore:
             try:
                 rows = conn.execute(_GET_CATEGORY, params).fetchall()
             except psycopg.errors.RaiseException as exc:
-                raise StoreError(_one_line(exc)) from exc
+                raise StoreError(one_line(exc)) from exc
         return [MessageData(*row) for row in rows]
 
     def read_category(
@@ -350,12 +355,12 @@ class MessageStore:
                 yield conn
         except PoolTimeout as exc:
             raise StoreUnavailableError(
-                _describe_connect_failure(self.conninfo, self._connection_class)
+                describe_connect_failure(self.conninfo, self._connection_class)
             ) from exc
         except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(_one_line(exc)) from exc
+            raise StoreUnavailableError(one_line(exc)) from exc
         except psycopg.Error as exc:
-            raise StoreError(_one_line(exc)) from exc
+            raise StoreError(one_line(exc)) from exc
 
     @property
     def pool(self) -> ConnectionPool:
@@ -381,77 +386,3 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_without_nul(v) for v in value]
     return value
-
-
-def _duplicate_id(exc: psycopg.Error) -> str | None:
-    """The id a unique violation names (`Key (id)=(...) already exists.`), if any."""
-    detail = getattr(exc.diag, "message_detail", None) or ""
-    match = re.search(r"Key \(id\)=\(([^)]*)\)", detail)
-    return match.group(1) if match else None
-
-
-def _write_error(exc: psycopg.Error, message_id: str, stream_name: str) -> StoreError:
-    if isinstance(exc, pg_errors.RaiseException):
-        match = _WRONG_VERSION.search(str(exc))
-        if match:
-            return ConcurrencyError(match.group(2), int(match.group(1)), int(match.group(3)))
-    if isinstance(exc, pg_errors.UniqueViolation) and "messages_id" in str(exc):
-        return DuplicateMessageError(message_id, stream_name)
-    if isinstance(exc, pg_errors.InvalidTextRepresentation):
-        return StoreError(f"message id {message_id!r} is not a UUID")
-    if isinstance(exc, psycopg.OperationalError):
-        return StoreUnavailableError(_one_line(exc))
-    return StoreError(_one_line(exc))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _describe_connect_failure(
-    conninfo: str, connection_class: type[psycopg.Connection[Any]] = psycopg.Connection
-) -> str:
-    """Try one direct connection to learn *why* the pool could not connect."""
-    try:
-        connection_class.connect(conninfo, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return describe_connection_error(exc, conninfo)
-    return f"timed out waiting for a database connection ({redact(conninfo)})"
-
-
-def describe_connection_error(exc: BaseException, conninfo: str) -> str:
-    """One line naming the cause and the fix, with the password redacted."""
-    text = _one_line(exc)
-    where = redact(conninfo)
-    low = str(exc).lower()
-    if "password authentication failed" in low or "no password supplied" in low:
-        return f"cannot log in to {where}: wrong user or password. Fix: correct DATABASE_URL."
-    if "does not exist" in low and "database" in low:
-        return f"{text} at {where}. Fix: create the database or point DATABASE_URL at one."
-    if (
-        "connection refused" in low
-        or "could not translate host name" in low
-        or "no such file or directory" in low
-        or "timeout" in low
-        or "timed out" in low
-    ):
-        return (
-            f"cannot reach PostgreSQL at {where}: {text}. "
-            "Fix: start the server, or unset DATABASE_URL to use the embedded one."
-        )
-    return f"cannot connect to {where}: {text}"
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/?#@]*:)[^/?#]*@")
-_PARAM_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
-
-
-def redact(conninfo: str) -> str:
-    """The conninfo with any password replaced, safe for logs and error messages.
-
-    Covers the URL's user info (up to its last `@`, as a raw `@` in a password would leave
-    it), `?password=` in the query, and `password=` in the key/value form.
-    """
-    hidden = _URL_PASSWORD.sub(r"\1***@", conninfo)
-    return _PARAM_PASSWORD.sub(r"\1***", hidden)

@@ -52,7 +52,8 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 TaskEvent = TaskAdded | TaskUpdated | TaskCompleted | TaskDeleted
-Outcome = Callable[[TaskList, TaskList, int], dict[str, Any]]
+# What a call tells the model, from the list before and after its change and the task changed.
+Describe = Callable[[TaskList, TaskList, int], dict[str, Any]]
 
 
 def tasks_stream(owner: str) -> str:
@@ -166,7 +167,7 @@ def delete_task(ctx: ToolContext, task_id: int) -> dict[str, Any]:
 
 
 def _record(
-    ctx: ToolContext, decide: Callable[[TaskList], TaskEvent], outcome: Outcome
+    ctx: ToolContext, decide: Callable[[TaskList], TaskEvent], describe: Describe
 ) -> dict[str, Any]:
     """Decide on the latest list and append once; a redelivered call replays its outcome."""
     store = _store(ctx)
@@ -174,14 +175,14 @@ def _record(
     own_id = message_id(ctx.step_id, f"tasks/{ctx.tool_call_id}")
     for _ in range(WRITE_ATTEMPTS):
         events = _read(store, stream)
-        recorded = _replay(events, own_id, outcome)
+        recorded = _replay(events, own_id, describe)
         if recorded is not None:
             return recorded
         before = project_task_list(events)
         event = decide(before)
         after = evolve(before, event, before.version + 1)
         if after.tasks == before.tasks:
-            return outcome(before, after, event.task_id)
+            return describe(before, after, event.task_id)
         message = to_message(event, _metadata(ctx), own_id)
         try:
             store.write_message(
@@ -191,12 +192,12 @@ def _record(
             continue
         except StoreUnavailableError as exc:
             raise _unavailable() from exc
-        return outcome(before, after, event.task_id)
+        return describe(before, after, event.task_id)
     raise TransientToolError("The task list is busy right now; try again.")
 
 
 def _replay(
-    events: Sequence[Recorded[Event]], own_id: str, outcome: Outcome
+    events: Sequence[Recorded[Event]], own_id: str, describe: Describe
 ) -> dict[str, Any] | None:
     for index, recorded in enumerate(events):
         if recorded.id == own_id:
@@ -204,7 +205,7 @@ def _replay(
             if not isinstance(event, TaskEvent):
                 raise ToolError(f"This call already recorded an unexpected {recorded.type}.")
             before = project_task_list(events[:index])
-            return outcome(before, evolve(before, event, recorded.position), event.task_id)
+            return describe(before, evolve(before, event, recorded.position), event.task_id)
     return None
 
 
