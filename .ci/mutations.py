@@ -59,7 +59,7 @@ MUTATIONS = (
         STEP,
         "head.stream_name, batch, expected_version=head.position",
         "head.stream_name, batch, expected_version=None",
-        f"{INVARIANTS}::test_three_concurrent_deliveries_in_threads_make_one_claim_and_one_call",
+        f"{INVARIANTS}::test_a_worker_whose_read_went_stale_before_its_claim_makes_no_call",
     ),
     Mutation(
         "3 stalls: leases never expire",

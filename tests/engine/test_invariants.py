@@ -10,6 +10,7 @@ import multiprocessing
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +80,38 @@ def test_three_concurrent_deliveries_in_threads_make_one_claim_and_one_call(
     assert model.calls == 1
     assert count(store, thread.stream_name, "LLMCallRequested") == 1
     assert count(store, thread.stream_name, "LLMResponseReceived") == 1
+
+
+class _ArrivesBeforeTheClaim(MessageStore):
+    """A store through which, just before the first claim is written, `meanwhile` runs."""
+
+    def __init__(self, inner: MessageStore, meanwhile: Callable[[], None]) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._meanwhile: Callable[[], None] | None = meanwhile
+
+    def write_messages(self, *args: Any, **kwargs: Any) -> int:
+        if self._meanwhile is not None:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            meanwhile()
+        return super().write_messages(*args, **kwargs)
+
+
+def test_a_worker_whose_read_went_stale_before_its_claim_makes_no_call(
+    store: MessageStore, model: ScriptedModel, tools: EchoTools, clock: Clock
+) -> None:
+    """Step ids differ when heads differ, so only `expected_version` stops the stale claim."""
+    thread = new_thread(store, "first")
+    other = Engine(store, model, tools, EngineConfig(model="m"), clock=clock, worker="other")
+
+    def a_message_arrives_and_another_worker_answers() -> None:
+        added = add_message(store, thread.thread_id, owner="alice", message="second", now=clock())
+        assert step(other, added.notification).outcome is StepKind.EXECUTED
+
+    late = _ArrivesBeforeTheClaim(store, a_message_arrives_and_another_worker_answers)
+    slow = Engine(late, model, tools, EngineConfig(model="m"), clock=clock, worker="slow")
+    assert step(slow, thread.notification).outcome is StepKind.LOST_CLAIM
+    assert model.calls == 1
+    assert count(store, thread.stream_name, "LLMCallRequested") == 1
 
 
 def test_three_concurrent_deliveries_in_processes_call_the_model_once(
