@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
 from tests.engine.doubles import new_thread
 from tests.publishers import RecordingPublisher
 
@@ -105,3 +107,26 @@ def test_two_concurrent_runs_publish_every_head_and_never_move_the_position_back
     positions = _recorded_positions(store)[before:]
     assert len(positions) > 2
     assert positions == sorted(positions)
+
+
+class UnavailablePublisher:
+    """Pub/Sub refusing the batch: the run must fail before it records anything."""
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        raise ConnectionError("Pub/Sub is unavailable")
+
+
+def test_a_run_that_fails_to_publish_records_nothing_and_the_next_run_announces_again(
+    store: MessageStore,
+) -> None:
+    relay_once(store, RecordingPublisher(), NOW, max_batches=100)
+    before = position_store.get(store)
+    streams = [new_thread(store, f"message {i}").stream_name for i in range(2)]
+
+    with pytest.raises(ConnectionError):
+        relay_once(store, UnavailablePublisher(), NOW, max_batches=100)
+    assert position_store.get(store) == before
+
+    again = RecordingPublisher()
+    relay_once(store, again, NOW, max_batches=100)
+    assert _heads(store, streams) <= set(again.published)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from messagedb_agent.events import (
     LLMCallFailed,
@@ -67,7 +67,7 @@ def sweep(store: MessageStore, now: datetime, *, batch_size: int = 1000) -> Swee
                 continue
         watch.pop(message.stream_name, None)
     for stream, due in list(watch.items()):
-        if stream in heads or due > now:
+        if stream in heads or _utc(due) > now:
             continue
         version_now = store.stream_version(stream)
         if version_now is None:
@@ -100,3 +100,8 @@ def _due(message: object) -> datetime | None:
     if isinstance(event, LLMCallFailed | ToolExecutionFailed | ReplyDeliveryFailed):
         return event.retry_at if event.retryable else None
     return None
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without a zone (an older or foreign writer) is UTC, as the step engine reads it."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
