@@ -21,7 +21,7 @@ LIB = "shared/messagedb_agent"
 EFFECTS = f"{LIB}/engine/effects.py"
 STEP = f"{LIB}/engine/step.py"
 NEXT = f"{LIB}/projections/next_step.py"
-ANCHORS = f"{LIB}/projections/anchors.py"
+EVENTS = f"{LIB}/events/base.py"
 SWEEP = f"{LIB}/relay/sweep.py"
 INVARIANTS = "tests/engine/test_invariants.py"
 RELAY = "tests/relay/test_sweep.py"
@@ -95,6 +95,34 @@ MUTATIONS = (
         "owner=view.owner,",
         "owner=str(call.arguments.get('user_id', view.owner)),",
         f"{INVARIANTS}::test_tools_act_for_the_thread_owner_whatever_the_model_says",
+    ),
+    Mutation(
+        "3 stalls: the relay does not watch a claim until its lease runs out",
+        EVENTS,
+        "        return self.lease_expires_at\n",
+        "        return None\n",
+        f"{RELAY}::test_a_claim_is_reannounced_at_its_head_after_its_lease_though_the_category_moved_on",
+    ),
+    Mutation(
+        "3 stalls: the relay forgets a claim nobody moved on after announcing it once",
+        SWEEP,
+        "        watch[stream] = now + _RECHECK  # re-announce later again if nobody moves it on\n",
+        "        watch.pop(stream)\n",
+        f"{RELAY}::test_a_claim_nobody_moves_on_is_reannounced_again_after_the_recheck_interval",
+    ),
+    Mutation(
+        "4 stale: the relay announces a stream at an older position than its newest",
+        SWEEP,
+        "heads[message.stream_name] = message.position",
+        "heads.setdefault(message.stream_name, message.position)",
+        f"{RELAY}::test_a_stream_touched_several_times_in_one_batch_is_announced_once_at_its_newest_position",
+    ),
+    Mutation(
+        "4 stale: a relay that swept a stale state overwrites the newer one",
+        f"{LIB}/relay/position.py",
+        "expected_version if expected_version is not None else -1",
+        "None",
+        f"{RELAY}::test_a_relay_that_swept_a_stale_state_loses_the_race_and_the_newer_state_stands",
     ),
 )
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
-from messagedb_agent.events.base import Event
+from messagedb_agent.events.base import Claim, Event, Failure
 from messagedb_agent.events.mapper import upcaster
 from messagedb_agent.events.values import TokenUsage, ToolCall
 
 
-class LLMCallRequested(Event):
+class LLMCallRequested(Claim):
     """Claims an LLM step: written with `expected_version`, so only one worker wins it.
 
     The context is not copied here (it is a projection of the stream up to
@@ -25,7 +24,6 @@ class LLMCallRequested(Event):
     model: str
     context_position: int
     context_messages: int  # the conversation messages the call was given
-    lease_expires_at: datetime
     worker: str | None = None
 
 
@@ -41,16 +39,14 @@ class LLMResponseReceived(Event):
     latency_ms: float | None = None
 
 
-class LLMCallFailed(Event):
+class LLMCallFailed(Failure):
     type: ClassVar[str] = "LLMCallFailed"
     schema_version: ClassVar[int] = 2
 
     step_id: str
     error_message: str
     error_kind: str = "unknown"
-    retryable: bool = False
     attempt: int = 1  # the attempt that failed
-    retry_at: datetime | None = None
 
 
 @upcaster("LLMCallRequested", 1)

@@ -34,6 +34,32 @@ class Event(BaseModel):
                 raise TypeError(f"event type {name!r} is declared twice")
             Event.registry[name] = cls
 
+    def due(self) -> datetime | None:
+        """When a thread whose head is this event needs a step even if nothing else is
+        appended: the end of a claim's lease, a retryable failure's retry time. The relay
+        watches every event type that can be due."""
+        return None
+
+
+class Claim(Event):
+    """A step's claim, written with `expected_version`; its lease says how long others wait
+    for a silent claimant before the step is offered again."""
+
+    lease_expires_at: datetime
+
+    def due(self) -> datetime | None:
+        return self.lease_expires_at
+
+
+class Failure(Event):
+    """A failed attempt of a step; a retryable one says when it may be tried again."""
+
+    retryable: bool = False
+    retry_at: datetime | None = None
+
+    def due(self) -> datetime | None:
+        return self.retry_at if self.retryable else None
+
 
 class UnknownEvent(Event):
     """A message of a type this code does not know: kept as-is, skipped by projections."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 
-from messagedb_agent.events.base import Event
+from messagedb_agent.events.base import Claim, Event, Failure
 
 
-class ReplyDeliveryRequested(Event):
+class ReplyDeliveryRequested(Claim):
     """Claims a delivery attempt (written with `expected_version`, leased like any step)."""
 
     type: ClassVar[str] = "ReplyDeliveryRequested"
@@ -17,7 +16,6 @@ class ReplyDeliveryRequested(Event):
     reply_position: int
     callback_url: str
     attempt: int = 1
-    lease_expires_at: datetime
 
 
 class ReplyDelivered(Event):
@@ -28,12 +26,10 @@ class ReplyDelivered(Event):
     status_code: int
 
 
-class ReplyDeliveryFailed(Event):
+class ReplyDeliveryFailed(Failure):
     type: ClassVar[str] = "ReplyDeliveryFailed"
 
     step_id: str
     attempt: int
     error_message: str
     status_code: int | None = None
-    retryable: bool = False
-    retry_at: datetime | None = None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
-from messagedb_agent.events.base import Event
+from messagedb_agent.events.base import Claim, Event, Failure
 from messagedb_agent.events.mapper import upcaster
 
 
-class ToolExecutionRequested(Event):
+class ToolExecutionRequested(Claim):
     type: ClassVar[str] = "ToolExecutionRequested"
 
     step_id: str
@@ -17,7 +16,6 @@ class ToolExecutionRequested(Event):
     tool_name: str
     arguments: dict[str, Any]
     attempt: int = 1
-    lease_expires_at: datetime
 
 
 class ToolExecutionCompleted(Event):
@@ -30,7 +28,7 @@ class ToolExecutionCompleted(Event):
     execution_time_ms: float = 0.0
 
 
-class ToolExecutionFailed(Event):
+class ToolExecutionFailed(Failure):
     type: ClassVar[str] = "ToolExecutionFailed"
     schema_version: ClassVar[int] = 2
 
@@ -39,9 +37,7 @@ class ToolExecutionFailed(Event):
     tool_name: str
     error_message: str
     error_kind: str = "exception"
-    retryable: bool = False
     attempt: int = 1  # the attempt that failed
-    retry_at: datetime | None = None
     execution_time_ms: float = 0.0
 
 

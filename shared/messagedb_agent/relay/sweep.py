@@ -14,29 +14,15 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from messagedb_agent.events import (
-    LLMCallFailed,
-    LLMCallRequested,
-    PositionRecorded,
-    ReplyDeliveryFailed,
-    ReplyDeliveryRequested,
-    ToolExecutionFailed,
-    ToolExecutionRequested,
-    from_message,
-)
+from messagedb_agent.events import Event, PositionRecorded, from_message
 from messagedb_agent.notification import Notification
 from messagedb_agent.relay import position as position_store
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.message import MessageData
 
-_WATCHED = {
-    LLMCallRequested.type,
-    ToolExecutionRequested.type,
-    ReplyDeliveryRequested.type,
-    LLMCallFailed.type,
-    ToolExecutionFailed.type,
-    ReplyDeliveryFailed.type,
-}
+# Types whose events can be due (claims and failures): a stream whose head is one is watched.
+_WATCHED = frozenset(name for name, cls in Event.registry.items() if cls.due is not Event.due)
 _RECHECK = timedelta(seconds=30)
 log = logging.getLogger(__name__)
 
@@ -93,13 +79,8 @@ def sweep(store: MessageStore, now: datetime, *, batch_size: int = 1000) -> Swee
     )
 
 
-def _due(message: object) -> datetime | None:
-    event = from_message(message).event  # type: ignore[arg-type]
-    if isinstance(event, LLMCallRequested | ToolExecutionRequested | ReplyDeliveryRequested):
-        return event.lease_expires_at
-    if isinstance(event, LLMCallFailed | ToolExecutionFailed | ReplyDeliveryFailed):
-        return event.retry_at if event.retryable else None
-    return None
+def _due(message: MessageData) -> datetime | None:
+    return from_message(message).event.due()
 
 
 def _utc(moment: datetime) -> datetime:
