@@ -112,3 +112,18 @@ def test_a_chain_that_dies_holding_the_next_claim_is_taken_over_after_the_lease(
     assert result.reply == "after"
     types = [e.type for e in read_thread(store, thread.stream_name)]
     assert types.count("ToolExecutionCompleted") == 1
+
+
+def test_a_chain_that_used_up_its_time_hands_the_rest_to_a_new_delivery(
+    store: MessageStore, engine: Engine, model: ScriptedModel
+) -> None:
+    model.script = [calls(("add", {"a": 1, "b": 2})), text("3")]
+    thread = new_thread(store)
+    result = engine.advance(thread.notification, max_steps=50, budget_seconds=0)
+    assert result.steps == 1  # the first step always runs; then the budget is spent
+    assert not result.turn_completed
+    [follow_up] = result.follow_ups  # the rest is announced, so nothing is left behind
+    head = store.stream_version(thread.stream_name)
+    assert follow_up == Notification(stream_name=thread.stream_name, position=head)
+    rest = engine.advance(follow_up, max_steps=50)
+    assert rest.reply == "3"
