@@ -7,18 +7,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import embedded as local_server
 from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.settings import Settings
 
 
 def bench_database(name: str) -> str:
     """DATABASE_URL when set, else a freshly created database on the embedded server."""
     settings = Settings()
-    if settings.database_url:
-        ensure_installed(settings.database_url, settings)
-        return settings.database_url
-    admin = local_server.start(settings.home, "postgres")
+    if settings.database.database_url:
+        ensure_installed(settings.database.database_url, settings)
+        return settings.database.database_url
+    admin = local_server.start(settings.local.home, "postgres")
     local_server.drop_database(admin, name)
     local_server.create_database(admin, name)
     url = admin.replace("/postgres?", f"/{name}?")

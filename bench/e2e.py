@@ -54,8 +54,8 @@ from google.pubsub_v1 import types
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
 from _common import Figures, bench_database, row, timed
-from messagedb_agent.config import Settings
 from messagedb_agent.pubsub.publisher import BATCH_MAX_LATENCY_SECONDS, BATCH_MAX_MESSAGES
+from messagedb_agent.settings import Settings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.emulator import admin_clients
 from messagedb_agent.store.client import MessageStore
@@ -495,11 +495,7 @@ def main() -> None:
         else:
             print("transport: BUILT-IN topic (gcloud or java missing: not the Pub/Sub emulator)")
         latencies, turns, ingest, handovers = one_user(run.user())
-        floor = (
-            emulator_floor(stack.emulator_host, stack.pubsub.project)
-            if stack.emulator_host
-            else None
-        )
+        floor = emulator_floor(stack.emulator_host, stack.project) if stack.emulator_host else None
         loaded, wall = crowd(run)
     write, read = database_floor(url, stream_len=8)
     measured = Measured(latencies, turns, ingest, handovers, loaded, wall, floor)

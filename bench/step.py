@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import Figures, bench_database, row
-from messagedb_agent.config import Settings
 from messagedb_agent.engine.step import Engine
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
@@ -36,6 +35,7 @@ from messagedb_agent.llm.types import (
     UserTurn,
 )
 from messagedb_agent.runtime import build_engine
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import add_message, fork_thread, start_thread
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import embedded
 from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,9 +18,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from messagedb_agent.cli import app
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import embedded
 from messagedb_agent.postgres.installer import VERSION
+from messagedb_agent.settings import Settings
 
 
 class Invoke(Protocol):
@@ -35,7 +35,7 @@ def run(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     def invoke(*args: str, **env: str | None) -> Result:
         base: dict[str, str | None] = {
-            "MESSAGEDB_AGENT_HOME": str(settings.home),
+            "MESSAGEDB_AGENT_HOME": str(settings.local.home),
             "MESSAGEDB_TARBALL": None,
             "DB_CONNECT_TIMEOUT": "1",
         }
@@ -175,7 +175,7 @@ def test_installed_command_prints_only_the_error_line(
     """Outside the test runner no logging is configured, so driver warnings would show here."""
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "MESSAGEDB_AGENT_HOME": str(settings.home),
+        "MESSAGEDB_AGENT_HOME": str(settings.local.home),
         "DATABASE_URL": closed_url,
         "DB_CONNECT_TIMEOUT": "1",
     }

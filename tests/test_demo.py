@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from messagedb_agent.config import Settings
 from messagedb_agent.demo import DEMO_TURNS, run_demo, run_http_demo
+from messagedb_agent.settings import Settings
 
 
 def settings_for(database_url: str, settings: Settings) -> Settings:
     return Settings(
         database_url=database_url,
-        messagedb_agent_home=settings.home,
+        messagedb_agent_home=settings.local.home,
         model_name="offline",
         local_user=f"demo-{uuid.uuid4().hex[:8]}",
     )

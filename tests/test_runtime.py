@@ -1,19 +1,23 @@
-"""The composition root: settings become an engine with the right collaborators."""
+"""The composition root: settings become an engine with the right collaborators, and each
+function's parts are built once per process, on first use."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from messagedb_agent.config import Settings
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolResult, ToolSpec
-from messagedb_agent.runtime import build_engine
+from messagedb_agent.runtime import Runtime, build_engine
+from messagedb_agent.settings import Settings
+from messagedb_agent.stack.processes import free_port
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import start_thread
 from messagedb_agent.threads.reading import read_thread
@@ -64,3 +68,42 @@ def test_the_engine_keeps_a_view_cache_for_warm_instances(
     engine = build_engine(Settings(database_url=database_url, view_cache_events=123), store)
     assert engine.views is not None
     assert engine.views.max_events == 123
+
+
+def test_each_part_is_built_once_on_first_use_whichever_thread_asks(
+    store: MessageStore, database_url: str
+) -> None:
+    runtime = Runtime(Settings(database_url=database_url, db_pool_max_size=1))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            apis = set(map(id, pool.map(lambda _: runtime.ingest_api, range(16))))
+            stores = set(map(id, pool.map(lambda _: runtime.store, range(16))))
+        assert len(apis) == len(stores) == 1
+        assert runtime.engine.store is runtime.store
+    finally:
+        runtime.close()
+
+
+def test_a_relay_run_without_its_database_is_an_unavailable_outcome() -> None:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    runtime = Runtime(Settings(database_url=closed, db_connect_timeout=1))
+    try:
+        outcome = runtime.relay()
+    finally:
+        runtime.close()
+    assert not outcome.ok
+    assert outcome.as_json()["error"] == "unavailable"
+
+
+def test_importing_the_runtime_loads_only_the_settings() -> None:
+    """A function's cold start pays for the parts it uses when it first uses them."""
+    probe = (
+        "import sys, messagedb_agent.runtime; "
+        "print(sorted(m for m in sys.modules if m.startswith(('messagedb_agent', 'psycopg'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == str(
+        ["messagedb_agent", "messagedb_agent.runtime", "messagedb_agent.settings"]
+    )

@@ -1,4 +1,4 @@
-"""The ingest function: HTTP in, `messagedb_agent.api` does the rest.
+"""The ingest function: HTTP in, the ingest API (`messagedb_agent.api`) answers.
 
 Settings are validated at import, so a misconfigured deployment fails to start; the API (and
 with it the database pool and the publisher) is built on the first request.
@@ -6,32 +6,17 @@ with it the database pool and the publisher) is built on the first request.
 
 from __future__ import annotations
 
-import functools
-
 import flask
 import functions_framework
 
-from messagedb_agent.api import ApiSettings, IngestApi, create_api, default_publisher
-from messagedb_agent.config import get_settings
 from messagedb_agent.observability import configure
+from messagedb_agent.runtime import Runtime
+from messagedb_agent.settings import Settings
 
-configure()  # JSON for Cloud Logging on Cloud Run, readable locally; spans per TRACE_EXPORTER
-SETTINGS = get_settings()
-API_SETTINGS = ApiSettings()
-
-
-@functools.cache
-def api() -> IngestApi:
-    from messagedb_agent.postgres.connect import open_store  # psycopg: first request only
-
-    return create_api(
-        lambda: open_store(SETTINGS),
-        lambda: default_publisher(SETTINGS),
-        SETTINGS,
-        api_settings=API_SETTINGS,
-    )
+runtime = Runtime(Settings().serving_api())
+configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too
 
 
 @functions_framework.http
 def ingest(request: flask.Request) -> flask.Response:
-    return api().handle(request)
+    return runtime.ingest_api.handle(request)

@@ -9,12 +9,13 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from messagedb_agent.observability import configure
-from messagedb_agent.pubsub.instance import FunctionInstance
+from messagedb_agent.runtime import Runtime
+from messagedb_agent.settings import Settings
 
-configure()  # JSON for Cloud Logging on Cloud Run, readable locally; spans per TRACE_EXPORTER
-instance = FunctionInstance()
+runtime = Runtime(Settings())
+configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too
 
 
 @functions_framework.cloud_event
 def step(cloud_event: CloudEvent) -> None:
-    instance.step_delivery.handle_event(cloud_event)
+    runtime.step_delivery.handle_event(cloud_event)

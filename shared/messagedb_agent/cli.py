@@ -10,7 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from messagedb_agent.config import Settings
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
 from messagedb_agent.threads.errors import ThreadError
 
@@ -72,18 +72,21 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _settings() -> Settings:
-    """The validated settings, or one `error:` line per bad variable and exit code 2.
+    """The validated settings (and the tracing they ask for), or one `error:` line per bad
+    variable and exit code 2.
 
     pydantic's own message spans several lines per variable and can echo the value, which
     for DATABASE_URL holds a password; only the variable and the reason are shown.
     """
     from pydantic import ValidationError
 
+    from messagedb_agent.observability import configure_tracing
+
     try:
-        return Settings(_env_file=_ENV_FILE[0]) if _ENV_FILE else Settings()  # type: ignore[call-arg]
+        settings = Settings(_env_file=_ENV_FILE[0]) if _ENV_FILE else Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
         for problem in exc.errors():
-            variable = "_".join(str(part) for part in problem["loc"]).upper() or "configuration"
+            variable = _variable(problem["loc"])
             reason = " ".join(str(problem["msg"]).removeprefix("Value error, ").split())
             typer.secho(f"error: {variable}: {reason}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
@@ -91,6 +94,16 @@ def _settings() -> Settings:
         reason = " ".join(str(exc).split())
         typer.secho(f"error: invalid configuration: {reason}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+    configure_tracing(settings)
+    return settings
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The variable a validation error is about: the innermost part of its location that
+    names one (a section or a key inside a JSON value does not)."""
+    names = Settings.variables()
+    found = next((str(part) for part in reversed(location) if part in names), None)
+    return found.upper() if found else "configuration"
 
 
 def _progress(message: str) -> None:
@@ -148,8 +161,8 @@ def db_stop() -> None:
     from messagedb_agent.postgres import embedded
 
     settings = _settings()
-    if embedded.stop(settings.home):
-        typer.echo(f"stopped the embedded server in {settings.home / 'pgdata'}")
+    if embedded.stop(settings.local.home):
+        typer.echo(f"stopped the embedded server in {settings.local.home / 'pgdata'}")
     else:
         typer.echo("the embedded server is not running")
 
@@ -214,11 +227,11 @@ def start(
     with _Session() as session:
         appended = start_thread(
             session.store,
-            owner=session.settings.local_user,
+            owner=session.settings.local.local_user,
             message=message,
             title=title,
             now=datetime.now(UTC),
-            max_length=session.settings.max_message_length,
+            max_length=session.settings.threads.max_message_length,
         )
         typer.secho(f"thread {appended.thread_id}", fg=typer.colors.CYAN, err=True)
         _converse(session, appended, events=events)
@@ -238,10 +251,10 @@ def continue_(
         appended = add_message(
             session.store,
             thread,
-            owner=session.settings.local_user,
+            owner=session.settings.local.local_user,
             message=message,
             now=datetime.now(UTC),
-            max_length=session.settings.max_message_length,
+            max_length=session.settings.threads.max_message_length,
         )
         _converse(session, appended, events=events)
 
@@ -278,7 +291,7 @@ def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = F
     from messagedb_agent.threads.reading import read_thread
 
     with _Session() as session:
-        _, stream = resolve_thread(session.store, thread, session.settings.local_user)
+        _, stream = resolve_thread(session.store, thread, session.settings.local.local_user)
         recorded = read_thread(session.store, stream, to)
         typer.secho(
             f"{stream}" + (f" as of position {to}" if to is not None else ""), fg=typer.colors.CYAN
@@ -303,7 +316,7 @@ def list_(
     from messagedb_agent.threads.index import list_threads
 
     with _Session() as session:
-        page = list_threads(session.store, session.settings.local_user, limit=limit)
+        page = list_threads(session.store, session.settings.local.local_user, limit=limit)
         if not page.items:
             typer.echo("no threads yet: start one with `messagedb-agent start MESSAGE`")
         for item in page.items:
@@ -321,7 +334,9 @@ def fork(
     from messagedb_agent.threads.commands import fork_thread
 
     with _Session() as session:
-        appended = fork_thread(session.store, thread, owner=session.settings.local_user, at=at)
+        appended = fork_thread(
+            session.store, thread, owner=session.settings.local.local_user, at=at
+        )
         typer.echo(f"forked {thread} at position {at} into thread {appended.thread_id}")
 
 
@@ -393,7 +408,7 @@ def mcp(
     url = database_url(settings)
     ensure_installed(url, settings)
     with open_store(settings, url) as store:
-        serve_stdio(user or settings.local_user, store)
+        serve_stdio(user or settings.local.local_user, store)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from messagedb_agent.config import Settings
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import from_message
 from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
 from messagedb_agent.render import event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import redact
 from messagedb_agent.store.message import MessageData
 from messagedb_agent.threads.commands import add_message, start_thread
@@ -45,11 +45,11 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
         else f"{model} on Vertex AI"
     )
     echo(f"model     {label}")
-    echo(f"user      {settings.local_user}\n")
+    echo(f"user      {settings.local.local_user}\n")
     with open_store(settings, url) as store:
         engine = build_engine(settings, store)
         now = datetime.now(UTC)
-        thread = start_thread(store, owner=settings.local_user, message=turns[0], now=now)
+        thread = start_thread(store, owner=settings.local.local_user, message=turns[0], now=now)
         echo(f"thread    {thread.thread_id}\n")
         shown = 0
         notification = thread.notification
@@ -58,7 +58,7 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
                 notification = add_message(
                     store,
                     thread.thread_id,
-                    owner=settings.local_user,
+                    owner=settings.local.local_user,
                     message=text,
                     now=datetime.now(UTC),
                 ).notification
@@ -106,7 +106,7 @@ def run_http_demo(
     echo("starting the local stack (Message DB, Pub/Sub, ingest/relay/step functions)…")
     with LocalStack(settings, options, out=_Quiet(echo)) as stack:  # type: ignore[arg-type]
         ingest = stack.urls["ingest"]
-        token = stack.dev_token(settings.local_user)
+        token = stack.dev_token(settings.local.local_user)
         transport = (
             "Pub/Sub emulator" if stack.transport == "emulator" else "BUILT-IN topic (no gcloud)"
         )

@@ -32,22 +32,21 @@ class Notification(BaseModel):
         try:
             return cls.model_validate(payload)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise InvalidNotification(f"invalid notification: {problems}") from exc
+            raise _invalid(exc) from exc
 
     @classmethod
     def parse_json(cls, raw: bytes | str) -> Notification:
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise InvalidNotification(f"invalid notification: {problems}") from exc
+            raise _invalid(exc) from exc
+
+
+def _invalid(exc: ValidationError) -> InvalidNotification:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in exc.errors()
+    )
+    return InvalidNotification(f"invalid notification: {problems}")
 
 
 class NotificationPublisher(Protocol):

@@ -1,68 +1,196 @@
-"""The composition root: settings in, a ready engine out. Nothing else wires parts together."""
+"""The composition root: one `Settings` in, what each entry point needs out. Nothing else wires
+parts together.
+
+A `Runtime` is what one process keeps: each part is built on first use, once, under a lock
+(functions-framework serves requests on threads), so a cold start pays only for what its
+function uses: ingest the API, step the engine and its delivery handler, relay the sweep.
+Importing this module loads the settings only.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from messagedb_agent.channels.callback import HttpReplySender
-from messagedb_agent.config import Settings
-from messagedb_agent.engine.cache import ViewCache
-from messagedb_agent.engine.effects import EngineConfig
-from messagedb_agent.engine.step import Engine
-from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
-from messagedb_agent.llm.types import LLMClient
-from messagedb_agent.projections.next_step import Policy
-from messagedb_agent.store.client import MessageStore
-from messagedb_agent.tools.executor import RegistryTools
+from messagedb_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from messagedb_agent.api.app import IngestApi
+    from messagedb_agent.engine.effects import EngineConfig
+    from messagedb_agent.engine.step import Engine
+    from messagedb_agent.llm.types import LLMClient
+    from messagedb_agent.notification import NotificationPublisher
+    from messagedb_agent.pubsub.step_handler import StepDelivery
+    from messagedb_agent.relay.run import RelayReport
+    from messagedb_agent.store.client import MessageStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
-def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        model=settings.effective_model,
-        system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
-        policy=Policy(
-            max_iterations=settings.max_iterations,
-            max_llm_attempts=settings.max_llm_attempts,
-            max_tool_attempts=settings.max_tool_attempts,
-            max_delivery_attempts=settings.max_delivery_attempts,
-        ),
-        llm_lease=timedelta(seconds=settings.llm_lease_seconds),
-        tool_lease=timedelta(seconds=settings.tool_lease_seconds),
-        llm_timeout_seconds=settings.llm_timeout_seconds,
-        tool_timeout_seconds=settings.tool_timeout_seconds,
+def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None = None) -> Engine:
+    """The engine with its tools (built-in and MCP), reply sender and view cache."""
+    from messagedb_agent.channels.callback import HttpReplySender
+    from messagedb_agent.engine.cache import ViewCache
+    from messagedb_agent.engine.step import Engine
+    from messagedb_agent.observability.instrumented import TracedLLM, TracedTools
+    from messagedb_agent.tools import default_registry
+    from messagedb_agent.tools.executor import RegistryTools
+
+    limits = settings.engine
+    registry = default_registry()
+    if limits.mcp_servers:
+        from messagedb_agent.settings import servers_from_json
+        from messagedb_agent.tools.mcp_client import load_mcp_tools
+
+        # connected once per process; the registry closes the connections with itself
+        load_mcp_tools(servers_from_json(limits.mcp_servers), registry)
+    tools = RegistryTools(registry, limits.tool_timeout_seconds)
+    callbacks = settings.callbacks
+    replies = HttpReplySender(
+        callbacks.callback_signing_secret.get_secret_value(), callbacks.delivery_timeout_seconds
+    )
+    return Engine(
+        store,
+        TracedLLM(llm or _llm_client(settings)),  # a span per model call and per tool call
+        TracedTools(tools),
+        _engine_config(settings),
+        replies=replies,
+        views=ViewCache(limits.view_cache_events),
     )
 
 
-def llm_client(settings: Settings) -> LLMClient:
+def _engine_config(settings: Settings) -> EngineConfig:
+    from messagedb_agent.engine.effects import EngineConfig
+    from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
+    from messagedb_agent.projections.next_step import Policy
+
+    limits = settings.engine
+    return EngineConfig(
+        model=settings.effective_model,
+        system_prompt=settings.model.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        policy=Policy(
+            max_iterations=limits.max_iterations,
+            max_llm_attempts=limits.max_llm_attempts,
+            max_tool_attempts=limits.max_tool_attempts,
+            max_delivery_attempts=settings.callbacks.max_delivery_attempts,
+        ),
+        llm_lease=timedelta(seconds=limits.llm_lease_seconds),
+        tool_lease=timedelta(seconds=limits.tool_lease_seconds),
+        llm_timeout_seconds=limits.llm_timeout_seconds,
+        tool_timeout_seconds=limits.tool_timeout_seconds,
+    )
+
+
+def _llm_client(settings: Settings) -> LLMClient:
     from messagedb_agent.llm.factory import create_client
 
     return create_client(
         settings.effective_model,
         project=settings.google_cloud_project,
-        location=settings.google_cloud_location,
-        base_url=settings.vertex_api_endpoint,
+        location=settings.model.google_cloud_location,
+        base_url=settings.model.vertex_api_endpoint,
     )
 
 
-def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None = None) -> Engine:
-    from messagedb_agent.observability.instrumented import TracedLLM, TracedTools
-    from messagedb_agent.tools import default_registry
+@dataclass(frozen=True, slots=True)
+class RelayOutcome:
+    """One relay run, whatever carries it: its report, or why it could not run (the database
+    or Pub/Sub unavailable; the next run picks up from the same position)."""
 
-    registry = default_registry()
-    if settings.mcp_servers:
-        from messagedb_agent.tools.mcp_client import load_mcp_tools, servers_from_json
+    report: RelayReport | None = None
+    unavailable: str | None = None
 
-        # connected once per process; the registry closes the connections with itself
-        load_mcp_tools(servers_from_json(settings.mcp_servers), registry)
-    tools = RegistryTools(registry, settings.tool_timeout_seconds)
-    replies = HttpReplySender(
-        settings.callback_signing_secret.get_secret_value(), settings.delivery_timeout_seconds
-    )
-    return Engine(
-        store,
-        TracedLLM(llm or llm_client(settings)),  # a span per model call and per tool call
-        TracedTools(tools),
-        engine_config(settings),
-        replies=replies,
-        views=ViewCache(settings.view_cache_events),
-    )
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.report is None:
+            return {"error": "unavailable", "detail": self.unavailable}
+        return dict(self.report.as_json())
+
+
+class Runtime:
+    """One process's parts, built from its settings on first use and kept; thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()  # re-entrant: a part may need another one built first
+        self._made: dict[str, object] = {}
+
+    def _once(self, name: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = make()
+            return cast(T, self._made[name])
+
+    @property
+    def store(self) -> MessageStore:
+        from messagedb_agent.postgres.connect import open_store  # psycopg: first use only
+
+        return self._once("store", lambda: open_store(self.settings))
+
+    @property
+    def publisher(self) -> NotificationPublisher:
+        from messagedb_agent.pubsub.transport import publisher_from_settings
+
+        return self._once("publisher", lambda: publisher_from_settings(self.settings))
+
+    @property
+    def engine(self) -> Engine:
+        return self._once("engine", lambda: build_engine(self.settings, self.store))
+
+    @property
+    def ingest_api(self) -> IngestApi:
+        """The HTTP API; its store and publisher are this runtime's, made when a request
+        first needs them."""
+        from messagedb_agent.api.app import create_api
+
+        return self._once(
+            "ingest_api",
+            lambda: create_api(lambda: self.store, lambda: self.publisher, self.settings),
+        )
+
+    @property
+    def step_delivery(self) -> StepDelivery:
+        from messagedb_agent.pubsub.step_handler import StepDelivery
+
+        limits = self.settings.engine
+        return self._once(
+            "step_delivery",
+            lambda: StepDelivery(
+                self.engine,
+                self.publisher,
+                max_steps=limits.step_max_steps,
+                budget_seconds=limits.step_budget_seconds,
+            ),
+        )
+
+    def relay(self, now: datetime | None = None) -> RelayOutcome:
+        """Sweep, publish what needs a step and record the position, until caught up."""
+        from messagedb_agent.pubsub.publisher import PublishError
+        from messagedb_agent.relay.run import relay_once
+        from messagedb_agent.store.errors import StoreUnavailableError
+
+        try:
+            report = relay_once(self.store, self.publisher, now or datetime.now(UTC))
+        except (StoreUnavailableError, PublishError, ConnectionError, TimeoutError) as exc:
+            log.warning("relay run failed; the next run picks up from the same position: %s", exc)
+            return RelayOutcome(unavailable=str(exc))
+        return RelayOutcome(report)
+
+    def close(self) -> None:
+        """Close the pool if one was opened, and drop what used it (tests, and processes that
+        outlive their entry point)."""
+        with self._lock:
+            store = self._made.pop("store", None)
+            for name in ("engine", "step_delivery", "ingest_api"):
+                self._made.pop(name, None)
+        if store is not None:
+            cast("MessageStore", store).close()

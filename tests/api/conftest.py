@@ -10,12 +10,12 @@ import pytest
 from flask.testing import FlaskClient
 from tests.publishers import RecordingPublisher
 
-from messagedb_agent.api import ApiSettings, IngestApi, create_api, issue_dev_token
-from messagedb_agent.config import Settings
+from messagedb_agent.api import IngestApi, create_api, issue_dev_token
 from messagedb_agent.notification import (
     Notification,
     NotificationPublisher,
 )
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
 SECRET = "api-tests-secret-0123456789abcdef0123456789"
@@ -23,15 +23,17 @@ SECRET = "api-tests-secret-0123456789abcdef0123456789"
 MakeApi = Callable[..., IngestApi]
 
 
-def api_settings(**overrides: Any) -> ApiSettings:
-    """Settings for tests: explicit values only, never the developer's environment or `.env`."""
+def api_settings(base: Settings | None = None, **overrides: Any) -> Settings:
+    """Settings of a process serving the API, for tests: `base` (else the defaults) with the
+    API's variables given explicitly, never the developer's environment or `.env`."""
     values: dict[str, Any] = {
         "jwt_hs256_secret": SECRET,
         "rate_limit_per_minute": 10_000,
         "k_service": None,
         **overrides,
     }
-    return ApiSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    made = base.replace(**values) if base else Settings.model_validate(values)
+    return made.serving_api()
 
 
 def bearer(user: str, secret: str = SECRET, **claims: Any) -> dict[str, str]:
@@ -66,8 +68,7 @@ def make_api(store: MessageStore, settings: Settings) -> MakeApi:
         return create_api(
             store_factory or (lambda: store),
             lambda: chosen,
-            core or settings,
-            api_settings=api_settings(**overrides),
+            api_settings(core or settings, **overrides),
         )
 
     return make

@@ -216,7 +216,7 @@ def test_the_dev_secret_is_refused_on_cloud_run_unless_allowed() -> None:
         api_settings(jwt_hs256_secret=None, k_service="ingest")
 
     assert api_settings(jwt_hs256_secret=None, k_service="ingest", allow_dev_auth=True)
-    assert api_settings(k_service="ingest").jwt_hs256_secret is not None
+    assert api_settings(k_service="ingest").api.jwt_hs256_secret is not None
 
 
 def test_health_and_the_document_need_no_token(client: FlaskClient) -> None:

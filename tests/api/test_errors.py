@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from tests.api.conftest import FailingPublisher, MakeApi, event_types, start
 
-from messagedb_agent.config import Settings
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.errors import StoreUnavailableError
 
@@ -88,7 +88,7 @@ def test_empty_blank_overlong_or_unstorable_messages_are_invalid_message(
 def test_the_message_limit_comes_from_settings(
     make_api: MakeApi, auth: dict[str, str], settings: Settings
 ) -> None:
-    client = make_api(core=settings.model_copy(update={"max_message_length": 10})).flask_app()
+    client = make_api(core=settings.replace(max_message_length=10)).flask_app()
 
     response = client.test_client().post("/v1/threads", json={"message": "x" * 11}, headers=auth)
 

@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from tests.api.conftest import MakeApi, start
 
 from messagedb_agent.api.routes import ROUTES
-from messagedb_agent.config import Settings
+from messagedb_agent.settings import Settings
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_api_routes_require_the_bearer_scheme(document: dict[str, Any]) -> None:
 def test_configured_limits_are_written_into_the_document(
     make_api: MakeApi, settings: Settings
 ) -> None:
-    api = make_api(core=settings.model_copy(update={"max_message_length": 77}), max_wait_seconds=4)
+    api = make_api(core=settings.replace(max_message_length=77), max_wait_seconds=4)
     document = api.openapi()
 
     message = document["components"]["schemas"]["AddMessageRequest"]["properties"]["message"]

@@ -28,11 +28,11 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
-from messagedb_agent.config import Settings
 from messagedb_agent.notification import Notification
 from messagedb_agent.postgres import embedded
 from messagedb_agent.postgres.connect import ensure_installed
 from messagedb_agent.pubsub.publisher import PubSubPublisher
+from messagedb_agent.settings import Settings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.emulator import admin_clients
 from messagedb_agent.stack.processes import Service
@@ -195,11 +195,11 @@ def live(
     try:
         assert stack.emulator_host is not None
         assert stack.topology is not None
-        tap = Tap(stack.emulator_host, stack.pubsub.project, stack.topology.topic)
+        tap = Tap(stack.emulator_host, stack.project, stack.topology.topic)
         shutdown.insert(0, tap.close)
         client = _ordering_client(stack.emulator_host)
         shutdown.insert(0, client.stop)
-        publisher = PubSubPublisher(stack.pubsub.project, stack.pubsub.pubsub_topic, client=client)
+        publisher = PubSubPublisher(stack.project, stack.pubsub.pubsub_topic, client=client)
         yield Live(stack, tap, publisher)
     finally:
         _run_all(shutdown)

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from tests.pubsub.emulator import Emulator, pubsub_emulator
 
-from messagedb_agent.pubsub.instance import FunctionInstance
+from messagedb_agent.runtime import Runtime
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
@@ -41,15 +41,15 @@ def function_env(
 @pytest.fixture
 def load_function(function_env: pytest.MonkeyPatch) -> Iterator[Callable[[str], FlaskClient]]:
     """Load functions/<name>/main.py as functions-framework does and give a test client."""
-    instances: list[FunctionInstance] = []
+    runtimes: list[Runtime] = []
 
     def load(name: str) -> FlaskClient:
         app: Flask = functions_framework.create_app(  # type: ignore[no-untyped-call]
             name, str(FUNCTIONS / name / "main.py")
         )
-        instances.append(sys.modules["main"].instance)
+        runtimes.append(sys.modules["main"].runtime)
         return app.test_client()
 
     yield load
-    for instance in instances:
-        instance.close()
+    for runtime in runtimes:
+        runtime.close()

@@ -1,4 +1,4 @@
-"""What each functions/<name>/main.py declares: its target and how it is invoked.
+"""What each functions/<name>/main.py declares: its target, how it is invoked, what it reads.
 
 Read from the source (not imported), so these checks need no settings, database or network.
 """
@@ -9,23 +9,39 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
-from messagedb_agent.api import ApiSettings
-from messagedb_agent.config import Settings
 from messagedb_agent.deploy.packaging import FUNCTIONS_DIR, discover
-from messagedb_agent.observability import ObservabilitySettings
-from messagedb_agent.postgres.cloudsql import CloudSqlSettings
-from messagedb_agent.pubsub.config import PubSubSettings
+from messagedb_agent.settings import Settings
 
-# Every function builds these: the engine's, Pub/Sub's, the Cloud SQL connection's, and the
-# logs' and traces' (configured once per entry point).
-COMMON_SETTINGS: tuple[type[BaseSettings], ...] = (
-    Settings,
-    PubSubSettings,
-    CloudSqlSettings,
-    ObservabilitySettings,
+# The sections every function's code may read: the database's (local work's too, which
+# test_terraform's LOCAL_ONLY lets Cloud leave unset) and Cloud SQL's, the model's and the
+# engine's, Pub/Sub's, and the logs' and traces' (configured at start). The prices are left
+# out: MODEL_PRICES is optional everywhere, so Terraform need not set it.
+COMMON_SECTIONS = (
+    "database",
+    "local",
+    "cloud_sql",
+    "model",
+    "engine",
+    "callbacks",
+    "threads",
+    "pubsub",
+    "observability",
 )
+API_SECTIONS = ("api",)
+
+
+def variables(sections: tuple[str, ...]) -> set[str]:
+    """The environment variables of these sections, and the shared ones every function reads."""
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            names.add(name)  # a variable on Settings itself, shared by the sections
+        elif name in sections:
+            names |= set(model.model_fields)
+    return {name.upper() for name in names}
 
 
 @dataclass(frozen=True)
@@ -33,11 +49,11 @@ class FunctionSource:
     name: str
     target: str  # the decorated function
     signature: str  # "http" or "cloud_event"
-    imports_api: bool  # whether it serves the HTTP API (and so reads ApiSettings)
+    serves_api: bool  # whether it serves the HTTP API (and so reads the API's settings)
 
     @property
-    def settings_classes(self) -> tuple[type[BaseSettings], ...]:
-        return (*COMMON_SETTINGS, ApiSettings) if self.imports_api else COMMON_SETTINGS
+    def sections(self) -> tuple[str, ...]:
+        return (*COMMON_SECTIONS, *API_SECTIONS) if self.serves_api else COMMON_SECTIONS
 
 
 def read(name: str, functions_dir: Path = FUNCTIONS_DIR) -> FunctionSource:
@@ -53,12 +69,11 @@ def read(name: str, functions_dir: Path = FUNCTIONS_DIR) -> FunctionSource:
                 ):
                     targets.append((node.name, decorator.attr))
     assert len(targets) == 1, f"functions/{name}/main.py should have one decorated target"
-    imports_api = any(
-        isinstance(node, ast.ImportFrom) and (node.module or "").startswith("messagedb_agent.api")
-        for node in ast.walk(tree)
+    serves_api = any(
+        isinstance(node, ast.Attribute) and node.attr == "ingest_api" for node in ast.walk(tree)
     )
     target, signature = targets[0]
-    return FunctionSource(name, target, signature, imports_api)
+    return FunctionSource(name, target, signature, serves_api)
 
 
 def all_functions() -> list[FunctionSource]:

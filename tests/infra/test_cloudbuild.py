@@ -11,9 +11,9 @@ import pytest
 import yaml
 from tests.infra.hcl import INFRA, ROOT, load
 
-from messagedb_agent.config import Settings
 from messagedb_agent.deploy import packaging
 from messagedb_agent.postgres import installer
+from messagedb_agent.settings import Settings
 
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
 BUILT_IN_SUBSTITUTIONS = {"PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION"}
@@ -80,7 +80,7 @@ def test_the_tests_run_where_gcloud_java_and_python_3_11_are(
 def test_message_db_is_fetched_into_the_installers_cache(steps: dict[str, dict[str, Any]]) -> None:
     script = _script(steps["message-db-tarball"])
     assert f"npm pack {installer.PACKAGE}@{installer.VERSION}" in script
-    cache = Settings(_env_file=None).messagedb_agent_home / "cache"  # type: ignore[call-arg]
+    cache = Settings(_env_file=None).local.messagedb_agent_home / "cache"  # type: ignore[call-arg]
     assert f"--pack-destination {cache.as_posix()}" in script
 
 

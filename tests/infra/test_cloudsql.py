@@ -19,12 +19,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from messagedb_agent.postgres.cloudsql import (
-    CloudSqlConnector,
-    CloudSqlSettings,
-    from_environment,
-    google_connector,
-)
+from messagedb_agent.postgres.cloudsql import CloudSqlConnector, connector_for, google_connector
+from messagedb_agent.settings import CloudSqlSettings, Settings
 from messagedb_agent.store.client import SEARCH_PATH_OPTION
 
 INSTANCE = "my-project:us-central1:agent-messagedb"
@@ -46,7 +42,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def settings(**values: Any) -> CloudSqlSettings:
-    return CloudSqlSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values).cloud_sql  # type: ignore[call-arg]
 
 
 class LocalDatabaseConnector:
@@ -73,10 +69,10 @@ class LocalDatabaseConnector:
 
 def test_without_an_instance_cloud_sql_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not settings().enabled
-    assert from_environment() is None
+    assert connector_for(settings()) is None
     monkeypatch.setenv("CLOUD_SQL_INSTANCE", INSTANCE)
     monkeypatch.setenv("DB_IAM_USER", USER)
-    made = from_environment()
+    made = connector_for(settings())
     assert made is not None
     assert made.instance == INSTANCE
 
@@ -122,7 +118,9 @@ def test_ip_type_and_refresh_strategy_ignore_case_and_refuse_unknown_values() ->
 
 
 def test_the_conninfo_names_the_database_and_user_and_nothing_else() -> None:
-    made = settings(cloud_sql_instance=INSTANCE, db_iam_user=USER, db_name="agents")
+    made = CloudSqlConnector(
+        settings(cloud_sql_instance=INSTANCE, db_iam_user=USER, db_name="agents")
+    )
     assert conninfo_to_dict(made.conninfo) == {"dbname": "agents", "user": USER}
 
 

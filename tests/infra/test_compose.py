@@ -16,10 +16,8 @@ import pytest
 import yaml
 from tests.infra.hcl import ROOT
 
-from messagedb_agent.api import ApiSettings
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import installer
-from messagedb_agent.pubsub.config import DEFAULT_PROJECT, PubSubSettings
+from messagedb_agent.settings import DEFAULT_PUBSUB_PROJECT, PubSubSettings, Settings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.stack import FUNCTIONS
 
@@ -90,12 +88,10 @@ def test_each_function_gets_the_stacks_environment(
     assert _stack_environment_names(monkeypatch) - set(env) == set()
     values = _without_interpolation(env)
     assert values["PUBSUB_EMULATOR_HOST"] == f"pubsub:{StackOptions.emulator_port}"
-    assert values["PUBSUB_PROJECT"] == DEFAULT_PROJECT
+    assert values["PUBSUB_PROJECT"] == DEFAULT_PUBSUB_PROJECT
     assert values["PUBSUB_TOPIC"] == PubSubSettings.model_fields["pubsub_topic"].default
     assert urlsplit(values["DATABASE_URL"]).hostname == "postgres"
-    fields = {k.lower(): v for k, v in values.items()}
-    for cls in (Settings, PubSubSettings, ApiSettings):
-        cls(_env_file=None, **{k: v for k, v in fields.items() if k in cls.model_fields})  # type: ignore[call-arg]
+    Settings(_env_file=None, **{k.lower(): v for k, v in values.items()}).serving_api()  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -129,7 +125,7 @@ def test_the_emulator_listens_where_the_functions_look(services: dict[str, Any])
     command = pubsub["command"]
     assert command[:5] == ["gcloud", "beta", "emulators", "pubsub", "start"]
     assert f"--host-port=0.0.0.0:{StackOptions.emulator_port}" in command
-    assert f"--project={DEFAULT_PROJECT}" in command
+    assert f"--project={DEFAULT_PUBSUB_PROJECT}" in command
 
 
 def test_the_topology_is_the_stacks_pushing_to_step(services: dict[str, Any]) -> None:
@@ -145,7 +141,7 @@ def test_the_topology_is_the_stacks_pushing_to_step(services: dict[str, Any]) ->
     defaults = PubSubSettings.model_fields
     assert args == [
         f"pubsub:{StackOptions.emulator_port}",
-        DEFAULT_PROJECT,
+        DEFAULT_PUBSUB_PROJECT,
         defaults["pubsub_topic"].default,
         defaults["pubsub_dead_letter_topic"].default,
         defaults["pubsub_subscription"].default,

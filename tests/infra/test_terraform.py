@@ -2,7 +2,7 @@
 
 `terraform validate` needs the providers, which cannot be downloaded here, so the files are
 parsed (python-hcl2) and compared with what the code declares: the function folders and
-their decorated targets, the pydantic settings classes' fields, the local stack's Pub/Sub
+their decorated targets, the settings' variables each function reads, the local stack's Pub/Sub
 names, the installer's command line.
 """
 
@@ -16,15 +16,12 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 from tests.infra import functions_source
 from tests.infra.hcl import INFRA, ROOT, Config, Expr, block, load, map_keys
 
-from messagedb_agent.config import Settings
 from messagedb_agent.deploy import database_users
 from messagedb_agent.deploy.packaging import discover
-from messagedb_agent.postgres.cloudsql import CloudSqlSettings
-from messagedb_agent.pubsub.config import PubSubSettings
+from messagedb_agent.settings import CloudSqlSettings, DatabaseSettings, PubSubSettings, Settings
 
 MODULE_SOURCE = "./modules/function"
 
@@ -52,7 +49,7 @@ NEVER_IN_CLOUD = {
     "LOCAL_TOPIC_URL",
     "K_SERVICE",
 }
-# Settings a function's classes have but it never uses, withheld on purpose (least privilege):
+# Settings a function's sections have but it never uses, withheld on purpose (least privilege):
 # only step's engine signs reply deliveries.
 WITHHELD = {
     "ingest": {"CALLBACK_SIGNING_SECRET"},
@@ -202,16 +199,12 @@ def test_the_relay_is_called_with_post_as_the_local_trigger_does(root: Config) -
 # -- settings ----------------------------------------------------------------------------------
 
 
-def _fields(classes: tuple[type[BaseSettings], ...]) -> set[str]:
-    return {name.upper() for cls in classes for name in cls.model_fields}
-
-
 @pytest.mark.parametrize("name", discover())
 def test_every_setting_the_function_reads_in_cloud_is_set(
     root: Config, module: Config, name: str
 ) -> None:
     source = functions_source.read(name)
-    expected = _fields(source.settings_classes) - set(LOCAL_ONLY) - WITHHELD[name]
+    expected = functions_source.variables(source.sections) - set(LOCAL_ONLY) - WITHHELD[name]
     provided = _environment(root, module, name) | set(_secrets(root, name))
     assert expected - provided == set(), f"{name} is missing settings"
 
@@ -221,7 +214,7 @@ def test_terraform_sets_only_settings_the_function_reads(
     root: Config, module: Config, name: str
 ) -> None:
     source = functions_source.read(name)
-    known = _fields(source.settings_classes)
+    known = functions_source.variables(source.sections)
     assert _environment(root, module, name) - known == set(), "a typo, or a setting nobody reads"
     assert set(_secrets(root, name)) - known == set()
 
@@ -235,7 +228,7 @@ def test_local_only_settings_are_never_set_in_cloud(
 
 
 def test_the_local_only_list_names_real_settings() -> None:
-    every = _fields((*functions_source.COMMON_SETTINGS, functions_source.ApiSettings))
+    every = {name.upper() for name in Settings.variables()}
     assert set(LOCAL_ONLY) - every == set(), "an allow-list entry for a setting that is gone"
     withheld = set().union(*WITHHELD.values())
     assert withheld - every == set()
@@ -271,14 +264,14 @@ def test_terraform_defaults_are_valid_settings(root: Config, module: Config, nam
     values["CLOUD_SQL_IP_TYPE"] = "PUBLIC"
     values.setdefault("JWT_HS256_SECRET", "from-secret-manager")
     values.setdefault("CALLBACK_SIGNING_SECRET", "from-secret-manager")
-    for cls in functions_source.read(name).settings_classes:
-        fields = {key.lower(): v for key, v in values.items() if key.lower() in cls.model_fields}
-        try:
-            cls(_env_file=None, **fields)  # type: ignore[call-arg]
-        except ValidationError as exc:
-            pytest.fail(f"{name}: Terraform's defaults are not valid {cls.__name__}: {exc}")
-    settings = Settings(_env_file=None, db_pool_max_size=int(values["DB_POOL_MAX_SIZE"]))  # type: ignore[call-arg]
-    assert settings.db_pool_max_size == _default(root, "functions")[name]["db_pool_max_size"]
+    try:
+        settings = Settings(_env_file=None, **{key.lower(): v for key, v in values.items()})  # type: ignore[call-arg]
+        if functions_source.read(name).serves_api:
+            settings.serving_api()
+    except ValidationError as exc:
+        pytest.fail(f"{name}: Terraform's defaults are not valid settings: {exc}")
+    pool = settings.database.db_pool_max_size
+    assert pool == _default(root, "functions")[name]["db_pool_max_size"]
 
 
 def test_cloud_sql_settings_come_from_the_instance_and_database(root: Config) -> None:
@@ -288,7 +281,7 @@ def test_cloud_sql_settings_come_from_the_instance_and_database(root: Config) ->
     assert _default(root, "db_name") == CloudSqlSettings.model_fields["db_name"].default
     ip_type = root.locals["cloud_sql_ip_type"]
     for value in re.findall(r'"(\w+)"', ip_type.text):
-        CloudSqlSettings(_env_file=None, cloud_sql_ip_type=value)  # type: ignore[call-arg]
+        CloudSqlSettings(cloud_sql_ip_type=value)
 
 
 def test_each_function_logs_in_as_its_own_service_account(module: Config) -> None:
@@ -300,7 +293,6 @@ def test_each_function_logs_in_as_its_own_service_account(module: Config) -> Non
     )
     assert module.locals["instance_env"]["DB_IAM_USER"] == Expr("local.db_user")
     settings = CloudSqlSettings(
-        _env_file=None,  # type: ignore[call-arg]
         cloud_sql_instance="p:r:i",
         db_iam_user="agent-step@my-project.iam.gserviceaccount.com",
     )
@@ -380,7 +372,7 @@ def _budget(root: Config) -> tuple[int, int, int]:
 def test_pooled_connections_fit_under_max_connections(root: Config) -> None:
     _pooled, with_headroom, max_connections = _budget(root)
     assert with_headroom <= max_connections
-    pool_limit = Settings.model_fields["db_pool_max_size"].metadata
+    pool_limit = DatabaseSettings.model_fields["db_pool_max_size"].metadata
     assert any(getattr(m, "le", None) == 100 for m in pool_limit), "the validation mirrors this"
     for scaling in _default(root, "functions").values():
         assert _default(root, "db_pool_min_size") <= scaling["db_pool_max_size"] <= 100

@@ -14,8 +14,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from messagedb_agent.observability import ObservabilitySettings, tracing
+from messagedb_agent.observability import tracing
 from messagedb_agent.observability.logging import HANDLER_NAME, configure
+from messagedb_agent.settings import Settings
 
 PROJECT = "obs-project"
 
@@ -52,10 +53,10 @@ def spans() -> Iterator[Spans]:
         provider.shutdown()
 
 
-def observability_settings(**values: Any) -> ObservabilitySettings:
+def observability_settings(**values: Any) -> Settings:
     """Explicit settings only, never the developer's environment or `.env`."""
     base: dict[str, Any] = {"google_cloud_project": PROJECT, "k_service": None}
-    return ObservabilitySettings(_env_file=None, **{**base, **values})  # type: ignore[call-arg]
+    return Settings.model_validate({**base, **values})
 
 
 LogLines = Callable[[], list[dict[str, Any]]]

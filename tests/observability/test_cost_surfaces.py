@@ -14,7 +14,6 @@ from tests.projections.thread_events import ThreadEvents
 from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import create_api
-from messagedb_agent.config import Settings
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import LLMResponseReceived, TokenUsage
 from messagedb_agent.events.ids import message_id
@@ -22,6 +21,7 @@ from messagedb_agent.projections import cost
 from messagedb_agent.projections.cost import ModelPrice, PriceTable
 from messagedb_agent.render import format_usd, summary_line
 from messagedb_agent.runtime import build_engine
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
 
@@ -39,10 +39,10 @@ def test_the_thread_api_reports_cost_per_model_in_its_documented_shape(
 ) -> None:
     user = f"obs-{uuid.uuid4().hex[:8]}"
     publisher = RecordingPublisher()
-    api = create_api(lambda: store, lambda: publisher, settings, api_settings=api_settings())
+    api = create_api(lambda: store, lambda: publisher, api_settings(settings))
     client = api.flask_app().test_client()
     created = client.post("/v1/threads", json={"message": "what time is it"}, headers=bearer(user))
-    engine = build_engine(settings.model_copy(update={"model_name": "offline"}), store)
+    engine = build_engine(settings.replace(model_name="offline"), store)
     run_until_idle(engine, publisher.published[0], chain=20)
 
     body: dict[str, Any] = client.get(

@@ -12,10 +12,10 @@ from tests.api.conftest import api_settings, bearer
 from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import create_api
-from messagedb_agent.config import Settings
 from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
 from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.runtime import build_engine
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import start_thread
 
@@ -25,7 +25,7 @@ CONTEXT = [structlog.contextvars.merge_contextvars]
 def test_a_step_delivery_ends_with_one_line_saying_what_it_did_and_spent(
     store: MessageStore, settings: Settings
 ) -> None:
-    engine = build_engine(settings.model_copy(update={"model_name": "offline"}), store)
+    engine = build_engine(settings.replace(model_name="offline"), store)
     handler = StepDelivery(engine, RecordingPublisher())
     thread = start_thread(
         store,
@@ -65,7 +65,7 @@ def test_a_request_ends_with_one_line_naming_the_caller_and_the_thread(
     store: MessageStore, settings: Settings
 ) -> None:
     user = f"obs-{uuid.uuid4().hex[:8]}"
-    api = create_api(lambda: store, RecordingPublisher, settings, api_settings=api_settings())
+    api = create_api(lambda: store, RecordingPublisher, api_settings(settings))
     client = api.flask_app().test_client()
 
     with capture_logs(processors=CONTEXT) as captured:

@@ -20,12 +20,12 @@ from tests.observability.conftest import LogLines, Spans
 from tests.publishers import RecordingPublisher
 
 from messagedb_agent.api import create_api, issue_dev_token
-from messagedb_agent.config import Settings
 from messagedb_agent.observability import get_logger
 from messagedb_agent.observability.logging import LABELS_KEY, TRACE_KEY
 from messagedb_agent.pubsub.envelope import MESSAGE_PUBLISHED, encode_push
 from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.runtime import build_engine
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
 LIMIT = 200
@@ -65,9 +65,9 @@ def test_a_conversation_logs_no_token_secret_password_or_long_body(
     token = issue_dev_token(user, SECRET)
     auth = {"Authorization": f"Bearer {token}"}
     publisher = RecordingPublisher()
-    api = create_api(lambda: store, lambda: publisher, settings, api_settings=api_settings())
+    api = create_api(lambda: store, lambda: publisher, api_settings(settings))
     client = api.flask_app().test_client()
-    engine = build_engine(settings.model_copy(update={"model_name": "offline"}), store)
+    engine = build_engine(settings.replace(model_name="offline"), store)
     handler = StepDelivery(engine, RecordingPublisher())
     long_title = "call the plumber about the leaking kitchen tap " * 8
 

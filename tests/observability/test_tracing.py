@@ -16,7 +16,6 @@ from tests.api.conftest import api_settings, bearer
 from tests.observability.conftest import FakePublisherClient, Spans, observability_settings
 
 from messagedb_agent.api import create_api
-from messagedb_agent.config import Settings
 from messagedb_agent.llm.offline import OFFLINE_MODEL_NAME
 from messagedb_agent.llm.types import LLMConfig, LLMError, LLMResponse, Message, ToolSpec
 from messagedb_agent.notification import Notification
@@ -28,6 +27,7 @@ from messagedb_agent.pubsub.publisher import PubSubPublisher
 from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.relay.run import relay_once
 from messagedb_agent.runtime import build_engine
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import start_thread
 
@@ -38,7 +38,7 @@ TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
 
 @pytest.fixture
 def offline(settings: Settings) -> Settings:
-    return settings.model_copy(update={"model_name": "offline"})
+    return settings.replace(model_name="offline")
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_an_ingest_request_continues_the_callers_trace_into_the_notification(
     client: FakePublisherClient,
     spans: Spans,
 ) -> None:
-    api = create_api(lambda: store, lambda: publisher, settings, api_settings=api_settings())
+    api = create_api(lambda: store, lambda: publisher, api_settings(settings))
     headers = {**bearer(f"obs-{uuid.uuid4().hex[:8]}"), "traceparent": TRACEPARENT}
 
     response = (

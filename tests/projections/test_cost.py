@@ -13,11 +13,12 @@ from messagedb_agent.events.ids import message_id
 from messagedb_agent.projections.cost import (
     DEFAULT_PRICES,
     ModelPrice,
-    PriceSettings,
     PriceTable,
+    price_table,
     project_cost,
     project_user_cost,
 )
+from messagedb_agent.settings import Settings
 
 
 def respond(thread: ThreadEvents, model: str, tokens_in: int, tokens_out: int) -> None:
@@ -153,7 +154,7 @@ def test_model_prices_from_the_environment_override_and_extend_the_defaults(
         "MODEL_PRICES",
         '{"gemini-2.5-flash": {"input": 0.15, "output": 0.6}, "llama-4": {"input": 1, "output": 1}}',
     )
-    table = PriceSettings(_env_file=None).table()  # type: ignore[call-arg]
+    table = price_table(Settings(_env_file=None).prices)  # type: ignore[call-arg]
 
     assert table.price_of("gemini-2.5-flash") == ModelPrice(Decimal("0.15"), Decimal("0.6"))
     assert table.price_of("llama-4-maverick") == ModelPrice(Decimal(1), Decimal(1))
@@ -169,4 +170,4 @@ def test_malformed_model_prices_are_refused_at_start(
 ) -> None:
     monkeypatch.setenv("MODEL_PRICES", value)
     with pytest.raises((ValidationError, ValueError)):
-        PriceSettings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)  # type: ignore[call-arg]

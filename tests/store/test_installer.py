@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import installer
 from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.errors import (
     NotInstalledError,
@@ -116,7 +116,7 @@ def test_failed_install_is_rolled_back_whole(
 
 
 def _corrupt_copy(settings: Settings, target: Path) -> Path:
-    source = installer.fetch_tarball(settings.home / "cache")
+    source = installer.fetch_tarball(settings.local.home / "cache")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     with target.open("ab") as handle:
@@ -153,7 +153,7 @@ def test_missing_messagedb_tarball_is_a_clear_store_error(
     settings: Settings, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nowhere" / "message-db.tgz"
-    configured = Settings(messagedb_agent_home=settings.home, messagedb_tarball=missing)
+    configured = Settings(messagedb_agent_home=settings.local.home, messagedb_tarball=missing)
     with pytest.raises(StoreError) as caught:
         ensure_installed("postgresql://unused@127.0.0.1:1/unused", configured)
     assert str(caught.value) == (

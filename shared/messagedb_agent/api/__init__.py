@@ -9,19 +9,18 @@
                                            and its history stay; only new messages stop)
     GET  /healthz, GET /openapi.json       unauthenticated
 
-`create_api` builds it from factories (store, publisher) so functions-framework, a local Flask
-app and the tests share one code path: `IngestApi.handle(flask.Request) -> flask.Response`.
+`create_api` builds it from the settings and factories (store, publisher), so the ingest
+function (through `messagedb_agent.runtime`), a local Flask app and the tests share one code
+path: `IngestApi.handle(flask.Request) -> flask.Response`.
 """
 
-from messagedb_agent.api.app import IngestApi, create_api, default_publisher
+from messagedb_agent.api.app import IngestApi, create_api
 from messagedb_agent.api.auth import issue_dev_token
-from messagedb_agent.api.config import DEV_AUTH_SECRET, ApiSettings
+from messagedb_agent.settings import DEV_AUTH_SECRET
 
 __all__ = [
     "DEV_AUTH_SECRET",
-    "ApiSettings",
     "IngestApi",
     "create_api",
-    "default_publisher",
     "issue_dev_token",
 ]

@@ -8,12 +8,11 @@ unexpected exception is logged here with its traceback and answered with `intern
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import flask
 import orjson
@@ -23,7 +22,6 @@ from werkzeug.routing import RequestRedirect, Rule
 
 from messagedb_agent.api import errors, handlers
 from messagedb_agent.api.auth import Authenticator
-from messagedb_agent.api.config import ApiSettings
 from messagedb_agent.api.errors import ApiError, ErrorItem
 from messagedb_agent.api.idempotency import (
     HEADER,
@@ -35,10 +33,10 @@ from messagedb_agent.api.idempotency import (
 from messagedb_agent.api.openapi import build_openapi
 from messagedb_agent.api.rate_limit import RateLimiter
 from messagedb_agent.api.routes import ROUTES, Route, url_map
-from messagedb_agent.config import Settings
-from messagedb_agent.notification import NotificationPublisher, NullPublisher
+from messagedb_agent.notification import NotificationPublisher
 from messagedb_agent.observability.entry_points import note_request, request_scope
 from messagedb_agent.observability.logging import bind_context
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreUnavailableError
 from messagedb_agent.threads.commands import Appended
 from messagedb_agent.threads.errors import (
@@ -80,14 +78,12 @@ class IngestApi:
         publisher_factory: PublisherFactory,
         settings: Settings,
         clock: Clock = _utc_now,
-        api_settings: ApiSettings | None = None,
     ) -> None:
         self.settings = settings
-        self.api_settings = api_settings or ApiSettings()
         self.clock = clock
         self.routes = ROUTES
         self._map = url_map(self.routes)
-        self._authenticator = Authenticator(self.api_settings)
+        self._authenticator = Authenticator(settings.api)
         self._store_factory = store_factory
         self._publisher_factory = publisher_factory
         self._store: MessageStore | None = None
@@ -99,7 +95,6 @@ class IngestApi:
             store=self.store,
             publish=self.publish,
             settings=settings,
-            api_settings=self.api_settings,
             clock=clock,
             openapi=self.openapi,
         )
@@ -115,15 +110,13 @@ class IngestApi:
 
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
-            settings = self.api_settings
-            self._limiter = RateLimiter(
-                self.store(), settings.rate_limit_per_minute, settings.burst
-            )
+            api = self.settings.api
+            self._limiter = RateLimiter(self.store(), api.rate_limit_per_minute, api.burst)
         return self._limiter
 
     def openapi(self) -> dict[str, Any]:
         if self._openapi is None:
-            self._openapi = build_openapi(self.routes, self.settings, self.api_settings)
+            self._openapi = build_openapi(self.routes, self.settings)
         return self._openapi
 
     def publish(self, appended: Appended) -> None:
@@ -216,7 +209,7 @@ class IngestApi:
         """The decoded JSON body, or None when there is none."""
         if route.body is None:
             return None
-        limit = self.api_settings.max_body_bytes
+        limit = self.settings.api.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise errors.payload_too_large(limit)
         request.max_content_length = limit
@@ -328,36 +321,10 @@ def _error_response(error: ApiError) -> flask.Response:
     return _json_response(error.status, payload, error.headers)
 
 
-# Where a publisher factory may live, newest convention first: (module, function, whether it
-# takes the core Settings). Looked up lazily so the API works where Pub/Sub is not installed.
-_PUBLISHER_FACTORIES = (
-    ("messagedb_agent.pubsub.publisher", "from_settings", True),
-    ("messagedb_agent.pubsub.transport", "publisher_from_settings", False),
-)
-
-
-def default_publisher(settings: Settings) -> NotificationPublisher:
-    """Pub/Sub (or the local topic) when the pubsub package is present, else nothing: the
-    relay still delivers every notification, only later."""
-    for module_name, function_name, takes_settings in _PUBLISHER_FACTORIES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        factory = getattr(module, function_name, None)
-        if callable(factory):
-            made = factory(settings) if takes_settings else factory()
-            return cast(NotificationPublisher, made)
-    log.warning("no Pub/Sub publisher available; notifications are left to the relay")
-    return NullPublisher()
-
-
 def create_api(
     store_factory: StoreFactory,
     publisher_factory: PublisherFactory,
     settings: Settings,
     clock: Clock = _utc_now,
-    *,
-    api_settings: ApiSettings | None = None,
 ) -> IngestApi:
-    return IngestApi(store_factory, publisher_factory, settings, clock, api_settings)
+    return IngestApi(store_factory, publisher_factory, settings, clock)

@@ -12,8 +12,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from messagedb_agent.api.config import ApiSettings
 from messagedb_agent.api.errors import ApiError
+from messagedb_agent.settings import ApiSettings
 
 SESSION_EXPIRED = "Your session expired, please log in again."
 NOT_LOGGED_IN = "Please log in: this request needs a bearer token."

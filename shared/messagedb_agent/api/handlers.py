@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from messagedb_agent.api import models
-from messagedb_agent.api.config import ApiSettings
 from messagedb_agent.api.errors import ApiError, ErrorItem, invalid_request
 from messagedb_agent.api.replies import wait_for_reply
 from messagedb_agent.api.transcript import event_view, thread_detail
-from messagedb_agent.config import Settings
 from messagedb_agent.events import SessionCompleted
 from messagedb_agent.events.ids import message_id
 from messagedb_agent.observability.tracing import current_traceparent
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
 from messagedb_agent.threads import commands as session
 from messagedb_agent.threads import index as threads
@@ -45,7 +44,6 @@ class Context:
     store: Callable[[], MessageStore]
     publish: Callable[[Appended], None]
     settings: Settings
-    api_settings: ApiSettings
     clock: Callable[[], datetime]
     openapi: Callable[[], dict[str, Any]]
 
@@ -104,7 +102,7 @@ def start_thread(ctx: Context, call: Call) -> Answer:
         title=body.title or None,
         callback_url=body.callback_url,
         idempotency_key=call.idempotency_key,
-        max_length=ctx.settings.max_message_length,
+        max_length=ctx.settings.threads.max_message_length,
         traceparent=current_traceparent(),
     )
     ctx.publish(appended)
@@ -117,7 +115,7 @@ def start_thread(ctx: Context, call: Call) -> Answer:
 def add_message(ctx: Context, call: Call) -> Answer:
     body = call.body_as(models.AddMessageRequest)
     wait = call.query_as(models.WaitQuery).wait
-    limit = ctx.api_settings.max_wait_seconds
+    limit = ctx.settings.api.max_wait_seconds
     if wait is not None and wait > limit:
         raise invalid_request([ErrorItem(field="wait", message=f"must be at most {limit:g}")])
     _no_nul(body.message)
@@ -129,7 +127,7 @@ def add_message(ctx: Context, call: Call) -> Answer:
         message=body.message,
         now=ctx.clock(),
         idempotency_key=call.idempotency_key,
-        max_length=ctx.settings.max_message_length,
+        max_length=ctx.settings.threads.max_message_length,
         traceparent=current_traceparent(),
     )
     position = appended.position

@@ -11,11 +11,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from messagedb_agent.api.config import ApiSettings
 from messagedb_agent.api.errors import ErrorBody
 from messagedb_agent.api.idempotency import HEADER, KEY_PATTERN
 from messagedb_agent.api.routes import Route
-from messagedb_agent.config import Settings
+from messagedb_agent.settings import ApiSettings, Settings
 
 REF = "#/components/schemas/{model}"
 _ERROR_DESCRIPTIONS = {
@@ -31,15 +30,13 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def build_openapi(
-    routes: tuple[Route, ...], settings: Settings, api_settings: ApiSettings
-) -> dict[str, Any]:
+def build_openapi(routes: tuple[Route, ...], settings: Settings) -> dict[str, Any]:
     schemas = _component_schemas(routes)
     for name in ("StartThreadRequest", "AddMessageRequest"):
-        schemas[name]["properties"]["message"]["maxLength"] = settings.max_message_length
+        schemas[name]["properties"]["message"]["maxLength"] = settings.threads.max_message_length
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, api_settings)
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, settings.api)
     return {
         "openapi": "3.1.0",
         "info": {

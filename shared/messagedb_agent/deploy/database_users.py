@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from messagedb_agent.config import Settings
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import describe_connection_error
 
 MESSAGE_STORE_ROLE = "message_store"  # created by Message DB's roles/message-store.sql
@@ -117,12 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.member and not args.schema_creator:
         parser.error("name at least one --member or --schema-creator")
-    settings = Settings()
-    if settings.database_url is None:
+    url = Settings().database.database_url
+    if url is None:
         print("error: DATABASE_URL is not set. Fix: point it at the database.", file=sys.stderr)
         return 2
     try:
-        report = grant(settings.database_url, args.member, args.schema_creator)
+        report = grant(url, args.member, args.schema_creator)
     except GrantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

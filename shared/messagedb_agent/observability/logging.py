@@ -21,7 +21,7 @@ from structlog.stdlib import ProcessorFormatter
 from structlog.typing import Processor
 
 from messagedb_agent.observability.redaction import Redactor
-from messagedb_agent.observability.settings import ObservabilitySettings
+from messagedb_agent.settings import ObservabilitySettings, Settings
 
 HANDLER_NAME = "messagedb_agent"
 TRACE_KEY = "logging.googleapis.com/trace"
@@ -95,20 +95,21 @@ def configure(
     level: str | int | None = None,
     *,
     stream: TextIO | None = None,
-    settings: ObservabilitySettings | None = None,
+    settings: Settings | None = None,
     quiet: Iterable[str] = (),
 ) -> None:
     """Route structlog and the stdlib through one chain to one handler on the root logger.
 
     `json` None follows LOG_FORMAT (JSON on Cloud Run, console elsewhere); `stream` None
     means stdout for JSON (what Cloud Run collects) and stderr for the console (so a
-    command's output stays pipeable); loggers named in `quiet` write errors only. Calling it
-    again replaces the handler it installed and leaves every other handler alone.
+    command's output stays pipeable); loggers named in `quiet` write errors only; without
+    `settings`, the defaults (console, INFO). Calling it again replaces the handler it
+    installed and leaves every other handler alone.
     """
-    settings = settings or ObservabilitySettings()
-    as_json = settings.json_logs if json is None else json
-    threshold = _level(level if level is not None else settings.log_level)
-    redact = Redactor(settings.log_max_body_chars)
+    observability = settings.observability if settings else ObservabilitySettings()
+    as_json = (settings is not None and settings.json_logs) if json is None else json
+    threshold = _level(level if level is not None else observability.log_level)
+    redact = Redactor(observability.log_max_body_chars)
     pre_chain: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -118,7 +119,7 @@ def configure(
     rendering: list[Processor]
     if as_json:
         rendering = [
-            CloudLogging(settings.google_cloud_project),
+            CloudLogging(settings.google_cloud_project if settings else None),
             structlog.processors.EventRenamer("message"),
             redact,
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),

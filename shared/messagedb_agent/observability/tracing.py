@@ -18,13 +18,14 @@ import importlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
-from messagedb_agent.observability.settings import ObservabilitySettings
+if TYPE_CHECKING:
+    from messagedb_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +148,14 @@ def _attributes(values: Mapping[str, AttributeValue | None]) -> dict[str, Attrib
 # -- where spans go ----------------------------------------------------------------------------
 
 
-def configure_tracing(settings: ObservabilitySettings | None = None) -> TracerProvider | None:
+def configure_tracing(settings: Settings) -> TracerProvider | None:
     """Install an SDK provider with the exporter TRACE_EXPORTER names; None for `none`.
 
     Batched export, flushed by `flush()` at the end of each invocation: a serverless instance
     may get no CPU between requests, so a background export cannot be relied on.
     """
-    settings = settings or ObservabilitySettings()
-    if settings.trace_exporter == "none":
+    exporter_name = settings.observability.trace_exporter
+    if exporter_name == "none":
         return None
     if _provider is not None:
         return _provider
@@ -168,7 +169,7 @@ def configure_tracing(settings: ObservabilitySettings | None = None) -> TracerPr
 
     resource = Resource.create({"service.name": settings.k_service or "messagedb-agent"})
     provider = SdkTracerProvider(resource=resource)
-    if settings.trace_exporter == "console":
+    if exporter_name == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     else:
         exporter = _gcp_exporter(settings.google_cloud_project)

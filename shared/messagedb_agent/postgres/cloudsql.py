@@ -19,102 +19,18 @@ from __future__ import annotations
 
 import functools
 import importlib
-import re
 import threading
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, Self, cast
+from typing import Any, Protocol, Self, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-IpType = Literal["PUBLIC", "PRIVATE", "PSC"]
-RefreshStrategy = Literal["LAZY", "BACKGROUND"]
+from messagedb_agent.settings import CloudSqlSettings
 
-# project:region:instance, where a domain-scoped project is itself `domain:project`.
-_INSTANCE = re.compile(r"^(?:[a-z0-9][a-z0-9.-]*:)?[a-z][a-z0-9-]*:[a-z0-9-]+:[a-z][a-z0-9-]*$")
-_SERVICE_ACCOUNT_SUFFIX = ".gserviceaccount.com"
 # Where the connection goes is the connector's business, never the conninfo's.
 _NETWORK_PARAMS = ("host", "hostaddr", "port", "sslmode", "password", "passfile")
-
-
-class CloudSqlSettings(BaseSettings):
-    """Field names are the environment variable names (case-insensitive)."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
-
-    cloud_sql_instance: str | None = Field(
-        default=None,
-        description="Instance connection name, project:region:instance; set means Cloud SQL "
-        "through the connector instead of DATABASE_URL or the embedded server.",
-    )
-    db_iam_user: str | None = Field(
-        default=None,
-        description="IAM database user: the service account's email without "
-        "`.gserviceaccount.com` (the full email is accepted and shortened).",
-    )
-    db_name: str = Field(
-        default="message_store", min_length=1, description="Database Message DB is in."
-    )
-    cloud_sql_ip_type: IpType = Field(
-        default="PUBLIC", description="Which of the instance's addresses the connector uses."
-    )
-    cloud_sql_refresh_strategy: RefreshStrategy = Field(
-        default="LAZY",
-        description="LAZY fetches certificates when a connection needs them (serverless); "
-        "BACKGROUND refreshes them ahead of time on a thread.",
-    )
-
-    @field_validator("cloud_sql_instance", "db_iam_user", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.strip()
-            return value or None
-        return value
-
-    @field_validator("cloud_sql_ip_type", "cloud_sql_refresh_strategy", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("cloud_sql_instance")
-    @classmethod
-    def _instance_name(cls, value: str | None) -> str | None:
-        if value is not None and not _INSTANCE.match(value):
-            raise ValueError(
-                f"CLOUD_SQL_INSTANCE={value!r} is not an instance connection name; it must be "
-                "project:region:instance (`gcloud sql instances describe INSTANCE "
-                "--format='value(connectionName)'` prints it)"
-            )
-        return value
-
-    @field_validator("db_iam_user")
-    @classmethod
-    def _iam_user_name(cls, value: str | None) -> str | None:
-        return None if value is None else value.removesuffix(_SERVICE_ACCOUNT_SUFFIX)
-
-    @model_validator(mode="after")
-    def _user_with_instance(self) -> CloudSqlSettings:
-        if self.cloud_sql_instance is not None and self.db_iam_user is None:
-            raise ValueError(
-                "CLOUD_SQL_INSTANCE is set but DB_IAM_USER is not: set it to the service "
-                "account's IAM database user, e.g. my-function@my-project.iam"
-            )
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return self.cloud_sql_instance is not None
-
-    @property
-    def conninfo(self) -> str:
-        """What the pool is given: the database and the user, no address and no password."""
-        return make_conninfo(dbname=self.db_name, user=self.db_iam_user or "")
 
 
 class Connector(Protocol):
@@ -159,7 +75,8 @@ class CloudSqlConnector:
 
     @property
     def conninfo(self) -> str:
-        return self.settings.conninfo
+        """What the pool is given: the database and the user, no address and no password."""
+        return make_conninfo(dbname=self.settings.db_name, user=self.settings.db_iam_user or "")
 
     @property
     def started(self) -> bool:
@@ -242,9 +159,8 @@ def _connection_class(connector: CloudSqlConnector) -> type[psycopg.Connection[T
     return CloudSqlConnection
 
 
-def from_environment(
-    make_connector: ConnectorFactory = google_connector,
+def connector_for(
+    settings: CloudSqlSettings, make_connector: ConnectorFactory = google_connector
 ) -> CloudSqlConnector | None:
-    """The connector the environment asks for, or None when CLOUD_SQL_INSTANCE is unset."""
-    settings = CloudSqlSettings()
+    """The connector the settings ask for, or None when CLOUD_SQL_INSTANCE is unset."""
     return CloudSqlConnector(settings, make_connector) if settings.enabled else None

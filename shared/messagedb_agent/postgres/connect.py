@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import psycopg
 
-from messagedb_agent.config import Settings
 from messagedb_agent.postgres import cloudsql, embedded, installer
 from messagedb_agent.postgres.installer import InstallReport, Progress
+from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
 
 def database_url(settings: Settings, *, keep_running: bool = False) -> str:
-    if settings.database_url:
-        return settings.database_url
-    return embedded.start(settings.home, settings.messagedb_database, keep_running=keep_running)
+    if settings.database.database_url:
+        return settings.database.database_url
+    local = settings.local
+    return embedded.start(local.home, local.messagedb_database, keep_running=keep_running)
 
 
 def ensure_installed(
     url: str, settings: Settings, *, repair: bool = False, progress: Progress | None = None
 ) -> InstallReport:
     tarball = installer.fetch_tarball(
-        settings.home / "cache", settings.messagedb_tarball, progress=progress
+        settings.local.home / "cache", settings.local.messagedb_tarball, progress=progress
     )
     return installer.install(url, installer.load_package(tarball), repair=repair, progress=progress)
 
@@ -28,12 +29,13 @@ def ensure_installed(
 def open_store(settings: Settings, url: str | None = None) -> MessageStore:
     """A pool on DATABASE_URL, on Cloud SQL through the connector (CLOUD_SQL_INSTANCE), or on
     the embedded server; DATABASE_URL wins when both are set."""
-    cloud_sql = None if url or settings.database_url else cloudsql.from_environment()
+    database = settings.database
+    cloud_sql = None if url or database.database_url else cloudsql.connector_for(settings.cloud_sql)
     store = MessageStore(
         cloud_sql.conninfo if cloud_sql else url or database_url(settings),
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
-        timeout=settings.db_connect_timeout,
+        min_size=database.db_pool_min_size,
+        max_size=database.db_pool_max_size,
+        timeout=database.db_connect_timeout,
         connection_class=cloud_sql.connection_class if cloud_sql else psycopg.Connection,
     )
     return store.open()

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from messagedb_agent.events.agent import LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.settings import PriceSettings, Settings
 
 PER_MILLION = Decimal(1_000_000)
 UNKNOWN_MODEL = "unknown"
@@ -177,31 +175,15 @@ def _combine(*groups: Iterable[ModelCost]) -> Cost:
 # -- configuration -------------------------------------------------------------------------------
 
 
-class PriceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input: Decimal = Field(ge=0, description="USD per million input tokens.")
-    output: Decimal = Field(ge=0, description="USD per million output tokens.")
-
-
-class PriceSettings(BaseSettings):
-    """MODEL_PRICES: JSON `{"model": {"input": 0.3, "output": 2.5}}`, USD per million tokens,
-    laid over the defaults (a model named here replaces its default price)."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
-
-    model_prices: dict[str, PriceConfig] = Field(default_factory=dict)
-
-    def table(self) -> PriceTable:
-        prices = dict(DEFAULT_PRICES)
-        for name, price in self.model_prices.items():
-            prices[name] = ModelPrice(price.input, price.output)
-        return PriceTable(prices)
+def price_table(prices: PriceSettings) -> PriceTable:
+    """The defaults with MODEL_PRICES laid over them."""
+    table = dict(DEFAULT_PRICES)
+    for name, price in prices.model_prices.items():
+        table[name] = ModelPrice(price.input, price.output)
+    return PriceTable(table)
 
 
 @lru_cache(maxsize=1)
 def configured_prices() -> PriceTable:
     """The process's price table, read once from the environment."""
-    return PriceSettings().table()
+    return price_table(Settings().prices)

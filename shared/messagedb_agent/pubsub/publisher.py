@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from messagedb_agent.notification import Notification
 from messagedb_agent.observability.tracing import annotate, traced
-from messagedb_agent.pubsub.config import PubSubSettings
+from messagedb_agent.settings import Settings
 
 BATCH_MAX_LATENCY_SECONDS = 0.005
 BATCH_MAX_MESSAGES = 100
@@ -74,12 +74,11 @@ class PubSubPublisher:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: PubSubSettings | None = None) -> PubSubPublisher:
-        settings = settings or PubSubSettings()
+    def from_settings(cls, settings: Settings) -> PubSubPublisher:
         return cls(
-            settings.project,
-            settings.pubsub_topic,
-            timeout=settings.pubsub_publish_timeout_seconds,
+            settings.pubsub_project,
+            settings.pubsub.pubsub_topic,
+            timeout=settings.pubsub.pubsub_publish_timeout_seconds,
         )
 
     @property

@@ -25,8 +25,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Literal, Self, TextIO
 
-from messagedb_agent.config import Settings
-from messagedb_agent.pubsub.config import PubSubSettings
+from messagedb_agent.settings import Settings
 from messagedb_agent.stack.emulator import (
     Topology,
     create_topology,
@@ -89,13 +88,13 @@ class LocalStack:
         self,
         settings: Settings,
         options: StackOptions | None = None,
-        pubsub: PubSubSettings | None = None,
         *,
         out: TextIO | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or StackOptions()
-        self.pubsub = pubsub or PubSubSettings()
+        self.project = settings.pubsub_project
+        self.pubsub = settings.pubsub
         self.out = out or sys.stdout
         self.transport: Literal["emulator", "local"] | None = None
         self.database_url: str | None = None
@@ -149,14 +148,14 @@ class LocalStack:
             emulator_port = ensure_free(host, options.emulator_port, "the Pub/Sub emulator")
             self._say(f"starting the Pub/Sub emulator on {host}:{emulator_port} ...")
             # Its request log is noise; its last lines are shown if it fails.
-            emulator = launch_emulator(gcloud, self.pubsub.project, host, emulator_port)
+            emulator = launch_emulator(gcloud, self.project, host, emulator_port)
             self.services.append(emulator)
             self.emulator_host = f"{host}:{emulator_port}"
             env["PUBSUB_EMULATOR_HOST"] = self.emulator_host
             env.pop("LOCAL_TOPIC_URL", None)
         else:
             topic = LocalTopic(
-                self.pubsub.project,
+                self.project,
                 self.pubsub.pubsub_topic,
                 step_url,
                 subscription=self.pubsub.pubsub_subscription,
@@ -172,7 +171,7 @@ class LocalStack:
             wait_for_emulator(emulator, host, emulator_port, timeout=options.startup_timeout)
             self.topology = create_topology(
                 self.emulator_host,
-                self.pubsub.project,
+                self.project,
                 self.pubsub.pubsub_topic,
                 self.pubsub.pubsub_dead_letter_topic,
                 self.pubsub.pubsub_subscription,
@@ -194,12 +193,12 @@ class LocalStack:
         from messagedb_agent.postgres import embedded
         from messagedb_agent.postgres.connect import ensure_installed
 
-        url = self.options.database_url or self.settings.database_url
+        url = self.options.database_url or self.settings.database.database_url
         if url is None:
-            home = self.settings.home
-            self._started_database = not (home / "pgdata" / "postmaster.pid").exists()
-            self._say(f"starting the embedded PostgreSQL in {home / 'pgdata'} ...")
-            url = embedded.start(home, self.settings.messagedb_database, keep_running=True)
+            local = self.settings.local
+            self._started_database = not (local.home / "pgdata" / "postmaster.pid").exists()
+            self._say(f"starting the embedded PostgreSQL in {local.home / 'pgdata'} ...")
+            url = embedded.start(local.home, local.messagedb_database, keep_running=True)
         ensure_installed(url, self.settings)
         return url
 
@@ -212,8 +211,8 @@ class LocalStack:
         env.update(
             {
                 "DATABASE_URL": self.database_url,
-                "MESSAGEDB_AGENT_HOME": str(self.settings.home),
-                "PUBSUB_PROJECT": self.pubsub.project,
+                "MESSAGEDB_AGENT_HOME": str(self.settings.local.home),
+                "PUBSUB_PROJECT": self.project,
                 "PUBSUB_TOPIC": self.pubsub.pubsub_topic,
                 "DEV_AUTH_SECRET": self.auth_secret,
                 "PYTHONUNBUFFERED": "1",
@@ -269,7 +268,7 @@ class LocalStack:
         lines = ["", "messagedb-agent local stack is up"]
         if self.transport == "emulator":
             lines.append(
-                f"  pubsub    emulator at {self.emulator_host} (project {self.pubsub.project}, "
+                f"  pubsub    emulator at {self.emulator_host} (project {self.project}, "
                 f"topic {self.pubsub.pubsub_topic})"
             )
         elif self.local_topic is not None:
@@ -320,7 +319,7 @@ class LocalStack:
         if self._started_database:
             from messagedb_agent.postgres import embedded
 
-            embedded.stop(self.settings.home)
+            embedded.stop(self.settings.local.home)
             self._started_database = False
 
     def __enter__(self) -> Self:

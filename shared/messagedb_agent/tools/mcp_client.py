@@ -20,9 +20,8 @@ from typing import Any, Self
 
 import mcp_types as types
 from mcp import Client, MCPError, StdioServerParameters
-from pydantic import Field, TypeAdapter
-from pydantic.dataclasses import dataclass
 
+from messagedb_agent.settings import McpServerConfig
 from messagedb_agent.tools.context import ToolContext
 from messagedb_agent.tools.errors import ToolError, TransientToolError
 from messagedb_agent.tools.registry import Tool, ToolRegistry
@@ -33,21 +32,6 @@ CONNECT_TIMEOUT = 30.0
 CALL_TIMEOUT = 60.0
 _NAME_LIMIT = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class McpServerConfig:
-    """One MCP server to start: `env` is added to the SDK's safe default environment
-    (PATH, HOME and the like), never the whole environment of this process."""
-
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-    command: list[str] = Field(min_length=1)
-    env: dict[str, str] | None = None
-
-
-def servers_from_json(text: str) -> list[McpServerConfig]:
-    """Configs from JSON such as `[{"name": "files", "command": ["npx", "some-server"]}]`."""
-    return TypeAdapter(list[McpServerConfig]).validate_json(text)
 
 
 class McpConnections:

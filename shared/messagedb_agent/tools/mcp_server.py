@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m messagedb_agent.tools.mcp_server --user USER`: the database from settings."""
     import argparse
 
-    from messagedb_agent.config import Settings
     from messagedb_agent.postgres.connect import open_store
+    from messagedb_agent.settings import Settings
 
     parser = argparse.ArgumentParser(description="Serve the agent's tools over MCP (stdio).")
     parser.add_argument("--user", required=True, help="the user every tool call acts for")
