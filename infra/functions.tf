@@ -1,12 +1,12 @@
 # The three functions, one module call per folder under functions/. Each gets the settings
 # the code reads in Cloud as environment variables (names are the pydantic settings' field
-# names: config.py, pubsub/config.py, api/config.py, store/cloudsql.py), its secrets, and
+# names: the sections of shared/messagedb_agent/settings/), its secrets, and
 # its own service account with only the roles it needs.
 
 locals {
   build_dir = coalesce(var.build_dir, "${path.module}/../build")
 
-  # Settings (config.py): every function validates them at start. CALLBACK_SIGNING_SECRET
+  # Settings (settings/): every function validates them at start. CALLBACK_SIGNING_SECRET
   # comes from Secret Manager, to step only: no other function signs reply deliveries.
   engine_env = {
     GOOGLE_CLOUD_PROJECT     = var.project_id
@@ -35,7 +35,7 @@ locals {
     VERTEX_API_ENDPOINT = var.vertex_api_endpoint
   }
 
-  # ObservabilitySettings (observability/settings.py); K_SERVICE is set by Cloud Run.
+  # ObservabilitySettings (settings/serving.py); K_SERVICE is set by Cloud Run.
   observability_env = {
     LOG_LEVEL          = var.log_level
     LOG_MAX_BODY_CHARS = tostring(var.log_max_body_chars)
@@ -46,7 +46,7 @@ locals {
     LOG_FORMAT = var.log_format
   }
 
-  # CloudSqlSettings (store/cloudsql.py); DB_IAM_USER is added per function by the module.
+  # CloudSqlSettings (settings/storage.py); DB_IAM_USER is added per function by the module.
   cloud_sql_env = {
     CLOUD_SQL_INSTANCE         = google_sql_database_instance.main.connection_name
     DB_NAME                    = google_sql_database.main.name
@@ -54,7 +54,7 @@ locals {
     CLOUD_SQL_REFRESH_STRATEGY = "LAZY"
   }
 
-  # PubSubSettings (pubsub/config.py).
+  # PubSubSettings (settings/serving.py).
   pubsub_env = {
     PUBSUB_PROJECT                 = var.project_id
     PUBSUB_TOPIC                   = google_pubsub_topic.steps.name
@@ -62,7 +62,7 @@ locals {
     PUBSUB_PUBLISH_TIMEOUT_SECONDS = tostring(var.pubsub_publish_timeout_seconds)
   }
 
-  # ApiSettings (api/config.py): ingest only. JWT_HS256_SECRET comes from Secret Manager.
+  # ApiSettings (settings/serving.py): ingest only. JWT_HS256_SECRET comes from Secret Manager.
   api_env = {
     JWT_LEEWAY_SECONDS    = tostring(var.jwt_leeway_seconds)
     RATE_LIMIT_PER_MINUTE = tostring(var.rate_limit_per_minute)

@@ -327,7 +327,7 @@ variable "relay_time_zone" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The model (Settings in config.py)
+# The model (ModelSettings in settings/agent.py)
 # ---------------------------------------------------------------------------------------------
 
 variable "vertex_location" {
@@ -454,7 +454,7 @@ variable "db_connect_timeout_seconds" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Logs and traces (ObservabilitySettings in observability/settings.py)
+# Logs and traces (ObservabilitySettings in settings/serving.py)
 # ---------------------------------------------------------------------------------------------
 
 variable "log_level" {
@@ -492,7 +492,7 @@ variable "trace_exporter" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The HTTP API (ApiSettings in api/config.py)
+# The HTTP API (ApiSettings in settings/serving.py)
 # ---------------------------------------------------------------------------------------------
 
 variable "jwt_jwks_url" {

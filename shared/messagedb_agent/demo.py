@@ -17,7 +17,7 @@ from messagedb_agent.postgres.connect import database_url, ensure_installed, ope
 from messagedb_agent.render import event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
-from messagedb_agent.store.client import redact
+from messagedb_agent.store.diagnosis import redact
 from messagedb_agent.store.message import MessageData
 from messagedb_agent.threads.commands import add_message, start_thread
 from messagedb_agent.threads.reading import read_thread

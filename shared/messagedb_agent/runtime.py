@@ -45,7 +45,7 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
     limits = settings.engine
     registry = default_registry()
     if limits.mcp_servers:
-        from messagedb_agent.settings import servers_from_json
+        from messagedb_agent.settings.agent import servers_from_json
         from messagedb_agent.tools.mcp_client import load_mcp_tools
 
         # connected once per process; the registry closes the connections with itself

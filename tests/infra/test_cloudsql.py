@@ -20,7 +20,8 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from messagedb_agent.postgres.cloudsql import CloudSqlConnector, connector_for, google_connector
-from messagedb_agent.settings import CloudSqlSettings, Settings
+from messagedb_agent.settings import Settings
+from messagedb_agent.settings.storage import CloudSqlSettings
 from messagedb_agent.store.client import SEARCH_PATH_OPTION
 
 INSTANCE = "my-project:us-central1:agent-messagedb"

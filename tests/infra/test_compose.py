@@ -17,7 +17,8 @@ import yaml
 from tests.infra.hcl import ROOT
 
 from messagedb_agent.postgres import installer
-from messagedb_agent.settings import DEFAULT_PUBSUB_PROJECT, PubSubSettings, Settings
+from messagedb_agent.settings import Settings
+from messagedb_agent.settings.serving import DEFAULT_PUBSUB_PROJECT, PubSubSettings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.stack import FUNCTIONS
 

@@ -21,7 +21,9 @@ from tests.infra.hcl import INFRA, ROOT, Config, Expr, block, load, map_keys
 
 from messagedb_agent.deploy import database_users
 from messagedb_agent.deploy.packaging import discover
-from messagedb_agent.settings import CloudSqlSettings, DatabaseSettings, PubSubSettings, Settings
+from messagedb_agent.settings import Settings
+from messagedb_agent.settings.serving import PubSubSettings
+from messagedb_agent.settings.storage import CloudSqlSettings, DatabaseSettings
 
 MODULE_SOURCE = "./modules/function"
 

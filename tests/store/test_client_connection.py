@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from messagedb_agent.store.client import MessageStore, describe_connection_error, redact
+from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.diagnosis import describe_connection_error, redact
 from messagedb_agent.store.errors import StoreUnavailableError
 from messagedb_agent.store.message import NewMessage
 

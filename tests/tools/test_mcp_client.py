@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tests.tools.contexts import MakeContext
 
 from messagedb_agent.events import ToolCall
-from messagedb_agent.settings import McpServerConfig, servers_from_json
+from messagedb_agent.settings.agent import McpServerConfig, servers_from_json
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.tools import ToolRegistry, execute_tool
 from messagedb_agent.tools.mcp_client import load_mcp_tools

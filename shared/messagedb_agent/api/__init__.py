@@ -16,7 +16,7 @@ path: `IngestApi.handle(flask.Request) -> flask.Response`.
 
 from messagedb_agent.api.app import IngestApi, create_api
 from messagedb_agent.api.auth import issue_dev_token
-from messagedb_agent.settings import DEV_AUTH_SECRET
+from messagedb_agent.settings.serving import DEV_AUTH_SECRET
 
 __all__ = [
     "DEV_AUTH_SECRET",

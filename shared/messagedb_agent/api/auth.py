@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from messagedb_agent.api.errors import ApiError
-from messagedb_agent.settings import ApiSettings
+from messagedb_agent.settings.serving import ApiSettings
 
 SESSION_EXPIRED = "Your session expired, please log in again."
 NOT_LOGGED_IN = "Please log in: this request needs a bearer token."

@@ -20,7 +20,6 @@ from messagedb_agent.api.errors import ApiError, ErrorItem, invalid_request
 from messagedb_agent.api.replies import wait_for_reply
 from messagedb_agent.api.transcript import event_view, thread_detail
 from messagedb_agent.events import SessionCompleted
-from messagedb_agent.events.ids import message_id
 from messagedb_agent.observability.tracing import current_traceparent
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
@@ -130,11 +129,7 @@ def add_message(ctx: Context, call: Call) -> Answer:
         max_length=ctx.settings.threads.max_message_length,
         traceparent=current_traceparent(),
     )
-    position = appended.position
-    if not appended.created and call.idempotency_key:
-        # A retry: the message is already in the thread, at its own (earlier) position.
-        own_id = message_id(appended.stream_name, f"message/{call.idempotency_key}")
-        position = _position_of(store, appended.stream_name, own_id, position)
+    position = appended.position  # a retry's is the first write's (`add_message` finds it)
     ctx.publish(appended)
     if wait:
         reply = wait_for_reply(store, appended.stream_name, position, wait)
@@ -145,13 +140,6 @@ def add_message(ctx: Context, call: Call) -> Answer:
             return Answer(200, answered, fresh=appended.created)
     accepted = models.MessageAccepted(thread_id=appended.thread_id, position=position)
     return Answer(202, accepted, fresh=appended.created)
-
-
-def _position_of(store: MessageStore, stream: str, id_: str, default: int) -> int:
-    for message in store.read_stream(stream):
-        if message.id == id_:
-            return message.position
-    return default
 
 
 def end_thread(ctx: Context, call: Call) -> Answer:

@@ -14,7 +14,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from messagedb_agent.api.errors import ErrorBody
 from messagedb_agent.api.idempotency import HEADER, KEY_PATTERN
 from messagedb_agent.api.routes import Route
-from messagedb_agent.settings import ApiSettings, Settings
+from messagedb_agent.settings import Settings
+from messagedb_agent.settings.serving import ApiSettings
 
 REF = "#/components/schemas/{model}"
 _ERROR_DESCRIPTIONS = {

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from messagedb_agent.settings import Settings
-from messagedb_agent.store.client import describe_connection_error
+from messagedb_agent.store.diagnosis import describe_connection_error
 
 MESSAGE_STORE_ROLE = "message_store"  # created by Message DB's roles/message-store.sql
 

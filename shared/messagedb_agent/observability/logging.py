@@ -21,7 +21,8 @@ from structlog.stdlib import ProcessorFormatter
 from structlog.typing import Processor
 
 from messagedb_agent.observability.redaction import Redactor
-from messagedb_agent.settings import ObservabilitySettings, Settings
+from messagedb_agent.settings import Settings
+from messagedb_agent.settings.serving import ObservabilitySettings
 
 HANDLER_NAME = "messagedb_agent"
 TRACE_KEY = "logging.googleapis.com/trace"

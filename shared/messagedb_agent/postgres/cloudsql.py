@@ -27,7 +27,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from messagedb_agent.settings import CloudSqlSettings
+from messagedb_agent.settings.storage import CloudSqlSettings
 
 # Where the connection goes is the connector's business, never the conninfo's.
 _NETWORK_PARAMS = ("host", "hostaddr", "port", "sslmode", "password", "passfile")

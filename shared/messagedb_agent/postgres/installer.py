@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors as pg_errors
 
-from messagedb_agent.store.client import describe_connection_error
+from messagedb_agent.store.diagnosis import describe_connection_error
 from messagedb_agent.store.errors import (
     NotInstalledError,
     StoreError,

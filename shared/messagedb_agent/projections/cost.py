@@ -16,7 +16,8 @@ from functools import lru_cache
 
 from messagedb_agent.events.agent import LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
-from messagedb_agent.settings import PriceSettings, Settings
+from messagedb_agent.settings import Settings
+from messagedb_agent.settings.agent import PriceSettings
 
 PER_MILLION = Decimal(1_000_000)
 UNKNOWN_MODEL = "unknown"

@@ -87,7 +87,7 @@ def decode_push(body: Any) -> Delivery:
 
 
 def encode_push(
-    notification: Notification,
+    message: Notification | bytes,
     *,
     subscription: str,
     message_id: str | None = None,
@@ -95,27 +95,9 @@ def encode_push(
     publish_time: datetime | None = None,
     delivery_attempt: int | None = None,
 ) -> dict[str, Any]:
-    """The push body Pub/Sub would send for this notification (and Eventarc's event data)."""
-    return encode_push_data(
-        encode(notification),
-        subscription=subscription,
-        message_id=message_id,
-        attributes=attributes,
-        publish_time=publish_time,
-        delivery_attempt=delivery_attempt,
-    )
-
-
-def encode_push_data(
-    data: bytes,
-    *,
-    subscription: str,
-    message_id: str | None = None,
-    attributes: Mapping[str, str] | None = None,
-    publish_time: datetime | None = None,
-    delivery_attempt: int | None = None,
-) -> dict[str, Any]:
-    """The push body for an already-encoded message (what the fallback topic stores)."""
+    """The push body Pub/Sub would send (and Eventarc's event data), for a notification or
+    for a message already encoded (what the fallback topic stores)."""
+    data = encode(message) if isinstance(message, Notification) else message
     published = _timestamp(publish_time or datetime.now(UTC))
     body: dict[str, Any] = {
         "message": {

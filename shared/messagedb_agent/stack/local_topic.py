@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from messagedb_agent.pubsub.envelope import cloud_event_headers, encode_push_data
+from messagedb_agent.pubsub.envelope import cloud_event_headers, encode_push
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class LocalTopic:
 
     def _push(self, client: httpx.Client, pending: _Pending) -> None:
         pending.attempt += 1
-        body = encode_push_data(
+        body = encode_push(
             pending.data,
             subscription=self.subscription_path,
             message_id=pending.message_id,

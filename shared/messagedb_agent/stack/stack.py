@@ -263,7 +263,7 @@ class LocalStack:
         return issue_dev_token(sub, self.auth_secret, ttl_seconds)
 
     def banner(self) -> str:
-        from messagedb_agent.store.client import redact
+        from messagedb_agent.store.diagnosis import redact
 
         lines = ["", "messagedb-agent local stack is up"]
         if self.transport == "emulator":

@@ -27,12 +27,6 @@ from messagedb_agent.store.diagnosis import (
     one_line,
     write_error,
 )
-from messagedb_agent.store.diagnosis import (
-    describe_connection_error as describe_connection_error,
-)
-from messagedb_agent.store.diagnosis import (
-    redact as redact,
-)
 from messagedb_agent.store.errors import (
     StoreError,
     StoreUnavailableError,

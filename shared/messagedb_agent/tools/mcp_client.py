@@ -21,7 +21,7 @@ from typing import Any, Self
 import mcp_types as types
 from mcp import Client, MCPError, StdioServerParameters
 
-from messagedb_agent.settings import McpServerConfig
+from messagedb_agent.settings.agent import McpServerConfig
 from messagedb_agent.tools.context import ToolContext
 from messagedb_agent.tools.errors import ToolError, TransientToolError
 from messagedb_agent.tools.registry import Tool, ToolRegistry

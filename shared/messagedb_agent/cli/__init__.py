@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from messagedb_agent.settings import Settings
-from messagedb_agent.store.errors import StoreError
-from messagedb_agent.threads.errors import ThreadError
+from messagedb_agent.cli.common import ENV_FILE, friendly, load_settings
+from messagedb_agent.cli.db import db_app
 
 app = typer.Typer(
     help="An event-sourced AI agent whose whole memory is a Message DB event log.",
@@ -20,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_ENV_FILE: list[str] = []  # set by the --config option, read by _settings()
+app.add_typer(db_app, name="db")
 
 
 @app.callback()
@@ -35,136 +32,14 @@ def _options(
     ] = None,
 ) -> None:
     """An event-sourced AI agent whose whole memory is a Message DB event log."""
-    _ENV_FILE.clear()
+    ENV_FILE.clear()
     if config is not None:
         from pathlib import Path
 
         if not Path(config).is_file():
             typer.secho(f"error: --config {config}: no such file", fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
-        _ENV_FILE.append(config)
-
-
-db_app = typer.Typer(
-    help="Manage the database: install Message DB, check it, stop the local server.",
-    no_args_is_help=True,
-)
-app.add_typer(db_app, name="db")
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _friendly(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn known failures into one line on stderr and exit code 1, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise  # click's own exits are RuntimeErrors too; they carry their exit code
-        except (StoreError, ThreadError, ValueError, RuntimeError) as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _settings() -> Settings:
-    """The validated settings (and the tracing they ask for), or one `error:` line per bad
-    variable and exit code 2.
-
-    pydantic's own message spans several lines per variable and can echo the value, which
-    for DATABASE_URL holds a password; only the variable and the reason are shown.
-    """
-    from pydantic import ValidationError
-
-    from messagedb_agent.observability import configure_tracing
-
-    try:
-        settings = Settings(_env_file=_ENV_FILE[0]) if _ENV_FILE else Settings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        for problem in exc.errors():
-            variable = _variable(problem["loc"])
-            reason = " ".join(str(problem["msg"]).removeprefix("Value error, ").split())
-            typer.secho(f"error: {variable}: {reason}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    except Exception as exc:  # e.g. an unreadable .env file
-        reason = " ".join(str(exc).split())
-        typer.secho(f"error: invalid configuration: {reason}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    configure_tracing(settings)
-    return settings
-
-
-def _variable(location: tuple[int | str, ...]) -> str:
-    """The variable a validation error is about: the innermost part of its location that
-    names one (a section or a key inside a JSON value does not)."""
-    names = Settings.variables()
-    found = next((str(part) for part in reversed(location) if part in names), None)
-    return found.upper() if found else "configuration"
-
-
-def _progress(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-@db_app.command("install")
-@_friendly
-def db_install(
-    repair: Annotated[
-        bool, typer.Option(help="Complete a half-installed Message DB, keeping its messages.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
-) -> None:
-    """Install Message DB 1.3.1 (from npm, integrity-checked) into DATABASE_URL or the embedded server.
-
-    Running it again changes nothing and says so.
-    """
-    from messagedb_agent.postgres.connect import database_url, ensure_installed
-    from messagedb_agent.postgres.installer import VERSION
-
-    settings = _settings()
-    url = database_url(settings)
-    report = ensure_installed(url, settings, repair=repair, progress=None if quiet else _progress)
-    typer.echo(
-        report.summary().replace(
-            f"Message DB {report.version}", f"Message DB {VERSION} (schema {report.version})"
-        )
-    )
-
-
-@db_app.command("status")
-@_friendly
-def db_status() -> None:
-    """Check that the database answers and report its Message DB version."""
-    from messagedb_agent.postgres.connect import database_url, open_store
-    from messagedb_agent.store.client import redact
-
-    settings = _settings()
-    url = database_url(settings)
-    with open_store(settings, url) as store:
-        health = store.health()
-    if not health.ok:
-        typer.secho(f"unhealthy: {health.detail}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
-    typer.echo(
-        f"ok: PostgreSQL {health.server_version}, Message DB schema "
-        f"{health.message_store_version} at {redact(url)}"
-    )
-
-
-@db_app.command("stop")
-def db_stop() -> None:
-    """Stop the embedded PostgreSQL server (its data stays)."""
-    from messagedb_agent.postgres import embedded
-
-    settings = _settings()
-    if embedded.stop(settings.local.home):
-        typer.echo(f"stopped the embedded server in {settings.local.home / 'pgdata'}")
-    else:
-        typer.echo("the embedded server is not running")
+        ENV_FILE.append(config)
 
 
 # -- the agent ------------------------------------------------------------------------------
@@ -176,7 +51,7 @@ class _Session:
     def __init__(self) -> None:
         from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
 
-        self.settings = _settings()
+        self.settings = load_settings()
         url = database_url(self.settings)
         ensure_installed(url, self.settings)
         self.store = open_store(self.settings, url)
@@ -215,7 +90,7 @@ _EVENTS = typer.Option("--events", help="Also print the events this turn appende
 
 
 @app.command("start")
-@_friendly
+@friendly
 def start(
     message: Annotated[str, typer.Argument(help="The first message of the new thread.")],
     title: Annotated[str | None, typer.Option(help="A title for the thread.")] = None,
@@ -238,7 +113,7 @@ def start(
 
 
 @app.command("continue")
-@_friendly
+@friendly
 def continue_(
     thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
     message: Annotated[str, typer.Argument(help="The next user message.")],
@@ -260,7 +135,7 @@ def continue_(
 
 
 @app.command("show")
-@_friendly
+@friendly
 def show(
     thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
     events: Annotated[
@@ -272,7 +147,7 @@ def show(
 
 
 @app.command("replay")
-@_friendly
+@friendly
 def replay(
     thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
     to: Annotated[int, typer.Option("--to", min=0, help="Last position to include.")],
@@ -308,7 +183,7 @@ def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = F
 
 
 @app.command("list")
-@_friendly
+@friendly
 def list_(
     limit: Annotated[int, typer.Option(min=1, max=200, help="How many threads to show.")] = 20,
 ) -> None:
@@ -325,7 +200,7 @@ def list_(
 
 
 @app.command("fork")
-@_friendly
+@friendly
 def fork(
     thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
     at: Annotated[int, typer.Option("--at", min=0, help="Last position the fork shares.")],
@@ -341,7 +216,7 @@ def fork(
 
 
 @app.command("demo")
-@_friendly
+@friendly
 def demo(
     in_process: Annotated[
         bool,
@@ -358,7 +233,7 @@ def demo(
     """
     from messagedb_agent.demo import run_demo, run_http_demo
 
-    settings = _settings()
+    settings = load_settings()
     if in_process:
         run_demo(settings, echo=typer.echo)
     else:
@@ -366,7 +241,7 @@ def demo(
 
 
 @app.command("stack")
-@_friendly
+@friendly
 def stack(
     transport: Annotated[
         str, typer.Option(help="auto (emulator when gcloud is installed) | emulator | local")
@@ -380,7 +255,7 @@ def stack(
 
     if transport not in ("auto", "emulator", "local"):
         raise ValueError("--transport must be auto, emulator or local")
-    settings = _settings()
+    settings = load_settings()
     raise typer.Exit(
         run(
             settings,
@@ -394,7 +269,7 @@ def stack(
 
 
 @app.command("mcp")
-@_friendly
+@friendly
 def mcp(
     user: Annotated[
         str | None, typer.Option(help="The user the tools act for (default: LOCAL_USER).")
@@ -404,7 +279,7 @@ def mcp(
     from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
     from messagedb_agent.tools.mcp_server import serve_stdio
 
-    settings = _settings()
+    settings = load_settings()
     url = database_url(settings)
     ensure_installed(url, settings)
     with open_store(settings, url) as store:

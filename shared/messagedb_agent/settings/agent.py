@@ -1,0 +1,166 @@
+"""The agent's own settings: the model, the turn's limits, tools, replies, and prices."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass
+
+from messagedb_agent.settings.section import Section
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+
+
+# -- the agent -------------------------------------------------------------------------------
+
+
+class ModelSettings(Section):
+    """Which model answers, and where (the project is GOOGLE_CLOUD_PROJECT)."""
+
+    google_cloud_location: str = Field(default="us-central1", description="Vertex AI region.")
+    model_name: str = Field(
+        default="",
+        description=f"`gemini-...`, `claude-...` (Vertex AI) or `offline`; empty picks "
+        f"{DEFAULT_MODEL} when GOOGLE_CLOUD_PROJECT is set, else offline.",
+    )
+    vertex_api_endpoint: str | None = Field(
+        default=None, description="Override the Vertex AI base URL (private endpoints, tests)."
+    )
+    system_prompt: str | None = Field(default=None, description="Replaces the default prompt.")
+
+
+@dataclass(frozen=True, config=ConfigDict(defer_build=True))  # built when MCP_SERVERS is set
+class McpServerConfig:
+    """One MCP server to start: `env` is added to the SDK's safe default environment
+    (PATH, HOME and the like), never the whole environment of this process."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] | None = None
+
+
+def servers_from_json(text: str) -> list[McpServerConfig]:
+    """Configs from JSON such as `[{"name": "files", "command": ["npx", "some-server"]}]`."""
+    return TypeAdapter(list[McpServerConfig]).validate_json(text)
+
+
+class EngineSettings(Section):
+    """The step protocol: limits, leases, timeouts, and the tools beyond the built-in ones."""
+
+    max_iterations: int = Field(default=10, ge=1, le=100, description="Model calls per user turn.")
+    max_llm_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of one model call before the turn fails."
+    )
+    max_tool_attempts: int = Field(
+        default=2, ge=1, le=10, description="Tries of one tool call before it is reported failed."
+    )
+    llm_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="How long a claimed model call is held before another step may retry it.",
+    )
+    tool_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a claimed tool call is held before another step may retry it.",
+    )
+    llm_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="Longest wait for one model answer."
+    )
+    tool_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="Longest wait for one tool result."
+    )
+    step_max_steps: int = Field(
+        default=25,
+        ge=1,
+        le=200,
+        description="Steps one step-function delivery may run in a row (one commit each).",
+    )
+    step_budget_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=540,
+        description="After this long a delivery stops chaining and hands on to a new one.",
+    )
+    view_cache_events: int = Field(
+        default=50_000,
+        ge=0,
+        le=5_000_000,
+        description="Events of recently driven threads a warm instance keeps in memory.",
+    )
+    mcp_servers: str | None = Field(
+        default=None,
+        description="JSON list of MCP servers whose tools the agent may use: "
+        '[{"name": "files", "command": ["python", "-m", "server"]}]',
+    )
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_list(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        try:
+            servers_from_json(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise ValueError(
+                f"MCP_SERVERS is not a valid server list ({where}: {problem['msg']})"
+            ) from None
+        return value
+
+
+class CallbackSettings(Section):
+    """Reply deliveries to the callback URLs threads name."""
+
+    callback_signing_secret: SecretStr = Field(
+        default=SecretStr("dev-only-callback-secret-change-me"),
+        description="HMAC-SHA256 key that signs reply deliveries to callback URLs.",
+    )
+    delivery_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Longest wait for a callback URL to answer."
+    )
+    max_delivery_attempts: int = Field(
+        default=5, ge=1, le=20, description="Tries of one reply delivery before it is given up."
+    )
+
+
+class ThreadSettings(Section):
+    """What a thread accepts, whoever writes to it (the API or the CLI)."""
+
+    max_message_length: int = Field(
+        default=5000, ge=1, le=100_000, description="Longest user message, in characters."
+    )
+
+
+class PriceConfig(Section):
+    input: Decimal = Field(ge=0, description="USD per million input tokens.")
+    output: Decimal = Field(ge=0, description="USD per million output tokens.")
+
+
+class PriceSettings(Section):
+    """What model calls cost; prices change more often than the code."""
+
+    model_prices: dict[str, PriceConfig] = Field(
+        default_factory=dict,
+        description='JSON `{"model": {"input": 0.3, "output": 2.5}}`, USD per million tokens, '
+        "laid over the defaults (a model named here replaces its default price).",
+    )
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _from_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value

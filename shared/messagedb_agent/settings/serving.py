@@ -1,0 +1,139 @@
+"""The edges' settings: the HTTP API, Pub/Sub, and logs and traces."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+)
+
+from messagedb_agent.settings.section import Section, unset_if_blank
+
+# Public on purpose: it only ever signs tokens for a developer's own machine, which is why the
+# API refuses it on Cloud Run (see `Settings.serving_api`).
+DEV_AUTH_SECRET = "dev-only-insecure-secret--never-use-outside-localhost"  # noqa: S105
+DEFAULT_PUBSUB_PROJECT = "local-project"
+
+# -- the edges -------------------------------------------------------------------------------
+
+
+class ApiSettings(Section):
+    """How the HTTP API authenticates callers and how hard they may push.
+
+    With no key configured it accepts tokens signed with the public development secret, so the
+    local stack works with zero configuration; see `Settings.serving_api` for Cloud Run.
+    """
+
+    jwt_hs256_secret: SecretStr | None = Field(
+        default=None, description="Shared secret of HS256 tokens."
+    )
+    jwt_public_key: SecretStr | None = Field(
+        default=None, description="PEM public key of RS256 tokens."
+    )
+    jwt_jwks_url: str | None = Field(
+        default=None, description="JWKS endpoint publishing the RS256 signing keys."
+    )
+    jwt_audience: str | None = Field(default=None, description="Required `aud` claim, if set.")
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` claim, if set.")
+    jwt_leeway_seconds: float = Field(
+        default=10.0, ge=0, le=300, description="Clock skew allowed on `exp`, `nbf` and `iat`."
+    )
+    dev_auth_secret: SecretStr = Field(
+        default=SecretStr(DEV_AUTH_SECRET),
+        description="HS256 secret used only when no JWT key is configured (local work).",
+    )
+    allow_dev_auth: bool = Field(
+        default=False, description="Accept the development secret even on Cloud Run."
+    )
+    rate_limit_per_minute: int = Field(
+        default=30, ge=0, le=100_000, description="Writes per user per minute; 0 turns it off."
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, le=100_000, description="Bucket size; defaults to the per-minute rate."
+    )
+    max_wait_seconds: float = Field(
+        default=30.0, gt=0, le=30, description="Longest `wait` a request may ask for a reply."
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="Largest request body accepted.",
+    )
+
+    @property
+    def uses_dev_auth(self) -> bool:
+        return not (self.jwt_hs256_secret or self.jwt_public_key or self.jwt_jwks_url)
+
+    @property
+    def burst(self) -> int:
+        return self.rate_limit_burst or max(1, self.rate_limit_per_minute)
+
+    @property
+    def accepts_public_secret(self) -> bool:
+        """Whether a token signed with the published development secret would be accepted."""
+        public = self.dev_auth_secret.get_secret_value() == DEV_AUTH_SECRET
+        return self.uses_dev_auth and public and not self.allow_dev_auth
+
+
+class PubSubSettings(Section):
+    """Where step notifications go: the topic (or the local stack's stand-in for it)."""
+
+    pubsub_project: str | None = Field(
+        default=None,
+        description="Project of the topic; defaults to GOOGLE_CLOUD_PROJECT, else "
+        f"{DEFAULT_PUBSUB_PROJECT}.",
+    )
+    pubsub_topic: str = Field(
+        default="agent-steps", min_length=3, max_length=255, description="Step notifications."
+    )
+    pubsub_dead_letter_topic: str = Field(
+        default="agent-steps-dead-letter",
+        min_length=3,
+        max_length=255,
+        description="Where Pub/Sub moves a notification after its last failed delivery.",
+    )
+    pubsub_subscription: str = Field(
+        default="agent-steps-step", min_length=3, max_length=255, description="Push to step."
+    )
+    pubsub_emulator_host: str | None = Field(
+        default=None, description="host:port of the emulator; the SDK reads it by itself."
+    )
+    pubsub_publish_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="How long to wait for Pub/Sub to confirm."
+    )
+    local_topic_url: str | None = Field(
+        default=None,
+        description="Base URL of the local stack's built-in topic, used instead of Pub/Sub "
+        "where the emulator is not installed.",
+    )
+
+    @field_validator("pubsub_project", "local_topic_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return unset_if_blank(value)
+
+
+class ObservabilitySettings(Section):
+    """How the process logs and traces (the project and service come from `Settings`)."""
+
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="`json` (Cloud Logging) or `console`; unset means json on Cloud Run "
+        "(K_SERVICE set), console elsewhere.",
+    )
+    log_level: str = Field(default="INFO", description="Least severe level written.")
+    log_max_body_chars: int = Field(
+        default=200,
+        ge=20,
+        le=100_000,
+        description="Longer strings in a log line are cut to this many characters.",
+    )
+    trace_exporter: Literal["none", "console", "gcp"] = Field(
+        default="none",
+        description="Where spans go: nowhere (trace context still propagates), stdout, or "
+        "Cloud Trace (needs opentelemetry-exporter-gcp-trace).",
+    )
