@@ -2,8 +2,9 @@
 
 For each function it runs `python -X importtime -c "import main"` in a fresh interpreter from
 the function's folder (as functions-framework loads it) and sums the self times, REPEAT times,
-reporting the median; beside them, the same figure for `google.cloud.aiplatform` and
-`google.genai`, the Vertex AI SDKs the step function loads only when a Vertex model is used.
+reporting the median, as a ratio to the import of `google.genai` (a Vertex AI SDK the step
+function loads only when a Vertex model is used) measured in the same run; beside them, the
+same figure for `google.cloud.aiplatform`.
 Also prints the heaviest imports of each function, to show where the time goes.
 
 Env: REPEAT (5)
@@ -21,7 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEAT = int(os.environ.get("REPEAT", "5"))
-TARGETS = {"ingest": 0.3, "relay": 0.4, "step": 0.6}
+# Targets as fractions of the `google.genai` import measured in the same run, so they hold on
+# any machine: a function's own module may cost at most this share of what importing one
+# Vertex AI SDK costs (on the machine the targets were first set on, google.genai took 0.86 s
+# and the targets were 0.3, 0.4 and 0.6 s).
+BASELINE = "google.genai"
+TARGETS = {"ingest": 0.35, "relay": 0.45, "step": 0.7}
 _LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
 
@@ -100,6 +106,9 @@ def main() -> None:
         f"cold start: import time before the first request (median of {REPEAT} fresh interpreters)"
     )
     figures: dict[str, float] = {}
+    for module in ("google.cloud.aiplatform", BASELINE):
+        figures[module], _ = measure(f"import {module}", ROOT)
+    baseline = figures[BASELINE]
     framework, _ = measure("import functions_framework", ROOT)
     figures["functions_framework"] = framework
     print(
@@ -113,17 +122,18 @@ def main() -> None:
             for _ in range(REPEAT)
         )
         figures[name] = own
-        verdict = "meets" if own <= target else "MISSES"
+        ratio = own / baseline
+        verdict = "meets" if ratio <= target else "MISSES"
         heaviest = ", ".join(f"{n} {s * 1000:.0f} ms" for s, n in _children(name)[:3])
         print(
-            f"  {name:<8} {own:6.3f} s   (target <= {target} s: {verdict})   heaviest: {heaviest}"
+            f"  {name:<8} {own:6.3f} s = {ratio:.2f}x {BASELINE} (target <= {target}x: {verdict})"
+            f"   heaviest: {heaviest}"
         )
-    print("for scale, in the same run:")
-    for module in ("google.cloud.aiplatform", "google.genai"):
-        seconds, _ = measure(f"import {module}", ROOT)
-        figures[module] = seconds
+    print("the baseline and, for scale, the heaviest SDK, in the same run:")
+    for module in ("google.cloud.aiplatform", BASELINE):
         print(
-            f"  {module:<24} {seconds:6.3f} s   (loaded by step only when a Vertex model is used)"
+            f"  {module:<24} {figures[module]:6.3f} s   "
+            "(loaded by step only when a Vertex model is used)"
         )
     if out := os.environ.get("BENCH_OUT"):
         Path(out).write_text(json.dumps(figures))
