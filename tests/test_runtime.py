@@ -3,15 +3,14 @@ function's parts are built once per process, on first use."""
 
 from __future__ import annotations
 
-import ast
 import json
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.imports import loaded_by
 
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import ToolCall
@@ -98,14 +97,7 @@ def test_a_relay_run_without_its_database_is_an_unavailable_outcome() -> None:
 
 def test_importing_the_runtime_loads_only_the_settings() -> None:
     """A function's cold start pays for the parts it uses when it first uses them."""
-    probe = (
-        "import sys, messagedb_agent.runtime; "
-        "print(sorted(m for m in sys.modules if m.startswith(('messagedb_agent', 'psycopg'))))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    modules = ast.literal_eval(loaded.strip())
+    modules = loaded_by("messagedb_agent.runtime", "messagedb_agent", "psycopg")
     assert "messagedb_agent.runtime" in modules
     assert all(
         m in ("messagedb_agent", "messagedb_agent.runtime")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from tests.imports import loaded_by
 
 from messagedb_agent.settings import Settings
 from messagedb_agent.settings.serving import DEFAULT_PUBSUB_PROJECT
@@ -85,14 +83,8 @@ def test_only_a_process_serving_the_api_refuses_the_public_secret_on_cloud_run()
 
 
 def test_importing_the_settings_loads_no_driver_sdk_or_tools() -> None:
-    probe = (
-        "import sys, messagedb_agent.settings; "
-        "print(sorted(m for m in sys.modules if m.startswith(('messagedb_agent', 'psycopg', "
-        "'google.cloud.', 'mcp'))))"
+    modules = loaded_by(
+        "messagedb_agent.settings", "messagedb_agent", "psycopg", "google.cloud.", "mcp"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    modules = ast.literal_eval(loaded.strip())
     assert "messagedb_agent.settings" in modules
     assert all(m == "messagedb_agent" or m.startswith("messagedb_agent.settings") for m in modules)

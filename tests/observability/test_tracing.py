@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 from cloudevents.http import CloudEvent
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.api.conftest import api_settings, bearer
+from tests.imports import loaded_by
 from tests.observability.conftest import FakePublisherClient, Spans, observability_settings
 
 from messagedb_agent.api import create_api
@@ -231,12 +230,8 @@ def test_no_exporter_is_installed_unless_one_is_asked_for(
 
 
 def test_importing_the_functions_code_does_not_load_the_tracing_sdk() -> None:
-    probe = (
-        "import sys; import messagedb_agent.observability, messagedb_agent.pubsub.step_handler, "
-        "messagedb_agent.api.app; "
-        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))"
+    functions_code = (
+        "messagedb_agent.observability, messagedb_agent.pubsub.step_handler, "
+        "messagedb_agent.api.app"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.strip() == "[]"
+    assert loaded_by(functions_code, "opentelemetry.sdk") == []
