@@ -11,6 +11,7 @@ import uuid
 from functools import lru_cache
 
 _NAMESPACE = uuid.UUID("6f1c4a52-3f0e-4f55-9a55-2b7f4a0c9e11")
+_THREAD_NAMESPACE = uuid.UUID("0d8f6f0e-3a52-4d8e-b0f4-8f3c2a9d7e21")
 
 
 def llm_step_id(stream_name: str, head_position: int) -> str:
@@ -37,3 +38,8 @@ def closing_delivery_step_id(stream_name: str) -> str:
 def message_id(step_id: str, part: str) -> str:
     """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...)."""
     return str(uuid.uuid5(_NAMESPACE, f"{step_id}/{part}"))
+
+
+def idempotent_thread_id(owner: str, idempotency_key: str) -> uuid.UUID:
+    """The thread a user's retried "start a thread" request finds again."""
+    return uuid.uuid5(_THREAD_NAMESPACE, f"{owner}/{idempotency_key}")

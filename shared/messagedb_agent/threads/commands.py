@@ -20,7 +20,7 @@ from messagedb_agent.events import (
     UserMessageAdded,
     to_message,
 )
-from messagedb_agent.events.ids import message_id
+from messagedb_agent.events.ids import idempotent_thread_id, message_id
 from messagedb_agent.notification import Notification
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import DuplicateMessageError
@@ -32,7 +32,6 @@ from messagedb_agent.threads.reading import owner_of, read_thread
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
 
-_THREAD_NAMESPACE = uuid.UUID("0d8f6f0e-3a52-4d8e-b0f4-8f3c2a9d7e21")
 DEFAULT_MAX_MESSAGE_LENGTH = 5000
 
 
@@ -82,10 +81,7 @@ def start_thread(
     text = clean_message(message, max_length) if message is not None else None
     if title is not None and any(ord(c) < 32 for c in title):
         raise MessageRejected("The title contains control characters I can't store.")
-    if idempotency_key:
-        thread_uuid = uuid.uuid5(_THREAD_NAMESPACE, f"{owner}/{idempotency_key}")
-    else:
-        thread_uuid = uuid.uuid4()
+    thread_uuid = idempotent_thread_id(owner, idempotency_key) if idempotency_key else uuid.uuid4()
     thread_id = str(thread_uuid)
     stream = names.thread_stream(thread_uuid)
     meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
