@@ -196,3 +196,15 @@ def test_a_refused_delivery_is_retried_only_while_attempts_remain() -> None:
     assert first.retryable
     assert first.status_code == 503
     assert not final.retryable
+
+
+def test_a_provider_s_signatures_on_tool_calls_are_kept_with_the_answer() -> None:
+    response = LLMResponse(
+        text="",
+        tool_calls=(call("c1", "add"),),
+        model_name="gemini-3-pro",
+        thought_signatures={"c1": "c2lnbmF0dXJl"},
+    )
+    [(event, _)] = effects.llm_answered("step-1", response, 1.0)
+    assert isinstance(event, LLMResponseReceived)
+    assert event.thought_signatures == {"c1": "c2lnbmF0dXJl"}

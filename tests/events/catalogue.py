@@ -71,6 +71,7 @@ SAMPLES: tuple[Event, ...] = (
         token_usage=TokenUsage(input_tokens=120, output_tokens=34),
         finish_reason="tool_use",
         latency_ms=812.5,
+        thought_signatures={"call-1": "c2lnbmF0dXJl"},
     ),
     LLMCallFailed(
         step_id="step-1",

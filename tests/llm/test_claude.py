@@ -5,13 +5,16 @@ Each test asserts on the Messages-API JSON the SDK actually sent and on how the 
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
+from typing import Any
 
+import httpx
 import pytest
 from google.oauth2.credentials import Credentials
 from tests.llm.conftest import LOCATION, PROJECT, TOKEN
-from tests.llm.fake_vertex import FakeVertex, claude_reply
+from tests.llm.fake_vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex, claude_reply
 
 from messagedb_agent.events.values import TokenUsage, ToolCall
 from messagedb_agent.llm.claude import DEFAULT_MAX_TOKENS, ClaudeModel
@@ -63,7 +66,7 @@ def test_text_reply_sends_a_top_level_system_prompt(
     assert sent.body["temperature"] == 0.3
     assert sent.body["max_tokens"] == DEFAULT_MAX_TOKENS
     assert sent.body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hi!"}]}]
-    assert "anthropic_version" in sent.body
+    assert sent.body["anthropic_version"] == VERTEX_ANTHROPIC_VERSION
     assert "model" not in sent.body
     assert "tools" not in sent.body
 
@@ -297,3 +300,239 @@ def test_credentials_that_cannot_refresh_are_an_auth_error(vertex: FakeVertex) -
 
     assert (raised.value.kind, raised.value.retryable) == ("auth", False)
     assert vertex.requests == []
+
+
+def test_a_tool_result_sent_after_a_user_text_still_leads_the_user_turn(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "ok"}))
+    calls = (
+        ToolCall(id="toolu_1", name="add_task", arguments={"title": "milk"}),
+        ToolCall(id="toolu_2", name="list_tasks", arguments={}),
+    )
+
+    claude.call(
+        [
+            UserTurn("add milk, then list"),
+            AssistantTurn("", calls),
+            ToolResult("toolu_1", "add_task", "added"),
+            UserTurn("hurry"),
+            ToolResult("toolu_2", "list_tasks", "milk"),
+        ],
+        [ADD_TASK, LIST_TASKS],
+        CONFIG,
+    )
+
+    last = vertex.last.body["messages"][-1]["content"]
+    assert [block["type"] for block in last] == ["tool_result", "tool_result", "text"]
+    assert [block.get("tool_use_id") for block in last[:2]] == ["toolu_1", "toolu_2"]
+
+
+def test_a_two_turn_tool_conversation_passes_the_strict_endpoint(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    call = ToolCall(id="toolu_01A", name="add_task", arguments={"title": "milk"})
+    vertex.reply(
+        claude_reply(
+            {"type": "text", "text": "Adding it."},
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments},
+            stop_reason="tool_use",
+        )
+    )
+    vertex.reply(claude_reply({"type": "text", "text": "Added milk."}))
+    vertex.reply(claude_reply({"type": "text", "text": "You have one task: milk."}))
+    tools = [ADD_TASK, LIST_TASKS]
+
+    history: list[Message] = [UserTurn("add milk")]
+    asked = claude.call(history, tools, CONFIG)
+    history += [
+        AssistantTurn(asked.text, asked.tool_calls),
+        ToolResult(call.id, call.name, {"task": {"id": 1, "title": "milk"}}),
+    ]
+    answered = claude.call(history, tools, CONFIG)
+    history += [AssistantTurn(answered.text), UserTurn("what is on my list?")]
+    final = claude.call(history, tools, CONFIG)
+
+    assert asked.tool_calls == (call,)
+    assert (answered.text, final.text) == ("Added milk.", "You have one task: milk.")
+    assert [request.path.rsplit(":", 1)[1] for request in vertex.requests] == ["rawPredict"] * 3
+    assert {request.body["anthropic_version"] for request in vertex.requests} == {
+        VERTEX_ANTHROPIC_VERSION
+    }
+    assert all("model" not in request.body for request in vertex.requests)
+    sent = vertex.last.body["messages"]
+    assert [turn["role"] for turn in sent] == ["user", "assistant", "user", "assistant", "user"]
+    assert sent[1]["content"][-1] == {
+        "type": "tool_use",
+        "id": "toolu_01A",
+        "name": "add_task",
+        "input": {"title": "milk"},
+    }
+    assert sent[2]["content"] == [
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_01A",
+            "content": json.dumps({"task": {"id": 1, "title": "milk"}}),
+            "is_error": False,
+        }
+    ]
+    assert sent[3]["content"] == [{"type": "text", "text": "Added milk."}]
+    assert sent[4]["content"] == [{"type": "text", "text": "what is on my list?"}]
+
+
+# The strict endpoint, driven by hand-made bodies: a valid one, then one break per rule.
+
+_VALID_BODY: dict[str, Any] = {
+    "anthropic_version": VERTEX_ANTHROPIC_VERSION,
+    "max_tokens": 64,
+    "tools": [{"name": "add_task", "input_schema": {"type": "object"}}],
+    "messages": [
+        {"role": "user", "content": "add milk"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "add_task", "input": {"t": "milk"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "added"},
+                {"type": "text", "text": "thanks"},
+            ],
+        },
+    ],
+}
+
+
+def _post(vertex: FakeVertex, body: dict[str, Any], *, specifier: str = "rawPredict") -> Any:
+    path = (
+        f"/v1/projects/{PROJECT}/locations/{LOCATION}"
+        f"/publishers/anthropic/models/{MODEL}:{specifier}"
+    )
+    return httpx.post(vertex.url + path, json=body, timeout=5)
+
+
+def _broken(change: Any) -> dict[str, Any]:
+    body = copy.deepcopy(_VALID_BODY)
+    change(body)
+    return body
+
+
+def _assert_rejected(vertex: FakeVertex, body: dict[str, Any], fragment: str) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "must not be served"}))
+
+    response = _post(vertex, body)
+
+    assert response.status_code == 400
+    error = response.json()
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert fragment in error["error"]["message"]
+
+
+def test_the_strict_endpoint_accepts_a_valid_body_on_both_predict_routes(
+    vertex: FakeVertex,
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "ok"}))
+    vertex.reply(claude_reply({"type": "text", "text": "ok"}))
+
+    assert _post(vertex, _VALID_BODY).status_code == 200
+    assert _post(vertex, _VALID_BODY, specifier="streamRawPredict").status_code == 200
+
+
+def test_the_strict_endpoint_rejects_a_missing_or_first_party_anthropic_version(
+    vertex: FakeVertex,
+) -> None:
+    _assert_rejected(vertex, _broken(lambda b: b.pop("anthropic_version")), "anthropic_version")
+    _assert_rejected(
+        vertex, _broken(lambda b: b.update(anthropic_version="2023-06-01")), "anthropic_version"
+    )
+    assert len(vertex.requests) == 2
+
+
+def test_the_strict_endpoint_rejects_a_model_in_the_body(vertex: FakeVertex) -> None:
+    _assert_rejected(vertex, _broken(lambda b: b.update(model=MODEL)), "model")
+
+
+def test_the_strict_endpoint_rejects_a_missing_or_non_positive_max_tokens(
+    vertex: FakeVertex,
+) -> None:
+    _assert_rejected(vertex, _broken(lambda b: b.pop("max_tokens")), "max_tokens")
+    _assert_rejected(vertex, _broken(lambda b: b.update(max_tokens=0)), "max_tokens")
+
+
+def test_the_strict_endpoint_rejects_empty_messages(vertex: FakeVertex) -> None:
+    _assert_rejected(vertex, _broken(lambda b: b.update(messages=[])), "messages")
+
+
+def test_the_strict_endpoint_rejects_a_conversation_that_starts_with_the_assistant(
+    vertex: FakeVertex,
+) -> None:
+    body = _broken(lambda b: b.update(messages=[{"role": "assistant", "content": "Hi"}]))
+
+    _assert_rejected(vertex, body, "first message")
+
+
+def test_the_strict_endpoint_rejects_consecutive_turns_of_one_role(vertex: FakeVertex) -> None:
+    body = _broken(lambda b: b["messages"].append({"role": "user", "content": "and more"}))
+
+    _assert_rejected(vertex, body, "messages.3: roles must alternate")
+
+
+def test_the_strict_endpoint_rejects_a_tool_use_left_unanswered(vertex: FakeVertex) -> None:
+    body = _broken(lambda b: b["messages"][2].update(content=[{"type": "text", "text": "hm"}]))
+
+    _assert_rejected(vertex, body, "without `tool_result` blocks immediately after: toolu_1")
+
+
+def test_the_strict_endpoint_rejects_a_tool_use_answered_only_later(vertex: FakeVertex) -> None:
+    def answer_late(body: dict[str, Any]) -> None:
+        result = body["messages"][2]
+        body["messages"][2] = {"role": "user", "content": "wait"}
+        body["messages"] += [{"role": "assistant", "content": "ok"}, result]
+
+    _assert_rejected(vertex, _broken(answer_late), "messages.1: `tool_use` ids")
+
+
+def test_the_strict_endpoint_rejects_text_before_a_tool_result(vertex: FakeVertex) -> None:
+    body = _broken(lambda b: b["messages"][2]["content"].reverse())
+
+    _assert_rejected(vertex, body, "`tool_result` blocks must come first")
+
+
+def test_the_strict_endpoint_rejects_a_tool_result_for_an_unknown_tool_use(
+    vertex: FakeVertex,
+) -> None:
+    extra = {"type": "tool_result", "tool_use_id": "toolu_9", "content": "?"}
+    body = _broken(lambda b: b["messages"][2]["content"].insert(1, extra))
+
+    _assert_rejected(
+        vertex, body, "unexpected `tool_use_id` found in `tool_result` blocks: toolu_9"
+    )
+
+
+def test_the_strict_endpoint_rejects_a_tool_without_an_object_input_schema(
+    vertex: FakeVertex,
+) -> None:
+    _assert_rejected(vertex, _broken(lambda b: b["tools"][0].pop("name")), "tools.0.name")
+    _assert_rejected(
+        vertex, _broken(lambda b: b["tools"][0].pop("input_schema")), "tools.0.input_schema"
+    )
+    _assert_rejected(
+        vertex,
+        _broken(lambda b: b["tools"][0].update(input_schema={"type": "array"})),
+        "tools.0.input_schema.type",
+    )
+
+
+def test_a_rejected_request_is_recorded_but_consumes_no_scripted_reply(
+    vertex: FakeVertex,
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "kept"}))
+
+    assert _post(vertex, _broken(lambda b: b.pop("max_tokens"))).status_code == 400
+    served = _post(vertex, _VALID_BODY)
+
+    assert served.json()["content"] == [{"type": "text", "text": "kept"}]
+    assert len(vertex.requests) == 2

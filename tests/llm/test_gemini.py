@@ -8,10 +8,11 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import httpx
 import pytest
 from google.oauth2.credentials import Credentials
 from tests.llm.conftest import LOCATION, PROJECT, TOKEN
-from tests.llm.fake_vertex import FakeVertex, gemini_reply
+from tests.llm.fake_vertex import SKIP_SIGNATURE, FakeVertex, gemini_reply
 
 from messagedb_agent.events.values import TokenUsage, ToolCall
 from messagedb_agent.llm.gemini import GeminiModel
@@ -229,9 +230,11 @@ def test_failed_tool_results_are_sent_as_error_objects(
     )
 
     contents = vertex.last.body["contents"]
-    responses = [part["functionResponse"]["response"] for part in contents[2]["parts"]]
+    answers = contents[2]["parts"]
+    responses = [part["functionResponse"]["response"] for part in answers[:2]]
     assert responses == [{"error": "title taken", "kind": "conflict"}, {"error": "database down"}]
-    assert contents[3] == {"role": "user", "parts": [{"text": "and also this"}]}
+    assert answers[2:] == [{"text": "and also this"}]
+    assert len(contents) == 3
 
 
 def test_gemini_3_replays_calls_with_the_signature_placeholder(
@@ -383,3 +386,127 @@ def test_credentials_that_cannot_refresh_are_an_auth_error(vertex: FakeVertex) -
 
     assert (raised.value.kind, raised.value.retryable) == ("auth", False)
     assert vertex.requests == []
+
+
+def test_tool_results_and_the_user_message_after_them_are_one_user_content(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "ok"}))
+    call = ToolCall(id="a", name="add_task", arguments={"title": "x"})
+
+    gemini.call(
+        [
+            UserTurn("add x"),
+            UserTurn("please"),
+            AssistantTurn("", (call,)),
+            UserTurn("quick!"),
+            ToolResult("a", "add_task", {"ok": True}),
+        ],
+        [ADD_TASK],
+        CONFIG,
+    )
+
+    contents = vertex.last.body["contents"]
+    assert [content["role"] for content in contents] == ["user", "model", "user"]
+    assert contents[0]["parts"] == [{"text": "add x"}, {"text": "please"}]
+    assert [list(part) for part in contents[2]["parts"]] == [["functionResponse"], ["text"]]
+
+
+def test_gemini_3_calls_go_back_with_the_signature_they_came_with(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    config = LLMConfig(model="gemini-3-pro-preview", timeout_seconds=5)
+    vertex.reply(gemini_reply({"functionCall": {"id": "c1", "name": "add_task", "args": {"t": 1}}}))
+    vertex.reply(gemini_reply({"text": "Added."}))
+    vertex.reply(gemini_reply({"text": "One task."}))
+
+    history: list[Message] = [UserTurn("add one")]
+    asked = gemini.call(history, [ADD_TASK], config)
+    history += [
+        AssistantTurn(asked.text, asked.tool_calls, asked.thought_signatures),
+        ToolResult("c1", "add_task", {"ok": True}),
+    ]
+    answered = gemini.call(history, [ADD_TASK], config)
+    history += [AssistantTurn(answered.text), UserTurn("how many?")]
+    final = gemini.call(history, [ADD_TASK], config)
+
+    issued = list(vertex.issued_signatures.values())
+    assert asked.thought_signatures == {"c1": issued[0]}
+    assert final.text == "One task."
+    replayed = vertex.last.body["contents"][1]["parts"][0]
+    assert replayed["thoughtSignature"] == issued[0] != SKIP_SIGNATURE
+
+
+def test_the_strict_endpoint_rejects_a_gemini_3_call_replayed_without_its_signature(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    config = LLMConfig(model="gemini-3-pro-preview", timeout_seconds=5)
+    vertex.reply(gemini_reply({"functionCall": {"id": "c1", "name": "add_task", "args": {}}}))
+    asked = gemini.call([UserTurn("add")], [ADD_TASK], config)
+    vertex.reply(gemini_reply({"text": "must not be served"}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call(
+            [
+                UserTurn("add"),
+                AssistantTurn(asked.text, asked.tool_calls),
+                ToolResult("c1", "add_task", {}),
+            ],
+            [ADD_TASK],
+            config,
+        )
+
+    assert raised.value.status == 400
+    assert "Corrupted thought signature" in str(raised.value)
+
+
+def _generate(vertex: FakeVertex, model: str, contents: list[dict[str, Any]]) -> Any:
+    path = (
+        f"/v1beta1/projects/{PROJECT}/locations/{LOCATION}"
+        f"/publishers/google/models/{model}:generateContent"
+    )
+    vertex.reply(gemini_reply({"text": "must not be served"}))
+    return httpx.post(vertex.url + path, json={"contents": contents}, timeout=5)
+
+
+_CALL = {"role": "model", "parts": [{"functionCall": {"name": "add_task", "args": {}}}]}
+_ANSWER = {"role": "user", "parts": [{"functionResponse": {"name": "add_task", "response": {}}}]}
+_ASK = {"role": "user", "parts": [{"text": "add"}]}
+_SAY = {"role": "model", "parts": [{"text": "sure"}]}
+
+
+@pytest.mark.parametrize(
+    ("model", "contents", "fragment"),
+    [
+        (MODEL, [], "contents is not specified"),
+        (MODEL, [_ASK, _ASK], "two adjacent contents have the role 'user'"),
+        (MODEL, [_ASK, _CALL, _ASK], "number of function response parts"),
+        (MODEL, [_ASK, _SAY, _ANSWER], "number of function response parts"),
+        ("gemini-3-pro-preview", [_ASK, _CALL, _ANSWER], "missing a `thought_signature`"),
+        (
+            "gemini-3-pro-preview",
+            [
+                _ASK,
+                {"role": "model", "parts": [_CALL["parts"][0] | {"thoughtSignature": "Zm9yZ2Vk"}]},
+                _ANSWER,
+            ],
+            "Invalid thought signature",
+        ),
+    ],
+)
+def test_the_strict_endpoint_rejects_each_broken_gemini_rule(
+    vertex: FakeVertex, model: str, contents: list[dict[str, Any]], fragment: str
+) -> None:
+    response = _generate(vertex, model, contents)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert fragment in response.json()["error"]["message"]
+
+
+def test_the_strict_endpoint_accepts_the_placeholder_for_an_unsigned_gemini_3_call(
+    vertex: FakeVertex,
+) -> None:
+    call = {"role": "model", "parts": [_CALL["parts"][0] | {"thoughtSignature": SKIP_SIGNATURE}]}
+
+    assert _generate(vertex, "gemini-3-pro-preview", [_ASK, call, _ANSWER]).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.projections.thread_events import ThreadEvents, call
 
+from messagedb_agent.events import LLMResponseReceived
 from messagedb_agent.llm.types import AssistantTurn, ToolResult, UserTurn
 from messagedb_agent.projections.llm_context import LLMContext, project_llm_context
 
@@ -142,3 +143,21 @@ def test_events_that_are_not_conversation_are_left_out() -> None:
     thread.error()
     thread.terminate()
     assert project_llm_context(thread.events).messages == (UserTurn("hello"), AssistantTurn("hi"))
+
+
+def test_a_provider_s_signatures_come_back_with_the_turn_they_were_given_on() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("add milk")
+    step = thread.claim()
+    thread.add(
+        LLMResponseReceived(
+            step_id=step,
+            tool_calls=(call("c1", "add_task"),),
+            model_name="gemini-3-pro",
+            thought_signatures={"c1": "c2lnbmF0dXJl"},
+        )
+    )
+    turn = project_llm_context(thread.events).messages[1]
+    assert isinstance(turn, AssistantTurn)
+    assert turn.thought_signatures == {"c1": "c2lnbmF0dXJl"}

@@ -159,6 +159,7 @@ def llm_answered(step_id: str, response: LLMResponse, latency_ms: float) -> list
         token_usage=response.token_usage,
         finish_reason=response.finish_reason,
         latency_ms=round(latency_ms, 3),
+        thought_signatures=response.thought_signatures,
     )
     return [(result, message_id(step_id, "response"))]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from messagedb_agent.events.base import Claim, Event, Failure
 from messagedb_agent.events.mapper import upcaster
 from messagedb_agent.events.values import TokenUsage, ToolCall
@@ -37,6 +39,9 @@ class LLMResponseReceived(Event):
     token_usage: TokenUsage = TokenUsage()
     finish_reason: str | None = None
     latency_ms: float | None = None
+    # Tool call id -> the provider's opaque signature on that call (Gemini 3's thought
+    # signatures), sent back with the call on every later request, exactly as it came.
+    thought_signatures: dict[str, str] = Field(default_factory=dict)
 
 
 class LLMCallFailed(Failure):

@@ -29,6 +29,9 @@ from messagedb_agent.llm.types import (
 )
 
 DEFAULT_MAX_TOKENS = 4096
+# Claude on Vertex AI reads the API version from the body and accepts only this value; the
+# SDK would otherwise fill in its own first-party version, which Vertex does not know.
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -66,11 +69,13 @@ class ClaudeModel:
         self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
     ) -> LLMResponse:
         request: dict[str, Any] = {}
+        # `extra_body` is merged before the SDK's `setdefault`, so this version wins.
+        extra_body: dict[str, Any] = {"anthropic_version": VERTEX_ANTHROPIC_VERSION}
         if config.system_prompt:
             request["system"] = config.system_prompt
         if config.temperature is not None:
             # This SDK version no longer names sampling parameters; the API still reads them.
-            request["extra_body"] = {"temperature": config.temperature}
+            extra_body["temperature"] = config.temperature
         if tools:
             request["tools"] = to_tools(tools)
         try:
@@ -79,6 +84,7 @@ class ClaudeModel:
                 max_tokens=config.max_output_tokens or DEFAULT_MAX_TOKENS,
                 messages=to_messages(messages),
                 timeout=config.timeout_seconds,
+                extra_body=extra_body,
                 **request,
             )
         except anthropic.APIStatusError as error:
@@ -109,7 +115,7 @@ def to_messages(messages: Sequence[Message]) -> list[MessageParam]:
         else:
             block = _user_block(message)
             if turns and turns[-1]["role"] == "user":
-                _extend(turns[-1], [block])
+                _add_user_block(turns[-1], block)
             else:
                 turns.append(UserMessageParam(role="user", content=[block]))
     return turns
@@ -119,6 +125,19 @@ def _extend(turn: MessageParam, blocks: list[Any]) -> None:
     content = turn["content"]
     assert isinstance(content, list)
     content.extend(blocks)
+
+
+def _add_user_block(turn: MessageParam, block: Any) -> None:
+    """The API wants a user turn's `tool_result` blocks before its text, so results go first."""
+    content = turn["content"]
+    assert isinstance(content, list)
+    if block["type"] != "tool_result":
+        content.append(block)
+        return
+    first_text = next(
+        (i for i, other in enumerate(content) if other["type"] != "tool_result"), len(content)
+    )
+    content.insert(first_text, block)
 
 
 def _user_block(message: UserTurn | ToolResult) -> Any:

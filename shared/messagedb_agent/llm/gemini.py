@@ -26,7 +26,6 @@ from messagedb_agent.llm.types import (
     Message,
     ToolResult,
     ToolSpec,
-    UserTurn,
 )
 
 # Google's documented placeholder for function calls replayed without their thought signature;
@@ -115,37 +114,59 @@ class GeminiModel:
 
 
 def to_contents(messages: Sequence[Message], *, signed: bool = False) -> list[types.Content]:
-    """The conversation as Gemini contents; consecutive tool results share one user content."""
+    """The conversation as Gemini contents, adjacent messages of one role in one content.
+
+    Tool results and a user message that follows them therefore travel as one user content,
+    its function responses first, as the API wants after a function-call turn.
+    """
     contents: list[types.Content] = []
-    results: list[types.Part] = []
     for message in messages:
-        if isinstance(message, ToolResult):
-            results.append(_function_response(message))
+        if isinstance(message, AssistantTurn):
+            role, parts = "model", _model_parts(message, signed=signed)
+        elif isinstance(message, ToolResult):
+            role, parts = "user", [_function_response(message)]
+        else:
+            role, parts = "user", [types.Part(text=message.text)]
+        if not parts:
             continue
-        if results:
-            contents.append(types.Content(role="user", parts=results))
-            results = []
-        if isinstance(message, UserTurn):
-            contents.append(types.Content(role="user", parts=[types.Part(text=message.text)]))
-        elif isinstance(message, AssistantTurn):
-            parts = _model_parts(message, signed=signed)
-            if parts:
-                contents.append(types.Content(role="model", parts=parts))
-    if results:
-        contents.append(types.Content(role="user", parts=results))
+        if contents and contents[-1].role == role:
+            _merge(contents[-1], parts)
+        else:
+            contents.append(types.Content(role=role, parts=parts))
     return contents
 
 
+def _merge(content: types.Content, parts: list[types.Part]) -> None:
+    merged = list(content.parts or [])
+    for part in parts:
+        if part.function_response is None:
+            merged.append(part)
+            continue
+        first_other = next(
+            (i for i, other in enumerate(merged) if other.function_response is None), len(merged)
+        )
+        merged.insert(first_other, part)
+    content.parts = merged
+
+
 def _model_parts(turn: AssistantTurn, *, signed: bool) -> list[types.Part]:
+    """Calls carry the signature they came with; without any, the first gets the placeholder."""
     parts = [types.Part(text=turn.text)] if turn.text else []
     for index, call in enumerate(turn.tool_calls):
+        kept = turn.thought_signatures.get(call.id)
+        if kept is not None:
+            signature: bytes | None = base64.b64decode(kept)
+        elif signed and index == 0 and not turn.thought_signatures:
+            # Only the first call of a parallel batch carries a signature.
+            signature = _SKIP_SIGNATURE
+        else:
+            signature = None
         parts.append(
             types.Part(
                 function_call=types.FunctionCall(
                     id=_wire_id(call.id, call.name), name=call.name, args=call.arguments
                 ),
-                # Only the first call of a parallel batch carries a signature.
-                thought_signature=_SKIP_SIGNATURE if signed and index == 0 else None,
+                thought_signature=signature,
             )
         )
     return parts
@@ -206,25 +227,35 @@ def parse_response(response: types.GenerateContentResponse, model: str) -> LLMRe
         )
     parts = list(candidate.content.parts or []) if candidate.content else []
     text = "".join(part.text for part in parts if part.text and not part.thought)
-    tool_calls = tuple(_tool_calls(parts))
+    signed_calls = list(_tool_calls(parts))
+    tool_calls = tuple(call for call, _ in signed_calls)
     return LLMResponse(
         text=text,
         tool_calls=tool_calls,
         model_name=response.model_version or model,
         token_usage=_usage(response.usage_metadata),
         finish_reason=_finish_reason(finish, has_calls=bool(tool_calls)),
+        thought_signatures={
+            call.id: base64.b64encode(signature).decode()
+            for call, signature in signed_calls
+            if signature
+        },
     )
 
 
-def _tool_calls(parts: Sequence[types.Part]) -> Iterator[ToolCall]:
-    calls = [part.function_call for part in parts if part.function_call is not None]
-    for index, call in enumerate(calls):
+def _tool_calls(parts: Sequence[types.Part]) -> Iterator[tuple[ToolCall, bytes | None]]:
+    """Each call with the thought signature on its part, which must go back with it."""
+    calls = [part for part in parts if part.function_call is not None]
+    for index, part in enumerate(calls):
+        call = part.function_call
+        assert call is not None
         name = call.name or "unnamed"
-        yield ToolCall(
+        tool_call = ToolCall(
             id=call.id or generated_call_id(index, name),
             name=name,
             arguments=dict(call.args or {}),
         )
+        yield tool_call, part.thought_signature
 
 
 def _usage(usage: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage:

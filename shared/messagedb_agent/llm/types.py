@@ -19,8 +19,12 @@ class UserTurn:
 
 @dataclass(frozen=True, slots=True)
 class AssistantTurn:
+    """`thought_signatures` maps a tool call id to the opaque signature the provider put on it
+    (base64, as on the wire); Gemini 3 wants it back exactly as it came."""
+
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
+    thought_signatures: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,8 @@ class LLMResponse:
     model_name: str
     token_usage: TokenUsage = field(default_factory=TokenUsage)
     finish_reason: str | None = None
+    # Tool call id -> provider signature, to be replayed on that call (see `AssistantTurn`).
+    thought_signatures: dict[str, str] = field(default_factory=dict)
 
 
 class LLMError(Exception):

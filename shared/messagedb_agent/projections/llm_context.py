@@ -75,7 +75,9 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
     acc.responses[tools_step] = key
     for index, call in enumerate(event.tool_calls):
         acc.call_order[(tools_step, call.id)] = index
-    acc.entries.append((key, AssistantTurn(event.response_text, event.tool_calls)))
+    acc.entries.append(
+        (key, AssistantTurn(event.response_text, event.tool_calls, event.thought_signatures))
+    )
 
 
 def _result_key(acc: _Acc, step_id: str, call_id: str, position: int) -> SortKey:
