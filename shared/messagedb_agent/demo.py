@@ -14,6 +14,7 @@ from typing import Any
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import from_message
 from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
+from messagedb_agent.projections.cost import price_table
 from messagedb_agent.render import event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
@@ -72,7 +73,7 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
         echo(f"event stream {thread.stream_name}:")
         for recorded in events:
             echo(event_line(recorded))
-        echo(f"\n{summary_line(events)}")
+        echo(f"\n{summary_line(events, price_table(settings.prices))}")
         echo(
             "\nEverything above is in Message DB. Run it again: the first answer lists the tasks "
             "this run saved.\nInspect it with `messagedb-agent show "

@@ -22,7 +22,7 @@ from messagedb_agent.events import (
     UnknownEvent,
     UserMessageAdded,
 )
-from messagedb_agent.projections.cost import PriceTable, configured_prices, project_cost
+from messagedb_agent.projections.cost import PriceTable, project_cost
 from messagedb_agent.projections.session_state import project_session_state
 
 
@@ -102,9 +102,9 @@ def event_line(recorded: Recorded[Event]) -> str:
     return f"  #{recorded.position:<4} {recorded.type:<28} {summary}"
 
 
-def summary_line(events: Sequence[Recorded[Event]], prices: PriceTable | None = None) -> str:
+def summary_line(events: Sequence[Recorded[Event]], prices: PriceTable) -> str:
     state = project_session_state(events)
-    cost = project_cost(events, prices or configured_prices())
+    cost = project_cost(events, prices)
     return (
         f"status {state.status} · {state.user_message_count} user / "
         f"{state.assistant_message_count} assistant messages · {state.tool_call_count} tool calls · "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,6 @@ from messagedb_agent.api import create_api
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import LLMResponseReceived, TokenUsage
 from messagedb_agent.events.ids import message_id
-from messagedb_agent.projections import cost
 from messagedb_agent.projections.cost import ModelPrice, PriceTable
 from messagedb_agent.render import format_usd, summary_line
 from messagedb_agent.runtime import build_engine
@@ -25,21 +23,13 @@ from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
 
-@pytest.fixture
-def priced_offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The offline model at a price, so its cost is not zero."""
-    monkeypatch.setenv("MODEL_PRICES", '{"offline": {"input": 1000, "output": 2000}}')
-    cost.configured_prices.cache_clear()
-    yield
-    cost.configured_prices.cache_clear()
-
-
 def test_the_thread_api_reports_cost_per_model_in_its_documented_shape(
-    store: MessageStore, settings: Settings, priced_offline: None
+    store: MessageStore, settings: Settings
 ) -> None:
+    priced_offline = settings.replace(model_prices='{"offline": {"input": 1000, "output": 2000}}')
     user = f"obs-{uuid.uuid4().hex[:8]}"
     publisher = RecordingPublisher()
-    api = create_api(lambda: store, lambda: publisher, api_settings(settings))
+    api = create_api(lambda: store, lambda: publisher, api_settings(priced_offline))
     client = api.flask_app().test_client()
     created = client.post("/v1/threads", json={"message": "what time is it"}, headers=bearer(user))
     engine = build_engine(settings.replace(model_name="offline"), store)

@@ -36,6 +36,7 @@ from messagedb_agent.api.routes import ROUTES, Route, url_map
 from messagedb_agent.notification import NotificationPublisher
 from messagedb_agent.observability.entry_points import note_request, request_scope
 from messagedb_agent.observability.logging import bind_context
+from messagedb_agent.projections.cost import price_table
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreUnavailableError
 from messagedb_agent.threads.commands import Appended
@@ -95,6 +96,7 @@ class IngestApi:
             store=self.store,
             publish=self.publish,
             settings=settings,
+            prices=price_table(settings.prices),
             clock=clock,
             openapi=self.openapi,
         )

@@ -21,6 +21,7 @@ from messagedb_agent.api.replies import wait_for_reply
 from messagedb_agent.api.transcript import event_view, thread_detail
 from messagedb_agent.events import SessionCompleted
 from messagedb_agent.observability.tracing import current_traceparent
+from messagedb_agent.projections.cost import PriceTable
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
 from messagedb_agent.threads import commands as session
@@ -43,6 +44,7 @@ class Context:
     store: Callable[[], MessageStore]
     publish: Callable[[Appended], None]
     settings: Settings
+    prices: PriceTable  # MODEL_PRICES over the defaults, priced once per process
     clock: Callable[[], datetime]
     openapi: Callable[[], dict[str, Any]]
 
@@ -160,7 +162,7 @@ def end_thread(ctx: Context, call: Call) -> Answer:
 def get_thread(ctx: Context, call: Call) -> Answer:
     store = ctx.store()
     thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
-    return Answer(200, thread_detail(thread_id, read_thread(store, stream)))
+    return Answer(200, thread_detail(thread_id, read_thread(store, stream), ctx.prices))
 
 
 def list_events(ctx: Context, call: Call) -> Answer:

@@ -31,7 +31,7 @@ from messagedb_agent.events import (
     UserMessageAdded,
 )
 from messagedb_agent.events.ids import tool_step_id
-from messagedb_agent.projections.cost import Cost, PriceTable, configured_prices, project_cost
+from messagedb_agent.projections.cost import Cost, PriceTable, project_cost
 from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store.message import MessageData
 
@@ -48,10 +48,10 @@ _PRIVATE_DATA = frozenset({"stack_trace", "worker"})
 
 
 def thread_detail(
-    thread_id: str, events: Sequence[Recorded[Event]], prices: PriceTable | None = None
+    thread_id: str, events: Sequence[Recorded[Event]], prices: PriceTable
 ) -> ThreadDetail:
     state = project_session_state(events)
-    cost = project_cost(events, prices or configured_prices())
+    cost = project_cost(events, prices)
     messages: list[TranscriptMessage] = []
     calls: dict[tuple[str, str], dict[str, Any]] = {}
     for recorded in events:

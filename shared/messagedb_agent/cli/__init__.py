@@ -160,6 +160,7 @@ def replay(
 
 
 def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = False) -> None:
+    from messagedb_agent.projections.cost import price_table
     from messagedb_agent.projections.next_step import project_next_step
     from messagedb_agent.render import event_line, summary_line, transcript
     from messagedb_agent.threads.commands import resolve_thread
@@ -174,7 +175,7 @@ def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = F
         lines = [event_line(r) for r in recorded] if events else transcript(recorded)
         for line in lines:
             typer.echo(line)
-        typer.echo(summary_line(recorded))
+        typer.echo(summary_line(recorded, price_table(session.settings.prices)))
         if decide:
             step = project_next_step(recorded, datetime.now(UTC))
             typer.echo(

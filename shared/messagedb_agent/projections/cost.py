@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 
 from messagedb_agent.events.agent import LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
-from messagedb_agent.settings import Settings
 from messagedb_agent.settings.agent import PriceSettings
 
 PER_MILLION = Decimal(1_000_000)
@@ -182,9 +180,3 @@ def price_table(prices: PriceSettings) -> PriceTable:
     for name, price in prices.model_prices.items():
         table[name] = ModelPrice(price.input, price.output)
     return PriceTable(table)
-
-
-@lru_cache(maxsize=1)
-def configured_prices() -> PriceTable:
-    """The process's price table, read once from the environment."""
-    return price_table(Settings().prices)
