@@ -1,4 +1,4 @@
-"""A publisher that keeps what it was asked to publish, in order."""
+"""Publishers for tests: one that keeps what it was asked to publish, one that drops it."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ class RecordingPublisher:
 
     def publish(self, notifications: Sequence[Notification]) -> None:
         self.published.extend(notifications)
+
+
+class NullPublisher:
+    """Publishes nothing: the relay is left to announce every append."""
+
+    def publish(self, notifications: Sequence[Notification]) -> None:
+        return None

@@ -53,10 +53,3 @@ class NotificationPublisher(Protocol):
     """Announces notifications (Pub/Sub in the cloud); returns once delivery is confirmed."""
 
     def publish(self, notifications: Sequence[Notification]) -> None: ...
-
-
-class NullPublisher:
-    """Publishes nothing: for processes that run steps in-process (the CLI)."""
-
-    def publish(self, notifications: Sequence[Notification]) -> None:
-        return None

@@ -10,11 +10,12 @@ import pytest
 from flask.testing import FlaskClient
 from tests.api.conftest import MakeApi, start
 from tests.engine.doubles import EchoTools, ScriptedModel, calls, text
+from tests.publishers import NullPublisher
 
 from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.engine.step import Engine
-from messagedb_agent.notification import Notification, NullPublisher
+from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
 
 

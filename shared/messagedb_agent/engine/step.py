@@ -136,11 +136,12 @@ class Engine:
         deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
         steps: list[_Step] = []
         carry: _Unwritten | None = None
+        ran = 0  # steps claimed and executed
         while True:
             step = self._step(view, carry)
             steps.append(step)
             view, carry = step.view, step.unwritten
-            ran = sum(1 for s in steps if s.claimed)
+            ran += step.claimed
             in_budget = deadline is None or time.monotonic() < deadline
             if not step.claimed:
                 if carry is None:
