@@ -290,7 +290,7 @@ def test_max_tokens_is_reported_as_the_finish_reason(
         (500, "server", True),
         (503, "server", True),
         (400, "bad_request", False),
-        (404, "bad_request", False),
+        (404, "model_not_found", False),
         (401, "auth", False),
         (403, "auth", False),
     ],

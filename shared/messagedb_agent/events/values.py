@@ -18,10 +18,16 @@ class ToolCall(BaseModel):
 
 
 class TokenUsage(BaseModel):
+    """One call's tokens. `cached_input_tokens` is the part of `input_tokens` served from the
+    provider's prompt cache (billed at a discount); `thinking_tokens` the part of
+    `output_tokens` spent on reasoning (billed as output)."""
+
     model_config = ConfigDict(frozen=True)
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    thinking_tokens: int = Field(default=0, ge=0)
 
     @property
     def total_tokens(self) -> int:
@@ -31,4 +37,6 @@ class TokenUsage(BaseModel):
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            thinking_tokens=self.thinking_tokens + other.thinking_tokens,
         )

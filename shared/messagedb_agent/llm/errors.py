@@ -17,6 +17,14 @@ BAD_REQUEST = "bad_request"
 AUTH = "auth"
 SAFETY = "safety"
 BAD_RESPONSE = "bad_response"
+MODEL_NOT_FOUND = "model_not_found"
+QUOTA = "quota"
+EMPTY = "empty"  # a 200 with no text and no calls: sampled again once, then a friendly answer
+TRUNCATED = "truncated"  # cut at the output limit: sampled again with a larger budget
+
+# Faults only a person can fix (credentials, permissions, the model's name or region, a quota
+# of zero). A thread meeting one waits for the fix instead of ending.
+OPERATOR_KINDS = frozenset({AUTH, MODEL_NOT_FOUND, QUOTA})
 
 _TIMEOUT_CLASS_NAMES = frozenset({"TimeoutException", "TimeoutError"})
 _NETWORK_CLASS_NAMES = frozenset({"TransportError", "NetworkError", "ConnectionError"})
@@ -32,6 +40,13 @@ def from_status(status: int, message: str) -> LLMError:
         return LLMError(message, kind=SERVER, retryable=True, status=status)
     if status in (401, 403):
         return LLMError(message, kind=AUTH, retryable=False, status=status)
+    if status == 404:
+        return LLMError(
+            f"model not found in this region/project: {message}",
+            kind=MODEL_NOT_FOUND,
+            retryable=False,
+            status=status,
+        )
     return LLMError(message, kind=BAD_REQUEST, retryable=False, status=status)
 
 
@@ -67,6 +82,21 @@ def credentials_failed(message: str, *, retryable: bool = False) -> LLMError:
 def safety_block(message: str) -> LLMError:
     """The provider refused to produce (or return) content; asking again gives the same answer."""
     return LLMError(message, kind=SAFETY, retryable=False)
+
+
+def empty_reply(message: str) -> LLMError:
+    """A 200 with neither text nor calls; the engine samples once more, then answers kindly."""
+    return LLMError(message, kind=EMPTY, retryable=True)
+
+
+def truncated(message: str) -> LLMError:
+    """Cut at the output-token limit: a half-written call must never run; the engine asks
+    again with a larger budget (up to its ceiling)."""
+    return LLMError(message, kind=TRUNCATED, retryable=True)
+
+
+def is_operator_fault(error: LLMError) -> bool:
+    return error.kind in OPERATOR_KINDS
 
 
 def bad_response(message: str) -> LLMError:
