@@ -65,7 +65,12 @@ def test_payloads_are_plain_json() -> None:
         "name": "add_task",
         "arguments": {"title": "buy milk", "tags": ["home"]},
     }
-    assert data["token_usage"] == {"input_tokens": 120, "output_tokens": 34}
+    assert data["token_usage"] == {
+        "input_tokens": 120,
+        "output_tokens": 34,
+        "cached_input_tokens": 0,
+        "thinking_tokens": 0,
+    }
     assert "type" not in data  # the type travels in the message's own column
 
 
