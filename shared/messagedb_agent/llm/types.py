@@ -54,6 +54,10 @@ class LLMConfig:
     temperature: float | None = None
     max_output_tokens: int | None = None
     timeout_seconds: float = 60.0
+    # A reply cut at `max_output_tokens` is an `errors.truncated` failure, so the engine can ask
+    # again with more room; once the budget is at its ceiling, a cut reply that has text and
+    # no tool calls is returned instead (finish_reason "max_tokens"). A cut call never is.
+    accept_truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

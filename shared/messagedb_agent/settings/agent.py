@@ -93,6 +93,35 @@ class EngineSettings(Section):
         le=540,
         description="After this long a delivery stops chaining and hands on to a new one.",
     )
+    context_budget_tokens: int | None = Field(
+        default=None,
+        ge=500,
+        le=10_000_000,
+        description="Tokens a model call's context may use before older turns are summarised; "
+        "unset takes a share of each model's context window from the catalogue.",
+    )
+    tool_result_max_chars: int = Field(
+        default=20_000,
+        ge=200,
+        le=2_000_000,
+        description="Longest tool result the model is shown (the event keeps all of it).",
+    )
+    max_output_tokens: int = Field(
+        default=8192, ge=16, le=1_000_000, description="Output budget of a model call."
+    )
+    max_output_tokens_ceiling: int = Field(
+        default=32_768,
+        ge=16,
+        le=1_000_000,
+        description="A reply cut at the budget is asked for again with twice the budget, up to this.",
+    )
+    model_unavailable_retry_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How long a thread waits, when the model cannot be used (credentials, "
+        "permissions, model name, quota), before it tries again.",
+    )
     view_cache_events: int = Field(
         default=50_000,
         ge=0,
