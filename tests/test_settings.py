@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
 from tests.imports import loaded_by
 
+from messagedb_agent.llm.catalogue import lookup
 from messagedb_agent.settings import Settings
+from messagedb_agent.settings.agent import DEFAULT_MODEL
 from messagedb_agent.settings.serving import DEFAULT_PUBSUB_PROJECT
 
 
@@ -67,7 +70,7 @@ def test_shared_variables_decide_the_derived_values() -> None:
     cloud = Settings.model_validate({"google_cloud_project": "p", "k_service": "step"})
     assert (cloud.pubsub_project, cloud.effective_model, cloud.json_logs) == (
         "p",
-        "gemini-2.5-flash",
+        DEFAULT_MODEL,
         True,
     )
     assert cloud.replace(pubsub_project="q", log_format="console").pubsub_project == "q"
@@ -88,3 +91,39 @@ def test_importing_the_settings_loads_no_driver_sdk_or_tools() -> None:
     )
     assert "messagedb_agent.settings" in modules
     assert all(m == "messagedb_agent" or m.startswith("messagedb_agent.settings") for m in modules)
+
+
+def test_the_default_model_stays_available_six_months_and_is_called_globally() -> None:
+    info = lookup(DEFAULT_MODEL)
+    assert info is not None
+    assert info.provider == "gemini"
+    assert info.released is not None
+    assert info.retires is not None
+    assert info.retires >= date(2027, 5, 30)  # six months after 2026-11-30
+    assert not info.retired(date(2027, 5, 30))
+    assert info.replacement is None
+    assert Settings.model_validate({}).model.google_cloud_location == "global"
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "gemini-2.5-flash",
+            "MODEL_NAME=gemini-2.5-flash was retired on 2026-10-20; use gemini-3.8-flash instead",
+        ),
+        ("gemini-2.5-flash-lite-001", "was retired on 2026-10-20; use gemini-3.5-flash-lite"),
+        ("gemini-2.0-flash", "was retired on 2026-06-01; use gemini-3.1-flash-lite instead"),
+        ("claude-3-5-haiku@20241022", "was retired on 2026-07-05; use claude-haiku-4-5 instead"),
+    ],
+)
+def test_a_retired_model_is_refused_at_start_with_its_replacement(model: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings.model_validate({"model_name": model})
+
+
+@pytest.mark.parametrize(
+    "model", ["gemini-3.8-flash", "claude-sonnet-5-5@20260928", "gemini-9-ultra", "offline", ""]
+)
+def test_current_and_unknown_models_are_accepted(model: str) -> None:
+    assert Settings.model_validate({"model_name": model}).model.model_name == model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -10,8 +11,8 @@ from tests.projections.thread_events import ThreadEvents
 
 from messagedb_agent.events import LLMResponseReceived, TokenUsage
 from messagedb_agent.events.ids import message_id
+from messagedb_agent.llm.catalogue import CATALOGUE
 from messagedb_agent.projections.cost import (
-    DEFAULT_PRICES,
     ModelPrice,
     PriceTable,
     price_table,
@@ -20,8 +21,18 @@ from messagedb_agent.projections.cost import (
 )
 from messagedb_agent.settings import Settings
 
+TODAY = date(2026, 11, 30)
 
-def respond(thread: ThreadEvents, model: str, tokens_in: int, tokens_out: int) -> None:
+
+def respond(
+    thread: ThreadEvents,
+    model: str,
+    tokens_in: int,
+    tokens_out: int,
+    *,
+    cached: int = 0,
+    thinking: int = 0,
+) -> None:
     """A claimed model step answered by `model` with this usage."""
     step = thread.claim()
     thread.add(
@@ -29,10 +40,19 @@ def respond(thread: ThreadEvents, model: str, tokens_in: int, tokens_out: int) -
             step_id=step,
             response_text="ok",
             model_name=model,
-            token_usage=TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out),
+            token_usage=TokenUsage(
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                cached_input_tokens=cached,
+                thinking_tokens=thinking,
+            ),
         ),
         message_id(step, "response"),
     )
+
+
+def _usd(thread: ThreadEvents, prices: PriceTable | None = None) -> Decimal:
+    return project_cost(thread.events, prices).usd
 
 
 @pytest.mark.parametrize(
@@ -45,17 +65,65 @@ def respond(thread: ThreadEvents, model: str, tokens_in: int, tokens_out: int) -
         ("gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"),
         ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
         ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
-        ("publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro"),
+        ("publishers/google/models/gemini-3.8-flash", "gemini-3.8-flash"),
         ("offline-stand-in", "offline"),
     ],
 )
-def test_a_versioned_model_name_takes_its_familys_price(model: str, family: str) -> None:
-    assert PriceTable().price_of(model) == DEFAULT_PRICES[family]
+def test_a_versioned_model_name_takes_its_familys_catalogue_price(model: str, family: str) -> None:
+    assert PriceTable().price_of(model, TODAY) == CATALOGUE[family].price_on(TODAY)
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "gemini-2.5-flashy", "claude-sonnet-4", ""])
+@pytest.mark.parametrize(
+    "model", ["gpt-4o", "gemini-2.5-flashy", "claude-sonnet-4", "gemini-2.5-flash-image", ""]
+)
 def test_a_model_without_a_price_has_none(model: str) -> None:
-    assert PriceTable().price_of(model) is None
+    assert PriceTable().price_of(model, TODAY) is None
+
+
+def test_cached_input_is_billed_at_the_cache_rate_and_thinking_as_output() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    respond(thread, "gemini-2.5-flash-001", 10_000, 1_000, cached=4_000, thinking=600)
+
+    cost = project_cost(thread.events)
+
+    # 6 000 fresh × 0.30 + 4 000 cached × 0.03 + 1 000 output (600 of them thinking) × 2.50
+    assert cost.usd == Decimal("0.00442")
+    [model] = cost.by_model
+    assert (model.cached_input_tokens, model.thinking_tokens) == (4_000, 600)
+    assert (cost.cached_input_tokens, cost.thinking_tokens) == (4_000, 600)
+
+
+def test_cached_input_without_a_cache_price_is_billed_as_input() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    respond(thread, "m", 1_000_000, 0, cached=1_000_000)
+
+    assert _usd(thread, PriceTable({"m": ModelPrice(Decimal(2), Decimal(8))})) == Decimal(2)
+
+
+def test_a_call_is_priced_at_the_rate_of_the_day_it_was_made() -> None:
+    # gemini-3.8-flash is half price until 2026-12-31, full price from 2027-01-01.
+    december = ThreadEvents(start=datetime(2026, 12, 31, 12, 0, tzinfo=UTC))
+    december.started()
+    respond(december, "gemini-3.8-flash", 1_000_000, 100_000)
+    january = ThreadEvents(start=datetime(2027, 1, 1, 0, 0, tzinfo=UTC))
+    january.started()
+    respond(january, "gemini-3.8-flash", 1_000_000, 100_000)
+
+    assert _usd(december) == Decimal("0.75") + Decimal("0.375")
+    assert _usd(january) == Decimal("1.50") + Decimal("0.75")
+
+
+def test_a_long_prompt_pays_the_long_context_rate_for_the_whole_call() -> None:
+    short, long = ThreadEvents(), ThreadEvents()
+    short.started()
+    long.started()
+    respond(short, "gemini-2.5-pro", 200_000, 10_000)
+    respond(long, "gemini-2.5-pro", 200_001, 10_000)
+
+    assert _usd(short) == Decimal("0.25") + Decimal("0.1")  # 1.25 and 10 per million
+    assert _usd(long) == Decimal("0.5000025") + Decimal("0.15")  # 2.50 and 15 per million
 
 
 def test_a_thread_costs_its_tokens_at_each_models_price() -> None:
@@ -128,7 +196,7 @@ def test_a_thread_with_no_model_calls_costs_nothing() -> None:
 def test_a_users_cost_is_the_sum_of_their_threads() -> None:
     first = ThreadEvents(stream="thread-00000000-0000-4000-8000-000000000001")
     first.started()
-    respond(first, "gemini-2.5-pro", 1_000_000, 0)
+    respond(first, "gemini-2.5-pro", 100_000, 0)
     second = ThreadEvents(stream="thread-00000000-0000-4000-8000-000000000002")
     second.started()
     respond(second, "gemini-2.5-pro", 0, 100_000)
@@ -137,33 +205,42 @@ def test_a_users_cost_is_the_sum_of_their_threads() -> None:
     spent = project_user_cost([first.events, second.events, []])
 
     assert {stream: cost.usd for stream, cost in spent.threads.items()} == {
-        first.stream: Decimal("1.25"),
+        first.stream: Decimal("0.125"),
         second.stream: Decimal("1.30"),
     }
-    assert spent.total.usd == Decimal("2.55")
+    assert spent.total.usd == Decimal("1.425")
     assert [(m.model, m.calls) for m in spent.total.by_model] == [
         ("gemini-2.5-flash", 1),
         ("gemini-2.5-pro", 2),
     ]
 
 
-def test_model_prices_from_the_environment_override_and_extend_the_defaults(
+def test_model_prices_from_the_environment_override_and_extend_the_catalogue(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(
         "MODEL_PRICES",
-        '{"gemini-2.5-flash": {"input": 0.15, "output": 0.6}, "llama-4": {"input": 1, "output": 1}}',
+        '{"Gemini-3.8-Flash": {"input": 0.5, "output": 3, "cached_input": 0.05},'
+        ' "llama-4": {"input": 1, "output": 1}}',
     )
     table = price_table(Settings(_env_file=None).prices)  # type: ignore[call-arg]
 
-    assert table.price_of("gemini-2.5-flash") == ModelPrice(Decimal("0.15"), Decimal("0.6"))
-    assert table.price_of("llama-4-maverick") == ModelPrice(Decimal(1), Decimal(1))
-    assert table.price_of("gemini-2.5-pro") == DEFAULT_PRICES["gemini-2.5-pro"]
+    override = ModelPrice(Decimal("0.5"), Decimal(3), Decimal("0.05"))
+    for day in (TODAY, date(2027, 6, 1)):  # replaces the catalogue's price on every date
+        assert table.price_of("gemini-3.8-flash-001", day) == override
+    assert table.price_of("llama-4", TODAY) == ModelPrice(Decimal(1), Decimal(1))
+    assert table.price_of("gemini-2.5-pro", TODAY) == CATALOGUE["gemini-2.5-pro"].price_on()
 
 
 @pytest.mark.parametrize(
     "value",
-    ['{"m": {"input": -1, "output": 1}}', '{"m": {"input": 1}}', '{"m": [1, 2]}', "not json"],
+    [
+        '{"m": {"input": -1, "output": 1}}',
+        '{"m": {"input": 1}}',
+        '{"m": {"input": 1, "output": 1, "cached_input": -0.1}}',
+        '{"m": [1, 2]}',
+        "not json",
+    ],
 )
 def test_malformed_model_prices_are_refused_at_start(
     monkeypatch: pytest.MonkeyPatch, value: str

@@ -60,6 +60,27 @@ def test_counts_and_token_usage_add_up() -> None:
     assert state.last_assistant_message == "you're welcome"
 
 
+def test_token_usage_counts_cached_input_and_thinking_tokens_too() -> None:
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("plan my week")
+    step = thread.claim()
+    usage = TokenUsage(
+        input_tokens=1_000, output_tokens=300, cached_input_tokens=800, thinking_tokens=250
+    )
+    thread.respond(step, "done", (), usage)
+    thread.user("and next week")
+    step = thread.claim()
+    thread.respond(step, "done", (), TokenUsage(input_tokens=1_400, output_tokens=20))
+
+    state = project_session_state(thread.events)
+
+    assert state.token_usage == TokenUsage(
+        input_tokens=2_400, output_tokens=320, cached_input_tokens=800, thinking_tokens=250
+    )
+    assert state.token_usage.total_tokens == 2_720
+
+
 def test_the_title_comes_from_the_first_message_unless_one_was_given() -> None:
     thread = ThreadEvents()
     thread.started()

@@ -1,66 +1,98 @@
 """What a thread's model calls cost: its token usage priced per model, in US dollars.
 
-The projection is pure (events and a price table in, a value out); prices are configuration,
-because they change more often than the code: MODEL_PRICES overrides or extends the defaults
-below (USD per million tokens, Vertex AI list prices for prompts up to 200k tokens). Amounts
-are `Decimal`, so summing thousands of tiny calls does not drift. A model with no price is
-counted and named, never guessed.
+The projection is pure (events and a price table in, a value out). Prices come from the model
+catalogue (`llm/catalogue.py`), each call at the rate in force on the day it was recorded, so a
+launch price that ends or a cache price that is cut prices old and new calls rightly; a model
+that has since retired keeps its last price, so old threads keep their cost. MODEL_PRICES
+replaces a model's price for what you actually pay (a discount, a model the catalogue lacks).
+
+A call costs (input − cached) × input + cached × cached input + output × output, per million
+tokens: the cached part of the prompt is billed at the cache rate, and thinking tokens are
+already part of the output. Amounts are `Decimal`, so summing thousands of tiny calls does not
+drift. A model with no price is counted and named, never guessed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 
 from messagedb_agent.events.agent import LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.values import TokenUsage
+from messagedb_agent.llm.catalogue import MODELS, PriceFrom, family_of, normalise, today
+from messagedb_agent.llm.catalogue import Price as ModelPrice
 from messagedb_agent.settings.agent import PriceSettings
+
+__all__ = [
+    "Cost",
+    "ModelCost",
+    "ModelPrice",
+    "PriceTable",
+    "UserCost",
+    "call_cost",
+    "price_table",
+    "project_cost",
+    "project_user_cost",
+]
 
 PER_MILLION = Decimal(1_000_000)
 UNKNOWN_MODEL = "unknown"
 
-
-@dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """USD per million input (prompt) and output (completion) tokens."""
-
-    input_per_million: Decimal
-    output_per_million: Decimal
-
-    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
-        return (
-            self.input_per_million * input_tokens + self.output_per_million * output_tokens
-        ) / PER_MILLION
+Schedule = tuple[PriceFrom, ...]
 
 
-DEFAULT_PRICES: Mapping[str, ModelPrice] = {
-    "gemini-2.5-flash": ModelPrice(Decimal("0.30"), Decimal("2.50")),
-    "gemini-2.5-flash-lite": ModelPrice(Decimal("0.10"), Decimal("0.40")),
-    "gemini-2.5-pro": ModelPrice(Decimal("1.25"), Decimal("10.00")),
-    "claude-sonnet-4-5": ModelPrice(Decimal("3.00"), Decimal("15.00")),
-    "offline": ModelPrice(Decimal(0), Decimal(0)),
-}
+def call_cost(price: ModelPrice, usage: TokenUsage) -> Decimal:
+    """One call's cost in USD, at the rates its prompt length pays."""
+    rates = price.for_prompt(usage.input_tokens)
+    cached = min(usage.cached_input_tokens, usage.input_tokens)
+    cached_rate = rates.input if rates.cached_input is None else rates.cached_input
+    return (
+        (usage.input_tokens - cached) * rates.input
+        + cached * cached_rate
+        + usage.output_tokens * rates.output
+    ) / PER_MILLION
 
 
 class PriceTable:
-    """Prices by model name; a versioned name (`claude-sonnet-4-5@20250929`,
-    `claude-sonnet-4-5-20250929`, `gemini-2.5-flash-001`) takes its family's price."""
+    """Prices by model name; a versioned name (`claude-sonnet-5-5@20260928`,
+    `claude-sonnet-4-5-20250929`, `gemini-2.5-flash-001`) takes its family's price.
 
-    def __init__(self, prices: Mapping[str, ModelPrice] = DEFAULT_PRICES) -> None:
-        self.prices = {name.lower(): price for name, price in prices.items()}
-        # Longest first, so `gemini-2.5-flash-lite` is not priced as `gemini-2.5-flash`.
-        self._families = sorted(self.prices, key=len, reverse=True)
+    `PriceTable()` holds the catalogue's prices; `PriceTable({...})` only the ones given,
+    each in force on every date.
+    """
 
-    def price_of(self, model: str) -> ModelPrice | None:
-        name = model.lower().rsplit("/", 1)[-1]  # `publishers/google/models/gemini-...`
-        exact = self.prices.get(name) or self.prices.get(name.split("@", 1)[0])
-        if exact is not None:
-            return exact
-        for family in self._families:
-            if name.startswith(family) and name[len(family)] in "-@":
-                return self.prices[family]
-        return None
+    def __init__(self, prices: Mapping[str, ModelPrice] | None = None) -> None:
+        self._schedules: Mapping[str, Schedule]
+        if prices is None:
+            self._schedules = _CATALOGUE_SCHEDULES
+        else:
+            self._schedules = {
+                normalise(name): (PriceFrom(None, price),) for name, price in prices.items()
+            }
+
+    @classmethod
+    def _of(cls, schedules: Mapping[str, Schedule]) -> PriceTable:
+        table = cls({})
+        table._schedules = dict(schedules)
+        return table
+
+    def price_of(self, model: str, at: datetime | date | None = None) -> ModelPrice | None:
+        """`model`'s price on the day of `at` (today when None), or None if it has none."""
+        family = family_of(model, self._schedules)
+        if family is None:
+            return None
+        day = at.date() if isinstance(at, datetime) else at or today()
+        found: ModelPrice | None = None
+        for period in self._schedules[family]:
+            if period.since is None or period.since <= day:
+                found = period.price
+        return found
+
+
+_CATALOGUE_SCHEDULES: Mapping[str, Schedule] = {model.id: model.prices for model in MODELS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +103,8 @@ class ModelCost:
     calls: int = 0
     usd: Decimal = Decimal(0)
     priced: bool = True
+    cached_input_tokens: int = 0
+    thinking_tokens: int = 0
 
     def __add__(self, other: ModelCost) -> ModelCost:
         return ModelCost(
@@ -80,6 +114,8 @@ class ModelCost:
             self.calls + other.calls,
             self.usd + other.usd,
             self.priced and other.priced,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.thinking_tokens + other.thinking_tokens,
         )
 
 
@@ -102,6 +138,14 @@ class Cost:
         return sum(item.output_tokens for item in self.by_model)
 
     @property
+    def cached_input_tokens(self) -> int:
+        return sum(item.cached_input_tokens for item in self.by_model)
+
+    @property
+    def thinking_tokens(self) -> int:
+        return sum(item.thinking_tokens for item in self.by_model)
+
+    @property
     def unpriced_models(self) -> tuple[str, ...]:
         return tuple(item.model for item in self.by_model if not item.priced)
 
@@ -121,7 +165,8 @@ def project_cost(events: Sequence[Recorded[Event]], prices: PriceTable | None = 
     """The priced token usage of every model response in a thread.
 
     A response is priced by the model that answered (`model_name`), or, when a provider did
-    not say, the model its claim asked for. Failed calls report no usage and cost nothing here.
+    not say, the model its claim asked for, at the price in force when it was recorded.
+    Failed calls report no usage and cost nothing here.
     """
     table = prices or PriceTable()
     claimed: dict[str, str] = {}
@@ -133,15 +178,17 @@ def project_cost(events: Sequence[Recorded[Event]], prices: PriceTable | None = 
         elif isinstance(event, LLMResponseReceived):
             model = event.model_name or claimed.get(event.step_id) or UNKNOWN_MODEL
             usage = event.token_usage
-            price = table.price_of(model)
+            price = table.price_of(model, recorded.time)
             calls.append(
                 ModelCost(
                     model,
                     usage.input_tokens,
                     usage.output_tokens,
                     1,
-                    price.cost(usage.input_tokens, usage.output_tokens) if price else Decimal(0),
+                    call_cost(price, usage) if price else Decimal(0),
                     price is not None,
+                    usage.cached_input_tokens,
+                    usage.thinking_tokens,
                 )
             )
     return _combine(calls)
@@ -175,8 +222,10 @@ def _combine(*groups: Iterable[ModelCost]) -> Cost:
 
 
 def price_table(prices: PriceSettings) -> PriceTable:
-    """The defaults with MODEL_PRICES laid over them."""
-    table = dict(DEFAULT_PRICES)
+    """The catalogue's prices with MODEL_PRICES laid over them."""
+    schedules = dict(_CATALOGUE_SCHEDULES)
     for name, price in prices.model_prices.items():
-        table[name] = ModelPrice(price.input, price.output)
-    return PriceTable(table)
+        schedules[normalise(name)] = (
+            PriceFrom(None, ModelPrice(price.input, price.output, price.cached_input)),
+        )
+    return PriceTable._of(schedules)

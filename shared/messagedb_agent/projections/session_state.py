@@ -1,4 +1,9 @@
-"""A thread's vital signs: owner, status, counts, token usage, last activity."""
+"""A thread's vital signs: owner, status, counts, token usage, last activity.
+
+Token usage is the sum of every response's, cached input and thinking tokens included, so
+the thread's summary can say how much of its prompt the cache served and how much of its
+output was reasoning.
+"""
 
 from __future__ import annotations
 
@@ -56,8 +61,7 @@ class _Acc:
     """Mutable only while one projection runs: folding stays linear in the stream length."""
 
     fields: dict[str, object]
-    tokens_in: int = 0
-    tokens_out: int = 0
+    tokens: TokenUsage = field(default_factory=TokenUsage)
 
 
 @singledispatch
@@ -92,8 +96,7 @@ def _(event: UserMessageAdded, acc: _Acc) -> None:
 @_apply.register
 def _(event: LLMResponseReceived, acc: _Acc) -> None:
     _inc(acc, "llm_call_count")
-    acc.tokens_in += event.token_usage.input_tokens
-    acc.tokens_out += event.token_usage.output_tokens
+    acc.tokens = acc.tokens + event.token_usage
     if event.response_text.strip():
         _inc(acc, "assistant_message_count")
         acc.fields["last_assistant_message"] = event.response_text
@@ -142,7 +145,7 @@ def project_session_state(
     """Fold `events` onto `start` (an earlier result, e.g. from a snapshot) or a new thread."""
     base = start or SessionState()
     fields = {name: getattr(base, name) for name in SessionState.__dataclass_fields__}
-    acc = _Acc(fields, base.token_usage.input_tokens, base.token_usage.output_tokens)
+    acc = _Acc(fields, base.token_usage)
     for recorded in events:
         _apply(recorded.event, acc)
     if events:
@@ -151,5 +154,5 @@ def project_session_state(
         fields["stream_name"] = last.stream_name
         fields["last_activity_at"] = last.time
         fields["created_at"] = fields["created_at"] or events[0].time
-    fields["token_usage"] = TokenUsage(input_tokens=acc.tokens_in, output_tokens=acc.tokens_out)
+    fields["token_usage"] = acc.tokens
     return SessionState(**fields)

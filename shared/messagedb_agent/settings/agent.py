@@ -17,7 +17,9 @@ from pydantic.dataclasses import dataclass
 
 from messagedb_agent.settings.section import Section
 
-DEFAULT_MODEL = "gemini-2.5-flash"
+# Generally available, not retiring before 2027-09-02, Google's named replacement for
+# gemini-2.5-flash, and served on the global endpoint (see llm/catalogue.py).
+DEFAULT_MODEL = "gemini-3.8-flash"
 
 
 # -- the agent -------------------------------------------------------------------------------
@@ -26,7 +28,11 @@ DEFAULT_MODEL = "gemini-2.5-flash"
 class ModelSettings(Section):
     """Which model answers, and where (the project is GOOGLE_CLOUD_PROJECT)."""
 
-    google_cloud_location: str = Field(default="us-central1", description="Vertex AI region.")
+    google_cloud_location: str = Field(
+        default="global",
+        description="Vertex AI location: `global` (any region with capacity), a multi-region "
+        "(`us`, `eu`) or a region; the model's page lists where it is served.",
+    )
     model_name: str = Field(
         default="",
         description=f"`gemini-...`, `claude-...` (Vertex AI) or `offline`; empty picks "
@@ -36,6 +42,20 @@ class ModelSettings(Section):
         default=None, description="Override the Vertex AI base URL (private endpoints, tests)."
     )
     system_prompt: str | None = Field(default=None, description="Replaces the default prompt.")
+
+    @field_validator("model_name")
+    @classmethod
+    def _not_retired(cls, value: str) -> str:
+        """A retired model would fail every call with a 404 once deployed; refusing it at
+        start names the replacement before a single thread waits on it."""
+        if not value.strip():
+            return value
+        from messagedb_agent.llm.catalogue import retired_problem  # stdlib only
+
+        problem = retired_problem(value.strip())
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 @dataclass(frozen=True, config=ConfigDict(defer_build=True))  # built when MCP_SERVERS is set
@@ -176,15 +196,22 @@ class ThreadSettings(Section):
 class PriceConfig(Section):
     input: Decimal = Field(ge=0, description="USD per million input tokens.")
     output: Decimal = Field(ge=0, description="USD per million output tokens.")
+    cached_input: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million input tokens served from the prompt cache; unset bills "
+        "them as input.",
+    )
 
 
 class PriceSettings(Section):
-    """What model calls cost; prices change more often than the code."""
+    """What model calls cost, when the catalogue's list prices are not what you pay."""
 
     model_prices: dict[str, PriceConfig] = Field(
         default_factory=dict,
-        description='JSON `{"model": {"input": 0.3, "output": 2.5}}`, USD per million tokens, '
-        "laid over the defaults (a model named here replaces its default price).",
+        description='JSON `{"model": {"input": 0.3, "output": 2.5, "cached_input": 0.03}}`, '
+        "USD per million tokens, laid over the catalogue's list prices (a model named here "
+        "replaces its price, for every date, and prices its versioned names too).",
     )
 
     @field_validator("model_prices", mode="before")
