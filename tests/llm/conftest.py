@@ -26,7 +26,7 @@ def vertex() -> Iterator[FakeVertex]:
 @pytest.fixture
 def credentials() -> Credentials:
     """A static bearer token: google-auth never refreshes a token that has no expiry."""
-    return Credentials(token=TOKEN)
+    return Credentials(token=TOKEN)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

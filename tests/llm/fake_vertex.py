@@ -4,19 +4,24 @@ It serves Gemini's `generateContent` and Claude's `rawPredict` on 127.0.0.1, rec
 request (path, headers, JSON body) so tests can assert on what the real SDKs put on the wire,
 and answers from a queue of scripted replies, which may be errors or slow.
 
-It is as strict as the real service about the request rules it knows: a body that breaks one
-is answered with the service's 400 and consumes no scripted reply, so a client that passes
-here does not merely pass because nothing looked.
+It is as strict as the real service about the request rules it knows: a request that breaks
+one (no or a wrong bearer token when tokens are checked, a model it does not serve, a body
+against the API's rules, a prompt larger than the model's context window) is answered with
+the service's own error and consumes no scripted reply, so a client that passes here does not
+merely pass because nothing looked. The helpers at the end build replies in the shapes the
+services document, including the awkward ones: cut at the output limit, empty, blocked.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +46,35 @@ _SIGNING_MODEL = re.compile(r"^gemini-3")
 # the version travels in the body and must be this value.
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
+
+@dataclass(frozen=True)
+class ServedModel:
+    context_window: int
+    max_output_tokens: int
+
+
+# The model ids this stand-in serves, with their documented input window and output ceiling:
+# Gemini from the model pages under
+# https://cloud.google.com/vertex-ai/generative-ai/docs/models (2.5 Flash/Pro/Flash-Lite:
+# 1,048,576 in, 65,535 out; 3 Pro/Flash preview: 1,048,576 in, 65,536 out), Claude from
+# https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude and
+# https://docs.anthropic.com/en/docs/about-claude/models/overview (200K in; 64K out, 32K for
+# Opus 4.1). Vertex names Claude versions with `@date`.
+SERVED_MODELS: dict[str, ServedModel] = {
+    "gemini-2.5-flash": ServedModel(1_048_576, 65_535),
+    "gemini-2.5-flash-lite": ServedModel(1_048_576, 65_535),
+    "gemini-2.5-pro": ServedModel(1_048_576, 65_535),
+    "gemini-3-pro-preview": ServedModel(1_048_576, 65_536),
+    "gemini-3-flash-preview": ServedModel(1_048_576, 65_536),
+    "claude-sonnet-4-5@20250929": ServedModel(200_000, 64_000),
+    "claude-haiku-4-5@20251001": ServedModel(200_000, 64_000),
+    "claude-opus-4-5@20251101": ServedModel(200_000, 64_000),
+    "claude-opus-4-1@20250805": ServedModel(200_000, 32_000),
+    "claude-sonnet-4@20250514": ServedModel(200_000, 64_000),
+}
+# The stand-in's token estimate: about four characters of request JSON per token.
+CHARS_PER_TOKEN = 4
+
 _GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -49,7 +83,28 @@ _GOOGLE_STATUS = {
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
+
+# Google's messages for the errors of "Generative AI on Vertex AI inference API errors"
+# (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/api-errors), as the
+# service words them. 429 is documented as a quota over its limit or shared capacity used up,
+# with the advice to retry after a few seconds, whatever the cause.
+RESOURCE_EXHAUSTED_MESSAGE = (
+    "Resource exhausted. Please try again later. Please refer to "
+    "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
+)
+QUOTA_EXCEEDED_MESSAGE = (
+    "Quota exceeded for aiplatform.googleapis.com/generate_content_requests_per_minute_per_"
+    "project_per_base_model with base model: {model}. Please submit a quota increase request. "
+    "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai."
+)
+UNAVAILABLE_MESSAGE = "The service is currently unavailable."
+UNAUTHENTICATED_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+    "cookie or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
 
 
 @dataclass(frozen=True)
@@ -70,11 +125,18 @@ class Reply:
 
 @dataclass
 class FakeVertex:
-    """Start with `start()`, script with `reply(...)`, read `requests` afterwards."""
+    """Start with `start()`, script with `reply(...)`, read `requests` afterwards.
+
+    `context_window`, when set, replaces every model's window (tests use a small one);
+    `authorize`, when set, must accept the bearer token of every request.
+    """
 
     requests: list[Recorded] = field(default_factory=list)
     # Thought signatures this server put on Gemini 3 function calls, by call name and arguments.
     issued_signatures: dict[str, str] = field(default_factory=dict)
+    served_models: dict[str, ServedModel] = field(default_factory=lambda: dict(SERVED_MODELS))
+    context_window: int | None = None
+    authorize: Callable[[str], bool] | None = None
     _replies: deque[Reply] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -93,10 +155,27 @@ class FakeVertex:
         """An error in Google's API format, which Vertex uses for both publishers."""
         self.reply(google_error(status, message), status=status, delay=delay)
 
+    def resource_exhausted(self, message: str = RESOURCE_EXHAUSTED_MESSAGE) -> None:
+        self.error(429, message)
+
+    def unavailable(self) -> None:
+        self.error(503, UNAVAILABLE_MESSAGE)
+
+    def anthropic_error(self, status: int, error_type: str, message: str) -> None:
+        """An error Claude's own service raised, which Vertex passes through in Anthropic's
+        format (https://docs.anthropic.com/en/api/errors)."""
+        self.reply(anthropic_error(error_type, message), status=status)
+
     @property
     def last(self) -> Recorded:
         assert self.requests, "the server received no request"
         return self.requests[-1]
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not served yet."""
+        with self._lock:
+            return len(self._replies)
 
     def start(self) -> FakeVertex:
         fake = self
@@ -134,27 +213,44 @@ class FakeVertex:
         if match is None:
             api, match = "claude", CLAUDE_ROUTE.match(path)
         if match is None:
-            self._send(handler, Reply(404, {"error": {"code": 404, "message": f"no route {path}"}}))
+            self._send(handler, Reply(404, google_error(404, f"no route {path}")))
             return
-        model = match.group("model")
+        params = match.groupdict()
+        headers = dict(handler.headers.items())
         with self._lock:
-            self.requests.append(
-                Recorded(api, path, match.groupdict(), dict(handler.headers.items()), body)
-            )
-            reply: Reply | None
-            if api == "claude" and (invalid := claude_violation(body)) is not None:
-                reply = Reply(400, claude_error(invalid))
-            elif api == "gemini" and (
-                invalid := gemini_violation(body, model, self.issued_signatures)
-            ):
-                reply = Reply(400, google_error(400, invalid))
-            else:
-                reply = self._replies.popleft() if self._replies else None
-                if reply is not None and api == "gemini" and _SIGNING_MODEL.match(model):
+            self.requests.append(Recorded(api, path, params, headers, body))
+            reply = self._rejection(api, params, headers, body)
+            if reply is None and self._replies:
+                reply = self._replies.popleft()
+                if api == "gemini" and _SIGNING_MODEL.match(params["model"]):
                     reply = self._signed(reply)
         if reply is None:
-            reply = Reply(500, {"error": {"code": 500, "message": "no reply scripted"}})
+            reply = Reply(500, google_error(500, "no reply scripted"))
         self._send(handler, reply)
+
+    def _rejection(
+        self, api: str, params: dict[str, str], headers: dict[str, str], body: dict[str, Any]
+    ) -> Reply | None:
+        """The service's answer to a request it refuses before any model runs, if it does."""
+        # API errors page (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/api-errors):
+        # 401 UNAUTHENTICATED when the OAuth token is missing, invalid or expired. Vertex
+        # checks it before the publisher sees the request, so Claude gets Google's body too.
+        if self.authorize is not None:
+            scheme, _, token = (_header(headers, "Authorization") or "").partition(" ")
+            if scheme != "Bearer" or not token or not self.authorize(token):
+                return Reply(401, google_error(401, UNAUTHENTICATED_MESSAGE))
+        model = params["model"]
+        served = self.served_models.get(model)
+        if served is None:
+            return Reply(404, google_error(404, publisher_model_not_found(params, api)))
+        window = self.context_window or served.context_window
+        if api == "claude":
+            invalid = claude_violation(body) or _claude_limit_violation(body, served, window)
+            return Reply(400, claude_error(invalid)) if invalid else None
+        invalid = gemini_violation(body, model, self.issued_signatures) or _gemini_limit_violation(
+            body, served, window
+        )
+        return Reply(400, google_error(400, invalid)) if invalid else None
 
     def _signed(self, reply: Reply) -> Reply:
         """Gemini 3 signs the first function call of each response, as the real model does."""
@@ -178,7 +274,7 @@ class FakeVertex:
         payload = json.dumps(reply.body).encode()
         try:
             handler.send_response(reply.status)
-            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Type", "application/json; charset=UTF-8")
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()
             handler.wfile.write(payload)
@@ -186,7 +282,12 @@ class FakeVertex:
             pass  # the client gave up waiting: exactly what a timeout test wants
 
 
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
+
+
 def google_error(status: int, message: str) -> dict[str, Any]:
+    """Google's error body (https://cloud.google.com/apis/design/errors#http_mapping)."""
     return {
         "error": {
             "code": status,
@@ -194,6 +295,24 @@ def google_error(status: int, message: str) -> dict[str, Any]:
             "status": _GOOGLE_STATUS.get(status, "UNKNOWN"),
         }
     }
+
+
+def publisher_model_not_found(params: dict[str, str], api: str) -> str:
+    """Vertex's 404 for a model id the project cannot use, for either publisher; the page it
+    points to (https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions)
+    lists the valid ids."""
+    publisher = "google" if api == "gemini" else "anthropic"
+    return (
+        f"Publisher Model `projects/{params['project']}/locations/{params['location']}"
+        f"/publishers/{publisher}/models/{params['model']}` was not found or your project does "
+        "not have access to it. Please ensure you are using a valid model version. For more "
+        "information, see: https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
+    )
+
+
+def estimated_tokens(value: Any) -> int:
+    """Tokens a request part would take, at `CHARS_PER_TOKEN` characters of its JSON each."""
+    return math.ceil(len(json.dumps(value, separators=(",", ":"))) / CHARS_PER_TOKEN)
 
 
 def _call_key(call: dict[str, Any]) -> str:
@@ -245,6 +364,30 @@ def gemini_violation(body: dict[str, Any], model: str, issued: dict[str, str]) -
     return None
 
 
+def _gemini_limit_violation(body: dict[str, Any], served: ServedModel, window: int) -> str | None:
+    # Inference reference (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference),
+    # generationConfig.maxOutputTokens: at most the model's output ceiling (model pages cited
+    # at SERVED_MODELS); the service names the allowed range.
+    ceiling = served.max_output_tokens
+    requested = (body.get("generationConfig") or {}).get("maxOutputTokens")
+    if requested is not None and not 1 <= requested <= ceiling:
+        return (
+            f"Unable to submit request because it has a maxOutputTokens value of {requested} "
+            f"but the supported range is from 1 (inclusive) to {ceiling + 1} (exclusive). "
+            "Update the value and try again."
+        )
+    # API errors page (cited at `_rejection`): 400 INVALID_ARGUMENT, "Request exceeds the
+    # model's input token limit", counting the contents, system instruction and tools.
+    prompt = {key: body.get(key) for key in ("contents", "systemInstruction", "tools")}
+    tokens = estimated_tokens(prompt)
+    if tokens > window:
+        return (
+            f"The input token count ({tokens}) exceeds the maximum number of tokens allowed "
+            f"({window})."
+        )
+    return None
+
+
 def _signature_violation(
     index: int, parts: list[dict[str, Any]], issued: dict[str, str]
 ) -> str | None:
@@ -267,9 +410,16 @@ def _signature_violation(
     return None
 
 
+def anthropic_error(error_type: str, message: str) -> dict[str, Any]:
+    """Anthropic's error body (https://docs.anthropic.com/en/api/errors): `invalid_request_error`
+    400, `authentication_error` 401, `permission_error` 403, `not_found_error` 404,
+    `request_too_large` 413, `rate_limit_error` 429, `api_error` 500, `overloaded_error` 529."""
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
 def claude_error(message: str) -> dict[str, Any]:
-    """Anthropic's error body, which Vertex passes through for the Claude routes."""
-    return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    """The body of a 400 for a request against the Messages API's rules."""
+    return anthropic_error("invalid_request_error", message)
 
 
 def claude_violation(body: dict[str, Any]) -> str | None:
@@ -291,6 +441,24 @@ def claude_violation(body: dict[str, Any]) -> str | None:
     if max_tokens < 1:
         return "max_tokens: Input should be greater than or equal to 1"
     return _messages_violation(body.get("messages")) or _tools_violation(body.get("tools"))
+
+
+def _claude_limit_violation(body: dict[str, Any], served: ServedModel, window: int) -> str | None:
+    # Messages API reference (https://docs.anthropic.com/en/api/messages), `max_tokens`: "Different
+    # models have different maximum values"; models overview (cited at SERVED_MODELS) for them.
+    if body["max_tokens"] > served.max_output_tokens:
+        return (
+            f"max_tokens: {body['max_tokens']} > {served.max_output_tokens}, which is the "
+            "maximum allowed number of output tokens for this model"
+        )
+    # Context windows (https://docs.anthropic.com/en/docs/build-with-claude/context-windows):
+    # a prompt larger than the window is refused with a validation error, counting the
+    # system prompt, the messages and the tool definitions.
+    prompt = {key: body.get(key) for key in ("system", "messages", "tools")}
+    tokens = estimated_tokens(prompt)
+    if tokens > window:
+        return f"prompt is too long: {tokens} tokens > {window} maximum"
+    return None
 
 
 def _messages_violation(messages: Any) -> str | None:
@@ -392,27 +560,63 @@ def _tools_violation(tools: Any) -> str | None:
     return None
 
 
+# -- replies, in the documented response shapes ----------------------------------------------
+
+
 def gemini_reply(
     *parts: dict[str, Any],
     finish_reason: str = "STOP",
     prompt_tokens: int = 11,
     output_tokens: int = 7,
+    cached_tokens: int | None = None,
+    thoughts_tokens: int | None = None,
     model_version: str = "gemini-2.5-flash-001",
 ) -> dict[str, Any]:
-    """A `generateContent` response body with one candidate made of `parts`."""
+    """A `generateContent` response body with one candidate made of `parts`.
+
+    Inference reference (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/inference)
+    and the `Candidate.FinishReason` enum of the Vertex API: STOP, MAX_TOKENS, SAFETY,
+    RECITATION, OTHER, BLOCKLIST, PROHIBITED_CONTENT, SPII, MALFORMED_FUNCTION_CALL and
+    MODEL_ARMOR ("The model response was blocked by Model Armor"). A candidate may come with
+    a content that has no parts at all, which is what no `parts` gives. In `usageMetadata`,
+    `promptTokenCount` includes `cachedContentTokenCount`, `thoughtsTokenCount` is counted
+    apart from `candidatesTokenCount`, and `totalTokenCount` adds them up.
+    """
+    content: dict[str, Any] = {"role": "model"}
+    if parts:
+        content["parts"] = list(parts)
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": output_tokens,
+        "totalTokenCount": prompt_tokens + output_tokens + (thoughts_tokens or 0),
+    }
+    if cached_tokens is not None:
+        usage["cachedContentTokenCount"] = cached_tokens
+    if thoughts_tokens is not None:
+        usage["thoughtsTokenCount"] = thoughts_tokens
     return {
-        "candidates": [
-            {
-                "content": {"role": "model", "parts": list(parts)},
-                "finishReason": finish_reason,
-            }
-        ],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": output_tokens,
-            "totalTokenCount": prompt_tokens + output_tokens,
-        },
+        "candidates": [{"content": content, "finishReason": finish_reason}],
+        "usageMetadata": usage,
         "modelVersion": model_version,
+    }
+
+
+def gemini_blocked_prompt(
+    block_reason: str, *, message: str | None = None, prompt_tokens: int = 5
+) -> dict[str, Any]:
+    """A response to a prompt the service refused: no candidates, only `promptFeedback`.
+
+    Inference reference (cited at `gemini_reply`) and the `PromptFeedback.BlockedReason` enum:
+    SAFETY, OTHER, BLOCKLIST, PROHIBITED_CONTENT, MODEL_ARMOR ("The user prompt was blocked by
+    Model Armor") and JAILBREAK.
+    """
+    feedback: dict[str, Any] = {"blockReason": block_reason}
+    if message is not None:
+        feedback["blockReasonMessage"] = message
+    return {
+        "promptFeedback": feedback,
+        "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+        "modelVersion": "gemini-2.5-flash-001",
     }
 
 
@@ -421,9 +625,30 @@ def claude_reply(
     stop_reason: str = "end_turn",
     input_tokens: int = 13,
     output_tokens: int = 5,
+    cache_creation_input_tokens: int = 0,
+    cache_read_input_tokens: int = 0,
+    thinking_tokens: int | None = None,
     model: str = "claude-sonnet-4-5",
 ) -> dict[str, Any]:
-    """A Messages-API response body, as Claude on Vertex returns it from `rawPredict`."""
+    """A Messages-API response body, as Claude on Vertex returns it from `rawPredict`.
+
+    Messages API reference (https://docs.anthropic.com/en/api/messages) and "Handling stop
+    reasons" (https://docs.anthropic.com/en/api/handling-stop-reasons): `stop_reason` is
+    end_turn, max_tokens, stop_sequence, tool_use, pause_turn, refusal or
+    model_context_window_exceeded; `content` may be empty with end_turn (documented after
+    tool results), and a reply cut at max_tokens may end in a `tool_use` whose input was cut
+    short. `usage.input_tokens` counts only the tokens after the last cache breakpoint; the
+    cache writes and reads are reported beside it (prompt caching,
+    https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching).
+    """
+    usage: dict[str, Any] = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": cache_creation_input_tokens,
+        "cache_read_input_tokens": cache_read_input_tokens,
+    }
+    if thinking_tokens is not None:
+        usage["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
     return {
         "id": "msg_vrtx_01",
         "type": "message",
@@ -432,5 +657,5 @@ def claude_reply(
         "content": list(content),
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "usage": usage,
     }

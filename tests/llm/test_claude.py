@@ -14,7 +14,12 @@ import httpx
 import pytest
 from google.oauth2.credentials import Credentials
 from tests.llm.conftest import LOCATION, PROJECT, TOKEN
-from tests.llm.fake_vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex, claude_reply
+from tests.llm.fake_vertex import (
+    RESOURCE_EXHAUSTED_MESSAGE,
+    VERTEX_ANTHROPIC_VERSION,
+    FakeVertex,
+    claude_reply,
+)
 
 from messagedb_agent.events.values import TokenUsage, ToolCall
 from messagedb_agent.llm.claude import DEFAULT_MAX_TOKENS, ClaudeModel
@@ -84,16 +89,34 @@ def test_max_output_tokens_and_an_access_token_are_used(vertex: FakeVertex) -> N
     assert "system" not in vertex.last.body
 
 
-def test_usage_counts_cached_prompt_tokens_as_input(
+def test_usage_counts_cache_writes_and_reads_as_input_and_reads_as_cached(
     claude: ClaudeModel, vertex: FakeVertex
 ) -> None:
-    body = claude_reply({"type": "text", "text": "ok"}, input_tokens=100, output_tokens=20)
-    body["usage"] |= {"cache_creation_input_tokens": 7, "cache_read_input_tokens": 3}
-    vertex.reply(body)
+    vertex.reply(
+        claude_reply(
+            {"type": "text", "text": "ok"},
+            input_tokens=100,
+            output_tokens=20,
+            cache_creation_input_tokens=7,
+            cache_read_input_tokens=3,
+        )
+    )
 
     response = claude.call([UserTurn("Hi")], [], CONFIG)
 
-    assert response.token_usage == TokenUsage(input_tokens=110, output_tokens=20)
+    assert response.token_usage == TokenUsage(
+        input_tokens=110, output_tokens=20, cached_input_tokens=3, thinking_tokens=0
+    )
+
+
+def test_usage_reports_thinking_tokens_when_the_service_does(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "ok"}, output_tokens=50, thinking_tokens=30))
+
+    response = claude.call([UserTurn("Hi")], [], CONFIG)
+
+    assert (response.token_usage.output_tokens, response.token_usage.thinking_tokens) == (50, 30)
 
 
 def test_tools_are_sent_with_their_input_schema(claude: ClaudeModel, vertex: FakeVertex) -> None:
@@ -215,14 +238,75 @@ def test_assistant_text_is_sent_before_its_tool_use(
     assert results["content"][0]["content"] == "nothing"
 
 
-def test_max_tokens_is_reported_as_the_finish_reason(
+def test_a_reply_cut_at_max_tokens_is_truncated_and_names_the_limit(
     claude: ClaudeModel, vertex: FakeVertex
 ) -> None:
     vertex.reply(claude_reply({"type": "text", "text": "Once upon"}, stop_reason="max_tokens"))
 
-    response = claude.call([UserTurn("story")], [], CONFIG)
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("story")], [], LLMConfig(model=MODEL, max_output_tokens=300))
 
-    assert response.finish_reason == "max_tokens"
+    assert (raised.value.kind, raised.value.retryable) == ("truncated", True)
+    assert "max_tokens=300" in str(raised.value)
+    assert vertex.last.body["max_tokens"] == 300
+
+
+def test_a_cut_text_reply_is_returned_once_the_caller_accepts_one(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "Once upon"}, stop_reason="max_tokens"))
+    config = LLMConfig(model=MODEL, max_output_tokens=300, accept_truncated=True)
+
+    response = claude.call([UserTurn("story")], [], config)
+
+    assert (response.text, response.tool_calls, response.finish_reason) == (
+        "Once upon",
+        (),
+        "max_tokens",
+    )
+
+
+def test_a_half_written_tool_use_is_never_returned_even_when_cut_replies_are_accepted(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(
+        claude_reply(
+            {"type": "text", "text": "Adding it."},
+            {"type": "tool_use", "id": "toolu_cut", "name": "add_task", "input": {"title": "bu"}},
+            stop_reason="max_tokens",
+        )
+    )
+    config = LLMConfig(model=MODEL, max_output_tokens=40, accept_truncated=True)
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("add buy milk")], [ADD_TASK], config)
+
+    assert raised.value.kind == "truncated"
+    assert "tool call" in str(raised.value)
+
+
+def test_a_reply_stopped_by_the_context_window_is_truncated(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(
+        claude_reply(
+            {"type": "text", "text": "The list"}, stop_reason="model_context_window_exceeded"
+        )
+    )
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("list everything")], [], CONFIG)
+
+    assert raised.value.kind == "truncated"
+
+
+def test_an_empty_end_turn_is_an_empty_reply(claude: ClaudeModel, vertex: FakeVertex) -> None:
+    vertex.reply(claude_reply(stop_reason="end_turn", output_tokens=3))
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("empty", True)
 
 
 def test_a_refusal_is_a_safety_error(claude: ClaudeModel, vertex: FakeVertex) -> None:
@@ -292,7 +376,10 @@ def test_an_unreachable_endpoint_is_unavailable(credentials: Credentials) -> Non
 
 def test_credentials_that_cannot_refresh_are_an_auth_error(vertex: FakeVertex) -> None:
     model = ClaudeModel(
-        project=PROJECT, location=LOCATION, base_url=vertex.url, credentials=Credentials(token=None)
+        project=PROJECT,
+        location=LOCATION,
+        base_url=vertex.url,
+        credentials=Credentials(token=None),  # type: ignore[no-untyped-call]
     )
 
     with pytest.raises(LLMError) as raised:
@@ -378,6 +465,97 @@ def test_a_two_turn_tool_conversation_passes_the_strict_endpoint(
     ]
     assert sent[3]["content"] == [{"type": "text", "text": "Added milk."}]
     assert sent[4]["content"] == [{"type": "text", "text": "what is on my list?"}]
+
+
+def test_a_model_the_project_cannot_use_is_not_found_without_consuming_a_reply(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "kept"}))
+
+    with pytest.raises(LLMError) as raised:
+        claude.call(
+            [UserTurn("hi")], [], LLMConfig(model="claude-3-5-sonnet@20240620", timeout_seconds=5)
+        )
+
+    assert (raised.value.kind, raised.value.retryable, raised.value.status) == (
+        "model_not_found",
+        False,
+        404,
+    )
+    assert "publishers/anthropic/models/claude-3-5-sonnet@20240620` was not found" in str(
+        raised.value
+    )
+    assert claude.call([UserTurn("hi")], [], CONFIG).text == "kept"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "kind"),
+    [
+        (429, "rate_limit_error", "rate_limited"),
+        (529, "overloaded_error", "server"),
+        (500, "api_error", "server"),
+        (404, "not_found_error", "model_not_found"),
+    ],
+)
+def test_errors_in_anthropic_format_are_classified(
+    claude: ClaudeModel, vertex: FakeVertex, status: int, error_type: str, kind: str
+) -> None:
+    vertex.anthropic_error(status, error_type, f"{error_type} from upstream")
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.status) == (kind, status)
+    assert f"{error_type} from upstream" in str(raised.value)
+
+
+def test_vertex_resource_exhausted_is_rate_limited(claude: ClaudeModel, vertex: FakeVertex) -> None:
+    vertex.resource_exhausted()
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("rate_limited", True)
+    assert RESOURCE_EXHAUSTED_MESSAGE[:40] in str(raised.value)
+
+
+def test_a_prompt_over_the_context_window_is_a_bad_request(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.context_window = 60
+    vertex.reply(claude_reply({"type": "text", "text": "must not be served"}))
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("x" * 400)], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.status) == ("bad_request", 400)
+    assert "prompt is too long" in str(raised.value)
+    assert "> 60 maximum" in str(raised.value)
+    assert vertex.pending == 1
+
+
+def test_max_tokens_above_the_model_ceiling_is_a_bad_request(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(claude_reply({"type": "text", "text": "must not be served"}))
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("hi")], [], LLMConfig(model=MODEL, max_output_tokens=100_000))
+
+    assert raised.value.kind == "bad_request"
+    assert "max_tokens: 100000 > 64000" in str(raised.value)
+
+
+def test_the_endpoint_refuses_a_token_it_does_not_accept(
+    claude: ClaudeModel, vertex: FakeVertex
+) -> None:
+    vertex.authorize = lambda token: token == "another-token"
+
+    with pytest.raises(LLMError) as raised:
+        claude.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.status) == ("auth", 401)
+    assert "UNAUTHENTICATED" in str(raised.value)
 
 
 # The strict endpoint, driven by hand-made bodies: a valid one, then one break per rule.

@@ -12,7 +12,13 @@ import httpx
 import pytest
 from google.oauth2.credentials import Credentials
 from tests.llm.conftest import LOCATION, PROJECT, TOKEN
-from tests.llm.fake_vertex import SKIP_SIGNATURE, FakeVertex, gemini_reply
+from tests.llm.fake_vertex import (
+    QUOTA_EXCEEDED_MESSAGE,
+    SKIP_SIGNATURE,
+    FakeVertex,
+    gemini_blocked_prompt,
+    gemini_reply,
+)
 
 from messagedb_agent.events.values import TokenUsage, ToolCall
 from messagedb_agent.llm.gemini import GeminiModel
@@ -78,13 +84,22 @@ def test_text_reply_sends_system_instruction_and_user_content(
 
 
 def test_usage_metadata_becomes_token_usage(gemini: GeminiModel, vertex: FakeVertex) -> None:
-    body = gemini_reply({"text": "ok"}, prompt_tokens=120, output_tokens=30)
-    body["usageMetadata"]["thoughtsTokenCount"] = 12
-    vertex.reply(body)
+    vertex.reply(
+        gemini_reply(
+            {"text": "ok"},
+            prompt_tokens=120,
+            output_tokens=30,
+            cached_tokens=40,
+            thoughts_tokens=12,
+        )
+    )
 
     response = gemini.call([UserTurn("Hi")], [], CONFIG)
 
-    assert response.token_usage == TokenUsage(input_tokens=120, output_tokens=42)
+    # The prompt count already holds the cached part; thinking is output billed on its own.
+    assert response.token_usage == TokenUsage(
+        input_tokens=120, output_tokens=42, cached_input_tokens=40, thinking_tokens=12
+    )
 
 
 def test_tools_are_declared_with_their_json_schema(gemini: GeminiModel, vertex: FakeVertex) -> None:
@@ -273,14 +288,116 @@ def test_thought_parts_are_not_part_of_the_answer(gemini: GeminiModel, vertex: F
     assert response.text == "42"
 
 
-def test_max_tokens_is_reported_as_the_finish_reason(
+def test_a_reply_cut_at_the_output_limit_is_truncated_and_names_the_limit(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(
+        gemini_reply({"text": "The story begins"}, finish_reason="MAX_TOKENS", thoughts_tokens=90)
+    )
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("tell a story")], [], LLMConfig(model=MODEL, max_output_tokens=100))
+
+    assert (raised.value.kind, raised.value.retryable) == ("truncated", True)
+    assert "max_output_tokens=100" in str(raised.value)
+    assert "90 of them thinking" in str(raised.value)
+    assert vertex.last.body["generationConfig"]["maxOutputTokens"] == 100
+
+
+def test_a_cut_text_reply_is_returned_once_the_caller_accepts_one(
     gemini: GeminiModel, vertex: FakeVertex
 ) -> None:
     vertex.reply(gemini_reply({"text": "The story begins"}, finish_reason="MAX_TOKENS"))
+    config = LLMConfig(model=MODEL, max_output_tokens=100, accept_truncated=True)
 
-    response = gemini.call([UserTurn("tell a story")], [], CONFIG)
+    response = gemini.call([UserTurn("tell a story")], [], config)
 
-    assert (response.text, response.finish_reason) == ("The story begins", "max_tokens")
+    assert (response.text, response.tool_calls) == ("The story begins", ())
+    assert response.finish_reason == "max_tokens"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ({"text": "Adding"}, {"functionCall": {"name": "add_task", "args": {"title": "bu"}}}),
+        ({"functionCall": {"name": "add_task", "args": {}}},),
+        (),
+    ],
+    ids=["text-and-call", "call-only", "no-parts"],
+)
+def test_a_cut_reply_without_a_whole_text_answer_is_truncated_even_when_accepted(
+    gemini: GeminiModel, vertex: FakeVertex, parts: tuple[dict[str, Any], ...]
+) -> None:
+    vertex.reply(gemini_reply(*parts, finish_reason="MAX_TOKENS"))
+    config = LLMConfig(model=MODEL, max_output_tokens=64, accept_truncated=True)
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("add buy milk")], [ADD_TASK], config)
+
+    assert raised.value.kind == "truncated"
+
+
+@pytest.mark.parametrize("finish_reason", ["STOP", "OTHER"])
+def test_a_candidate_without_parts_is_an_empty_reply(
+    gemini: GeminiModel, vertex: FakeVertex, finish_reason: str
+) -> None:
+    vertex.reply(gemini_reply(finish_reason=finish_reason))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("empty", True)
+    assert finish_reason in str(raised.value)
+
+
+def test_a_reply_of_thoughts_only_is_an_empty_reply(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "Let me think...", "thought": True}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert raised.value.kind == "empty"
+
+
+@pytest.mark.filterwarnings("ignore:MODEL_ARMOR is not a valid FinishReason")
+def test_a_response_screened_by_model_armor_is_a_safety_error(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply(finish_reason="MODEL_ARMOR"))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("safety", False)
+    assert "MODEL_ARMOR" in str(raised.value)
+
+
+@pytest.mark.parametrize("reason", ["MODEL_ARMOR", "JAILBREAK", "PROHIBITED_CONTENT"])
+def test_a_blocked_prompt_is_a_safety_error(
+    gemini: GeminiModel, vertex: FakeVertex, reason: str
+) -> None:
+    vertex.reply(gemini_blocked_prompt(reason, message="screened by policy"))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("something prohibited")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("safety", False)
+    assert reason in str(raised.value)
+    assert "screened by policy" in str(raised.value)
+
+
+def test_calls_ended_by_stop_are_tool_calls_and_text_ended_by_stop_is_stop(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"functionCall": {"name": "list_tasks", "args": {}}}))
+    vertex.reply(gemini_reply({"text": "Nothing to do."}))
+
+    called = gemini.call([UserTurn("list")], [LIST_TASKS], CONFIG)
+    answered = gemini.call([UserTurn("list")], [LIST_TASKS], CONFIG)
+
+    assert (called.finish_reason, answered.finish_reason) == ("tool_calls", "stop")
 
 
 @pytest.mark.parametrize(
@@ -323,21 +440,6 @@ def test_a_blocked_response_is_a_safety_error(gemini: GeminiModel, vertex: FakeV
     assert "SAFETY" in str(raised.value)
 
 
-def test_a_blocked_prompt_is_a_safety_error(gemini: GeminiModel, vertex: FakeVertex) -> None:
-    vertex.reply(
-        {
-            "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-            "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
-        }
-    )
-
-    with pytest.raises(LLMError) as raised:
-        gemini.call([UserTurn("something prohibited")], [], CONFIG)
-
-    assert (raised.value.kind, raised.value.retryable) == ("safety", False)
-    assert "PROHIBITED_CONTENT" in str(raised.value)
-
-
 def test_a_malformed_call_is_a_retryable_bad_response(
     gemini: GeminiModel, vertex: FakeVertex
 ) -> None:
@@ -378,7 +480,10 @@ def test_an_unreachable_endpoint_is_unavailable(credentials: Credentials) -> Non
 
 def test_credentials_that_cannot_refresh_are_an_auth_error(vertex: FakeVertex) -> None:
     model = GeminiModel(
-        project=PROJECT, location=LOCATION, base_url=vertex.url, credentials=Credentials(token=None)
+        project=PROJECT,
+        location=LOCATION,
+        base_url=vertex.url,
+        credentials=Credentials(token=None),  # type: ignore[no-untyped-call]
     )
 
     with pytest.raises(LLMError) as raised:
@@ -469,10 +574,16 @@ def _generate(vertex: FakeVertex, model: str, contents: list[dict[str, Any]]) ->
     return httpx.post(vertex.url + path, json={"contents": contents}, timeout=5)
 
 
-_CALL = {"role": "model", "parts": [{"functionCall": {"name": "add_task", "args": {}}}]}
-_ANSWER = {"role": "user", "parts": [{"functionResponse": {"name": "add_task", "response": {}}}]}
-_ASK = {"role": "user", "parts": [{"text": "add"}]}
-_SAY = {"role": "model", "parts": [{"text": "sure"}]}
+_CALL: dict[str, Any] = {
+    "role": "model",
+    "parts": [{"functionCall": {"name": "add_task", "args": {}}}],
+}
+_ANSWER: dict[str, Any] = {
+    "role": "user",
+    "parts": [{"functionResponse": {"name": "add_task", "response": {}}}],
+}
+_ASK: dict[str, Any] = {"role": "user", "parts": [{"text": "add"}]}
+_SAY: dict[str, Any] = {"role": "model", "parts": [{"text": "sure"}]}
 
 
 @pytest.mark.parametrize(
@@ -510,3 +621,145 @@ def test_the_strict_endpoint_accepts_the_placeholder_for_an_unsigned_gemini_3_ca
     call = {"role": "model", "parts": [_CALL["parts"][0] | {"thoughtSignature": SKIP_SIGNATURE}]}
 
     assert _generate(vertex, "gemini-3-pro-preview", [_ASK, call, _ANSWER]).status_code == 200
+
+
+def test_a_model_the_project_cannot_use_is_not_found_without_consuming_a_reply(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "kept"}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], LLMConfig(model="gemini-1.0-pro", timeout_seconds=5))
+
+    assert (raised.value.kind, raised.value.retryable, raised.value.status) == (
+        "model_not_found",
+        False,
+        404,
+    )
+    assert "Publisher Model `projects/demo-project/locations/us-central1" in str(raised.value)
+    assert "404 NOT_FOUND" in str(raised.value)
+    assert gemini.call([UserTurn("hi")], [], CONFIG).text == "kept"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Resource exhausted. Please try again later.",
+        QUOTA_EXCEEDED_MESSAGE.format(model="gemini-2.5-flash"),
+    ],
+    ids=["shared-capacity", "project-quota"],
+)
+def test_resource_exhausted_is_rate_limited_whatever_the_message(
+    gemini: GeminiModel, vertex: FakeVertex, message: str
+) -> None:
+    # Google documents every 429 RESOURCE_EXHAUSTED as worth retrying after a few seconds;
+    # nothing in the body tells a quota of zero from one used up, so neither is an operator
+    # fault here.
+    vertex.resource_exhausted(message)
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("rate_limited", True)
+    assert "429 RESOURCE_EXHAUSTED" in str(raised.value)
+
+
+def test_an_unavailable_service_is_a_retryable_server_error(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.unavailable()
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable) == ("server", True)
+    assert "503 UNAVAILABLE" in str(raised.value)
+
+
+def test_a_prompt_over_the_context_window_is_a_bad_request(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.context_window = 50
+    vertex.reply(gemini_reply({"text": "must not be served"}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("x" * 400)], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.retryable, raised.value.status) == (
+        "bad_request",
+        False,
+        400,
+    )
+    assert "exceeds the maximum number of tokens allowed (50)" in str(raised.value)
+    assert vertex.pending == 1
+
+
+def test_an_output_budget_above_the_model_ceiling_is_a_bad_request(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.reply(gemini_reply({"text": "must not be served"}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], LLMConfig(model=MODEL, max_output_tokens=100_000))
+
+    assert raised.value.kind == "bad_request"
+    assert "supported range is from 1 (inclusive) to 65536 (exclusive)" in str(raised.value)
+
+
+def test_the_endpoint_refuses_a_token_it_does_not_accept(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    vertex.authorize = lambda token: token == "another-token"
+    vertex.reply(gemini_reply({"text": "must not be served"}))
+
+    with pytest.raises(LLMError) as raised:
+        gemini.call([UserTurn("hi")], [], CONFIG)
+
+    assert (raised.value.kind, raised.value.status) == ("auth", 401)
+    assert "UNAUTHENTICATED" in str(raised.value)
+    assert vertex.pending == 1
+
+
+def test_a_two_turn_tool_conversation_passes_the_strict_endpoint(
+    gemini: GeminiModel, vertex: FakeVertex
+) -> None:
+    config = LLMConfig(model="gemini-3-flash-preview", max_output_tokens=8192, timeout_seconds=5)
+    tools = [ADD_TASK, LIST_TASKS]
+    vertex.reply(
+        gemini_reply(
+            {"text": "Adding it."},
+            {"functionCall": {"name": "add_task", "args": {"title": "milk"}}},
+            thoughts_tokens=20,
+        )
+    )
+    vertex.reply(gemini_reply({"text": "Added milk."}))
+    vertex.reply(gemini_reply({"functionCall": {"name": "list_tasks", "args": {}}}))
+    vertex.reply(gemini_reply({"text": "You have one task: milk."}))
+
+    history: list[Message] = [UserTurn("add milk")]
+    for result, follow_up in (
+        ({"task": {"id": 1, "title": "milk"}}, "what is on my list?"),
+        ({"tasks": [{"id": 1, "title": "milk"}]}, None),
+    ):
+        asked = gemini.call(history, tools, config)
+        (call,) = asked.tool_calls
+        history += [
+            AssistantTurn(asked.text, asked.tool_calls, asked.thought_signatures),
+            ToolResult(call.id, call.name, result),
+        ]
+        answered = gemini.call(history, tools, config)
+        history.append(AssistantTurn(answered.text))
+        if follow_up:
+            history.append(UserTurn(follow_up))
+
+    assert answered.text == "You have one task: milk."
+    contents = vertex.last.body["contents"]
+    assert [content["role"] for content in contents] == ["user", "model"] * 3 + ["user"]
+    signatures = [
+        part.get("thoughtSignature")
+        for content in contents
+        for part in content["parts"]
+        if "functionCall" in part
+    ]
+    assert signatures == list(vertex.issued_signatures.values())
+    assert len(set(signatures)) == 2

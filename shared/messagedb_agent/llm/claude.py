@@ -38,7 +38,11 @@ _FINISH_REASONS = {
     "stop_sequence": "stop",
     "tool_use": "tool_calls",
     "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
 }
+# Stop reasons of a reply cut short: at `max_tokens`, or (Sonnet 4.5 and later) at the end of
+# the model's context window.
+_TRUNCATED = frozenset({"max_tokens", "model_context_window_exceeded"})
 
 
 class ClaudeModel:
@@ -97,7 +101,7 @@ class ClaudeModel:
             raise errors.unavailable(f"Google credentials: {error}") from error
         except auth_errors.GoogleAuthError as error:
             raise errors.credentials_failed(str(error), retryable=error.retryable) from error
-        return parse_message(response)
+        return parse_message(response, config)
 
 
 def to_messages(messages: Sequence[Message]) -> list[MessageParam]:
@@ -172,9 +176,16 @@ def to_tools(specs: Sequence[ToolSpec]) -> list[ToolParam]:
     ]
 
 
-def parse_message(message: ClaudeMessage) -> LLMResponse:
-    """Text and tool_use blocks in order; a refusal is a safety error, not an answer."""
-    if message.stop_reason == "refusal":
+def parse_message(message: ClaudeMessage, config: LLMConfig) -> LLMResponse:
+    """Text and tool_use blocks in order, or the `LLMError` that says why there are none.
+
+    A refusal is a safety error. A reply cut at `max_tokens` (or at the context window) is
+    `truncated`: its last `tool_use` may hold half its input, so no call of it ever runs; a
+    cut text answer is kept once the caller accepts one. An `end_turn` with no content, which
+    the API documents after tool results, is `empty`.
+    """
+    stop = message.stop_reason
+    if stop == "refusal":
         raise errors.safety_block("Claude declined to answer (stop_reason refusal)")
     texts: list[str] = []
     calls: list[ToolCall] = []
@@ -184,17 +195,35 @@ def parse_message(message: ClaudeMessage) -> LLMResponse:
         elif block.type == "tool_use":
             arguments = block.input if isinstance(block.input, dict) else {}
             calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
-    stop = message.stop_reason
+    text = "".join(texts)
+    usage = _usage(message.usage)
+    if stop in _TRUNCATED:
+        if not (config.accept_truncated and text and not calls):
+            raise errors.truncated(
+                f"Claude stopped at {stop} (max_tokens="
+                f"{config.max_output_tokens or DEFAULT_MAX_TOKENS}, {usage.output_tokens} "
+                "written) before finishing " + ("a tool call" if calls else "its answer")
+            )
+    elif not text and not calls:
+        raise errors.empty_reply(f"Claude returned no text and no tool call (stop_reason {stop})")
     return LLMResponse(
-        text="".join(texts),
+        text=text,
         tool_calls=tuple(calls),
         model_name=message.model,
-        token_usage=_usage(message.usage),
+        token_usage=usage,
         finish_reason=_FINISH_REASONS.get(stop, stop) if stop else None,
     )
 
 
 def _usage(usage: Usage) -> TokenUsage:
-    """Cached prompt tokens are still prompt tokens, so they count as input."""
-    cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
-    return TokenUsage(input_tokens=usage.input_tokens + cached, output_tokens=usage.output_tokens)
+    """`input_tokens` counts only what came after the last cache breakpoint, so the cache
+    writes and reads are added back; reads are the discounted part."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    details = usage.output_tokens_details
+    return TokenUsage(
+        input_tokens=usage.input_tokens + written + read,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=read,
+        thinking_tokens=details.thinking_tokens if details is not None else 0,
+    )

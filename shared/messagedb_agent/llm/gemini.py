@@ -34,6 +34,8 @@ _SKIP_SIGNATURE = base64.urlsafe_b64decode("skip_thought_signature_validator")
 # Models before Gemini 3 neither need nor expect a signature on replayed calls.
 _UNSIGNED_MODELS = re.compile(r"^gemini-[12](?:[.-]|$)")
 
+# Finish reasons that mean the answer was withheld; Vertex adds MODEL_ARMOR (a Model Armor
+# template screened the response), which this SDK version does not list but passes through.
 _SAFETY_FINISH = frozenset(
     {
         "SAFETY",
@@ -44,6 +46,7 @@ _SAFETY_FINISH = frozenset(
         "IMAGE_SAFETY",
         "IMAGE_PROHIBITED_CONTENT",
         "IMAGE_RECITATION",
+        "MODEL_ARMOR",
     }
 )
 _RETRYABLE_FINISH = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
@@ -110,7 +113,7 @@ class GeminiModel:
             if classified is None:
                 raise
             raise classified from error
-        return parse_response(response, config.model)
+        return parse_response(response, config)
 
 
 def to_contents(messages: Sequence[Message], *, signed: bool = False) -> list[types.Content]:
@@ -207,8 +210,13 @@ def _tool(specs: Sequence[ToolSpec]) -> types.Tool:
     )
 
 
-def parse_response(response: types.GenerateContentResponse, model: str) -> LLMResponse:
-    """Text and calls of the first candidate; a blocked prompt or answer is an `LLMError`."""
+def parse_response(response: types.GenerateContentResponse, config: LLMConfig) -> LLMResponse:
+    """Text and calls of the first candidate, or the `LLMError` that says why there are none.
+
+    A blocked prompt or answer is a safety error; a reply cut at the output limit is
+    `truncated` (its calls may be half-written, so they never run), except that a cut text
+    answer is kept once the caller accepts one; a reply with neither text nor calls is `empty`.
+    """
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
         reason = _enum_name(feedback.block_reason)
@@ -229,11 +237,21 @@ def parse_response(response: types.GenerateContentResponse, model: str) -> LLMRe
     text = "".join(part.text for part in parts if part.text and not part.thought)
     signed_calls = list(_tool_calls(parts))
     tool_calls = tuple(call for call, _ in signed_calls)
+    usage = _usage(response.usage_metadata)
+    if finish == "MAX_TOKENS":
+        if not (config.accept_truncated and text and not tool_calls):
+            raise errors.truncated(
+                f"Gemini reached the output limit ({_limit(config)}, {usage.output_tokens} "
+                f"tokens written, {usage.thinking_tokens} of them thinking) before finishing "
+                + ("a function call" if tool_calls else "its answer")
+            )
+    elif not text and not tool_calls:
+        raise errors.empty_reply(f"Gemini returned neither text nor a call (finish {finish})")
     return LLMResponse(
         text=text,
         tool_calls=tool_calls,
-        model_name=response.model_version or model,
-        token_usage=_usage(response.usage_metadata),
+        model_name=response.model_version or config.model,
+        token_usage=usage,
         finish_reason=_finish_reason(finish, has_calls=bool(tool_calls)),
         thought_signatures={
             call.id: base64.b64encode(signature).decode()
@@ -259,22 +277,33 @@ def _tool_calls(parts: Sequence[types.Part]) -> Iterator[tuple[ToolCall, bytes |
 
 
 def _usage(usage: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage:
-    """Thinking tokens are billed as output, so they count as output here."""
+    """`promptTokenCount` already includes the cached part; thinking is billed as output, so
+    it is added to the candidates' count and also reported on its own."""
     if usage is None:
         return TokenUsage()
+    thinking = usage.thoughts_token_count or 0
     return TokenUsage(
         input_tokens=usage.prompt_token_count or 0,
-        output_tokens=(usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0),
+        output_tokens=(usage.candidates_token_count or 0) + thinking,
+        cached_input_tokens=usage.cached_content_token_count or 0,
+        thinking_tokens=thinking,
     )
 
 
+def _limit(config: LLMConfig) -> str:
+    if config.max_output_tokens is None:
+        return "the model's default"
+    return f"max_output_tokens={config.max_output_tokens}"
+
+
 def _finish_reason(finish: str | None, *, has_calls: bool) -> str | None:
-    if has_calls:
+    """Gemini ends a function-call turn with STOP; only that turn is called "tool_calls"."""
+    if finish == "MAX_TOKENS":
+        return "max_tokens"
+    if has_calls and finish in ("STOP", None):
         return "tool_calls"
     if finish == "STOP":
         return "stop"
-    if finish == "MAX_TOKENS":
-        return "max_tokens"
     return finish.lower() if finish else None
 
 
