@@ -10,6 +10,7 @@ import typer
 
 from messagedb_agent.cli.common import ENV_FILE, friendly, load_settings
 from messagedb_agent.cli.db import db_app
+from messagedb_agent.cli.models import models_app
 
 app = typer.Typer(
     help="An event-sourced AI agent whose whole memory is a Message DB event log.",
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 
 
 @app.callback()
