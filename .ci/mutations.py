@@ -85,9 +85,9 @@ MUTATIONS = (
     Mutation(
         "6 failures: a model error is recorded as not retryable",
         EFFECTS,
-        "retryable = error.retryable and attempt < policy.max_llm_attempts",
-        "retryable = False",
-        f"{INVARIANTS}::test_model_failures_are_recorded_retried_with_backoff_then_end_the_thread",
+        "retryable = error.retryable and not exhausted and",
+        "retryable = False and",
+        f"{INVARIANTS}::test_model_failures_are_recorded_retried_with_backoff_then_end_the_turn",
     ),
     Mutation(
         "7 users: the owner comes from the model's arguments",

@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 from messagedb_agent.events import (
+    ContextCompacted,
     Event,
     LLMCallFailed,
     LLMCallRequested,
     LLMResponseReceived,
+    ModelUnavailable,
     Recorded,
     SessionCompleted,
     SessionStarted,
@@ -58,8 +60,17 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
         elif isinstance(event, ToolExecutionFailed) and not event.retryable:
             label = calls.get(event.tool_call_id, event.tool_name)
             lines.append(f"   tool   ✗ {label} → {event.error_message}")
+        elif isinstance(event, ModelUnavailable):
+            if event.notice:
+                lines.append(f"assistant › {event.notice}")
+            lines.append(f"   model  ⏸ {event.error_kind}: {shorten(event.error_message)}")
         elif isinstance(event, LLMCallFailed):
             lines.append(f"   model  ✗ {event.error_kind}: {shorten(event.error_message)}")
+        elif isinstance(event, ContextCompacted):
+            lines.append(
+                f"   memory ⇢ {event.summarised_messages} earlier messages summarised "
+                f"({event.tokens_before} tokens of context)"
+            )
         elif isinstance(event, SessionCompleted):
             lines.append(f"   ended  ({event.completion_reason}) {event.message or ''}".rstrip())
     return lines
@@ -76,6 +87,8 @@ def event_line(recorded: Recorded[Event]) -> str:
         summary = shorten(event.message, 60)
     elif isinstance(event, LLMCallRequested):
         summary = f"claim step {event.step_id[:8]} attempt {event.attempt} model={event.model}"
+        if event.purpose != "reply":
+            summary += f" ({event.purpose})"
     elif isinstance(event, LLMResponseReceived):
         calls = ", ".join(c.name for c in event.tool_calls)
         summary = f"step {event.step_id[:8]} " + (
@@ -89,8 +102,12 @@ def event_line(recorded: Recorded[Event]) -> str:
         )
     elif isinstance(event, ToolExecutionFailed):
         summary = f"{event.tool_name} ✗ {event.error_kind}: {shorten(event.error_message, 50)}"
+    elif isinstance(event, ModelUnavailable):
+        summary = f"attempt {event.attempt} {event.error_kind}: waits until {event.retry_at}"
     elif isinstance(event, LLMCallFailed):
         summary = f"attempt {event.attempt} {event.error_kind}, retryable={event.retryable}"
+    elif isinstance(event, ContextCompacted):
+        summary = f"{event.summarised_messages} messages before #{event.first_kept_position}"
     elif isinstance(event, SessionTerminationRequested):
         summary = event.reason
     elif isinstance(event, SessionCompleted):

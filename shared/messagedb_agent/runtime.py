@@ -84,6 +84,11 @@ def _engine_config(settings: Settings) -> EngineConfig:
         tool_lease=timedelta(seconds=limits.tool_lease_seconds),
         llm_timeout_seconds=limits.llm_timeout_seconds,
         tool_timeout_seconds=limits.tool_timeout_seconds,
+        unavailable_retry=timedelta(seconds=limits.model_unavailable_retry_seconds),
+        max_output_tokens=limits.max_output_tokens,
+        max_output_tokens_ceiling=limits.max_output_tokens_ceiling,
+        context_budget=limits.context_budget_tokens,
+        tool_result_max_chars=limits.tool_result_max_chars,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import orjson
+import pytest
 from tests.projections.thread_events import T0, ThreadEvents, call
 
 from messagedb_agent.channels.callback import DeliveryError
@@ -15,6 +16,7 @@ from messagedb_agent.events import (
     LLMCallFailed,
     LLMCallRequested,
     LLMResponseReceived,
+    ModelUnavailable,
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
     SessionCompleted,
@@ -84,19 +86,63 @@ def test_a_model_answer_keeps_its_ids_and_gets_unique_call_ids() -> None:
 def test_a_retryable_model_error_is_recorded_with_its_attempt_and_backoff() -> None:
     decision = NextStep(StepKind.LLM_CALL, "step-1", attempt=2)
     error = LLMError("overloaded", kind="rate_limited", retryable=True)
-    [(event, _)] = effects.llm_failed(decision, error, T0, CONFIG)
+    [(event, _)] = effects.llm_failed(decision, error, T0, CONFIG, "m")
     assert isinstance(event, LLMCallFailed)
     assert (event.attempt, event.retryable, event.error_kind) == (2, True, "rate_limited")
     assert event.retry_at == T0 + CONFIG.backoff(2)
 
 
-def test_the_last_attempt_of_a_model_call_is_not_retryable() -> None:
+def test_a_model_still_overloaded_after_every_attempt_makes_the_thread_wait() -> None:
     decision = NextStep(StepKind.LLM_CALL, "step-1", attempt=3)
     error = LLMError("overloaded", kind="rate_limited", retryable=True)
-    [(event, _)] = effects.llm_failed(decision, error, T0, CONFIG)
-    assert isinstance(event, LLMCallFailed)
-    assert not event.retryable
-    assert event.retry_at is None
+    [(event, _)] = effects.llm_failed(decision, error, T0, CONFIG, "m")
+    assert isinstance(event, ModelUnavailable)
+    assert event.retryable
+    assert event.retry_at == T0 + CONFIG.unavailable_retry
+    assert event.notice == effects.UNAVAILABLE_NOTICE
+
+
+@pytest.mark.parametrize("kind", ["auth", "model_not_found", "quota"])
+def test_an_operator_fault_pauses_the_thread_and_tells_the_user_once(kind: str) -> None:
+    error = LLMError("403 PERMISSION_DENIED", kind=kind, retryable=False)
+    first = NextStep(StepKind.LLM_CALL, "step-1", attempt=1)
+    [(paused, first_id)] = effects.llm_failed(first, error, T0, CONFIG, "m")
+    assert isinstance(paused, ModelUnavailable)
+    assert paused.notice == effects.UNAVAILABLE_NOTICE
+    again = NextStep(StepKind.LLM_CALL, "step-1", attempt=2, last_failure=paused)
+    [(still, second_id)] = effects.llm_failed(again, error, T0, CONFIG, "m")
+    assert isinstance(still, ModelUnavailable)
+    assert still.notice is None  # told once
+    assert first_id != second_id
+
+
+def test_a_request_the_model_can_never_accept_ends_the_turn_with_a_friendly_answer() -> None:
+    decision = NextStep(StepKind.LLM_CALL, "step-1", attempt=1)
+    error = LLMError("blocked", kind="safety", retryable=False)
+    (failed, _), (answer, answer_id) = effects.llm_failed(decision, error, T0, CONFIG, "m")
+    assert isinstance(failed, LLMCallFailed)
+    assert not failed.retryable
+    assert isinstance(answer, LLMResponseReceived)
+    assert answer.response_text == effects.FRIENDLY_ENDINGS["safety"]
+    assert not answer.tool_calls
+    assert answer_id == effects.message_id("step-1", "response")
+
+
+def test_an_empty_reply_is_sampled_once_more_then_answered_kindly() -> None:
+    error = LLMError("empty", kind="empty", retryable=True)
+    first = NextStep(StepKind.LLM_CALL, "step-1", attempt=1)
+    [(failed, _)] = effects.llm_failed(first, error, T0, CONFIG, "m")
+    assert isinstance(failed, LLMCallFailed)
+    assert failed.retryable
+    again = NextStep(StepKind.LLM_CALL, "step-1", attempt=2, last_failure=failed)
+    (_, _), (answer, _) = effects.llm_failed(again, error, T0, CONFIG, "m")
+    assert isinstance(answer, LLMResponseReceived)
+    assert answer.response_text == effects.FRIENDLY_ENDINGS["empty"]
+
+
+def test_a_cut_reply_is_asked_for_again_with_twice_the_budget_up_to_the_ceiling() -> None:
+    config = EngineConfig(max_output_tokens=1000, max_output_tokens_ceiling=3000)
+    assert [config.output_budget(n) for n in range(4)] == [1000, 2000, 3000, 3000]
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:

@@ -304,12 +304,12 @@ def test_a_message_sent_during_a_model_call_is_answered_next(
 # -- 6: every failure is an event ----------------------------------------------------------
 
 
-def test_model_failures_are_recorded_retried_with_backoff_then_end_the_thread(
+def test_model_failures_are_recorded_retried_with_backoff_then_end_the_turn(
     store: MessageStore, engine: Engine, model: ScriptedModel, clock: Clock
 ) -> None:
     from messagedb_agent.llm.types import LLMError
 
-    model.script = [LLMError("overloaded", kind="rate_limited", retryable=True, status=429)] * 3
+    model.script = [LLMError("no usable answer", kind="bad_response", retryable=True)] * 3
     thread = new_thread(store)
     results = run_until_idle(engine, thread.notification, sleep=lambda s: clock.advance(s))
     events = read_thread(store, thread.stream_name)
@@ -322,14 +322,17 @@ def test_model_failures_are_recorded_retried_with_backoff_then_end_the_thread(
         f.retry_at - clock_at for f, clock_at in zip(failures[:2], failure_times[:2], strict=True)
     )  # type: ignore[attr-defined]
     assert second > first  # exponential backoff
-    assert events[-1].type == "SessionCompleted"
-    ending = results[-1]
-    assert ending.turn_completed
+    assert events[-1].type == "LLMResponseReceived"  # the turn ends, the thread goes on
+    [ending] = [r for r in results if r.turn_completed]
     assert ending.reply is not None
     assert "try again" in ending.reply
+    model.script = [text("better now")]
+    appended = add_message(store, thread.thread_id, owner="alice", message="one more", now=clock())
+    replies = [r.reply for r in run_until_idle(engine, appended.notification) if r.reply]
+    assert replies == ["better now"]
 
 
-def test_a_non_retryable_model_failure_ends_the_thread_at_once(
+def test_a_non_retryable_model_failure_ends_the_turn_at_once(
     store: MessageStore, engine: Engine, model: ScriptedModel
 ) -> None:
     from messagedb_agent.llm.types import LLMError
@@ -337,8 +340,55 @@ def test_a_non_retryable_model_failure_ends_the_thread_at_once(
     model.script = [LLMError("bad request", kind="bad_request", retryable=False, status=400)]
     thread = new_thread(store)
     run_until_idle(engine, thread.notification)
-    assert types_of(store, thread.stream_name)[-2:] == ["LLMCallFailed", "SessionCompleted"]
+    assert types_of(store, thread.stream_name)[-2:] == ["LLMCallFailed", "LLMResponseReceived"]
     assert model.calls == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ("auth", 401, "Google credentials: invalid_grant: account not found"),
+        ("auth", 403, "403 PERMISSION_DENIED: aiplatform.endpoints.predict"),
+        ("model_not_found", 404, "model not found in this region/project: gemini-9"),
+        ("quota", 429, "429 RESOURCE_EXHAUSTED: quota is 0"),
+    ],
+)
+def test_an_operator_fault_pauses_the_thread_until_it_is_fixed(
+    store: MessageStore,
+    engine: Engine,
+    model: ScriptedModel,
+    clock: Clock,
+    fault: tuple[str, int, str],
+) -> None:
+    from messagedb_agent.llm.types import LLMError
+
+    kind, status, message = fault
+    model.script = [LLMError(message, kind=kind, retryable=False, status=status)] * 2
+    thread = new_thread(store)
+    run_until_idle(engine, thread.notification, max_wait=0)
+    events = read_thread(store, thread.stream_name)
+    assert events[-1].type == "ModelUnavailable"
+    assert events[-1].event.notice  # type: ignore[attr-defined]
+    assert "SessionCompleted" not in types_of(store, thread.stream_name)
+    # still broken when it falls due: it waits again, without telling the user twice
+    clock.advance(engine.config.unavailable_retry.total_seconds())
+    head = read_thread(store, thread.stream_name)[-1]
+    run_until_idle(
+        engine, Notification(stream_name=thread.stream_name, position=head.position), max_wait=0
+    )
+    paused = [
+        e.event for e in read_thread(store, thread.stream_name) if e.type == "ModelUnavailable"
+    ]
+    assert [bool(p.notice) for p in paused] == [True, False]  # type: ignore[attr-defined]
+    # fixed: the next due retry answers the message that waited
+    model.script = [text("here you are")]
+    clock.advance(engine.config.unavailable_retry.total_seconds())
+    head = read_thread(store, thread.stream_name)[-1]
+    results = run_until_idle(
+        engine, Notification(stream_name=thread.stream_name, position=head.position)
+    )
+    assert [r.reply for r in results if r.reply] == ["here you are"]
+    assert types_of(store, thread.stream_name)[-1] == "LLMResponseReceived"
 
 
 def test_tool_errors_are_fed_back_to_the_model(

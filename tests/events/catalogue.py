@@ -8,12 +8,14 @@ from typing import Any
 import orjson
 
 from messagedb_agent.events import (
+    ContextCompacted,
     ErrorOccurred,
     Event,
     LLMCallFailed,
     LLMCallRequested,
     LLMResponseReceived,
     Metadata,
+    ModelUnavailable,
     PositionRecorded,
     ReplyDelivered,
     ReplyDeliveryFailed,
@@ -62,6 +64,8 @@ SAMPLES: tuple[Event, ...] = (
         context_messages=3,
         lease_expires_at=LEASE,
         worker="host:1234",
+        purpose="compaction",
+        max_output_tokens=16384,
     ),
     LLMResponseReceived(
         step_id="step-1",
@@ -80,6 +84,25 @@ SAMPLES: tuple[Event, ...] = (
         retryable=True,
         attempt=2,
         retry_at=WHEN.astimezone(timezone(timedelta(hours=2))),
+    ),
+    ModelUnavailable(
+        step_id="step-1",
+        error_message="403 PERMISSION_DENIED: aiplatform.endpoints.predict denied",
+        error_kind="auth",
+        retryable=True,
+        attempt=4,
+        retry_at=WHEN + timedelta(minutes=5),
+        notice="The assistant is unavailable right now; it will answer as soon as it can.",
+    ),
+    ContextCompacted(
+        step_id="step-2",
+        summary="The user keeps a shopping list: milk (done), eggs.",
+        first_kept_position=40,
+        summarised_messages=37,
+        tokens_before=12_500,
+        model_name="gemini-2.5-flash",
+        token_usage=TokenUsage(input_tokens=9_000, output_tokens=120, cached_input_tokens=4_000),
+        latency_ms=950.0,
     ),
     ToolExecutionRequested(
         step_id="tools-1",

@@ -18,6 +18,7 @@ from messagedb_agent.events import (
     LLMCallFailed,
     LLMCallRequested,
     Metadata,
+    ModelUnavailable,
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
     ToolExecutionFailed,
@@ -80,6 +81,12 @@ def _tool_failure(retryable: bool, retry_at: datetime | None) -> Event:
     )
 
 
+def _model_unavailable(retryable: bool, retry_at: datetime | None) -> Event:
+    return ModelUnavailable(
+        step_id="s1", error_message="403", error_kind="auth", retryable=retryable, retry_at=retry_at
+    )
+
+
 def _reply_failure(retryable: bool, retry_at: datetime | None) -> Event:
     return ReplyDeliveryFailed(
         step_id="s1", attempt=1, error_message="503", retryable=retryable, retry_at=retry_at
@@ -93,8 +100,8 @@ CLAIMS = pytest.mark.parametrize(
 )
 FAILURES = pytest.mark.parametrize(
     "failure",
-    [_llm_failure, _tool_failure, _reply_failure],
-    ids=["LLMCallFailed", "ToolExecutionFailed", "ReplyDeliveryFailed"],
+    [_llm_failure, _model_unavailable, _tool_failure, _reply_failure],
+    ids=["LLMCallFailed", "ModelUnavailable", "ToolExecutionFailed", "ReplyDeliveryFailed"],
 )
 
 

@@ -24,6 +24,7 @@ from messagedb_agent.api.models import (
 from messagedb_agent.events import (
     Event,
     LLMResponseReceived,
+    ModelUnavailable,
     Recorded,
     SessionCompleted,
     ToolExecutionCompleted,
@@ -72,6 +73,8 @@ def thread_detail(
                 }
         elif isinstance(event, ToolExecutionCompleted | ToolExecutionFailed):
             _tool_outcome(calls, event, recorded.position)
+        elif isinstance(event, ModelUnavailable) and event.notice:
+            messages.append(_message("assistant", event.notice, recorded))
         elif isinstance(event, SessionCompleted) and event.message:
             messages.append(_message("assistant", event.message, recorded))
     usage = state.token_usage

@@ -17,7 +17,13 @@ import orjson
 from messagedb_agent.channels.callback import DeliveryError
 from messagedb_agent.engine.view import ThreadView
 from messagedb_agent.events import ids
-from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import (
+    ContextCompacted,
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+    ModelUnavailable,
+)
 from messagedb_agent.events.base import Event, Metadata, Recorded
 from messagedb_agent.events.delivery import (
     ReplyDelivered,
@@ -31,9 +37,11 @@ from messagedb_agent.events.tool import (
     ToolExecutionRequested,
 )
 from messagedb_agent.events.values import ToolCall
-from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
+from messagedb_agent.llm import errors
+from messagedb_agent.llm.prompts import COMPACTION_PROMPT, DEFAULT_SYSTEM_PROMPT
 from messagedb_agent.llm.types import LLMConfig, LLMError, LLMResponse
 from messagedb_agent.projections.anchors import reply_text
+from messagedb_agent.projections.llm_context import CompactionPlan
 from messagedb_agent.projections.next_step import NextStep, Policy, StepKind
 from messagedb_agent.tools.context import ToolOutcome
 
@@ -48,6 +56,20 @@ FRIENDLY_LIMIT = (
     "I stopped here because this request took more steps than I'm allowed in one turn. "
     "Could you break it into smaller requests?"
 )
+UNAVAILABLE_NOTICE = (
+    "I can't reach my language model right now, so I can't answer yet. "
+    "Your message is saved, and I'll reply as soon as I'm available again."
+)
+# What a turn ends with when the model can never give a usable answer to it.
+FRIENDLY_ENDINGS = {
+    errors.SAFETY: "I can't help with that request. Could you rephrase it, or ask something else?",
+    errors.EMPTY: "Sorry, I couldn't come up with an answer to that. Could you rephrase it?",
+    errors.TRUNCATED: "My answer ran longer than I'm allowed to write. Could you ask for "
+    "something shorter, or split the request?",
+}
+# Kinds that are nobody's mistake: retried, and when they persist, waited out like an
+# operator's fault instead of ending the turn.
+_TRANSIENT = frozenset({errors.RATE_LIMITED, errors.SERVER, errors.UNAVAILABLE, errors.TIMEOUT})
 _RETRY_AT_ONCE = datetime.min.replace(tzinfo=UTC)
 
 
@@ -63,10 +85,21 @@ class EngineConfig:
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(seconds=30)
     delivery_lease: timedelta = timedelta(seconds=30)
+    unavailable_retry: timedelta = timedelta(minutes=5)
+    max_output_tokens: int = 8192
+    max_output_tokens_ceiling: int = 32_768
+    # context tokens above which a turn's first call is preceded by a compaction; None: never
+    context_budget: int | None = None
+    tool_result_max_chars: int = 20_000
 
     def backoff(self, attempt: int) -> timedelta:
         """Exponential: base, 2 × base, 4 × base... capped at `backoff_max`."""
         return min(self.backoff_base * (1 << (attempt - 1)), self.backoff_max)
+
+    def output_budget(self, truncations: int) -> int:
+        """Twice the budget for each attempt cut at it, up to the ceiling."""
+        ceiling = max(self.max_output_tokens, self.max_output_tokens_ceiling)
+        return min(self.max_output_tokens << min(truncations, 20), ceiling)
 
 
 def message_id(step_id: str, part: str) -> str:
@@ -83,8 +116,9 @@ def claims(
     step_id, attempt = decision.step_id or "", decision.attempt
     if decision.kind is StepKind.TERMINATION:
         return [(completion(decision), ids.message_id(view.stream_name, "completed"))]
-    if decision.kind is StepKind.LLM_CALL:
+    if decision.kind in (StepKind.LLM_CALL, StepKind.COMPACTION):
         started = view.started
+        compaction = decision.kind is StepKind.COMPACTION
         request = LLMCallRequested(
             step_id=step_id,
             attempt=attempt,
@@ -93,6 +127,8 @@ def claims(
             context_messages=view.context_messages,
             lease_expires_at=now + config.llm_lease,
             worker=worker,
+            purpose="compaction" if compaction else "reply",
+            max_output_tokens=config.output_budget(decision.truncations),
         )
         return [(request, ids.message_id(step_id, f"claim-{attempt}"))]
     if decision.kind is StepKind.DELIVER_REPLY:
@@ -141,12 +177,21 @@ def completion(decision: NextStep) -> SessionCompleted:
 
 
 def llm_config(view: ThreadView, config: EngineConfig) -> LLMConfig:
-    """The model the claim named (a thread may pin its own) and the thread's system prompt."""
+    """The model and budget the claim named (a thread may pin its own model), and the
+    thread's system prompt (a compaction has its own)."""
     claim = view.head.event
+    assert isinstance(claim, LLMCallRequested)
+    budget = claim.max_output_tokens or config.max_output_tokens
+    last_chance = claim.attempt >= config.policy.max_llm_attempts
+    compaction = claim.purpose == "compaction"
     return LLMConfig(
-        model=claim.model if isinstance(claim, LLMCallRequested) else config.model,
-        system_prompt=view.context().system_prompt or config.system_prompt,
+        model=claim.model,
+        system_prompt=COMPACTION_PROMPT
+        if compaction
+        else view.context().system_prompt or config.system_prompt,
+        max_output_tokens=budget,
         timeout_seconds=config.llm_timeout_seconds,
+        accept_truncated=last_chance or budget >= config.max_output_tokens_ceiling,
     )
 
 
@@ -164,11 +209,57 @@ def llm_answered(step_id: str, response: LLMResponse, latency_ms: float) -> list
     return [(result, message_id(step_id, "response"))]
 
 
-def llm_failed(
-    decision: NextStep, error: LLMError, now: datetime, config: EngineConfig
+def compacted(
+    step_id: str, plan: CompactionPlan, response: LLMResponse, latency_ms: float
 ) -> list[Pending]:
+    event = ContextCompacted(
+        step_id=step_id,
+        summary=response.text.strip(),
+        first_kept_position=plan.first_kept_position,
+        summarised_messages=len(plan.summarised),
+        tokens_before=plan.tokens_before,
+        model_name=response.model_name,
+        token_usage=response.token_usage,
+        latency_ms=round(latency_ms, 3),
+    )
+    return [(event, message_id(step_id, "compacted"))]
+
+
+def llm_failed(
+    decision: NextStep, error: LLMError, now: datetime, config: EngineConfig, model: str
+) -> list[Pending]:
+    """The failed attempt, and what the thread does about it.
+
+    - An operator's fault (credentials, permissions, the model's name, a quota), or a
+      transient fault that outlasted every attempt: the thread waits (`ModelUnavailable`),
+      and the user is told once.
+    - A fault a new attempt may fix: retried after a backoff (a cut reply with more room).
+    - Anything else is final for this turn, never for the thread: the turn ends with a
+      friendly answer (an empty reply gets one more try first).
+    """
     step_id, attempt, policy = decision.step_id or "", decision.attempt, config.policy
-    retryable = error.retryable and attempt < policy.max_llm_attempts
+    exhausted = attempt >= policy.max_llm_attempts
+    if errors.is_operator_fault(error) or (
+        error.kind in _TRANSIENT and (exhausted or decision.paused)
+    ):
+        log.error(
+            "model unavailable, the thread waits for a fix: %s (%s, attempt %s)",
+            error,
+            error.kind,
+            attempt,
+        )
+        paused = ModelUnavailable(
+            step_id=step_id,
+            error_message=str(error),
+            error_kind=error.kind,
+            retryable=True,
+            attempt=attempt,
+            retry_at=now + config.unavailable_retry,
+            notice=None if decision.paused else UNAVAILABLE_NOTICE,
+        )
+        return [(paused, message_id(step_id, f"failure-{attempt}"))]
+    again = decision.last_failure is not None and decision.last_failure.error_kind == error.kind
+    retryable = error.retryable and not exhausted and not (error.kind == errors.EMPTY and again)
     log.warning("llm call failed: %s (%s, attempt %s)", error, error.kind, attempt)
     failure = LLMCallFailed(
         step_id=step_id,
@@ -178,7 +269,16 @@ def llm_failed(
         attempt=attempt,
         retry_at=now + config.backoff(attempt) if retryable else None,
     )
-    return [(failure, message_id(step_id, f"failure-{attempt}"))]
+    written: list[Pending] = [(failure, message_id(step_id, f"failure-{attempt}"))]
+    if not retryable and decision.kind is StepKind.LLM_CALL:
+        ending = LLMResponseReceived(
+            step_id=step_id,
+            response_text=FRIENDLY_ENDINGS.get(error.kind, FRIENDLY_FAILURE),
+            model_name=model,
+            finish_reason=error.kind,
+        )
+        written.append((ending, message_id(step_id, "response")))
+    return written
 
 
 def _unique_call_ids(response: LLMResponse, step_id: str) -> tuple[ToolCall, ...]:

@@ -32,6 +32,7 @@ from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.delivery import ReplyDeliveryRequested
 from messagedb_agent.events.mapper import to_message
 from messagedb_agent.events.values import ToolCall
+from messagedb_agent.llm import errors
 from messagedb_agent.llm.types import LLMClient, LLMError, ToolSpec
 from messagedb_agent.notification import Notification
 from messagedb_agent.projections.next_step import NextStep, StepKind
@@ -168,7 +169,7 @@ class Engine:
         and handed back for the next step (or `advance`) to append.
         """
         now = self.clock()
-        decision = view.decide(now, self.config.policy)  # decide
+        decision = view.decide(now, self.config.policy, self.config.context_budget)  # decide
         if not decision.kind.is_work:
             return _Step(decision, view, unwritten=carry)
         claims = effects.claims(decision, view, now, self.config, self.worker)
@@ -189,6 +190,8 @@ class Engine:
         """The one effect of a claimed step, as the events that record its outcome."""
         if decision.kind is StepKind.LLM_CALL:
             return self._call_model(decision, view, now)
+        if decision.kind is StepKind.COMPACTION:
+            return self._compact(decision, view, now)
         if decision.kind is StepKind.TOOL_EXECUTION:
             return [self._run_tool(decision, call, view, now) for call in decision.tool_calls]
         if decision.kind is StepKind.DELIVER_REPLY:
@@ -202,9 +205,25 @@ class Engine:
         try:
             response = self.llm.call(messages, self.tools.specs(), config)
         except LLMError as error:
-            return effects.llm_failed(decision, error, now, self.config)
+            return effects.llm_failed(decision, error, now, self.config, config.model)
         latency_ms = (time.perf_counter() - started) * 1000
         return effects.llm_answered(decision.step_id or "", response, latency_ms)
+
+    def _compact(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
+        """Summarise the oldest part of the context; no tools, so nothing else can happen."""
+        config = effects.llm_config(view, self.config)
+        plan = view.compaction(self.config.context_budget or 0)
+        started = time.perf_counter()
+        try:
+            if plan is None:  # the budget moved since the claim: nothing left to summarise
+                raise LLMError("nothing to summarise", kind="nothing_to_compact", retryable=False)
+            response = self.llm.call(plan.request(), [], config)
+            if not response.text.strip():
+                raise errors.empty_reply("the summary came back empty")
+        except LLMError as error:
+            return effects.llm_failed(decision, error, now, self.config, config.model)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return effects.compacted(decision.step_id or "", plan, response, latency_ms)
 
     def _run_tool(
         self, decision: NextStep, call: ToolCall, view: ThreadView, now: datetime
@@ -242,7 +261,10 @@ class Engine:
             cached.extend(read_thread(self.store, stream, after=cached.head.position))
             return cached
         events = read_thread(self.store, stream)
-        return ThreadView(events) if events else None
+        return self._view(events) if events else None
+
+    def _view(self, events: list[Recorded[Event]]) -> ThreadView:
+        return ThreadView(events, tool_result_max_chars=self.config.tool_result_max_chars)
 
     def _keep(self, view: ThreadView) -> None:
         if self.views is not None:
@@ -279,7 +301,7 @@ class Engine:
                 )
             except DuplicateMessageError:
                 continue
-        return ThreadView(read_thread(self.store, head.stream_name)), True
+        return self._view(read_thread(self.store, head.stream_name)), True
 
     def _result(
         self, stream: str, view: ThreadView, steps: list[_Step], max_steps: int
@@ -297,7 +319,7 @@ class Engine:
             not_before = effects.backoff_until(stop.unwritten.events if stop.unwritten else [])
         else:
             not_before = stop.decision.not_before
-        upcoming = view.decide(self.clock(), self.config.policy).kind
+        upcoming = view.decide(self.clock(), self.config.policy, self.config.context_budget).kind
         follow_up = upcoming is not StepKind.DONE and (
             max_steps == 1
             or not replies

@@ -1,6 +1,12 @@
 """The event catalogue: every fact a thread (or a user's task list) can record."""
 
-from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import (
+    ContextCompacted,
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+    ModelUnavailable,
+)
 from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
 from messagedb_agent.events.delivery import (
     ReplyDelivered,
@@ -27,12 +33,14 @@ from messagedb_agent.events.user import SessionTerminationRequested, UserMessage
 from messagedb_agent.events.values import TokenUsage, ToolCall
 
 __all__ = [
+    "ContextCompacted",
     "ErrorOccurred",
     "Event",
     "LLMCallFailed",
     "LLMCallRequested",
     "LLMResponseReceived",
     "Metadata",
+    "ModelUnavailable",
     "PositionRecorded",
     "Recorded",
     "ReplyDelivered",

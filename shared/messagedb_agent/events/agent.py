@@ -1,8 +1,8 @@
-"""LLM steps: the claim that starts one, and the response or failure that ends it."""
+"""LLM steps: the claim that starts one, and the response, compaction or failure that ends it."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -27,6 +27,9 @@ class LLMCallRequested(Claim):
     context_position: int
     context_messages: int  # the conversation messages the call was given
     worker: str | None = None
+    # "compaction": the call summarises the oldest part of the context (see ContextCompacted)
+    purpose: Literal["reply", "compaction"] = "reply"
+    max_output_tokens: int | None = None  # the output budget this attempt was given
 
 
 class LLMResponseReceived(Event):
@@ -52,6 +55,39 @@ class LLMCallFailed(Failure):
     error_message: str
     error_kind: str = "unknown"
     attempt: int = 1  # the attempt that failed
+
+
+class ModelUnavailable(LLMCallFailed):
+    """The model could not be used for a reason only an operator can fix (credentials,
+    permissions, the model's name or region, a quota), or it stayed unreachable through every
+    attempt. The thread waits and tries again at `retry_at`, however many times it takes: a
+    fault in the deployment never ends a conversation. `notice` is what the user is told, on
+    the first of a run of these only."""
+
+    type: ClassVar[str] = "ModelUnavailable"
+    schema_version: ClassVar[int] = 1
+
+    notice: str | None = None
+
+
+class ContextCompacted(Event):
+    """The outcome of a compaction step: `summary` stands for every context message that
+    sorts before the user message at `first_kept_position` (the previous summary included).
+
+    The events themselves stay: the transcript, replay and forks still show everything; only
+    the LLM context projection reads the summary in their place.
+    """
+
+    type: ClassVar[str] = "ContextCompacted"
+
+    step_id: str
+    summary: str
+    first_kept_position: int
+    summarised_messages: int
+    tokens_before: int  # the estimated context tokens that made the compaction necessary
+    model_name: str
+    token_usage: TokenUsage = TokenUsage()
+    latency_ms: float | None = None
 
 
 @upcaster("LLMCallRequested", 1)

@@ -18,6 +18,11 @@ def llm_step_id(stream_name: str, head_position: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{stream_name}/llm/{head_position}"))
 
 
+def compaction_step_id(stream_name: str, head_position: int) -> str:
+    """The compaction that runs, at this head, before the call that would answer there."""
+    return str(uuid.uuid5(_NAMESPACE, f"{stream_name}/compaction/{head_position}"))
+
+
 @lru_cache(maxsize=65536)  # folds ask for it once per response, every time they fold a thread
 def tool_step_id(llm_step: str) -> str:
     """The tool step that executes the calls an LLM step's response asked for."""

@@ -8,3 +8,13 @@ finding a task by name before completing it), call the tools one after another a
 result in the next call. Refer to tasks by their number and title. If a tool fails, explain
 the problem in plain words and suggest what the user can do; never show error codes.
 """
+
+COMPACTION_PROMPT = """\
+You summarise the earlier part of a conversation between a user and an assistant that manages
+the user's task list, so the conversation can go on without it. Keep every fact the assistant
+may need later: the user's goals and preferences, tasks by number and title and what was done
+to them, decisions, open questions and anything promised. Leave out greetings and repetition.
+Write plain prose of at most 200 words, in the third person, and nothing else.
+"""
+
+SUMMARY_PREFIX = "Summary of the earlier conversation:\n"

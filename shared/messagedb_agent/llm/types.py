@@ -18,6 +18,12 @@ class UserTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextSummary(UserTurn):
+    """The summary that stands for the oldest part of a long conversation. It travels as a
+    user turn (every provider accepts one first); the offline model tells it apart."""
+
+
+@dataclass(frozen=True, slots=True)
 class AssistantTurn:
     """`thought_signatures` maps a tool call id to the opaque signature the provider put on it
     (base64, as on the wire); Gemini 3 wants it back exactly as it came."""

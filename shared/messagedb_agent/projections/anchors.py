@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import (
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+    ModelUnavailable,
+)
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.system import SessionCompleted
 
@@ -92,10 +97,13 @@ class ReplyWatch:
 
 
 def reply_text(recorded: Recorded[Event]) -> str:
-    """What a reply says: a final response's text, or the closing message."""
+    """What a reply says: a final response's text, the closing message, or the notice that
+    the model is unavailable."""
     event = recorded.event
     if isinstance(event, LLMResponseReceived):
         return event.response_text
+    if isinstance(event, ModelUnavailable):
+        return event.notice or ""
     if isinstance(event, SessionCompleted):
         return event.message or ""
     return ""

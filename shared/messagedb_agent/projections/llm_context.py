@@ -4,25 +4,49 @@ An assistant response is placed right after the context it was generated from (i
 `context_position`), with its tool results right behind it. A user message that arrived while
 that call was in flight therefore comes *after* the response, so the next call answers it
 instead of treating it as already seen.
+
+The context stays bounded however long the thread: a `ContextCompacted` event replaces every
+message that sorts before the user message it keeps with its summary, and a tool result longer
+than the cap is shown cut, with a note (the event keeps all of it). Sizes are estimated at
+four characters a token, the rule of thumb both providers document for English text; it
+decides when to compact, not what is billed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import singledispatch
 from typing import Any
 
-from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import (
+    ContextCompacted,
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+)
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import SessionStarted
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
 from messagedb_agent.events.user import UserMessageAdded
-from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
+from messagedb_agent.llm.prompts import SUMMARY_PREFIX
+from messagedb_agent.llm.types import (
+    AssistantTurn,
+    ContextSummary,
+    Message,
+    ToolResult,
+    UserTurn,
+)
 from messagedb_agent.projections.anchors import Anchors
 
 SortKey = tuple[int, ...]
+CHARS_PER_TOKEN = 4
+DEFAULT_TOOL_RESULT_MAX_CHARS = 20_000
+# What a compaction keeps verbatim: the most recent turns, up to this share of the budget.
+KEEP_SHARE = 0.4
+_MESSAGE_OVERHEAD = 4  # role and framing tokens a message costs beyond its text
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +55,44 @@ class LLMContext:
     messages: tuple[Message, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class CompactionPlan:
+    """What a compaction summarises: every message before the user message it keeps."""
+
+    first_kept_position: int
+    summarised: tuple[Message, ...]
+    tokens_before: int
+    kept_tokens: int
+
+    def request(self) -> list[Message]:
+        """The summarised messages as one transcript to summarise: plain text, so no
+        provider's pairing rules for calls and results apply to it."""
+        lines = [_transcript_line(message) for message in self.summarised]
+        return [UserTurn("Summarise this conversation:\n\n" + "\n".join(lines))]
+
+
+Entry = tuple[SortKey, Message, int]  # sort key, message, estimated tokens
+
+
 class _Acc:
     """Mutable only while one projection runs; callers get an immutable LLMContext."""
 
-    def __init__(self) -> None:
+    def __init__(self, tool_result_max_chars: int) -> None:
         self.system_prompt: str | None = None
-        self.entries: list[tuple[SortKey, Message]] = []
+        self.entries: list[Entry] = []
+        self.tokens = 0
+        self.floor: SortKey | None = None  # what sorts below it is summarised
         self.anchors = Anchors()
         self.responses: dict[str, SortKey] = {}
         self.call_order: dict[tuple[str, str], int] = {}
+        self.tool_result_max_chars = tool_result_max_chars
+
+    def add(self, key: SortKey, message: Message) -> None:
+        if self.floor is not None and key < self.floor:
+            return  # a late outcome of something already summarised
+        tokens = estimate_tokens(message)
+        self.entries.append((key, message, tokens))
+        self.tokens += tokens
 
 
 @singledispatch
@@ -54,7 +107,7 @@ def _(event: SessionStarted, recorded: Recorded[Event], acc: _Acc) -> None:
 
 @_apply.register
 def _(event: UserMessageAdded, recorded: Recorded[Event], acc: _Acc) -> None:
-    acc.entries.append(((recorded.position, 0), UserTurn(event.message)))
+    acc.add((recorded.position, 0), UserTurn(event.message))
 
 
 @_apply.register
@@ -75,9 +128,7 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
     acc.responses[tools_step] = key
     for index, call in enumerate(event.tool_calls):
         acc.call_order[(tools_step, call.id)] = index
-    acc.entries.append(
-        (key, AssistantTurn(event.response_text, event.tool_calls, event.thought_signatures))
-    )
+    acc.add(key, AssistantTurn(event.response_text, event.tool_calls, event.thought_signatures))
 
 
 def _result_key(acc: _Acc, step_id: str, call_id: str, position: int) -> SortKey:
@@ -90,7 +141,8 @@ def _result_key(acc: _Acc, step_id: str, call_id: str, position: int) -> SortKey
 @_apply.register
 def _(event: ToolExecutionCompleted, recorded: Recorded[Event], acc: _Acc) -> None:
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
-    acc.entries.append((key, ToolResult(event.tool_call_id, event.tool_name, event.result)))
+    content = _capped(event.result, acc.tool_result_max_chars)
+    acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content))
 
 
 @_apply.register
@@ -99,7 +151,18 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
         return  # the call will be tried again; only its final outcome belongs in the context
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     content: Any = {"error": event.error_message, "kind": event.error_kind}
-    acc.entries.append((key, ToolResult(event.tool_call_id, event.tool_name, content, True)))
+    acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
+
+
+@_apply.register
+def _(event: ContextCompacted, recorded: Recorded[Event], acc: _Acc) -> None:
+    floor: SortKey = (event.first_kept_position, 0)
+    acc.entries.sort(key=_sort_key)
+    kept = [entry for entry in acc.entries if entry[0] >= floor]
+    summary = ContextSummary(SUMMARY_PREFIX + event.summary)
+    acc.entries = [((event.first_kept_position, -1), summary, estimate_tokens(summary)), *kept]
+    acc.tokens = sum(entry[2] for entry in acc.entries)
+    acc.floor = floor
 
 
 class LLMContextFold:
@@ -107,8 +170,8 @@ class LLMContextFold:
 
     __slots__ = ("_acc",)
 
-    def __init__(self) -> None:
-        self._acc = _Acc()
+    def __init__(self, tool_result_max_chars: int = DEFAULT_TOOL_RESULT_MAX_CHARS) -> None:
+        self._acc = _Acc(tool_result_max_chars)
 
     def feed(self, events: Sequence[Recorded[Event]]) -> LLMContextFold:
         acc = self._acc
@@ -120,15 +183,98 @@ class LLMContextFold:
     def size(self) -> int:
         return len(self._acc.entries)
 
+    @property
+    def tokens(self) -> int:
+        """The estimated tokens of the context a call would be given now."""
+        prompt = self._acc.system_prompt
+        return self._acc.tokens + (_estimate(prompt) if prompt else 0)
+
     def context(self) -> LLMContext:
         acc = self._acc
         acc.entries.sort(key=_sort_key)  # nearly sorted already: linear for timsort
-        return LLMContext(acc.system_prompt, tuple(message for _, message in acc.entries))
+        return LLMContext(acc.system_prompt, tuple(entry[1] for entry in acc.entries))
+
+    def compaction(self, budget: int) -> CompactionPlan | None:
+        """What to summarise once the context is over `budget` tokens, or None.
+
+        The cut is at a user message, so a tool call is never parted from its result: the
+        earliest one after which the rest fits in `KEEP_SHARE` of the budget, else the latest.
+        None when under budget, or when nothing but the current summary lies before the cut.
+        """
+        total = self.tokens
+        if total <= budget:
+            return None
+        acc = self._acc
+        acc.entries.sort(key=_sort_key)
+        keep, suffix, cut = budget * KEEP_SHARE, 0, None
+        for index in range(len(acc.entries) - 1, -1, -1):
+            key, message, tokens = acc.entries[index]
+            suffix += tokens
+            if isinstance(message, UserTurn) and not isinstance(message, ContextSummary):
+                if cut is None or suffix <= keep:
+                    cut = (index, key[0], suffix)
+                if suffix > keep:
+                    break
+        if cut is None:
+            return None
+        index, position, kept = cut
+        before = [entry[1] for entry in acc.entries[:index]]
+        if not any(not isinstance(message, ContextSummary) for message in before):
+            return None
+        return CompactionPlan(position, tuple(before), total, kept)
 
 
-def _sort_key(entry: tuple[SortKey, Message]) -> SortKey:
+def _sort_key(entry: Entry) -> SortKey:
     return entry[0]
 
 
-def project_llm_context(events: Sequence[Recorded[Event]]) -> LLMContext:
-    return LLMContextFold().feed(events).context()
+def project_llm_context(
+    events: Sequence[Recorded[Event]], tool_result_max_chars: int = DEFAULT_TOOL_RESULT_MAX_CHARS
+) -> LLMContext:
+    return LLMContextFold(tool_result_max_chars).feed(events).context()
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+
+def estimate_tokens(message: Message) -> int:
+    if isinstance(message, UserTurn):
+        return _estimate(message.text) + _MESSAGE_OVERHEAD
+    if isinstance(message, AssistantTurn):
+        calls = sum(_estimate(_json(call.arguments)) + 8 for call in message.tool_calls)
+        return _estimate(message.text) + calls + _MESSAGE_OVERHEAD
+    return _estimate(_json(message.content)) + _MESSAGE_OVERHEAD
+
+
+def _estimate(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _capped(result: Any, limit: int) -> Any:
+    """A result the model may see: whole, or its first `limit` characters and a note."""
+    text = _json(result)
+    if len(text) <= limit:
+        return result
+    return {
+        "truncated": True,
+        "note": f"This result was {len(text)} characters long; only the first {limit} are "
+        "shown. Ask for less (a filter, a page) if you need the rest.",
+        "partial": text[:limit],
+    }
+
+
+def _transcript_line(message: Message) -> str:
+    if isinstance(message, ContextSummary):
+        return message.text
+    if isinstance(message, UserTurn):
+        return f"User: {message.text}"
+    if isinstance(message, AssistantTurn):
+        calls = "; ".join(f"{c.name}({_json(c.arguments)})" for c in message.tool_calls)
+        said = f"Assistant: {message.text}" if message.text else "Assistant:"
+        return f"{said} [called {calls}]" if calls else said
+    outcome = "failed" if message.is_error else "returned"
+    return f"Tool {message.name} {outcome}: {_json(message.content)[:500]}"

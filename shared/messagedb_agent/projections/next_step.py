@@ -10,10 +10,11 @@ attempts are bounded for tools as for the model, so no thread retries forever.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from messagedb_agent.events.agent import LLMCallFailed, ModelUnavailable
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import llm_step_id
 from messagedb_agent.events.values import ToolCall
@@ -30,6 +31,7 @@ class StepKind(StrEnum):
 
     # work: claimed, then run by exactly one worker
     LLM_CALL = "llm_call"
+    COMPACTION = "compaction"  # an LLM call that summarises the oldest part of the context
     TOOL_EXECUTION = "tool_execution"
     TERMINATION = "termination"
     DELIVER_REPLY = "deliver_reply"
@@ -51,7 +53,13 @@ class StepKind(StrEnum):
 
 
 _WORK = frozenset(
-    {StepKind.LLM_CALL, StepKind.TOOL_EXECUTION, StepKind.TERMINATION, StepKind.DELIVER_REPLY}
+    {
+        StepKind.LLM_CALL,
+        StepKind.COMPACTION,
+        StepKind.TOOL_EXECUTION,
+        StepKind.TERMINATION,
+        StepKind.DELIVER_REPLY,
+    }
 )
 
 
@@ -74,6 +82,15 @@ class NextStep:
     reason: str | None = None
     message: str | None = None
     reply_position: int = -1
+    # a retried model call: how its previous attempt failed, and how many attempts were cut
+    # at their output budget (each retry gets twice the budget, up to the ceiling)
+    last_failure: LLMCallFailed | None = field(default=None, compare=False)
+    truncations: int = 0
+
+    @property
+    def paused(self) -> bool:
+        """The previous attempt found the model unavailable (see `ModelUnavailable`)."""
+        return isinstance(self.last_failure, ModelUnavailable)
 
 
 class NextStepFold:
@@ -98,6 +115,20 @@ class NextStepFold:
 
     def pending_tool_calls(self) -> tuple[ToolCall, ...]:
         return pending_calls(self._progress)
+
+    @property
+    def may_compact(self) -> bool:
+        """The turn's first call is next, and no compaction of this turn has failed for good.
+
+        Compaction waits for a turn's start, so a turn's tool calls and results are never
+        split across the boundary, and a model pairing calls with results inside the turn
+        sees the turn whole."""
+        p = self._progress
+        return (
+            p.responses_this_turn == 0
+            and not p.results_since_response
+            and not p.compaction_abandoned
+        )
 
 
 def project_next_step(
@@ -153,20 +184,24 @@ def _work(p: Progress, now: datetime, policy: Policy) -> NextStep:
             return NextStep(
                 StepKind.IN_FLIGHT, p.llm_step, p.llm_attempt, head, not_before=p.llm_lease
             )
-        if p.llm_attempt >= policy.max_llm_attempts:
+        paused = isinstance(p.llm_failure, ModelUnavailable)
+        if p.llm_attempt >= policy.max_llm_attempts and not paused:
             return _give_up(head, "timeout", "the model did not answer in time")
-        return NextStep(StepKind.LLM_CALL, p.llm_step, p.llm_attempt + 1, head)
+        return _llm_retry(p)
 
     failure = p.llm_failure
     if failure is not None and p.llm_step is not None:
-        if not failure.retryable or failure.attempt >= policy.max_llm_attempts:
+        # A model that cannot be used is waited for, however long: only its wait is bounded.
+        if not isinstance(failure, ModelUnavailable) and (
+            not failure.retryable or failure.attempt >= policy.max_llm_attempts
+        ):
             return _give_up(head, "failure", failure.error_message)
         retry_at = aware(failure.retry_at) if failure.retry_at is not None else None
         if retry_at is not None and now < retry_at:
             return NextStep(
                 StepKind.RETRY_LATER, p.llm_step, p.llm_attempt, head, not_before=retry_at
             )
-        return NextStep(StepKind.LLM_CALL, p.llm_step, p.llm_attempt + 1, head)
+        return _llm_retry(p)
 
     needs_llm = p.last_user_position > p.answered_through or p.results_since_response
     if needs_llm:
@@ -179,6 +214,20 @@ def _work(p: Progress, now: datetime, policy: Policy) -> NextStep:
         assert p.stream_name is not None
         return NextStep(StepKind.LLM_CALL, llm_step_id(p.stream_name, head), 1, head)
     return NextStep(StepKind.WAIT_FOR_USER, head=head)
+
+
+def _llm_retry(p: Progress) -> NextStep:
+    """The next attempt of the open model step, of the same purpose."""
+    assert p.llm_step is not None
+    kind = StepKind.COMPACTION if p.llm_purpose == "compaction" else StepKind.LLM_CALL
+    return NextStep(
+        kind,
+        p.llm_step,
+        p.llm_attempt + 1,
+        p.head,
+        last_failure=p.llm_failure,
+        truncations=p.llm_truncations,
+    )
 
 
 def _tool_step(

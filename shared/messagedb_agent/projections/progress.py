@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import singledispatch
 
-from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import (
+    ContextCompacted,
+    LLMCallFailed,
+    LLMCallRequested,
+    LLMResponseReceived,
+    ModelUnavailable,
+)
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.delivery import (
     ReplyDelivered,
@@ -60,6 +66,9 @@ class Progress:
     llm_lease: datetime | None = None
     llm_open: bool = False
     llm_failure: LLMCallFailed | None = None
+    llm_purpose: str = "reply"
+    llm_truncations: int = 0  # attempts of this step cut at their output budget
+    compaction_abandoned: bool = False  # this turn's compaction failed for good: go without
     # the tool step in progress
     tool_step: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
@@ -95,6 +104,7 @@ def _(event: SessionStarted, recorded: Recorded[Event], p: Progress) -> None:
 def _(event: UserMessageAdded, recorded: Recorded[Event], p: Progress) -> None:
     p.last_user_position = recorded.position
     p.responses_this_turn = 0
+    p.compaction_abandoned = False
 
 
 @_apply.register
@@ -115,8 +125,8 @@ def _(event: LLMCallRequested, recorded: Recorded[Event], p: Progress) -> None:
     if event.step_id in p.answered_steps:
         return
     if event.step_id != p.llm_step:
-        p.llm_failure = None
-    p.llm_step, p.llm_attempt = event.step_id, event.attempt
+        p.llm_failure, p.llm_truncations = None, 0
+    p.llm_step, p.llm_attempt, p.llm_purpose = event.step_id, event.attempt, event.purpose
     p.llm_lease, p.llm_open = aware(event.lease_expires_at), True
 
 
@@ -147,6 +157,27 @@ def _(event: LLMCallFailed, recorded: Recorded[Event], p: Progress) -> None:
         return
     p.llm_open = False
     p.llm_failure = event
+    p.llm_truncations += event.error_kind == "truncated"
+    if p.llm_purpose == "compaction" and not event.retryable:
+        # A context that cannot be summarised is sent whole rather than ending the turn.
+        p.llm_failure, p.compaction_abandoned = None, True
+
+
+@_apply.register
+def _(event: ModelUnavailable, recorded: Recorded[Event], p: Progress) -> None:
+    """A failure like any other, and the user is owed the notice it carries."""
+    _apply.dispatch(LLMCallFailed)(event, recorded, p)
+    if p.callback_url and event.notice and p.llm_failure is event:
+        step = f"{event.step_id}/unavailable-{event.attempt}"
+        p.delivery = Delivery(delivery_step_id(step), recorded.position)
+
+
+@_apply.register
+def _(event: ContextCompacted, recorded: Recorded[Event], p: Progress) -> None:
+    """Ends its step without answering anything: the reply call comes next."""
+    p.answered_steps.add(event.step_id)
+    if event.step_id == p.llm_step:
+        p.llm_open, p.llm_failure = False, None
 
 
 @_apply.register
