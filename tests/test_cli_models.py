@@ -10,10 +10,9 @@ from typing import Any, Protocol
 
 import google.auth
 import pytest
-from click.testing import Result
 from google.oauth2.credentials import Credentials
 from tests.llm.fake_vertex import SERVED_MODELS, FakeVertex, ServedModel, gemini_reply
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from messagedb_agent.cli import app
 from messagedb_agent.llm.catalogue import MODELS
