@@ -35,8 +35,10 @@ from messagedb_agent.llm.offline_requests import (
     TaskRef,
     parse_requests,
 )
+from messagedb_agent.llm.prompts import COMPACTION_PROMPT
 from messagedb_agent.llm.types import (
     AssistantTurn,
+    ContextSummary,
     LLMConfig,
     LLMResponse,
     Message,
@@ -60,7 +62,36 @@ class OfflineModel:
     def call(
         self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
     ) -> LLMResponse:
+        if config.system_prompt == COMPACTION_PROMPT:
+            return summarise(messages)
         return respond(messages, tools)
+
+
+_EARLIER = re.compile(r"(\d+) earlier requests")
+_RECENT_REQUESTS = 5
+
+
+def summarise(messages: Sequence[Message]) -> LLMResponse:
+    """A compaction's summary, deterministic and bounded: how many requests the user made in
+    all, and the latest few of them (each shortened), whatever the length of the thread."""
+    lines = "\n".join(m.text for m in messages if isinstance(m, UserTurn)).splitlines()
+    carried = sum(int(found.group(1)) for line in lines if (found := _EARLIER.search(line)))
+    requests = [line.removeprefix("User: ").strip() for line in lines if line.startswith("User: ")]
+    recent = "; ".join(f"“{_shorten(text)}”" for text in requests[-_RECENT_REQUESTS:])
+    text = f"The user made {carried + len(requests)} earlier requests in all"
+    text += f"; the most recent: {recent}." if recent else "."
+    return LLMResponse(
+        text=text,
+        tool_calls=(),
+        model_name=OFFLINE_MODEL_NAME,
+        token_usage=_usage(messages, text, []),
+        finish_reason="stop",
+    )
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +157,10 @@ def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMRespon
     available = {tool.name: tool for tool in tools}
     turn = _read_turn(messages)
     round_number = sum(1 for m in messages if isinstance(m, AssistantTurn) and m.tool_calls)
-    first_answer = not any(isinstance(m, AssistantTurn) and not m.tool_calls for m in messages)
+    first_answer = not any(
+        (isinstance(m, AssistantTurn) and not m.tool_calls) or isinstance(m, ContextSummary)
+        for m in messages
+    )
     if turn.foreign:
         return _answer(messages, replies.foreign_summary(turn.foreign), first_answer)
     if not turn.requests:
@@ -155,7 +189,9 @@ def _read_turn(messages: Sequence[Message]) -> _Turn:
     user_number = sum(1 for m in messages[:start] if isinstance(m, UserTurn))
     results = {m.tool_call_id: m for m in messages[start:] if isinstance(m, ToolResult)}
     for message in messages[start:]:
-        if isinstance(message, UserTurn):
+        if isinstance(message, ContextSummary):
+            user_number += 1  # numbered like any user turn, but it asks for nothing
+        elif isinstance(message, UserTurn):
             user_number += 1
             requests = parse_requests(message.text)
             turn.requests.extend(_Pending(user_number, i, r) for i, r in enumerate(requests))
