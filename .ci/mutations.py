@@ -90,6 +90,27 @@ MUTATIONS = (
         f"{INVARIANTS}::test_model_failures_are_recorded_retried_with_backoff_then_end_the_turn",
     ),
     Mutation(
+        "6 failures: a model that cannot be used ends the turn instead of pausing the thread",
+        EFFECTS,
+        "if errors.is_operator_fault(error) or (",
+        "if (",
+        f"{INVARIANTS}::test_an_operator_fault_pauses_the_thread_until_it_is_fixed",
+    ),
+    Mutation(
+        "8 compaction: the context is cut anywhere, parting a tool call from its result",
+        f"{LIB}/projections/llm_context.py",
+        "if isinstance(message, UserTurn) and not isinstance(message, ContextSummary):",
+        "if not isinstance(message, ContextSummary):",
+        "tests/projections/test_compaction.py::test_a_tool_call_is_never_parted_from_its_result",
+    ),
+    Mutation(
+        "8 compaction: a message that arrives during a compaction is summarised away",
+        f"{LIB}/projections/llm_context.py",
+        "kept = [entry for entry in acc.entries if entry[0] >= floor]",
+        "kept = [entry for entry in acc.entries if entry[0] >= floor][:1]",
+        "tests/engine/test_compaction.py::test_a_message_that_arrives_during_a_compaction_is_kept_and_answered",
+    ),
+    Mutation(
         "7 users: the owner comes from the model's arguments",
         STEP,
         "owner=view.owner,",
