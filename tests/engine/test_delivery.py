@@ -141,3 +141,22 @@ def test_the_closing_message_of_an_ended_thread_is_delivered(
     replies = receiver.replies()
     assert [r["reply"]["final"] for r in replies] == [False, True]
     assert read_thread(store, thread.stream_name)[-1].type == "ReplyDelivered"
+
+
+def test_a_paused_thread_tells_the_callback_once_and_then_delivers_the_real_answer(
+    store: MessageStore, delivering: Engine, model: ScriptedModel, receiver: Receiver, clock: Clock
+) -> None:
+    from messagedb_agent.engine.effects import UNAVAILABLE_NOTICE
+    from messagedb_agent.llm.types import LLMError
+
+    denied = LLMError("403 PERMISSION_DENIED", kind="auth", retryable=False, status=403)
+    model.script = [denied, denied, text("back again")]
+    thread = thread_with_callback(store, receiver.url)
+    run_until_idle(delivering, thread.notification, chain=50, max_wait=0)
+    for _ in range(2):  # the retries fall due: the first still fails, the second answers
+        clock.advance(delivering.config.unavailable_retry.total_seconds())
+        head = read_thread(store, thread.stream_name)[-1]
+        notification = Notification(stream_name=thread.stream_name, position=head.position)
+        run_until_idle(delivering, notification, chain=50, max_wait=0)
+    texts = [json.loads(body)["reply"]["text"] for _, body in receiver.received]
+    assert texts == [UNAVAILABLE_NOTICE, "back again"]
