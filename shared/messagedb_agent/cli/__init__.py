@@ -10,6 +10,7 @@ import typer
 
 from messagedb_agent.cli.common import ENV_FILE, friendly, load_settings
 from messagedb_agent.cli.db import db_app
+from messagedb_agent.cli.evaluate import evaluate
 from messagedb_agent.cli.models import models_app
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+app.command("eval")(evaluate)
 
 
 @app.callback()
