@@ -188,3 +188,16 @@ def test_a_case_whose_setup_fails_fails_with_the_reason(engine: Engine) -> None:
     assert result.error is not None
     assert "setup call complete_task failed" in result.error
     assert result.thread_id is not None
+
+
+def test_a_model_failure_is_the_cases_error(engine: Engine, vertex: FakeVertex) -> None:
+    (case,) = cases("time-plain")
+    vertex.error(400, "Request contains an invalid argument.")
+
+    result = run_case(engine, case, run_id=new_run_id())
+
+    assert not result.passed
+    assert result.actual == ()
+    assert result.error is not None
+    assert result.error.startswith("model call failed")
+    assert "invalid argument" in result.error

@@ -4,7 +4,7 @@ document holding everything, so two runs (two models, two editions of the set) c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +95,7 @@ def progress_line(index: int, total: int, result: CaseResult) -> str:
     width = len(str(total))
     mark = "PASS" if result.passed else "FAIL"
     line = f"[{index + 1:>{width}}/{total}] {mark}  {result.case.id:<30} {describe_actual(result.actual)}"
-    return line if result.passed else f"{line}\n{'':>{2 * width + 9}}↳ {_first_problem(result)}"
+    return line if result.passed else f"{line}\n{'':>{2 * width + 10}}↳ {_first_problem(result)}"
 
 
 def report_lines(run: EvalRun) -> list[str]:
@@ -227,7 +227,3 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
 
 def _rounded(scores: dict[str, float] | None) -> dict[str, float]:
     return {metric: round(value, 4) for metric, value in (scores or {}).items()}
-
-
-def failed_ids(results: Sequence[CaseResult]) -> list[str]:
-    return [result.case.id for result in results if not result.passed]

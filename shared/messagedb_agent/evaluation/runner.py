@@ -230,14 +230,20 @@ def _last_reply(events: Sequence[Recorded[Event]]) -> str:
 
 
 def _turn_failure(events: Sequence[Recorded[Event]]) -> str | None:
-    """The model's last failure, when no response followed it: the turn ended without one."""
+    """Why the model gave no real answer: its last failure, unless a later response answered.
+
+    A failure that cannot be retried ends the turn with a friendly reply written as a response
+    of the same step; that reply is the ending, not an answer, so it does not clear it.
+    """
     failure: str | None = None
+    ended_by: str | None = None  # the step whose failure ended the turn
     for recorded in events:
         event = recorded.event
         if isinstance(event, LLMCallFailed):
             failure = f"model call failed ({event.error_kind}): {event.error_message}"
-        elif isinstance(event, LLMResponseReceived):
-            failure = None
+            ended_by = None if event.retryable else event.step_id
+        elif isinstance(event, LLMResponseReceived) and event.step_id != ended_by:
+            failure, ended_by = None, None
     return failure
 
 
