@@ -14,7 +14,7 @@ Targets: input tokens per call at 1,000 turns within 1.2x of 200 turns, and per-
 1,000 turns within 1.5x of 50 turns.
 
 Env: TURNS (50,200,1000), WINDOW (turns measured before each length, 40), BUDGET (context
-budget in tokens, 4000).
+budget in tokens; unset: the embedded default's, half the offline model's window).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from messagedb_agent.threads.reading import read_thread
 
 TURNS = [int(n) for n in os.environ.get("TURNS", "50,200,1000").split(",")]
 WINDOW = int(os.environ.get("WINDOW", "40"))
-BUDGET = int(os.environ.get("BUDGET", "4000"))
+BUDGET = int(os.environ["BUDGET"]) if os.environ.get("BUDGET") else None
 
 # What a user of a task assistant says, over and over: adds, lists, completions, sums, talk.
 SCRIPT = (
@@ -116,14 +116,14 @@ def uncompacted_tokens(events: list[Recorded[Event]]) -> int:
 def main() -> None:
     url = bench_database("bench_long_thread")
     settings = Settings(database_url=url, model_name="offline", context_budget_tokens=BUDGET)
-    print(
-        f"long-thread benchmark: offline model, context budget {BUDGET} tokens, "
-        f"{WINDOW} turns measured before each length"
-    )
     results: dict[int, dict[str, float]] = {}
     with MessageStore(url, min_size=1, max_size=2) as store:
         model = Measured()
         engine = build_engine(settings, store, llm=model)
+        print(
+            f"long-thread benchmark: offline model, context budget "
+            f"{engine.config.context_budget} tokens, {WINDOW} turns measured before each length"
+        )
         thread = start_thread(store, owner="bench", message=None, now=datetime.now(UTC))
         steps: list[float] = []
         calls_before = 0

@@ -67,6 +67,7 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
 
 def _engine_config(settings: Settings) -> EngineConfig:
     from messagedb_agent.engine.effects import EngineConfig
+    from messagedb_agent.llm.catalogue import default_context_budget
     from messagedb_agent.llm.prompts import DEFAULT_SYSTEM_PROMPT
     from messagedb_agent.projections.next_step import Policy
 
@@ -87,7 +88,8 @@ def _engine_config(settings: Settings) -> EngineConfig:
         unavailable_retry=timedelta(seconds=limits.model_unavailable_retry_seconds),
         max_output_tokens=limits.max_output_tokens,
         max_output_tokens_ceiling=limits.max_output_tokens_ceiling,
-        context_budget=limits.context_budget_tokens,
+        context_budget=limits.context_budget_tokens
+        or default_context_budget(settings.effective_model),
         tool_result_max_chars=limits.tool_result_max_chars,
     )
 
