@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -55,6 +55,21 @@ def test_an_llm_claim_is_leased_from_now_and_cut_at_the_decided_head() -> None:
     assert claim.worker == "worker-1"
     again = effects.claims(decision, view, T0 + timedelta(seconds=5), CONFIG, "worker-2")
     assert again[0][1] == claim_id  # two workers deciding alike collide on the same id
+
+
+def test_a_thread_pinned_to_a_model_keeps_it_until_the_model_retires() -> None:
+    thread = ThreadEvents()
+    thread.started(model="gemini-2.5-flash")  # retired 2026-10-20, per the catalogue
+    thread.user("hello")
+    view = ThreadView(thread.events)
+    decision = view.decide(thread.now, CONFIG.policy)
+    before = datetime(2026, 10, 19, tzinfo=UTC)
+    after = datetime(2026, 10, 21, tzinfo=UTC)
+    [(kept, _)] = effects.claims(decision, view, before, CONFIG, "w")
+    [(moved, _)] = effects.claims(decision, view, after, CONFIG, "w")
+    assert isinstance(kept, LLMCallRequested)
+    assert isinstance(moved, LLMCallRequested)
+    assert (kept.model, moved.model) == ("gemini-2.5-flash", CONFIG.model)
 
 
 def test_a_tool_step_claims_every_pending_call_with_one_lease() -> None:

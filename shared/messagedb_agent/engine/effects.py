@@ -37,7 +37,7 @@ from messagedb_agent.events.tool import (
     ToolExecutionRequested,
 )
 from messagedb_agent.events.values import ToolCall
-from messagedb_agent.llm import errors
+from messagedb_agent.llm import catalogue, errors
 from messagedb_agent.llm.prompts import COMPACTION_PROMPT, DEFAULT_SYSTEM_PROMPT
 from messagedb_agent.llm.types import LLMConfig, LLMError, LLMResponse
 from messagedb_agent.projections.anchors import reply_text
@@ -117,12 +117,11 @@ def claims(
     if decision.kind is StepKind.TERMINATION:
         return [(completion(decision), ids.message_id(view.stream_name, "completed"))]
     if decision.kind in (StepKind.LLM_CALL, StepKind.COMPACTION):
-        started = view.started
         compaction = decision.kind is StepKind.COMPACTION
         request = LLMCallRequested(
             step_id=step_id,
             attempt=attempt,
-            model=(started.model if started else None) or config.model,
+            model=model_for(view, config, now),
             context_position=decision.head,
             context_messages=view.context_messages,
             lease_expires_at=now + config.llm_lease,
@@ -157,6 +156,15 @@ def claims(
         )
         for call in decision.tool_calls
     ]
+
+
+def model_for(view: ThreadView, config: EngineConfig, now: datetime) -> str:
+    """The thread's own model while it answers, else the deployment's: a thread pinned to a
+    model since retired moves on instead of waiting for a model that will never return."""
+    pinned = view.started.model if view.started else None
+    if pinned and catalogue.retired_problem(pinned, now.date()) is None:
+        return pinned
+    return config.model
 
 
 def completion(decision: NextStep) -> SessionCompleted:
