@@ -38,8 +38,9 @@ CLAUDE_ROUTE = re.compile(
 # The placeholder Google documents for function calls whose signature was never issued
 # (https://ai.google.dev/gemini-api/docs/thought-signatures), as it travels on the wire.
 SKIP_SIGNATURE = "skip_thought_signature_validator"
-# Models that issue and validate thought signatures on function calls (same page).
-_SIGNING_MODEL = re.compile(r"^gemini-3")
+# Models that issue and validate thought signatures on function calls: Gemini 3 and later
+# (same page).
+_SIGNING_MODEL = re.compile(r"^gemini-(?:[3-9]|[1-9]\d)")
 
 # Anthropic, "Claude on Vertex AI" (https://docs.anthropic.com/en/api/claude-on-vertex-ai) and
 # Google, "Use Claude" (https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude):
@@ -53,19 +54,33 @@ class ServedModel:
     max_output_tokens: int
 
 
-# The model ids this stand-in serves, with their documented input window and output ceiling:
-# Gemini from the model pages under
-# https://cloud.google.com/vertex-ai/generative-ai/docs/models (2.5 Flash/Pro/Flash-Lite:
-# 1,048,576 in, 65,535 out; 3 Pro/Flash preview: 1,048,576 in, 65,536 out), Claude from
+# The model ids this stand-in serves, with their documented input window and output ceiling,
+# as the catalogue (messagedb_agent.llm.catalogue) read them from each model's page: Gemini
+# under https://docs.cloud.google.com/gemini-enterprise-agent-platform/models (formerly
+# https://cloud.google.com/vertex-ai/generative-ai/docs/models), Claude under
 # https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude and
-# https://docs.anthropic.com/en/docs/about-claude/models/overview (200K in; 64K out, 32K for
-# Opus 4.1). Vertex names Claude versions with `@date`.
+# https://platform.claude.com/docs/en/about-claude/models/overview. Vertex names Claude models
+# up to 4.5 with an `@date` version (https://docs.anthropic.com/en/api/claude-on-vertex-ai),
+# later ones by their bare id. Shut-down models are left out (Vertex answers them with a 404;
+# gemini-3-pro-preview, for one, shut down on 2026-03-09 per
+# https://ai.google.dev/gemini-api/docs/deprecations), except Gemini 2.5, retired on
+# 2026-10-20, which stays so the clients' handling of models before Gemini 3 (no thought
+# signatures) is still exercised.
 SERVED_MODELS: dict[str, ServedModel] = {
+    "gemini-3.8-flash": ServedModel(1_048_576, 65_536),
+    "gemini-4-argon": ServedModel(1_048_576, 1_048_576),
+    "gemini-3.5-flash": ServedModel(1_048_576, 65_536),
+    "gemini-3.5-flash-lite": ServedModel(1_048_576, 65_536),
+    "gemini-3.1-flash-lite": ServedModel(1_048_576, 65_536),
+    "gemini-3.1-pro-preview": ServedModel(1_048_576, 65_536),
+    "gemini-3-flash-preview": ServedModel(1_048_576, 65_536),
     "gemini-2.5-flash": ServedModel(1_048_576, 65_535),
     "gemini-2.5-flash-lite": ServedModel(1_048_576, 65_535),
     "gemini-2.5-pro": ServedModel(1_048_576, 65_535),
-    "gemini-3-pro-preview": ServedModel(1_048_576, 65_536),
-    "gemini-3-flash-preview": ServedModel(1_048_576, 65_536),
+    "claude-sonnet-5-5": ServedModel(1_000_000, 128_000),
+    "claude-haiku-5-5": ServedModel(1_000_000, 128_000),
+    "claude-opus-5-5": ServedModel(1_000_000, 128_000),
+    "claude-sonnet-4-6": ServedModel(1_000_000, 128_000),
     "claude-sonnet-4-5@20250929": ServedModel(200_000, 64_000),
     "claude-haiku-4-5@20251001": ServedModel(200_000, 64_000),
     "claude-opus-4-5@20251101": ServedModel(200_000, 64_000),

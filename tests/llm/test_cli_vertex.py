@@ -129,7 +129,7 @@ def test_claude_holds_a_two_turn_tool_conversation_through_the_command(
     token_endpoint: FakeTokenEndpoint,
     tmp_path: Path,
 ) -> None:
-    model = "claude-sonnet-4-5@20250929"
+    model = "claude-sonnet-5-5"
     shell = operator(model, database_url, settings, vertex, token_endpoint, tmp_path)
     vertex.reply(
         claude_reply(
@@ -200,9 +200,9 @@ def test_gemini_3_holds_a_two_turn_tool_conversation_through_the_command(
     token_endpoint: FakeTokenEndpoint,
     tmp_path: Path,
 ) -> None:
-    model = "gemini-3-flash-preview"
+    model = "gemini-3.8-flash"
     shell = operator(model, database_url, settings, vertex, token_endpoint, tmp_path)
-    version = "gemini-3-flash-preview"
+    version = "gemini-3.8-flash"
     vertex.reply(
         gemini_reply(
             {"text": "Adding it."},

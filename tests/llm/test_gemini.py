@@ -268,7 +268,7 @@ def test_gemini_3_replays_calls_with_the_signature_placeholder(
     vertex.reply(gemini_reply({"text": "done"}))
     vertex.reply(gemini_reply({"text": "done"}))
 
-    gemini.call(messages, [ADD_TASK], LLMConfig(model="gemini-3-pro-preview"))
+    gemini.call(messages, [ADD_TASK], LLMConfig(model="gemini-3.1-pro-preview"))
     signed = vertex.last.body["contents"][1]["parts"]
     gemini.call(messages, [ADD_TASK], LLMConfig(model="gemini-2.5-pro"))
     unsigned = vertex.last.body["contents"][1]["parts"]
@@ -520,7 +520,7 @@ def test_tool_results_and_the_user_message_after_them_are_one_user_content(
 def test_gemini_3_calls_go_back_with_the_signature_they_came_with(
     gemini: GeminiModel, vertex: FakeVertex
 ) -> None:
-    config = LLMConfig(model="gemini-3-pro-preview", timeout_seconds=5)
+    config = LLMConfig(model="gemini-3.1-pro-preview", timeout_seconds=5)
     vertex.reply(gemini_reply({"functionCall": {"id": "c1", "name": "add_task", "args": {"t": 1}}}))
     vertex.reply(gemini_reply({"text": "Added."}))
     vertex.reply(gemini_reply({"text": "One task."}))
@@ -545,7 +545,7 @@ def test_gemini_3_calls_go_back_with_the_signature_they_came_with(
 def test_the_strict_endpoint_rejects_a_gemini_3_call_replayed_without_its_signature(
     gemini: GeminiModel, vertex: FakeVertex
 ) -> None:
-    config = LLMConfig(model="gemini-3-pro-preview", timeout_seconds=5)
+    config = LLMConfig(model="gemini-3.1-pro-preview", timeout_seconds=5)
     vertex.reply(gemini_reply({"functionCall": {"id": "c1", "name": "add_task", "args": {}}}))
     asked = gemini.call([UserTurn("add")], [ADD_TASK], config)
     vertex.reply(gemini_reply({"text": "must not be served"}))
@@ -593,9 +593,10 @@ _SAY: dict[str, Any] = {"role": "model", "parts": [{"text": "sure"}]}
         (MODEL, [_ASK, _ASK], "two adjacent contents have the role 'user'"),
         (MODEL, [_ASK, _CALL, _ASK], "number of function response parts"),
         (MODEL, [_ASK, _SAY, _ANSWER], "number of function response parts"),
-        ("gemini-3-pro-preview", [_ASK, _CALL, _ANSWER], "missing a `thought_signature`"),
+        ("gemini-3.1-pro-preview", [_ASK, _CALL, _ANSWER], "missing a `thought_signature`"),
+        ("gemini-4-argon", [_ASK, _CALL, _ANSWER], "missing a `thought_signature`"),
         (
-            "gemini-3-pro-preview",
+            "gemini-3.1-pro-preview",
             [
                 _ASK,
                 {"role": "model", "parts": [_CALL["parts"][0] | {"thoughtSignature": "Zm9yZ2Vk"}]},
@@ -620,16 +621,17 @@ def test_the_strict_endpoint_accepts_the_placeholder_for_an_unsigned_gemini_3_ca
 ) -> None:
     call = {"role": "model", "parts": [_CALL["parts"][0] | {"thoughtSignature": SKIP_SIGNATURE}]}
 
-    assert _generate(vertex, "gemini-3-pro-preview", [_ASK, call, _ANSWER]).status_code == 200
+    assert _generate(vertex, "gemini-3.1-pro-preview", [_ASK, call, _ANSWER]).status_code == 200
 
 
-def test_a_model_the_project_cannot_use_is_not_found_without_consuming_a_reply(
+def test_a_shut_down_model_is_not_found_without_consuming_a_reply(
     gemini: GeminiModel, vertex: FakeVertex
 ) -> None:
     vertex.reply(gemini_reply({"text": "kept"}))
+    shut_down = LLMConfig(model="gemini-3-pro-preview", timeout_seconds=5)
 
     with pytest.raises(LLMError) as raised:
-        gemini.call([UserTurn("hi")], [], LLMConfig(model="gemini-1.0-pro", timeout_seconds=5))
+        gemini.call([UserTurn("hi")], [], shut_down)
 
     assert (raised.value.kind, raised.value.retryable, raised.value.status) == (
         "model_not_found",
@@ -723,7 +725,7 @@ def test_the_endpoint_refuses_a_token_it_does_not_accept(
 def test_a_two_turn_tool_conversation_passes_the_strict_endpoint(
     gemini: GeminiModel, vertex: FakeVertex
 ) -> None:
-    config = LLMConfig(model="gemini-3-flash-preview", max_output_tokens=8192, timeout_seconds=5)
+    config = LLMConfig(model="gemini-3.5-flash", max_output_tokens=8192, timeout_seconds=5)
     tools = [ADD_TASK, LIST_TASKS]
     vertex.reply(
         gemini_reply(
