@@ -653,8 +653,10 @@ def claude_reply(
     model_context_window_exceeded; `content` may be empty with end_turn (documented after
     tool results), and a reply cut at max_tokens may end in a `tool_use` whose input was cut
     short. `usage.input_tokens` counts only the tokens after the last cache breakpoint; the
-    cache writes and reads are reported beside it (prompt caching,
-    https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching).
+    cache writes and reads are reported beside it and the prompt is the sum of the three
+    (prompt caching, https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching).
+    `usage.output_tokens_details.thinking_tokens`, where reported, is the part of
+    `output_tokens` spent thinking.
     """
     usage: dict[str, Any] = {
         "input_tokens": input_tokens,
