@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import google.auth
 import pytest
 from google.oauth2.credentials import Credentials
-from tests.llm.fake_vertex import SERVED_MODELS, FakeVertex, ServedModel, gemini_reply
+from tests.llm.fake_vertex import FakeVertex, gemini_reply
 from typer.testing import CliRunner, Result
 
 from messagedb_agent.cli import app
@@ -27,12 +27,7 @@ class Invoke(Protocol):
 
 @pytest.fixture
 def vertex() -> Iterator[FakeVertex]:
-    """The stand-in, serving the current Flash models with their documented limits too."""
-    current = {
-        "gemini-3.8-flash": ServedModel(1_048_576, 65_536),
-        "gemini-3.5-flash": ServedModel(1_048_576, 65_536),
-    }
-    server = FakeVertex(served_models={**SERVED_MODELS, **current}).start()
+    server = FakeVertex().start()
     yield server
     server.stop()
 
