@@ -13,8 +13,8 @@ from messagedb_agent.llm.offline import OfflineModel
 from messagedb_agent.llm.types import LLMClient
 
 ACCEPTED_FORMS = (
-    '"offline" (the deterministic stand-in), "gemini-*" (e.g. gemini-2.5-flash) or '
-    '"claude-*" (e.g. claude-sonnet-4-5@20250929)'
+    '"offline" (the deterministic stand-in), "gemini-*" (e.g. gemini-3.8-flash) or '
+    '"claude-*" (e.g. claude-sonnet-5-5); see messagedb-agent models'
 )
 
 
