@@ -9,30 +9,35 @@ locals {
   # Settings (settings/): every function validates them at start. CALLBACK_SIGNING_SECRET
   # comes from Secret Manager, to step only: no other function signs reply deliveries.
   engine_env = {
-    GOOGLE_CLOUD_PROJECT     = var.project_id
-    GOOGLE_CLOUD_LOCATION    = var.vertex_location
-    MODEL_NAME               = var.model_name
-    MAX_ITERATIONS           = tostring(var.max_iterations)
-    MAX_LLM_ATTEMPTS         = tostring(var.max_llm_attempts)
-    MAX_TOOL_ATTEMPTS        = tostring(var.max_tool_attempts)
-    LLM_LEASE_SECONDS        = tostring(var.llm_lease_seconds)
-    TOOL_LEASE_SECONDS       = tostring(var.tool_lease_seconds)
-    LLM_TIMEOUT_SECONDS      = tostring(var.llm_timeout_seconds)
-    TOOL_TIMEOUT_SECONDS     = tostring(var.tool_timeout_seconds)
-    STEP_MAX_STEPS           = tostring(var.step_max_steps)
-    STEP_BUDGET_SECONDS      = tostring(var.step_budget_seconds)
-    VIEW_CACHE_EVENTS        = tostring(var.view_cache_events)
-    DELIVERY_TIMEOUT_SECONDS = tostring(var.delivery_timeout_seconds)
-    MAX_DELIVERY_ATTEMPTS    = tostring(var.callback_max_delivery_attempts)
-    MAX_MESSAGE_LENGTH       = tostring(var.max_message_length)
-    DB_POOL_MIN_SIZE         = tostring(var.db_pool_min_size)
-    DB_CONNECT_TIMEOUT       = tostring(var.db_connect_timeout_seconds)
+    GOOGLE_CLOUD_PROJECT            = var.project_id
+    GOOGLE_CLOUD_LOCATION           = var.vertex_location
+    MODEL_NAME                      = var.model_name
+    MAX_ITERATIONS                  = tostring(var.max_iterations)
+    MAX_LLM_ATTEMPTS                = tostring(var.max_llm_attempts)
+    MAX_TOOL_ATTEMPTS               = tostring(var.max_tool_attempts)
+    LLM_LEASE_SECONDS               = tostring(var.llm_lease_seconds)
+    TOOL_LEASE_SECONDS              = tostring(var.tool_lease_seconds)
+    LLM_TIMEOUT_SECONDS             = tostring(var.llm_timeout_seconds)
+    TOOL_TIMEOUT_SECONDS            = tostring(var.tool_timeout_seconds)
+    STEP_MAX_STEPS                  = tostring(var.step_max_steps)
+    STEP_BUDGET_SECONDS             = tostring(var.step_budget_seconds)
+    VIEW_CACHE_EVENTS               = tostring(var.view_cache_events)
+    TOOL_RESULT_MAX_CHARS           = tostring(var.tool_result_max_chars)
+    MAX_OUTPUT_TOKENS               = tostring(var.max_output_tokens)
+    MAX_OUTPUT_TOKENS_CEILING       = tostring(var.max_output_tokens_ceiling)
+    MODEL_UNAVAILABLE_RETRY_SECONDS = tostring(var.model_unavailable_retry_seconds)
+    DELIVERY_TIMEOUT_SECONDS        = tostring(var.delivery_timeout_seconds)
+    MAX_DELIVERY_ATTEMPTS           = tostring(var.callback_max_delivery_attempts)
+    MAX_MESSAGE_LENGTH              = tostring(var.max_message_length)
+    DB_POOL_MIN_SIZE                = tostring(var.db_pool_min_size)
+    DB_CONNECT_TIMEOUT              = tostring(var.db_connect_timeout_seconds)
   }
 
   # Optional settings are set only when given: an empty value would not mean "unset".
   engine_optional_env = {
-    SYSTEM_PROMPT       = var.system_prompt
-    VERTEX_API_ENDPOINT = var.vertex_api_endpoint
+    SYSTEM_PROMPT         = var.system_prompt
+    VERTEX_API_ENDPOINT   = var.vertex_api_endpoint
+    CONTEXT_BUDGET_TOKENS = var.context_budget_tokens == null ? "" : tostring(var.context_budget_tokens)
   }
 
   # ObservabilitySettings (settings/serving.py); K_SERVICE is set by Cloud Run.

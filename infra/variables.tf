@@ -331,15 +331,15 @@ variable "relay_time_zone" {
 # ---------------------------------------------------------------------------------------------
 
 variable "vertex_location" {
-  description = "GOOGLE_CLOUD_LOCATION: Vertex AI region of the model (Claude models are served in fewer regions than Gemini)."
+  description = "GOOGLE_CLOUD_LOCATION: where Vertex AI serves the model: `global` (the current Gemini and Claude models are served there) or a region, for data residency."
   type        = string
-  default     = "us-central1"
+  default     = "global"
 }
 
 variable "model_name" {
-  description = "MODEL_NAME: gemini-* or claude-* on Vertex AI."
+  description = "MODEL_NAME: gemini-* or claude-* on Vertex AI (`messagedb-agent models` lists them; a retired one is refused at start)."
   type        = string
-  default     = "gemini-2.5-flash"
+  default     = "gemini-3.8-flash"
 
   validation {
     condition     = can(regex("^(gemini-|claude-)", var.model_name))
@@ -415,6 +415,36 @@ variable "view_cache_events" {
     condition     = var.view_cache_events >= 0
     error_message = "view_cache_events must not be negative."
   }
+}
+
+variable "context_budget_tokens" {
+  description = "CONTEXT_BUDGET_TOKENS: context tokens above which older turns are summarised; null takes half the model's window from the catalogue."
+  type        = number
+  default     = null
+}
+
+variable "tool_result_max_chars" {
+  description = "TOOL_RESULT_MAX_CHARS: longest tool result the model is shown (the event keeps all of it)."
+  type        = number
+  default     = 20000
+}
+
+variable "max_output_tokens" {
+  description = "MAX_OUTPUT_TOKENS: a model call's output budget."
+  type        = number
+  default     = 8192
+}
+
+variable "max_output_tokens_ceiling" {
+  description = "MAX_OUTPUT_TOKENS_CEILING: a reply cut at its budget is asked for again with twice the budget, up to this."
+  type        = number
+  default     = 32768
+}
+
+variable "model_unavailable_retry_seconds" {
+  description = "MODEL_UNAVAILABLE_RETRY_SECONDS: how long a thread waits, when the model cannot be used (credentials, permissions, model name, quota), before it tries again."
+  type        = number
+  default     = 300
 }
 
 variable "step_budget_seconds" {
