@@ -248,3 +248,30 @@ def test_malformed_model_prices_are_refused_at_start(
     monkeypatch.setenv("MODEL_PRICES", value)
     with pytest.raises((ValidationError, ValueError)):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_compaction_is_a_paid_call_and_counts_in_the_cost() -> None:
+    from messagedb_agent.events import ContextCompacted
+    from messagedb_agent.events.ids import compaction_step_id
+
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("hi")
+    respond(thread, "gemini-3.8-flash", 1_000_000, 0)
+    alone = _usd(thread)
+    step = compaction_step_id(thread.stream, thread.head)
+    thread.add(
+        ContextCompacted(
+            step_id=step,
+            summary="they said hi",
+            first_kept_position=thread.head,
+            summarised_messages=2,
+            tokens_before=5_000,
+            model_name="gemini-3.8-flash",
+            token_usage=TokenUsage(input_tokens=1_000_000, output_tokens=0),
+        ),
+        message_id(step, "compacted"),
+    )
+    cost = project_cost(thread.events)
+    assert cost.usd == 2 * alone > 0
+    assert cost.by_model[0].calls == 2

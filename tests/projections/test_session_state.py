@@ -131,3 +131,26 @@ def test_continuing_from_an_earlier_state_equals_folding_everything() -> None:
         assert project_session_state(events[cut:], start=earlier) == project_session_state(
             events
         ), f"continuing after {cut} events"
+
+
+def test_a_compaction_counts_as_a_model_call_with_its_tokens() -> None:
+    from messagedb_agent.events import ContextCompacted
+
+    thread = ThreadEvents()
+    thread.started()
+    thread.user("hello")
+    thread.add(
+        ContextCompacted(
+            step_id="compaction-1",
+            summary="s",
+            first_kept_position=1,
+            summarised_messages=1,
+            tokens_before=10,
+            model_name="offline",
+            token_usage=TokenUsage(input_tokens=70, output_tokens=9),
+        )
+    )
+    state = project_session_state(thread.events)
+    assert state.llm_call_count == 1
+    assert state.token_usage == TokenUsage(input_tokens=70, output_tokens=9)
+    assert state.assistant_message_count == 0  # nobody reads a summary as a reply

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from messagedb_agent.events.agent import LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.agent import ContextCompacted, LLMCallRequested, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.values import TokenUsage
 from messagedb_agent.llm.catalogue import MODELS, PriceFrom, family_of, normalise, today
@@ -162,7 +162,7 @@ class UserCost:
 
 
 def project_cost(events: Sequence[Recorded[Event]], prices: PriceTable | None = None) -> Cost:
-    """The priced token usage of every model response in a thread.
+    """The priced token usage of every model response (and compaction) in a thread.
 
     A response is priced by the model that answered (`model_name`), or, when a provider did
     not say, the model its claim asked for, at the price in force when it was recorded.
@@ -175,7 +175,7 @@ def project_cost(events: Sequence[Recorded[Event]], prices: PriceTable | None = 
         event = recorded.event
         if isinstance(event, LLMCallRequested):
             claimed[event.step_id] = event.model
-        elif isinstance(event, LLMResponseReceived):
+        elif isinstance(event, LLMResponseReceived | ContextCompacted):
             model = event.model_name or claimed.get(event.step_id) or UNKNOWN_MODEL
             usage = event.token_usage
             price = table.price_of(model, recorded.time)

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import singledispatch
 from typing import Literal
 
-from messagedb_agent.events.agent import LLMCallFailed, LLMResponseReceived
+from messagedb_agent.events.agent import ContextCompacted, LLMCallFailed, LLMResponseReceived
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.system import ErrorOccurred, SessionCompleted, SessionStarted
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
@@ -91,6 +91,13 @@ def _(event: UserMessageAdded, acc: _Acc) -> None:
     acc.fields["last_user_message"] = event.message
     if not acc.fields["title"]:
         acc.fields["title"] = event.message[:80]
+
+
+@_apply.register
+def _(event: ContextCompacted, acc: _Acc) -> None:
+    """A compaction is a model call the thread paid for, though nobody reads its answer."""
+    _inc(acc, "llm_call_count")
+    acc.tokens = acc.tokens + event.token_usage
 
 
 @_apply.register
