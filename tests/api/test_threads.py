@@ -86,7 +86,13 @@ def test_a_thread_reads_back_as_a_transcript_with_status_and_counts(
     times = [m["time"] for m in detail["messages"]] + [detail["created_at"]]
     assert all(datetime.fromisoformat(t).utcoffset() == timedelta(0) for t in times)
     assert detail["counts"]["user"] == 2
-    assert detail["token_usage"] == {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    assert detail["token_usage"] == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "cached_input_tokens": 0,
+        "thinking_tokens": 0,
+    }
     assert detail["version"] == 2
 
 

@@ -60,7 +60,13 @@ def test_tool_calls_show_their_arguments_results_and_errors(
         ("user", "add then save"),
         ("assistant", "3, but I could not save it."),
     ]
-    assert detail["token_usage"] == {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17}
+    assert detail["token_usage"] == {
+        "input_tokens": 12,
+        "output_tokens": 5,
+        "total_tokens": 17,
+        "cached_input_tokens": 0,
+        "thinking_tokens": 0,
+    }
     assert detail["counts"]["tool_errors"] == 1
 
 

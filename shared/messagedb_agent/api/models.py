@@ -166,6 +166,12 @@ class TokenUsageView(_Out):
     input_tokens: int
     output_tokens: int
     total_tokens: int
+    cached_input_tokens: int = Field(
+        default=0, description="The part of input_tokens served from the prompt cache."
+    )
+    thinking_tokens: int = Field(
+        default=0, description="The part of output_tokens the model spent thinking."
+    )
 
 
 class ModelCostView(_Out):
@@ -173,6 +179,8 @@ class ModelCostView(_Out):
     calls: int
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int = 0
+    thinking_tokens: int = 0
     usd: float
     priced: bool = Field(description="False when no price is configured for the model (usd 0).")
 

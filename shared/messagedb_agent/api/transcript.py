@@ -92,6 +92,8 @@ def thread_detail(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             total_tokens=usage.total_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            thinking_tokens=usage.thinking_tokens,
         ),
         cost=_cost_view(cost),
         counts=MessageCounts(
@@ -114,6 +116,8 @@ def _cost_view(cost: Cost) -> CostView:
                 calls=item.calls,
                 input_tokens=item.input_tokens,
                 output_tokens=item.output_tokens,
+                cached_input_tokens=item.cached_input_tokens,
+                thinking_tokens=item.thinking_tokens,
                 usd=_usd(item.usd),
                 priced=item.priced,
             )
