@@ -36,6 +36,7 @@ from messagedb_agent.llm.offline import OfflineModel
 from messagedb_agent.llm.prompts import COMPACTION_PROMPT
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
 from messagedb_agent.projections.llm_context import LLMContextFold, estimate_tokens
+from messagedb_agent.render import event_line
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
@@ -155,6 +156,12 @@ def main() -> None:
                     f"  compactions so far: {model.compaction_calls} calls, {model.compaction_tokens:,} tokens"
                 )
                 print(row("engine step, warm instance (model excluded)", figures))
+        compactions = [e for e in events if isinstance(e.event, ContextCompacted)]
+        print(
+            f"\nthe thread's last compactions, as `messagedb-agent show {thread.thread_id} --events`:"
+        )
+        for recorded in compactions[-3:]:
+            print(event_line(recorded))
     low, mid, high = (results[t] for t in (TURNS[0], TURNS[1], TURNS[-1]))
     flat = high["tokens"] / mid["tokens"]
     slow = high["step_p50"] / low["step_p50"]
