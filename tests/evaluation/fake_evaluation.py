@@ -31,7 +31,9 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
+
+from tests.local_service import LocalService
 
 ROUTE = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/:]+):evaluateInstances$"
@@ -90,7 +92,7 @@ class Received:
 
 
 @dataclass
-class FakeEvaluationService:
+class FakeEvaluationService(LocalService):
     """Start with `start()`; `requests` holds every well-formed request, `rejected` the rest."""
 
     requests: list[Received] = field(default_factory=list)
@@ -98,43 +100,12 @@ class FakeEvaluationService:
     _failures: list[tuple[int, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    thread_name: ClassVar[str] = "fake-evaluation"
 
     def fail_next(self, status: int, message: str) -> None:
         """Answer the next well-formed request with this error instead of scores."""
         with self._lock:
             self._failures.append((status, message))
-
-    def start(self) -> FakeEvaluationService:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: tests read `requests` and `rejected` instead."""
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-evaluation",
-            daemon=True,
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]

@@ -27,12 +27,13 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from tests.local_service import LocalService
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
@@ -59,7 +60,7 @@ class Refused(Exception):
 
 
 @dataclass
-class FakeTokenEndpoint:
+class FakeTokenEndpoint(LocalService):
     """Start with `start()`, hand `service_account_file(...)` to the code under test."""
 
     required_scope: str = CLOUD_PLATFORM_SCOPE
@@ -69,12 +70,11 @@ class FakeTokenEndpoint:
     _tokens: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    thread_name: ClassVar[str] = "fake-google-token"
 
     @property
     def token_uri(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/token"
+        return f"{self.url}/token"
 
     def service_account_file(self, directory: Path, *, project: str = "some-project") -> Path:
         """A service-account key file with a new RSA key this endpoint will recognise."""
@@ -109,32 +109,6 @@ class FakeTokenEndpoint:
         with self._lock:
             expiry = self._tokens.get(token)
         return expiry is not None and expiry > time.time()
-
-    def start(self) -> FakeTokenEndpoint:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                endpoint._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the test asserts on `grants` and `refusals` instead."""
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-google-token",
-            daemon=True,
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)

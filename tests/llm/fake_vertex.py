@@ -24,7 +24,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
+
+from tests.local_service import LocalService
 
 GEMINI_ROUTE = re.compile(
     r"^/v1beta1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
@@ -139,7 +141,7 @@ class Reply:
 
 
 @dataclass
-class FakeVertex:
+class FakeVertex(LocalService):
     """Start with `start()`, script with `reply(...)`, read `requests` afterwards.
 
     `context_window`, when set, replaces every model's window (tests use a small one);
@@ -155,12 +157,7 @@ class FakeVertex:
     _replies: deque[Reply] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    thread_name: ClassVar[str] = "fake-vertex"
 
     def reply(self, body: dict[str, Any], *, status: int = 200, delay: float = 0.0) -> None:
         with self._lock:
@@ -191,33 +188,6 @@ class FakeVertex:
         """Scripted replies not served yet."""
         with self._lock:
             return len(self._replies)
-
-    def start(self) -> FakeVertex:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the test asserts on `requests` instead."""
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-vertex",
-            daemon=True,
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
