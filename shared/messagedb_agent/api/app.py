@@ -59,6 +59,8 @@ Clock = Callable[[], datetime]
 # How long a request whose write turned out to be a duplicate waits for the first request
 # with the same key to record its answer.
 CONCURRENT_DUPLICATE_WAIT = 2.0
+# What `_read_body` answers for a request without a body, which is not the JSON `null`.
+NO_BODY: Any = object()
 _THREAD_ERROR_STATUS: dict[type[ThreadError], int] = {
     ThreadNotFound: 404,
     ThreadClosed: 409,
@@ -194,7 +196,9 @@ class IngestApi:
         if key is None:
             answer = route.handler(self._context, call)
             return _json_response(answer.status, answer.payload())
-        signature = fingerprint(request.method, request.path, raw_body)
+        signature = fingerprint(
+            request.method, request.path, None if raw_body is NO_BODY else raw_body
+        )
         return self._idempotent(route, call, key, signature)
 
     def _match(self, request: flask.Request) -> tuple[Route, dict[str, str]]:
@@ -208,9 +212,14 @@ class IngestApi:
         return self.routes[int(index)], dict(params)
 
     def _read_body(self, route: Route, request: flask.Request) -> Any:
-        """The decoded JSON body, or None when there is none."""
+        """The decoded JSON body, or `NO_BODY` when the request has none.
+
+        A body that is there must say it is JSON: a form or a text body that happens to parse
+        as JSON is a client mixing up endpoints, and answering it as JSON would hide that.
+        An empty body needs no type, so a bare `POST .../end` keeps working.
+        """
         if route.body is None:
-            return None
+            return NO_BODY
         limit = self.settings.api.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise errors.payload_too_large(limit)
@@ -220,7 +229,9 @@ class IngestApi:
         except RequestEntityTooLarge:
             raise errors.payload_too_large(limit) from None
         if not data.strip():
-            return None
+            return NO_BODY
+        if not _declares_json(request):
+            raise errors.unsupported_media_type()
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -276,11 +287,19 @@ def _parse_query(model: type[BaseModel] | None, request: flask.Request) -> BaseM
         raise errors.invalid_request(_problems(exc)) from None
 
 
+def _declares_json(request: flask.Request) -> bool:
+    """`application/json`, with no charset or UTF-8 (the only one JSON has, RFC 8259)."""
+    if request.mimetype != "application/json":
+        return False
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    return charset in ("utf-8", "utf8")
+
+
 def _parse_body(route: Route, raw: Any) -> BaseModel | None:
     model = route.body
     if model is None:
         return None
-    if raw is None:
+    if raw is NO_BODY:
         if route.body_required:
             raise errors.invalid_request(
                 [ErrorItem(field=None, message="a JSON object is required")],

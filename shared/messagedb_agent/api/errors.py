@@ -75,6 +75,15 @@ def invalid_json() -> ApiError:
     return ApiError(400, "invalid_json", "The request body is not valid JSON.")
 
 
+def unsupported_media_type() -> ApiError:
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        "The request body must be JSON, sent with the header Content-Type: application/json.",
+        headers={"Accept-Post": "application/json"},
+    )
+
+
 def invalid_request(details: list[ErrorItem], message: str | None = None) -> ApiError:
     fields = ", ".join(sorted({d.field for d in details if d.field}))
     text = message or (

@@ -24,6 +24,7 @@ _ERROR_DESCRIPTIONS = {
     404: "No such thread for this user: `thread_not_found` (or `not_found`).",
     409: "The thread has ended: `thread_closed`.",
     413: "The body is too large: `payload_too_large`.",
+    415: "A body that is not `application/json` (UTF-8): `unsupported_media_type`.",
     422: "Refused content: `invalid_message`, or `idempotency_key_reused`.",
     429: "Too many requests: `rate_limited`; retry after `Retry-After` seconds.",
     500: "Unexpected failure: `internal_error`.",

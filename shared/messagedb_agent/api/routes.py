@@ -19,7 +19,7 @@ Handler = Callable[[handlers.Context, handlers.Call], handlers.Answer]
 
 # Error statuses shared by groups of operations.
 AUTHENTICATED = (401, 500, 503)
-WRITES = (400, 413, 422, 429)
+WRITES = (400, 413, 415, 422, 429)
 ON_A_THREAD = (404,)
 
 
