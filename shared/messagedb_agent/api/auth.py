@@ -13,12 +13,17 @@ from datetime import timedelta
 from typing import Any
 
 from messagedb_agent.api.errors import ApiError
+from messagedb_agent.events.ids import MAX_USER_ID_LENGTH, user_id_problem
 from messagedb_agent.settings.serving import ApiSettings
 
 SESSION_EXPIRED = "Your session expired, please log in again."
 NOT_LOGGED_IN = "Please log in: this request needs a bearer token."
 NOT_VERIFIED = "I couldn't verify your sign-in; please log in again."
-MAX_SUBJECT_LENGTH = 255
+UNUSABLE_USER = (
+    "Your sign-in names a user id I can't accept: it must be 1 to "
+    f"{MAX_USER_ID_LENGTH} printable characters, with no control characters or surrounding "
+    "spaces."
+)
 
 
 def _unauthorized(code: str, message: str, problem: str) -> ApiError:
@@ -71,8 +76,10 @@ class Authenticator:
         except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError, TypeError):
             raise _unauthorized("unauthorized", NOT_VERIFIED, "invalid_token") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_LENGTH:
+        if not isinstance(subject, str):
             raise _unauthorized("unauthorized", NOT_VERIFIED, "invalid_token")
+        if user_id_problem(subject) is not None:
+            raise _unauthorized("unauthorized", UNUSABLE_USER, "invalid_token")
         return subject
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -113,7 +120,13 @@ def issue_dev_token(
     audience: str | None = None,
     issuer: str | None = None,
 ) -> str:
-    """An HS256 token for local work and tests (pair it with the API's secret)."""
+    """An HS256 token for local work and tests (pair it with the API's secret).
+
+    A `sub` the API would refuse is refused here, so a token is never minted that cannot work.
+    """
+    problem = user_id_problem(sub)
+    if problem is not None:
+        raise ValueError(f"{problem}: {sub!r} cannot sign in")
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
     now = int(time.time())
     claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + int(seconds)}

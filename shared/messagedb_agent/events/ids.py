@@ -3,6 +3,14 @@
 Two workers that read the same head derive the same step id, so their claims collide in the
 database; results are written under ids derived from the step id, so a retried or duplicated
 worker can never write a result twice.
+
+An id derived from several parts must not let two different tuples of parts meet. Joining with
+`/` is unambiguous only while every part but the last cannot contain `/`: true of stream
+names, step ids (UUIDs) and fixed words, which is what the step ids here are made of. Parts that
+come from outside (a user id, an idempotency key) are length-prefixed instead (`_joined`).
+
+This module also says which user ids the system accepts (`user_id_problem`), since user ids
+become parts of ids and stream names.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from functools import lru_cache
 
 _NAMESPACE = uuid.UUID("6f1c4a52-3f0e-4f55-9a55-2b7f4a0c9e11")
 _THREAD_NAMESPACE = uuid.UUID("0d8f6f0e-3a52-4d8e-b0f4-8f3c2a9d7e21")
+MAX_USER_ID_LENGTH = 255
 
 
 def llm_step_id(stream_name: str, head_position: int) -> str:
@@ -48,3 +57,23 @@ def message_id(step_id: str, part: str) -> str:
 def idempotent_thread_id(owner: str, idempotency_key: str) -> uuid.UUID:
     """The thread a user's retried "start a thread" request finds again."""
     return uuid.uuid5(_THREAD_NAMESPACE, f"{owner}/{idempotency_key}")
+
+
+def user_id_problem(user: object) -> str | None:
+    """Why `user` cannot be a user id, or None when it can.
+
+    A user id is written into event metadata (PostgreSQL's jsonb cannot hold U+0000), the
+    rate limiter's key, stream names and log lines, and shown back to people. Printable
+    characters of any script are accepted; control, format, surrogate, private-use and
+    unassigned characters, line separators and surrounding spaces are not, since they could
+    only smuggle something into those places or make two ids look alike.
+    """
+    if not isinstance(user, str) or not user:
+        return "the user id is empty"
+    if len(user) > MAX_USER_ID_LENGTH:
+        return f"the user id is longer than {MAX_USER_ID_LENGTH} characters"
+    if not user.isprintable():
+        return "the user id contains a control or other unprintable character"
+    if user != user.strip():
+        return "the user id starts or ends with a space"
+    return None
