@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,3 +138,54 @@ def test_a_refused_request_is_not_recorded(client: FlaskClient, auth: dict[str, 
 
     assert refused.status_code == fixed.status_code == 422
     assert "Idempotent-Replayed" not in fixed.headers
+
+
+def test_concurrent_starts_with_one_key_all_get_the_first_answer(
+    make_api: MakeApi, auth: dict[str, str], store: MessageStore
+) -> None:
+    """Ten instances at once: one writes the thread, the nine others answer as a retry would."""
+    racers = 10
+    apis = [make_api() for _ in range(racers)]  # one per instance, sharing the database
+    for _ in range(3):
+        headers = keyed(auth)
+        barrier = threading.Barrier(racers)
+
+        def send(
+            index: int, headers: dict[str, str] = headers, barrier: threading.Barrier = barrier
+        ) -> tuple[int, object, bool]:
+            with apis[index].flask_app().test_client() as client:
+                barrier.wait()
+                response = client.post("/v1/threads", json={"message": "race"}, headers=headers)
+                replayed = response.headers.get("Idempotent-Replayed") == "true"
+                return response.status_code, response.get_json(), replayed
+
+        with ThreadPoolExecutor(max_workers=racers) as pool:
+            answers = list(pool.map(send, range(racers)))
+        first = apis[0].flask_app().test_client()
+        retry = first.post("/v1/threads", json={"message": "race"}, headers=headers)
+
+        assert [status for status, _, _ in answers] == [201] * racers, answers
+        assert all(body == retry.get_json() for _, body, _ in answers), answers
+        assert sorted(replayed for _, _, replayed in answers) == [False] + [True] * (racers - 1)
+        assert retry.status_code == 201
+        thread_id = retry.get_json()["thread_id"]
+        assert event_types(store, thread_id) == ["SessionStarted", "UserMessageAdded"]
+        listed = first.get("/v1/threads", headers=auth).get_json()
+        assert [t["thread_id"] for t in listed["threads"]].count(thread_id) == 1
+        assert [t["title"] for t in listed["threads"] if t["thread_id"] == thread_id] == ["race"]
+
+
+def test_a_key_is_scoped_to_its_user_whatever_either_holds(
+    client: FlaskClient, store: MessageStore
+) -> None:
+    """`p/q` with key `r` and `p` with key `q/r` are two users' requests: two threads."""
+    p = f"p-{uuid.uuid4().hex[:8]}"
+    slashed_user, plain_user = bearer(f"{p}/q"), bearer(p)
+
+    first = client.post("/v1/threads", json={"message": "a"}, headers=keyed(slashed_user, "r"))
+    second = client.post("/v1/threads", json={"message": "b"}, headers=keyed(plain_user, "q/r"))
+
+    assert first.status_code == second.status_code == 201, second.get_json()
+    assert first.get_json()["thread_id"] != second.get_json()["thread_id"]
+    mine = client.get(f"/v1/threads/{second.get_json()['thread_id']}", headers=plain_user)
+    assert [m["text"] for m in mine.get_json()["messages"]] == ["b"]

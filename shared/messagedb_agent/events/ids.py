@@ -19,7 +19,9 @@ import uuid
 from functools import lru_cache
 
 _NAMESPACE = uuid.UUID("6f1c4a52-3f0e-4f55-9a55-2b7f4a0c9e11")
-_THREAD_NAMESPACE = uuid.UUID("0d8f6f0e-3a52-4d8e-b0f4-8f3c2a9d7e21")
+# Threads found again by (owner, idempotency key). A namespace of its own, not the one the
+# earlier `owner/key` derivation used, so no new id can equal an id derived the old way.
+_IDEMPOTENT_THREAD_NAMESPACE = uuid.UUID("3fadfca6-9874-48b0-8b2e-f36c14120eeb")
 MAX_USER_ID_LENGTH = 255
 
 
@@ -50,13 +52,26 @@ def closing_delivery_step_id(stream_name: str) -> str:
 
 
 def message_id(step_id: str, part: str) -> str:
-    """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...)."""
+    """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...).
+
+    `step_id` is a UUID or a stream name, neither of which can hold `/`, so the first `/`
+    ends it and `part` may hold anything (a tool call id, an idempotency key).
+    """
     return str(uuid.uuid5(_NAMESPACE, f"{step_id}/{part}"))
 
 
 def idempotent_thread_id(owner: str, idempotency_key: str) -> uuid.UUID:
-    """The thread a user's retried "start a thread" request finds again."""
-    return uuid.uuid5(_THREAD_NAMESPACE, f"{owner}/{idempotency_key}")
+    """The thread a user's retried "start a thread" request finds again.
+
+    Both parts may contain any separator (`p/q` with key `r`, `p` with key `q/r`), so they
+    are length-prefixed: each (owner, key) pair has a thread id of its own.
+    """
+    return uuid.uuid5(_IDEMPOTENT_THREAD_NAMESPACE, _joined(owner, idempotency_key))
+
+
+def _joined(*parts: str) -> str:
+    """The parts, each preceded by its length: decodable one way only, whatever they hold."""
+    return "".join(f"{len(part)}:{part}" for part in parts)
 
 
 def user_id_problem(user: object) -> str | None:

@@ -23,7 +23,7 @@ from messagedb_agent.events import (
 from messagedb_agent.events.ids import idempotent_thread_id, message_id
 from messagedb_agent.notification import Notification
 from messagedb_agent.store import stream_name as names
-from messagedb_agent.store.errors import DuplicateMessageError
+from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
 from messagedb_agent.store.message import NewMessage
 from messagedb_agent.threads.errors import MessageRejected, ThreadClosed, ThreadNotFound
 from messagedb_agent.threads.index import record_in_index
@@ -107,14 +107,18 @@ def start_thread(
                 id=message_id(stream, "message-0"),
             )
         )
+    index_title = title or (text[:80] if text else None)
     try:
         position = store.write_messages(stream, batch, expected_version=-1)
-    except DuplicateMessageError:
+    except (DuplicateMessageError, ConcurrencyError):
+        # The same key's thread exists: an earlier try, or one racing this one. Message DB
+        # checks `expected_version` before the ids, so a write that lost the race to a
+        # concurrent one is told the stream is not new rather than that the id is taken.
         if owner_of(store, stream) != owner:
             raise ThreadNotFound(thread_id) from None
-        record_in_index(store, owner, thread_id, stream, title)  # in case the first try died here
+        record_in_index(store, owner, thread_id, stream, index_title)  # if the first died here
         return Appended(thread_id, stream, len(batch) - 1, False)
-    record_in_index(store, owner, thread_id, stream, title or (text[:80] if text else None))
+    record_in_index(store, owner, thread_id, stream, index_title)
     return Appended(thread_id, stream, position)
 
 
