@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -104,3 +105,48 @@ def test_importing_the_runtime_loads_only_the_settings() -> None:
         or m.startswith("messagedb_agent.settings")
         for m in modules
     )
+
+
+def test_the_step_and_the_relay_recover_by_themselves_when_the_database_comes_back(
+    database_url: str,
+) -> None:
+    """Through an outage a step delivery asks Pub/Sub to redeliver and a relay run fails; the
+    same warm parts (their pool, their engine) work again once the database is back."""
+    from datetime import UTC, datetime
+
+    from tests.publishers import RecordingPublisher
+    from tests.tcp_proxy import CuttableProxy
+
+    from messagedb_agent.pubsub.step_handler import StepDelivery
+    from messagedb_agent.relay.run import relay_once
+    from messagedb_agent.store.errors import StoreUnavailableError
+
+    proxy = CuttableProxy(database_url)
+    settings = Settings(model_name="offline")
+    store = MessageStore(proxy.url, min_size=1, max_size=3, timeout=10, wait_timeout=1.0).open()
+    publisher = RecordingPublisher()
+    delivery = StepDelivery(build_engine(settings, store), publisher)
+    try:
+        appended = start_thread(store, owner="ada", message="hello", now=datetime.now(UTC))
+        proxy.cut()
+        with pytest.raises(StoreUnavailableError):
+            delivery.handle(appended.notification)  # raised: the push is redelivered
+        with pytest.raises(StoreUnavailableError):
+            relay_once(store, publisher, datetime.now(UTC))
+        proxy.restore()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                result = delivery.handle(appended.notification)
+                break
+            except StoreUnavailableError:
+                assert time.monotonic() < deadline, "the step did not recover within 20 s"
+                time.sleep(0.2)
+        assert result.steps >= 1
+        assert any(
+            e.type == "LLMResponseReceived" for e in read_thread(store, appended.stream_name)
+        )
+        assert relay_once(store, publisher, datetime.now(UTC)).batches >= 1
+    finally:
+        store.close()
+        proxy.close()

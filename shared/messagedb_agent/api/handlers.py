@@ -204,14 +204,17 @@ def list_threads(ctx: Context, call: Call) -> Answer:
 
 
 def health(ctx: Context, call: Call) -> Answer:
+    """503 names what is down; the reason is one line without secrets (no password, no
+    stack), the same line the log gets."""
     try:
         report = ctx.store().health()
     except StoreError as exc:
         log.warning("health check: %s", exc)
-        return Answer(503, models.Health(status="unavailable"))
+        return Answer(503, models.Health(status="unavailable", unavailable={"database": str(exc)}))
     if not report.ok:
         log.warning("health check: %s", report.detail)
-        return Answer(503, models.Health(status="unavailable"))
+        down = {"database": report.detail}
+        return Answer(503, models.Health(status="unavailable", unavailable=down))
     return Answer(
         200,
         models.Health(

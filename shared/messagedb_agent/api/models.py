@@ -253,3 +253,7 @@ class Health(_Out):
     status: Literal["ok", "unavailable"]
     message_store_version: str | None = None
     server_version: str | None = None
+    unavailable: dict[str, str] | None = Field(
+        default=None,
+        description="What is down and why, by component (`database`), when status is unavailable.",
+    )

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from messagedb_agent.store.errors import StoreError, StoreUnavailableError
-
 if TYPE_CHECKING:
     import psycopg
 
@@ -100,15 +98,7 @@ class RateLimiter:
             self._ready = True
 
     def _execute(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        import psycopg  # the first request imports it anyway, for the pool
-        from psycopg_pool import PoolTimeout
-
-        try:
-            with self.store.pool.connection() as conn:
-                return work(conn)
-        except PoolTimeout as exc:
-            raise StoreUnavailableError("timed out waiting for a database connection") from exc
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
-        except psycopg.Error as exc:
-            raise StoreError(str(exc).splitlines()[0]) from exc
+        """Through the store's own connections: its wait timeout, its one-line errors, and
+        its refusal at once while the database is known to be down."""
+        with self.store.connection() as conn:
+            return work(conn)

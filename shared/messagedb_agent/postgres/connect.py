@@ -36,6 +36,7 @@ def open_store(settings: Settings, url: str | None = None) -> MessageStore:
         min_size=database.db_pool_min_size,
         max_size=database.db_pool_max_size,
         timeout=database.db_connect_timeout,
+        wait_timeout=database.db_wait_timeout,
         connection_class=cloud_sql.connection_class if cloud_sql else psycopg.Connection,
     )
     return store.open()

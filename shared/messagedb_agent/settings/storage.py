@@ -43,7 +43,14 @@ class DatabaseSettings(Section):
         "the instance's max_connections.",
     )
     db_connect_timeout: float = Field(
-        default=10.0, gt=0, le=120, description="Seconds to wait for a connection."
+        default=10.0, gt=0, le=120, description="Seconds to wait for a new connection to open."
+    )
+    db_wait_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=120,
+        description="Seconds a request waits for a pooled connection before the database "
+        "counts as unavailable (the API answers 503; then it fails fast for a second).",
     )
 
     @field_validator("database_url")

@@ -9,9 +9,11 @@ commit, exactly like a raw `SELECT message_store.write_message(...)`.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -25,6 +27,7 @@ from messagedb_agent.store.diagnosis import (
     describe_connect_failure,
     duplicate_id,
     one_line,
+    redact,
     write_error,
 )
 from messagedb_agent.store.errors import (
@@ -48,6 +51,65 @@ _STREAM_VERSION = "SELECT message_store.stream_version(%s)"
 # still receive them).
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
+# How long a store that could not reach its database refuses at once, before one call is let
+# through to find out whether it is back.
+FAIL_FAST_SECONDS = 1.0
+# SQLSTATEs that mean the connection or the server is gone, not that a statement failed:
+# class 08 (connection exception) and 57P01-57P03 (the server shutting down or starting up).
+_SERVER_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+class _Circuit:
+    """Remembers that the database is down, so callers are refused at once instead of each
+    waiting out the pool's timeout; one call at a time probes once the pause is over."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._reason = ""
+        self._probing = False
+
+    def enter(self) -> None:
+        with self._lock:
+            if not self._down_until:
+                return
+            if time.monotonic() < self._down_until or self._probing:
+                raise StoreUnavailableError(self._reason)
+            self._probing = True  # this caller finds out; the others are refused meanwhile
+
+    def succeeded(self) -> None:
+        if self._down_until:
+            with self._lock:
+                self._down_until, self._probing = 0.0, False
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + self.pause
+            self._reason, self._probing = reason, False
+
+    def explain(self, reason: str) -> None:
+        """A better reason, found after the fact, for an outage that still lasts."""
+        with self._lock:
+            if self._down_until:
+                self._reason = reason
+
+    def released(self) -> None:
+        """The probe ended without telling either way (a statement error): let another try."""
+        if self._probing:
+            with self._lock:
+                self._probing = False
+
+    @property
+    def down(self) -> str | None:
+        """Why the database is known to be down, or None."""
+        return self._reason if self._down_until else None
+
+
+def _server_gone(exc: psycopg.OperationalError) -> bool:
+    state = exc.sqlstate
+    return state is None or state.startswith(_SERVER_GONE)
+
 
 @dataclass(frozen=True, slots=True)
 class Health:
@@ -67,17 +129,22 @@ class MessageStore:
         min_size: int = 1,
         max_size: int = 5,
         timeout: float = 10.0,
+        wait_timeout: float | None = None,
         name: str = "messagedb-agent",
         connection_class: type[psycopg.Connection[Any]] = psycopg.Connection,
     ) -> None:
+        """`timeout` bounds opening a connection; `wait_timeout` (default the same) how long
+        a call waits for one from the pool before the database counts as unavailable."""
         self.conninfo = conninfo
         self._connection_class = connection_class
+        self._wait = timeout if wait_timeout is None else wait_timeout
+        self._circuit = _Circuit(FAIL_FAST_SECONDS)
         self._pool = ConnectionPool(
             conninfo,
             connection_class=connection_class,
             min_size=min_size,
             max_size=max_size,
-            timeout=timeout,
+            timeout=self._wait,
             open=False,
             name=name,
             kwargs={
@@ -116,18 +183,16 @@ class MessageStore:
     # -- health -----------------------------------------------------------------------------
 
     def health(self) -> Health:
-        """Round-trip the database and Message DB; never raises, so probes can report it."""
+        """Round-trip the database and Message DB; never raises, so probes can report it.
+
+        While the database is known to be down this answers at once with the reason."""
         try:
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._connection() as conn:
                 row = conn.execute(
                     "SELECT message_store.message_store_version(), current_setting('server_version')"
                 ).fetchone()
-        except PoolTimeout:
-            return Health(
-                False, None, None, describe_connect_failure(self.conninfo, self._connection_class)
-            )
-        except psycopg.Error as exc:
-            return Health(False, None, None, one_line(exc))
+        except StoreError as exc:
+            return Health(False, None, None, str(exc))
         assert row is not None
         return Health(True, row[0], row[1], "ok")
 
@@ -342,19 +407,68 @@ class MessageStore:
         """A pooled connection; any database failure inside leaves as a one-line StoreError.
 
         The pool raises `PoolTimeout` only on entering its context manager, so the conversion
-        has to wrap the whole block, not the call that creates it.
+        has to wrap the whole block, not the call that creates it. A database found down
+        trips the circuit: for the next `FAIL_FAST_SECONDS` calls are refused without waiting
+        (an API answers 503 at once instead of after the pool's timeout), then one call probes.
+        A pool that is merely busy (every connection in use) is refused but trips nothing.
         """
+        self._circuit.enter()
         try:
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._pool.connection(timeout=self._wait) as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreUnavailableError(
-                describe_connect_failure(self.conninfo, self._connection_class)
-            ) from exc
+            if self._pool.get_stats().get("pool_size", 0) >= self._pool.max_size:
+                self._circuit.released()
+                raise StoreUnavailableError(
+                    f"the database is busy: all {self._pool.max_size} connections of this "
+                    f"process stayed in use for {self._wait:g} s"
+                ) from exc
+            reason = (
+                f"cannot reach PostgreSQL at {redact(self.conninfo)}: no connection within "
+                f"{self._wait:g} s"
+            )
+            self._circuit.failed(reason)
+            self._diagnose()
+            raise StoreUnavailableError(reason) from exc
+        except StoreUnavailableError as exc:  # a write's own conversion of a lost connection
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.OperationalError) and _server_gone(cause):
+                self._circuit.failed(str(exc))
+            else:
+                self._circuit.released()
+            raise
         except psycopg.OperationalError as exc:
+            if _server_gone(exc):
+                self._circuit.failed(one_line(exc))
+            else:
+                self._circuit.released()
             raise StoreUnavailableError(one_line(exc)) from exc
         except psycopg.Error as exc:
+            self._circuit.released()
             raise StoreError(one_line(exc)) from exc
+        except BaseException:
+            self._circuit.released()
+            raise
+        self._circuit.succeeded()
+
+    def _diagnose(self) -> None:
+        """Find out why in the background (a direct connection attempt may hang for seconds
+        on a silent network) and let later refusals say it; the caller is not kept waiting."""
+
+        def explain() -> None:
+            self._circuit.explain(describe_connect_failure(self.conninfo, self._connection_class))
+
+        threading.Thread(target=explain, name="store-diagnosis", daemon=True).start()
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled connection for callers with SQL of their own (the rate limiter, the
+        benchmarks): the same timeouts, failure conversion and fail-fast as every method."""
+        return self._connection()
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the database is known to be down right now, or None."""
+        return self._circuit.down
 
     @property
     def pool(self) -> ConnectionPool:
