@@ -1,14 +1,20 @@
 """The step function: Pub/Sub-triggered; one delivery, one step (see `pubsub.step_handler`).
 
-Returning acknowledges the message; an exception asks Pub/Sub to redeliver it.
+Returning acknowledges the message; an exception asks Pub/Sub to redeliver it. A request that
+functions-framework cannot turn into a CloudEvent fails before `step` runs; the error handler
+acknowledges it, since the same bytes would fail on every redelivery (functions-framework's
+documented `errorhandler`, registered on the app this module is loaded into).
 """
 
 from __future__ import annotations
 
+import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from werkzeug.wrappers import Response
 
 from messagedb_agent.observability import configure
+from messagedb_agent.pubsub.step_handler import answer_framework_error, handed_over
 from messagedb_agent.runtime import Runtime
 from messagedb_agent.settings import Settings
 
@@ -16,6 +22,12 @@ runtime = Runtime(Settings())
 configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too
 
 
+@functions_framework.errorhandler(Exception)
+def unreadable(error: Exception) -> Response:
+    return answer_framework_error(flask.request, error)
+
+
 @functions_framework.cloud_event
 def step(cloud_event: CloudEvent) -> None:
-    runtime.step_delivery.handle_event(cloud_event)
+    attempt = handed_over(flask.request)  # the push's deliveryAttempt, lost in the conversion
+    runtime.step_delivery.handle_event(cloud_event, delivery_attempt=attempt)

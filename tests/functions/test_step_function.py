@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from flask.testing import FlaskClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import capture_logs
 from tests.engine.doubles import new_thread
 from tests.pubsub.emulator import Emulator
 
 from messagedb_agent.notification import Notification
+from messagedb_agent.observability import tracing
 from messagedb_agent.pubsub.envelope import cloud_event_headers, encode_push
 from messagedb_agent.stack.processes import free_port
 from messagedb_agent.store.client import MessageStore
@@ -18,6 +24,19 @@ SUBSCRIPTION = "projects/test-project/subscriptions/agent-steps-step"
 
 def _types(store: MessageStore, stream: str) -> list[str]:
     return [m.type for m in store.get_stream_messages(stream)]
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    previous = tracing.use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use_provider(previous)
+        provider.shutdown()
 
 
 def test_the_emulator_push_body_runs_a_step_and_publishes_the_follow_up(
@@ -85,3 +104,28 @@ def test_an_unreachable_database_answers_an_error_so_pubsub_redelivers(
 
     assert response.status_code == 500
     assert _types(store, thread.stream_name)[-1] == "UserMessageAdded"
+
+
+def test_the_push_delivery_attempt_reaches_the_step_log_line_and_span(
+    load_function: Callable[[str], FlaskClient],
+    store: MessageStore,
+    spans: InMemorySpanExporter,
+) -> None:
+    client = load_function("step")
+    thread = new_thread(store, "hello")
+    # A redelivery as Pub/Sub pushes it with a dead-letter policy: `deliveryAttempt` sits
+    # beside `message`, where functions-framework's conversion to a CloudEvent drops it.
+    body = encode_push(
+        thread.notification, subscription=SUBSCRIPTION, message_id="m-3", delivery_attempt=3
+    )
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as lines:
+        response = client.post("/", json=body)
+
+    assert response.status_code == 200
+    done = [line for line in lines if line["event"] == "step done"]
+    assert [(d["message_id"], d["delivery_attempt"]) for d in done] == [("m-3", 3)]
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "step"]
+    assert span.attributes is not None
+    assert span.attributes["messaging.gcp_pubsub.message.delivery_attempt"] == 3
+    assert span.attributes["messaging.message.id"] == "m-3"

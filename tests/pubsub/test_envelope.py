@@ -17,6 +17,7 @@ from messagedb_agent.pubsub.envelope import (
     decode_cloud_event,
     decode_push,
     encode_push,
+    push_delivery_attempt,
 )
 
 STREAM = f"thread-{uuid.uuid4()}"
@@ -151,3 +152,24 @@ def test_an_event_of_another_type_is_an_invalid_notification() -> None:
         InvalidNotification, match=re.escape("google.cloud.storage.object.v1.finalized")
     ):
         decode_cloud_event(_event(body, "google.cloud.storage.object.v1.finalized"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "attempt"),
+    [
+        (json.dumps({"message": {}, "subscription": SUBSCRIPTION, "deliveryAttempt": 4}), 4),
+        (json.dumps({"message": {}, "subscription": SUBSCRIPTION}), None),
+        (json.dumps({"deliveryAttempt": 0}), None),  # no dead-letter policy: not counted
+        (json.dumps({"deliveryAttempt": True}), None),
+        (json.dumps({"deliveryAttempt": "2"}), None),
+        ("[1, 2]", None),
+        ("null", None),
+        ("{not json", None),
+        (b"\xff\xfe", None),
+    ],
+    ids=["counted", "absent", "zero", "bool", "text", "array", "null", "not-json", "not-utf8"],
+)
+def test_the_delivery_attempt_is_read_from_a_raw_push_body_or_is_none(
+    raw: str | bytes, attempt: int | None
+) -> None:
+    assert push_delivery_attempt(raw.encode() if isinstance(raw, str) else raw) == attempt

@@ -9,12 +9,17 @@ In GCP, Eventarc sends exactly that. Locally, the emulator pushes the legacy bod
 recognises a raw Pub/Sub push by its `subscription` and `message.messageId` keys), so one
 decoder serves both. The built-in fallback transport sends the GCP shape: `encode_push` for
 the body and `cloud_event_headers` for binary-mode CloudEvent headers.
+
+The conversion keeps `message` only: the envelope's `deliveryAttempt` (sent when the
+subscription has a dead-letter policy) is lost on the way, so the step function reads it from
+the request body itself with `push_delivery_attempt`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,13 +82,25 @@ def decode_push(body: Any) -> Delivery:
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, Mapping):
         raise InvalidNotification("invalid notification: `message.attributes` is not an object")
-    attempt = body.get("deliveryAttempt")
     return Delivery(
         notification=notification,
         message_id=_text(message.get("messageId") or message.get("message_id")),
         attributes={str(k): str(v) for k, v in attributes.items()},
-        delivery_attempt=attempt if isinstance(attempt, int) else None,
+        delivery_attempt=_attempt(body.get("deliveryAttempt")),
     )
+
+
+def push_delivery_attempt(raw: bytes) -> int | None:
+    """The `deliveryAttempt` of a raw push body; None when the body is not a push that has one.
+
+    Never raises: the attempt only annotates logs and spans, and a body too broken to read it
+    from is refused (and acknowledged) by the decoder, not here.
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _attempt(body.get("deliveryAttempt")) if isinstance(body, Mapping) else None
 
 
 def encode_push(
@@ -129,6 +146,13 @@ def cloud_event_headers(
 
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _attempt(value: Any) -> int | None:
+    """Pub/Sub counts from 1; 0 means "not counted" (no dead-letter policy), so it is no attempt."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
 
 
 def _text(value: Any) -> str | None:
