@@ -43,14 +43,6 @@ def test_starting_a_thread_without_a_message_opens_it_empty(
     assert event_types(store, response.get_json()["thread_id"]) == ["SessionStarted"]
 
 
-def test_local_callback_urls_are_accepted_for_local_work(
-    client: FlaskClient, auth: dict[str, str]
-) -> None:
-    for url in ("http://localhost:8080/cb", "http://127.0.0.1/reply"):
-        response = client.post("/v1/threads", json={"callback_url": url}, headers=auth)
-        assert response.status_code == 201, url
-
-
 def test_adding_a_message_appends_it_and_publishes_its_position(
     client: FlaskClient, auth: dict[str, str], store: MessageStore, publisher: RecordingPublisher
 ) -> None:

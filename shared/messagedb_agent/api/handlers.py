@@ -19,6 +19,7 @@ from messagedb_agent.api import models
 from messagedb_agent.api.errors import ApiError, ErrorItem, invalid_request
 from messagedb_agent.api.replies import wait_for_reply
 from messagedb_agent.api.transcript import event_view, thread_detail
+from messagedb_agent.channels import outbound
 from messagedb_agent.events import SessionCompleted
 from messagedb_agent.observability.tracing import current_traceparent
 from messagedb_agent.projections.cost import PriceTable
@@ -95,6 +96,14 @@ def _no_nul(text: str | None) -> None:
 def start_thread(ctx: Context, call: Call) -> Answer:
     body = call.body_as(models.StartThreadRequest)
     _no_nul(body.message)
+    if body.callback_url is not None:
+        allow_private = ctx.settings.callbacks.callback_allow_private
+        problem = outbound.refusal(body.callback_url, allow_private=allow_private)
+        if problem is not None:
+            raise invalid_request(
+                [ErrorItem(field="callback_url", message=problem)],
+                f"The callback URL can't be used: {problem}.",
+            )
     appended = session.start_thread(
         ctx.store(),
         owner=call.user,

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
-CALLBACK_URL_PATTERN = (
-    r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:[0-9]{1,5})?([/?#]\S*)?$"
-)
+# The form of a callback URL; where it may lead (public addresses, https) depends on
+# CALLBACK_ALLOW_PRIVATE and is checked by the handler (`channels.outbound`).
+CALLBACK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$"
+HTTPS_CALLBACK_URL_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$"
 NO_NUL = r"^[^\x00]*$"
 MESSAGE_SCHEMA: dict[str, Any] = {
     "minLength": 1,
@@ -60,25 +59,9 @@ class StartThreadRequest(_Body):
         default=None,
         max_length=2048,
         pattern=CALLBACK_URL_PATTERN,
-        description="Where the final reply is pushed: https, or http on localhost for local work.",
+        description="Where the final reply is pushed: an https URL on a public address "
+        "(CALLBACK_ALLOW_PRIVATE also allows http and private addresses, for local work).",
     )
-
-    @field_validator("callback_url")
-    @classmethod
-    def _reachable_and_safe(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parts = urlsplit(value)
-            port = parts.port  # raises for a port out of range
-        except ValueError as exc:
-            raise ValueError("must be a valid URL") from exc
-        host = parts.hostname or ""
-        if parts.scheme == "https" and host.strip("."):
-            return value
-        if parts.scheme == "http" and host in LOCAL_HOSTS and (port is None or port > 0):
-            return value
-        raise ValueError("must be an https URL (or http://localhost / http://127.0.0.1)")
 
 
 class AddMessageRequest(_Body):

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document, generated from the route table and the pydantic models.
 
-Limits that come from configuration (message length, longest wait) are written into the
-schemas at generation time, so the document describes this deployment, not a default one.
+Limits that come from configuration (message length, longest wait, whether a callback URL
+may be plain http) are written into the schemas at generation time, so the document describes
+this deployment, not a default one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from messagedb_agent.api.errors import ErrorBody
 from messagedb_agent.api.idempotency import HEADER, KEY_PATTERN
+from messagedb_agent.api.models import HTTPS_CALLBACK_URL_PATTERN
 from messagedb_agent.api.routes import Route
 from messagedb_agent.settings import Settings
 from messagedb_agent.settings.serving import ApiSettings
@@ -36,6 +38,11 @@ def build_openapi(routes: tuple[Route, ...], settings: Settings) -> dict[str, An
     schemas = _component_schemas(routes)
     for name in ("StartThreadRequest", "AddMessageRequest"):
         schemas[name]["properties"]["message"]["maxLength"] = settings.threads.max_message_length
+    if not settings.callbacks.callback_allow_private:
+        callback_url = schemas["StartThreadRequest"]["properties"]["callback_url"]
+        for option in callback_url["anyOf"]:
+            if option.get("type") == "string":
+                option["pattern"] = HTTPS_CALLBACK_URL_PATTERN
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, settings.api)

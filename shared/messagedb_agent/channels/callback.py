@@ -5,17 +5,25 @@ signing secret, sent as `X-Agent-Signature: t=<timestamp>,v1=<hex>` (the scheme 
 from Stripe-style webhooks), and `X-Agent-Delivery-Id` carries the delivery's step id: the same
 on every attempt, so a receiver can drop the rare repeat after a worker crashed between its
 POST and recording it. Once `ReplyDelivered` is recorded the reply is never sent again.
+
+Every attempt resolves the URL's host and checks each address (`outbound`), then connects to
+a checked address itself, so the name is not resolved again between the check and the
+connection; the Host header and TLS's server name stay the URL's host, so the certificate is
+verified against it. Redirects are never followed: a redirect is a place nobody checked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
+
+from messagedb_agent.channels import outbound
 
 SIGNATURE_HEADER = "X-Agent-Signature"
 DELIVERY_ID_HEADER = "X-Agent-Delivery-Id"
@@ -65,24 +73,67 @@ def verify(
 class HttpReplySender:
     secret: str
     timeout: float = 10.0
+    allow_private: bool = False  # CALLBACK_ALLOW_PRIVATE: local development only
+    verify: ssl.SSLContext | bool = True  # the trust store; tests pass their own
 
     def send(self, url: str, body: bytes, delivery_id: str) -> int:
+        try:
+            destination = outbound.resolve(url, allow_private=self.allow_private)
+        except outbound.Refused as exc:
+            raise DeliveryError(
+                f"refused to deliver to the callback URL: {exc}", retryable=False
+            ) from exc
+        except outbound.Unresolved as exc:
+            raise DeliveryError(f"could not reach the callback URL: {exc}", retryable=True) from exc
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
             DELIVERY_ID_HEADER: delivery_id,
             "User-Agent": "messagedb-agent-delivery",
         }
-        try:
-            response = httpx.post(url, content=body, headers=headers, timeout=self.timeout)
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"timed out after {self.timeout:g}s", retryable=True) from exc
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"could not reach the callback URL: {exc}", retryable=True) from exc
+        response = self._post(destination, body, headers)
         status = response.status_code
         if 200 <= status < 300:
             return status
+        if 300 <= status < 400:
+            raise DeliveryError(
+                f"the callback URL answered {status}, a redirect, which is not followed",
+                retryable=False,
+                status_code=status,
+            )
         retryable = status >= 500 or status in (408, 425, 429)
         raise DeliveryError(
             f"the callback URL answered {status}", retryable=retryable, status_code=status
         )
+
+    def _post(
+        self, destination: outbound.Destination, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST to the first checked address that takes the connection."""
+        target = httpx.URL(destination.url)
+        headers = {**headers, "Host": target.netloc.decode("ascii")}
+        extensions = {"sni_hostname": destination.host} if target.scheme == "https" else {}
+        failure: httpx.HTTPError | None = None
+        # No proxy from the environment: it would resolve the name again, unchecked.
+        with httpx.Client(
+            timeout=self.timeout, verify=self.verify, trust_env=False, follow_redirects=False
+        ) as client:
+            for address in destination.addresses:
+                try:
+                    return client.post(
+                        target.copy_with(host=address),
+                        content=body,
+                        headers=headers,
+                        extensions=extensions,
+                    )
+                except httpx.ConnectError as exc:
+                    failure = exc  # refused or unreachable: the next address may answer
+                except httpx.TimeoutException as exc:
+                    raise DeliveryError(
+                        f"timed out after {self.timeout:g}s", retryable=True
+                    ) from exc
+                except httpx.HTTPError as exc:
+                    raise DeliveryError(
+                        f"could not reach the callback URL: {exc}", retryable=True
+                    ) from exc
+        raise DeliveryError(f"could not reach the callback URL: {failure}", retryable=True)

@@ -183,6 +183,12 @@ class CallbackSettings(Section):
     max_delivery_attempts: int = Field(
         default=5, ge=1, le=20, description="Tries of one reply delivery before it is given up."
     )
+    callback_allow_private: bool = Field(
+        default=False,
+        description="Accept callback URLs on private, loopback and link-local addresses, and "
+        "plain http: local development only, never in Cloud (it lets callers reach internal "
+        "services).",
+    )
 
 
 class ThreadSettings(Section):
