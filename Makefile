@@ -10,8 +10,12 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# checkov lives in a virtualenv of its own: its dependencies are not the project's.
+CHECKOV_VENV := .local/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_REQUIREMENTS := infra/checkov/requirements.txt
 
-.PHONY: help setup run stack test lint typecheck unit bench bench-compare package db-install db-stop clean
+.PHONY: help setup run stack test lint typecheck checkov checkov-lock unit bench bench-compare package db-install db-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,10 +46,23 @@ lint: setup ## ruff (lint + format check)
 typecheck: setup ## mypy --strict on the library
 	@$(BIN)/mypy
 
+$(CHECKOV): $(UV) $(CHECKOV_REQUIREMENTS)
+	@echo "» installing checkov ($(CHECKOV_REQUIREMENTS): pinned, every file hashed) into $(CHECKOV_VENV)"
+	@$(UV) venv --quiet --allow-existing --python 3.11 $(CHECKOV_VENV)
+	@$(UV) pip install --quiet --require-hashes --python $(CHECKOV_VENV)/bin/python -r $(CHECKOV_REQUIREMENTS)
+	@touch $@
+
+checkov: $(CHECKOV) ## checkov on infra/ (the findings accepted, and why: .checkov.yaml)
+	@$(CHECKOV) --config-file .checkov.yaml
+
+checkov-lock: $(UV) ## Re-pin checkov's requirements from infra/checkov/requirements.in
+	@cd infra/checkov && ../../$(UV) pip compile --quiet --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make checkov-lock" requirements.in -o requirements.txt
+
 unit: setup ## pytest against the real Message DB
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck unit ## Everything CI checks
+test: lint typecheck checkov unit ## Everything CI checks
 
 bench: setup ## Benchmarks: store, step, end to end, cold start, long thread (ratios against baselines run alongside)
 	@$(BIN)/python bench/store.py

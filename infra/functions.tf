@@ -31,6 +31,7 @@ locals {
     MAX_MESSAGE_LENGTH              = tostring(var.max_message_length)
     DB_POOL_MIN_SIZE                = tostring(var.db_pool_min_size)
     DB_CONNECT_TIMEOUT              = tostring(var.db_connect_timeout_seconds)
+    DB_WAIT_TIMEOUT                 = tostring(var.db_wait_timeout_seconds)
   }
 
   # Optional settings are set only when given: an empty value would not mean "unset".

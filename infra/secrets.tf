@@ -1,5 +1,9 @@
 # Secrets the functions read as environment variables (latest version at instance start).
-# Each starts with a generated value; rotate with `gcloud secrets versions add`.
+# Each starts with a value generated for one apply (an ephemeral resource) and written through
+# the write-only `secret_data_wo`, so no secret is in the plan or the state (Terraform 1.11+:
+# https://developer.hashicorp.com/terraform/language/resources/ephemeral/write-only). Terraform
+# writes a new value only when the matching *_version variable changes; rotate by bumping it,
+# or with `gcloud secrets versions add` (Terraform does not read values back).
 
 locals {
   # Environment variable => secret, per function. Each function's service account is
@@ -24,14 +28,15 @@ resource "google_secret_manager_secret" "jwt_hs256_secret" {
   depends_on = [google_project_service.apis]
 }
 
-resource "random_password" "jwt_hs256_secret" {
+ephemeral "random_password" "jwt_hs256_secret" {
   length  = 48
   special = false
 }
 
 resource "google_secret_manager_secret_version" "jwt_hs256_secret" {
-  secret      = google_secret_manager_secret.jwt_hs256_secret.id
-  secret_data = random_password.jwt_hs256_secret.result
+  secret                 = google_secret_manager_secret.jwt_hs256_secret.id
+  secret_data_wo         = ephemeral.random_password.jwt_hs256_secret.result
+  secret_data_wo_version = var.jwt_hs256_secret_version
 }
 
 resource "google_secret_manager_secret" "callback_signing_secret" {
@@ -45,14 +50,15 @@ resource "google_secret_manager_secret" "callback_signing_secret" {
   depends_on = [google_project_service.apis]
 }
 
-resource "random_password" "callback_signing_secret" {
+ephemeral "random_password" "callback_signing_secret" {
   length  = 48
   special = false
 }
 
 resource "google_secret_manager_secret_version" "callback_signing_secret" {
-  secret      = google_secret_manager_secret.callback_signing_secret.id
-  secret_data = random_password.callback_signing_secret.result
+  secret                 = google_secret_manager_secret.callback_signing_secret.id
+  secret_data_wo         = ephemeral.random_password.callback_signing_secret.result
+  secret_data_wo_version = var.callback_signing_secret_version
 }
 
 resource "google_secret_manager_secret" "db_admin_password" {
@@ -66,7 +72,10 @@ resource "google_secret_manager_secret" "db_admin_password" {
   depends_on = [google_project_service.apis]
 }
 
+# The same value as google_sql_user.admin's password_wo in the same apply (sql.tf), and the
+# same version variable: the two change together or not at all.
 resource "google_secret_manager_secret_version" "db_admin_password" {
-  secret      = google_secret_manager_secret.db_admin_password.id
-  secret_data = random_password.db_admin.result
+  secret                 = google_secret_manager_secret.db_admin_password.id
+  secret_data_wo         = ephemeral.random_password.db_admin.result
+  secret_data_wo_version = var.db_admin_password_version
 }

@@ -1,6 +1,11 @@
 # Cloud SQL for PostgreSQL holding Message DB. The functions log in as their own service
 # accounts (IAM database authentication) through the Cloud SQL Python Connector; nothing
 # connects with a password but the one-off installer job, as the built-in `postgres` user.
+#
+# Flags: https://cloud.google.com/sql/docs/postgres/flags (all of those set here apply without a
+# restart). The logging flags are the CIS Google Cloud Foundations Benchmark's for PostgreSQL
+# (section 6.2), which checkov checks (CKV_GCP_51-54, 109); the ones left off are in
+# .checkov.yaml with the reason.
 
 locals {
   cloud_sql_ip_type = var.private_network == null ? "PUBLIC" : "PRIVATE"
@@ -58,6 +63,41 @@ resource "google_sql_database_instance" "main" {
       value = tostring(var.db_max_connections)
     }
 
+    # A wait for a lock longer than deadlock_timeout (1 s) is logged with who holds it: every
+    # Message DB write takes an advisory lock on its category (acquire_lock: all thread-*
+    # appends share one), so this is where write contention shows.
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+
+    # One line per connection and per disconnection (with the IAM user and the session's
+    # length). Cheap here: the functions keep pooled connections for an instance's life, so
+    # lines come with cold starts and pool turnover, not with requests; and they are the audit
+    # trail of who logged in, the installer's `postgres` included.
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+
+    # PostgreSQL's defaults since 15, set so a changed default cannot turn them off unnoticed.
+    database_flags {
+      name  = "log_checkpoints"
+      value = "on"
+    }
+
+    # A failing statement is logged with its text (never its parameters: the functions bind
+    # them, so message bodies stay out of the log).
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+
     insights_config {
       query_insights_enabled = true
     }
@@ -85,16 +125,27 @@ resource "google_sql_database" "main" {
 }
 
 # The built-in administrator, used only by the installer job: creating Message DB's role,
-# schema and functions needs more than an IAM user is given. Its password is kept in
-# Secret Manager (and, being generated here, in the Terraform state: keep the state bucket private).
-resource "random_password" "db_admin" {
+# schema and functions needs more than an IAM user is given. Its password is generated for
+# one apply (an ephemeral resource) and written, with the same value, to the user and to
+# Secret Manager (secrets.tf) through write-only arguments, so it is in neither the plan nor
+# the state. Terraform sends it again only when db_admin_password_version changes, which
+# rotates both. Write-only arguments need Terraform 1.11:
+# https://developer.hashicorp.com/terraform/language/resources/ephemeral/write-only
+ephemeral "random_password" "db_admin" {
   length  = 32
   special = false
 }
 
 resource "google_sql_user" "admin" {
-  project  = var.project_id
-  instance = google_sql_database_instance.main.name
-  name     = "postgres"
-  password = random_password.db_admin.result
+  project             = var.project_id
+  instance            = google_sql_database_instance.main.name
+  name                = "postgres"
+  password_wo         = ephemeral.random_password.db_admin.result
+  password_wo_version = var.db_admin_password_version
+
+  # `postgres` owns Message DB's schema and functions, and Cloud SQL refuses to delete a user
+  # that owns objects or holds granted roles, which would fail `terraform destroy`: on destroy
+  # the user is left to the instance (deleted with it, or dropped by hand).
+  # https://registry.terraform.io/providers/hashicorp/google/6.50.0/docs/resources/sql_user#deletion_policy
+  deletion_policy = "ABANDON"
 }

@@ -145,13 +145,26 @@ variable "db_retained_backups" {
 }
 
 variable "db_log_retention_days" {
-  description = "Days of write-ahead log kept for point-in-time recovery (1-7 on ENTERPRISE)."
+  description = "Days of write-ahead log kept for point-in-time recovery: 1-7 on ENTERPRISE, 1-35 on ENTERPRISE_PLUS."
   type        = number
   default     = 7
 
+  # Cloud SQL's limits: https://cloud.google.com/sql/docs/postgres/backup-recovery/pitr
+  # ("1 to 35 for Cloud SQL Enterprise Plus edition, 1 to 7 for Cloud SQL Enterprise edition").
   validation {
-    condition     = var.db_log_retention_days >= 1 && var.db_log_retention_days <= 35
-    error_message = "db_log_retention_days must be between 1 and 35."
+    condition     = var.db_log_retention_days >= 1 && var.db_log_retention_days <= (var.db_edition == "ENTERPRISE_PLUS" ? 35 : 7)
+    error_message = "db_log_retention_days must be 1-7 on the ENTERPRISE edition (1-35 only on ENTERPRISE_PLUS)."
+  }
+}
+
+variable "db_admin_password_version" {
+  description = "Version of the `postgres` user's generated password (written only, never stored in the state); change it to rotate the password and its secret together."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.db_admin_password_version >= 1 && floor(var.db_admin_password_version) == var.db_admin_password_version
+    error_message = "db_admin_password_version must be a whole number, 1 or more."
   }
 }
 
@@ -299,9 +312,16 @@ variable "retry_maximum_backoff" {
 }
 
 variable "dead_letter_retention" {
-  description = "How long the dead-letter subscription keeps failed notifications (at most 7 days)."
+  description = "How long the dead-letter subscription keeps failed notifications, in seconds (\"604800s\", 7 days): from 10 minutes to 31 days."
   type        = string
   default     = "604800s"
+
+  # A subscription keeps messages from 10 minutes to 31 days:
+  # https://cloud.google.com/pubsub/docs/subscription-properties#message_retention_duration
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.dead_letter_retention)) && try(tonumber(trimsuffix(var.dead_letter_retention, "s")) >= 600 && tonumber(trimsuffix(var.dead_letter_retention, "s")) <= 2678400, false)
+    error_message = "dead_letter_retention must be whole seconds with an s suffix, from \"600s\" (10 minutes) to \"2678400s\" (31 days)."
+  }
 }
 
 variable "pubsub_publish_timeout_seconds" {
@@ -478,9 +498,20 @@ variable "db_pool_min_size" {
 }
 
 variable "db_connect_timeout_seconds" {
-  description = "DB_CONNECT_TIMEOUT: how long to wait for a pooled connection."
+  description = "DB_CONNECT_TIMEOUT: how long to wait for a new connection to open."
   type        = number
   default     = 10
+}
+
+variable "db_wait_timeout_seconds" {
+  description = "DB_WAIT_TIMEOUT: how long a request waits for a pooled connection before the database counts as unavailable (the API answers 503)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.db_wait_timeout_seconds > 0 && var.db_wait_timeout_seconds <= 120
+    error_message = "db_wait_timeout_seconds must be more than 0 and at most 120."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -577,4 +608,30 @@ variable "max_body_bytes" {
   description = "MAX_BODY_BYTES: largest request body."
   type        = number
   default     = 262144
+}
+
+# ---------------------------------------------------------------------------------------------
+# Generated secrets (secrets.tf): written only, never stored in the state
+# ---------------------------------------------------------------------------------------------
+
+variable "jwt_hs256_secret_version" {
+  description = "Version of the generated JWT_HS256_SECRET; change it to have Terraform write a new random key (tokens signed with the old one then fail on new instances)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.jwt_hs256_secret_version >= 1 && floor(var.jwt_hs256_secret_version) == var.jwt_hs256_secret_version
+    error_message = "jwt_hs256_secret_version must be a whole number, 1 or more."
+  }
+}
+
+variable "callback_signing_secret_version" {
+  description = "Version of the generated CALLBACK_SIGNING_SECRET; change it to have Terraform write a new random key (front ends must then verify with the new one)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.callback_signing_secret_version >= 1 && floor(var.callback_signing_secret_version) == var.callback_signing_secret_version
+    error_message = "callback_signing_secret_version must be a whole number, 1 or more."
+  }
 }

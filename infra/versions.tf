@@ -1,6 +1,7 @@
 terraform {
-  # `check` blocks and lifecycle preconditions; optional() object attributes.
-  required_version = ">= 1.6"
+  # 1.11: write-only arguments (password_wo, secret_data_wo) and ephemeral resources keep
+  # secrets out of the state; 1.9: a variable's validation may read another variable.
+  required_version = ">= 1.11"
 
   required_providers {
     google = {

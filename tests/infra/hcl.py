@@ -31,11 +31,13 @@ class Expr:
 
 @dataclass
 class Config:
-    """One Terraform module: its resources, variables, locals, module calls and outputs."""
+    """One Terraform module: its resources, data sources, ephemeral resources, variables,
+    locals, module calls and outputs."""
 
     folder: Path
     resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     data: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    ephemeral: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
     locals: dict[str, Any] = field(default_factory=dict)
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -82,10 +84,11 @@ def load(folder: Path = INFRA) -> Config:
             for type_, named in block.items():
                 for name, body in named.items():
                     config.resources[(type_, name)] = body
-        for block in parsed.get("data", []):
-            for type_, named in block.items():
-                for name, body in named.items():
-                    config.data[(type_, name)] = body
+        for kind, found in (("data", config.data), ("ephemeral", config.ephemeral)):
+            for block in parsed.get(kind, []):
+                for type_, named in block.items():
+                    for name, body in named.items():
+                        found[(type_, name)] = body
         for block in parsed.get("variable", []):
             config.variables.update(block)
         for block in parsed.get("locals", []):

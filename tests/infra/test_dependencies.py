@@ -30,6 +30,9 @@ from tests.infra.hcl import ROOT
 LIBRARY = ROOT / "shared" / "messagedb_agent"
 FUNCTIONS = ROOT / "functions"
 OWN = "messagedb_agent"
+# The standard library's, plus typeshed's `_typeshed` (stubs of the standard library that exist
+# for type checkers only; imported under TYPE_CHECKING).
+STDLIB = sys.stdlib_module_names | {"_typeshed"}
 
 
 def _normalise(name: str) -> str:
@@ -97,11 +100,7 @@ def imported_modules(path: Path) -> set[str]:
                 modules.add(argument.value)
             elif isinstance(argument, ast.Name) and argument.id in constants:
                 modules.add(constants[argument.id])
-    return {
-        m
-        for m in modules
-        if m.split(".")[0] not in sys.stdlib_module_names and m.split(".")[0] != OWN
-    }
+    return {m for m in modules if m.split(".")[0] not in STDLIB and m.split(".")[0] != OWN}
 
 
 @cache

@@ -41,6 +41,13 @@ resource "google_sql_user" "iam" {
   instance = var.sql_instance
   name     = local.db_user
   type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+
+  # The installer grants this user Message DB's `message_store` role (and ingest its schema),
+  # and Cloud SQL cannot delete a PostgreSQL user that holds granted roles, so deleting it
+  # would fail `terraform destroy`. On destroy it is left to the instance instead (deleted with
+  # it; a removed function's user is dropped by hand after `REASSIGN OWNED` / `DROP OWNED`).
+  # https://registry.terraform.io/providers/hashicorp/google/6.50.0/docs/resources/sql_user#deletion_policy
+  deletion_policy = "ABANDON"
 }
 
 resource "google_secret_manager_secret_iam_member" "secret" {
