@@ -40,6 +40,7 @@ LOCAL_ONLY = {
     "LOCAL_TOPIC_URL": "the local stack's built-in topic",
     "DEV_AUTH_SECRET": "local tokens only; the API refuses it on Cloud Run",
     "ALLOW_DEV_AUTH": "lets the public development secret through; never in Cloud",
+    "CALLBACK_ALLOW_PRIVATE": "lets callbacks reach private addresses over http; never in Cloud",
     "K_SERVICE": "set by Cloud Run itself",
 }
 # Must never be set in Cloud: they open a door or point somewhere local.
@@ -47,6 +48,7 @@ NEVER_IN_CLOUD = {
     "DATABASE_URL",
     "DEV_AUTH_SECRET",
     "ALLOW_DEV_AUTH",
+    "CALLBACK_ALLOW_PRIVATE",
     "PUBSUB_EMULATOR_HOST",
     "LOCAL_TOPIC_URL",
     "K_SERVICE",
