@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -119,6 +120,42 @@ def test_a_thread_started_through_ingest_gets_its_reply_via_the_emulator(
             break
         time.sleep(0.2)
     assert roles == ["user", "assistant"]
+
+
+def _lying_post(url: str, path: str) -> tuple[bytes, float]:
+    """POST a 17-byte body under a 2 MB Content-Length; what came back, and when it closed."""
+    parts = httpx.URL(url)
+    with socket.create_connection((parts.host, parts.port), timeout=10) as sock:
+        body = b'{"message": "hi"}'
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {parts.host}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 2000000\r\n\r\n".encode()
+            + body
+        )
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer, time.monotonic() - started
+
+
+def test_a_lying_content_length_is_dropped_within_seconds_and_the_next_request_is_served(
+    emulator_stack: LocalStack,
+) -> None:
+    ingest = emulator_stack.urls["ingest"]
+
+    answer, closed_after = _lying_post(ingest, "/v1/threads")
+
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert closed_after < 5.0
+    token = emulator_stack.dev_token("lying-check")
+    served = httpx.post(
+        f"{ingest}/v1/threads",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"title": "after a lying request"},
+        timeout=5,
+    )
+    assert served.status_code == 201, served.text
 
 
 def test_stopping_leaves_no_process_behind(database_url: str, settings: Settings) -> None:
