@@ -101,16 +101,11 @@ class FakePublisherClient:
     """Stands in for `pubsub_v1.PublisherClient`: records what would have been sent."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, str, dict[str, str]]] = []
+        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
 
-    def publish(
-        self, topic: str, data: bytes, ordering_key: str = "", **attributes: str
-    ) -> _Confirmed:
-        self.sent.append((topic, data, ordering_key, attributes))
+    def publish(self, topic: str, data: bytes, **attributes: str) -> _Confirmed:
+        self.sent.append((topic, data, attributes))
         return _Confirmed()
-
-    def resume_publish(self, topic: str, ordering_key: str) -> None:
-        """Nothing ever fails here."""
 
     @property
     def traceparents(self) -> list[str | None]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import Future
 
 import pytest
 from opentelemetry import trace
@@ -9,7 +10,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from tests.pubsub.emulator import Emulator
 
 from messagedb_agent.notification import Notification
-from messagedb_agent.pubsub.publisher import PublishError, PubSubPublisher
+from messagedb_agent.pubsub.publisher import PublishError, PubSubPublisher, shared_client
 from messagedb_agent.settings import Settings
 
 
@@ -17,7 +18,7 @@ def _stream() -> str:
     return f"thread-{uuid.uuid4()}"
 
 
-def test_each_notification_is_a_json_message_ordered_by_its_stream(
+def test_each_notification_is_a_json_message_without_an_ordering_key(
     pubsub_emulator: Emulator,
 ) -> None:
     topic = pubsub_emulator.topic()
@@ -31,17 +32,43 @@ def test_each_notification_is_a_json_message_ordered_by_its_stream(
     PubSubPublisher(pubsub_emulator.project, topic).publish(sent)
 
     received = pubsub_emulator.pull(topic, expected=3)
-    # Delivery order across keys is Pub/Sub's choice; within a key it is publish order.
     decoded = sorted(
-        (m.ordering_key, json.loads(m.data)["stream_name"], json.loads(m.data)["position"])
-        for m in received
+        (json.loads(m.data)["stream_name"], json.loads(m.data)["position"]) for m in received
     )
-    assert decoded == sorted((n.stream_name, n.stream_name, n.position) for n in sent)
+    assert decoded == sorted((n.stream_name, n.position) for n in sent)
     assert all(set(json.loads(m.data)) == {"stream_name", "position"} for m in received)
-    positions_of_first = [
-        json.loads(m.data)["position"] for m in received if m.ordering_key == first
-    ]
-    assert positions_of_first == [1, 3]
+    # Steps need no order (a stale notification is acknowledged with nothing done), so no key:
+    # a key would only let one failed publish block the thread's later ones.
+    assert [m.ordering_key for m in received] == ["", "", ""]
+
+
+def test_the_shared_client_does_not_order_messages(pubsub_emulator: Emulator) -> None:
+    shared_client.cache_clear()
+    try:
+        client = shared_client(pubsub_emulator.host)
+        assert client.publisher_options.enable_message_ordering is False
+    finally:
+        shared_client.cache_clear()
+
+
+def test_a_publish_sends_no_ordering_key_to_the_client() -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+        def publish(self, *args: object, **kwargs: object) -> Future[str]:
+            self.calls.append((args, kwargs))
+            done: Future[str] = Future()
+            done.set_result("id")
+            return done
+
+    client = Recording()
+    PubSubPublisher("p", "t", client=client).publish(
+        [Notification(stream_name=_stream(), position=0)]
+    )
+    [(args, kwargs)] = client.calls
+    assert args[0] == "projects/p/topics/t"
+    assert "ordering_key" not in kwargs
 
 
 def test_the_current_trace_context_travels_as_the_traceparent_attribute(
@@ -77,7 +104,7 @@ def test_an_unconfirmed_publish_raises_and_the_stream_can_be_published_again(
         publisher.publish([Notification(stream_name=stream, position=2)])
     assert f"{stream}@2" in str(raised.value)
 
-    # A failure pauses the ordering key; the publisher resumes it so a retry goes through.
+    # Nothing sticks after a failure: the same stream's retry goes through.
     pubsub_emulator.publisher.create_topic(name=pubsub_emulator.topic_path(missing))
     pubsub_emulator.subscriber.create_subscription(
         request={

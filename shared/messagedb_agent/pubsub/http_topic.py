@@ -2,7 +2,8 @@
 
 The built-in topic (`messagedb_agent.stack.local_topic`) accepts the body of Pub/Sub's REST
 `topics.publish` call, so this publisher sends exactly what the REST API would receive and,
-like `PubSubPublisher`, returns only once the topic has confirmed every message.
+like `PubSubPublisher`, returns only once the topic has confirmed every message (without an
+ordering key, as `PubSubPublisher` sends them).
 """
 
 from __future__ import annotations
@@ -38,11 +39,7 @@ class HttpTopicPublisher:
         attributes = trace_attributes()
         body = {
             "messages": [
-                {
-                    "data": base64.b64encode(encode(n)).decode("ascii"),
-                    "attributes": attributes,
-                    "orderingKey": n.stream_name,
-                }
+                {"data": base64.b64encode(encode(n)).decode("ascii"), "attributes": attributes}
                 for n in notifications
             ]
         }

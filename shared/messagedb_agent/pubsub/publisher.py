@@ -1,10 +1,19 @@
 """Step notifications on Pub/Sub: one message per notification, confirmed before returning.
 
-A notification's message is the JSON `{"stream_name", "position"}`, ordered by its stream
-(ordering key = stream name, so one thread's notifications arrive in publish order where the
-subscription asks for it), and carries the W3C `traceparent` of the current span so the step
-continues the trace. Batches flush after a few milliseconds: a step waits for its follow-up's
-confirmation, so latency matters more than throughput here.
+A notification's message is the JSON `{"stream_name", "position"}` and carries the W3C
+`traceparent` of the current span so the step continues the trace. Batches flush after a few
+milliseconds: a step waits for its follow-up's confirmation, so latency matters more than
+throughput here.
+
+Messages have no ordering key, and the client does not order them. The step protocol does not
+need order: a step reads the thread and acts only on its head, so a notification that arrives
+late, twice or out of turn is stale and acknowledged with nothing done, and the newest one
+always finds the work. Keys would buy nothing (the push subscription does not enable message
+ordering, so Pub/Sub delivers keyed messages in no particular order anyway) and cost something:
+after a failed publish the client fails every later publish with that key until it is resumed,
+and a subscription that did order them would hold a thread's newer notifications (a user's next
+message among them) behind one in backoff. https://cloud.google.com/pubsub/docs/ordering,
+https://cloud.google.com/pubsub/docs/samples/pubsub-resume-publish-with-ordering-keys
 """
 
 from __future__ import annotations
@@ -58,7 +67,6 @@ def shared_client(emulator_host: str | None) -> Any:
         batch_settings=pubsub_v1.types.BatchSettings(
             max_messages=BATCH_MAX_MESSAGES, max_latency=BATCH_MAX_LATENCY_SECONDS
         ),
-        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
     )
 
 
@@ -105,12 +113,7 @@ class PubSubPublisher:
         futures = [
             (
                 notification,
-                client.publish(
-                    self.topic_path,
-                    encode(notification),
-                    ordering_key=notification.stream_name,
-                    **attributes,
-                ),
+                client.publish(self.topic_path, encode(notification), **attributes),
             )
             for notification in notifications
         ]
@@ -122,9 +125,6 @@ class PubSubPublisher:
                 failures.append((notification, exc))
         if not failures:
             return
-        for notification, _ in failures:
-            # A failed publish pauses its ordering key until resumed; the retry must not stick.
-            client.resume_publish(self.topic_path, notification.stream_name)
         first, error = failures[0]
         raise PublishError(
             f"Pub/Sub did not confirm {len(failures)} of {len(futures)} notifications to "
