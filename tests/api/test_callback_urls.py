@@ -51,6 +51,8 @@ def threads_of(client: FlaskClient, auth: dict[str, str]) -> list[str]:
         ("http://public.example/hook", "must be an https URL"),
         ("https://public.example:70000/hook", "must be a valid URL"),
         ("https://public..example/hook", "must name a valid host"),
+        ("https://public.example/\x00", "must not contain spaces or control characters"),
+        ("https://public.example/?q=\x01", "must not contain spaces or control characters"),
     ],
 )
 def test_a_callback_url_that_leads_inside_is_refused_when_the_thread_starts(

@@ -88,6 +88,12 @@ def test_public_addresses_are_public(address: str) -> None:
         ("https://a..b/", "must name a valid host"),
         ("https://-a.example/", "must name a valid host"),
         ("https:///path", "must name a valid host"),
+        ("https://public.example/\x00", "must not contain spaces or control characters"),
+        ("https://public.example/?q=\x01", "must not contain spaces or control characters"),
+        ("https://public.example/#\x7f", "must not contain spaces or control characters"),
+        ("https://public.example/a\x85b", "must not contain spaces or control characters"),
+        ("https://public.example/a b", "must not contain spaces or control characters"),
+        ("https://public.example/\u2028", "must not contain spaces or control characters"),
     ],
 )
 def test_urls_leading_anywhere_but_the_public_internet_are_refused(

@@ -225,3 +225,16 @@ def test_the_next_checked_address_is_tried_when_one_refuses_the_connection(
 
     assert sender.send(f"http://hook.example:{hook.port}/reply", b"{}", "delivery-1") == 200
     assert len(hook.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["https://public.example/\x00", "https://public.example/?\x01", "https://x:99999/"]
+)
+def test_a_url_that_cannot_be_sent_is_a_final_failure_not_a_crash(dns: FakeDns, url: str) -> None:
+    """Threads started before URLs were checked may hold such URLs; the step must go on."""
+    dns.set("public.example", "93.184.216.34")
+
+    with pytest.raises(DeliveryError, match="refused to deliver") as failed:
+        HttpReplySender(SECRET, timeout=5).send(url, b"{}", "delivery-1")
+
+    assert not failed.value.retryable

@@ -78,8 +78,9 @@ class HttpReplySender:
 
     def send(self, url: str, body: bytes, delivery_id: str) -> int:
         try:
+            httpx.URL(url)  # what httpx cannot send is refused here, not raised mid-step
             destination = outbound.resolve(url, allow_private=self.allow_private)
-        except outbound.Refused as exc:
+        except (outbound.Refused, httpx.InvalidURL) as exc:
             raise DeliveryError(
                 f"refused to deliver to the callback URL: {exc}", retryable=False
             ) from exc

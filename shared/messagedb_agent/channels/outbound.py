@@ -115,6 +115,8 @@ def resolve(url: str, *, allow_private: bool) -> Destination:
 def _parse(url: str, allow_private: bool) -> SplitResult:
     schemes = ("https", "http") if allow_private else ("https",)
     expected = "an https or http URL" if allow_private else "an https URL"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise Refused("must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises for a port that is not a number in range
