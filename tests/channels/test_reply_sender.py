@@ -3,9 +3,11 @@ follows a redirect."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -238,3 +240,41 @@ def test_a_url_that_cannot_be_sent_is_a_final_failure_not_a_crash(dns: FakeDns, 
         HttpReplySender(SECRET, timeout=5).send(url, b"{}", "delivery-1")
 
     assert not failed.value.retryable
+
+
+class EndlessHook(Hook):
+    """Accepts the POST, then streams a body that would take minutes to end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hook.requests.append(dict(self.headers.items()))
+                self.send_response(200)
+                self.send_header("Content-Length", str(10**12))
+                self.end_headers()
+                deadline = time.monotonic() + 30
+                with contextlib.suppress(OSError):
+                    while time.monotonic() < deadline:
+                        self.wfile.write(b"x" * 65536)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server.RequestHandlerClass = Handler
+
+
+def test_the_answers_body_is_not_read(dns: FakeDns, hooks: list[Hook]) -> None:
+    hook = EndlessHook().start()
+    hooks.append(hook)
+    dns.set("hook.example", "127.0.0.1")
+    sender = HttpReplySender(SECRET, timeout=5, allow_private=True)
+    started = time.monotonic()
+
+    status = sender.send(f"http://hook.example:{hook.port}/reply", b"{}", "delivery-1")
+
+    assert status == 200
+    assert time.monotonic() - started < 5

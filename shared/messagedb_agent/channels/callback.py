@@ -92,8 +92,7 @@ class HttpReplySender:
             DELIVERY_ID_HEADER: delivery_id,
             "User-Agent": "messagedb-agent-delivery",
         }
-        response = self._post(destination, body, headers)
-        status = response.status_code
+        status = self._post(destination, body, headers)
         if 200 <= status < 300:
             return status
         if 300 <= status < 400:
@@ -107,10 +106,12 @@ class HttpReplySender:
             f"the callback URL answered {status}", retryable=retryable, status_code=status
         )
 
-    def _post(
-        self, destination: outbound.Destination, body: bytes, headers: dict[str, str]
-    ) -> httpx.Response:
-        """POST to the first checked address that takes the connection."""
+    def _post(self, destination: outbound.Destination, body: bytes, headers: dict[str, str]) -> int:
+        """POST to the first checked address that takes the connection; its status.
+
+        The answer's body is never read: only the status matters, and a receiver streaming
+        an endless body must not hold the step or fill its memory.
+        """
         target = httpx.URL(destination.url)
         headers = {**headers, "Host": target.netloc.decode("ascii")}
         extensions = {"sni_hostname": destination.host} if target.scheme == "https" else {}
@@ -120,13 +121,17 @@ class HttpReplySender:
             timeout=self.timeout, verify=self.verify, trust_env=False, follow_redirects=False
         ) as client:
             for address in destination.addresses:
+                request = client.build_request(
+                    "POST",
+                    target.copy_with(host=address),
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                )
                 try:
-                    return client.post(
-                        target.copy_with(host=address),
-                        content=body,
-                        headers=headers,
-                        extensions=extensions,
-                    )
+                    response = client.send(request, stream=True)
+                    response.close()
+                    return response.status_code
                 except httpx.ConnectError as exc:
                     failure = exc  # refused or unreachable: the next address may answer
                 except httpx.TimeoutException as exc:
