@@ -60,11 +60,14 @@ locals {
     CLOUD_SQL_REFRESH_STRATEGY = "LAZY"
   }
 
-  # PubSubSettings (settings/serving.py).
+  # PubSubSettings (settings/serving.py). PUBSUB_SUBSCRIPTION names the step spans'
+  # subscription; it is the variable rather than the resource's name, which depends on the
+  # step function's URL and so on this environment.
   pubsub_env = {
     PUBSUB_PROJECT                 = var.project_id
     PUBSUB_TOPIC                   = google_pubsub_topic.steps.name
     PUBSUB_DEAD_LETTER_TOPIC       = google_pubsub_topic.dead_letter.name
+    PUBSUB_SUBSCRIPTION            = var.step_subscription_name
     PUBSUB_PUBLISH_TIMEOUT_SECONDS = tostring(var.pubsub_publish_timeout_seconds)
   }
 

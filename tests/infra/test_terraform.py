@@ -35,7 +35,6 @@ LOCAL_ONLY = {
     "MESSAGEDB_DATABASE": "the embedded server's database; Cloud uses DB_NAME",
     "LOCAL_USER": "who the CLI acts as",
     "MCP_SERVERS": "stdio subprocesses, which are not deployed with the functions",
-    "PUBSUB_SUBSCRIPTION": "names the local stack's push subscription; Terraform names Cloud's",
     "PUBSUB_EMULATOR_HOST": "the local emulator",
     "LOCAL_TOPIC_URL": "the local stack's built-in topic",
     "DEV_AUTH_SECRET": "local tokens only; the API refuses it on Cloud Run",
@@ -437,6 +436,14 @@ def test_pubsub_names_match_the_code_defaults(root: Config) -> None:
     assert _default(root, "dead_letter_topic_name") == defaults["pubsub_dead_letter_topic"].default
     assert _default(root, "step_subscription_name") == defaults["pubsub_subscription"].default
     assert root.locals["pubsub_env"]["PUBSUB_TOPIC"] == Expr("google_pubsub_topic.steps.name")
+
+
+def test_the_functions_know_the_subscription_that_pushes_to_step(root: Config) -> None:
+    """PUBSUB_SUBSCRIPTION names the step spans' messaging.destination.subscription.name."""
+    push = root.resource("google_pubsub_subscription", "step_push")
+    assert push["name"] == Expr("var.step_subscription_name")
+    env = root.locals["pubsub_env"]
+    assert env["PUBSUB_SUBSCRIPTION"] == Expr("var.step_subscription_name")
 
 
 def test_failed_notifications_are_kept_for_a_week(root: Config) -> None:

@@ -72,7 +72,7 @@ def test_a_step_through_the_real_engine_has_a_span_per_model_call_and_per_tool_c
 
     assert result is not None
     assert result.turn_completed
-    step = spans.one("step")
+    step = spans.one("process")
     assert step.kind is SpanKind.CONSUMER
     assert step.attributes is not None
     assert step.attributes["agent.stream_name"] == thread.stream_name
@@ -88,14 +88,12 @@ def test_a_step_through_the_real_engine_has_a_span_per_model_call_and_per_tool_c
         assert attributes["gen_ai.response.model"] == OFFLINE_MODEL_NAME
         assert int(attributes["gen_ai.usage.input_tokens"]) > 0  # type: ignore[arg-type]
         assert int(attributes["gen_ai.usage.output_tokens"]) > 0  # type: ignore[arg-type]
-        assert float(attributes["llm.latency_ms"]) >= 0  # type: ignore[arg-type]
     tool = spans.one("execute_tool add_task")
     assert tool.parent is not None
     assert tool.parent.span_id == step.context.span_id
     assert tool.attributes is not None
     assert tool.attributes["gen_ai.tool.name"] == "add_task"
-    assert tool.attributes["tool.ok"] is True
-    assert float(tool.attributes["tool.duration_ms"]) >= 0  # type: ignore[arg-type]
+    assert tool.attributes["agent.tool.ok"] is True
     assert tool.status.status_code is StatusCode.UNSET
 
 
@@ -109,7 +107,7 @@ def test_publishing_sends_the_traceparent_of_its_producer_span(
         publisher.publish([first, second])
     publisher.publish([first])  # outside any trace: a trace of its own
 
-    publishes = spans.named("pubsub publish")
+    publishes = spans.named("send agent-steps")
     inside = next(s for s in publishes if s.parent is not None)
     assert inside.kind is SpanKind.PRODUCER
     assert inside.parent is not None
@@ -134,7 +132,7 @@ def test_a_delivery_continues_the_trace_its_message_carries_and_passes_it_on(
 
     handler.handle_event(_event(thread.notification, traceparent=TRACEPARENT))
 
-    step = spans.one("step")
+    step = spans.one("process")
     assert step.context.trace_id == TRACE_ID
     assert step.parent is not None
     assert step.parent.span_id == PARENT_ID
@@ -189,7 +187,7 @@ def test_a_failed_model_call_marks_its_span_with_the_error_kind(spans: Spans) ->
     assert chat.attributes is not None
     assert chat.attributes["error.type"] == "rate_limit"
     assert chat.attributes["http.response.status_code"] == 429
-    assert chat.attributes["llm.retryable"] is True
+    assert chat.attributes["agent.llm.retryable"] is True
 
 
 def test_a_relay_run_is_one_span_with_what_it_did(
@@ -204,7 +202,7 @@ def test_a_relay_run_is_one_span_with_what_it_did(
     assert relay.attributes is not None
     assert relay.attributes["relay.read"] == report.read
     assert relay.attributes["relay.published"] == report.published
-    for publish in spans.named("pubsub publish"):
+    for publish in spans.named("send "):
         assert publish.context.trace_id == relay.context.trace_id
 
 

@@ -34,6 +34,11 @@ def configure(
     configure_logging(json, level, stream=stream, settings=settings, quiet=quiet)
     if settings is not None:
         configure_tracing(settings)
+        # the delivery spans' topic and subscription; imported here, as the entry points load
+        # the engine's types, which importing this package must not
+        from messagedb_agent.observability.entry_points import configure_messaging
+
+        configure_messaging(settings)
 
 
 __all__ = [

@@ -3,6 +3,11 @@
 Each gets a fresh logging context (functions-framework reuses threads, and a thread must not
 carry the last request's user into the next), a root span continuing whatever trace context
 came with it, one canonical log line when it ends, and a flush of the spans it produced.
+
+The spans follow OpenTelemetry's conventions (`semconv`): an ingest request is an HTTP server
+span, a step delivery a messaging `process {topic}` span with the subscription, the message id
+and Pub/Sub's delivery attempt. The topic and the subscription are the ones the settings name
+(PUBSUB_TOPIC, PUBSUB_SUBSCRIPTION; Terraform sets both), unless the caller knows better.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from messagedb_agent.notification import Notification
+from messagedb_agent.observability import semconv
 from messagedb_agent.observability.instrumented import StepTally, current_tally, tallying
 from messagedb_agent.observability.logging import bind_context, get_logger, log_context
 from messagedb_agent.observability.tracing import (
@@ -31,6 +37,7 @@ from messagedb_agent.observability.tracing import (
 
 if TYPE_CHECKING:
     from messagedb_agent.engine.step import StepResult
+    from messagedb_agent.settings import Settings
 
 log = get_logger("messagedb_agent.observability")
 
@@ -42,6 +49,29 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+@dataclass(frozen=True, slots=True)
+class MessagingNames:
+    """The topic step notifications are published to and the push subscription delivering them."""
+
+    topic: str | None = None
+    subscription: str | None = None
+
+
+_names = MessagingNames()
+
+
+def configure_messaging(settings: Settings | None) -> MessagingNames:
+    """Name the delivery spans' topic and subscription after the settings; None forgets them."""
+    global _names
+    previous = _names
+    _names = (
+        MessagingNames(settings.pubsub.pubsub_topic, settings.pubsub.pubsub_subscription)
+        if settings is not None
+        else MessagingNames()
+    )
+    return previous
+
+
 # -- ingest -----------------------------------------------------------------------------------
 
 
@@ -51,11 +81,22 @@ class RequestOutcome:
 
 
 @contextmanager
-def request_scope(method: str, path: str, headers: Carrier) -> Iterator[RequestOutcome]:
-    """One HTTP request: a server span under the caller's `traceparent`, one line at the end."""
+def request_scope(
+    method: str, path: str, headers: Carrier, *, scheme: str = "http"
+) -> Iterator[RequestOutcome]:
+    """One HTTP request: a server span under the caller's `traceparent`, one line at the end.
+
+    `scheme` is the request's as this process received it; the original client's, which a
+    front end that terminates TLS forwards in `Forwarded` or `X-Forwarded-Proto`, wins."""
     started = time.perf_counter()
     outcome = RequestOutcome()
-    attributes = {"http.request.method": method, "url.path": path}
+    attributes = {
+        semconv.HTTP_REQUEST_METHOD: method,
+        semconv.URL_PATH: path,
+        semconv.URL_SCHEME: semconv.original_scheme(
+            headers.get("Forwarded"), headers.get("X-Forwarded-Proto"), scheme
+        ),
+    }
     try:
         with (
             log_context(),
@@ -66,7 +107,7 @@ def request_scope(method: str, path: str, headers: Carrier) -> Iterator[RequestO
             try:
                 yield outcome
             finally:
-                current.set_attribute("http.response.status_code", outcome.status)
+                current.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, outcome.status)
                 if outcome.status >= 500:
                     mark_failed(current, str(outcome.status))
                 log.info(
@@ -86,7 +127,7 @@ def note_request(
     """What routing and authentication found out: the span's name, and who and which thread."""
     current = trace.get_current_span()
     if current.is_recording():
-        current.set_attribute("http.route", route)
+        current.set_attribute(semconv.HTTP_ROUTE, route)
         current.update_name(f"{method} {route}")
     bind_context(user=user or None, thread_id=thread_id)
 
@@ -101,8 +142,15 @@ def delivery_scope(
     *,
     message_id: str | None = None,
     delivery_attempt: int | None = None,
+    topic: str | None = None,
+    subscription: str | None = None,
 ) -> Iterator[StepTally]:
-    """One Pub/Sub delivery: a consumer span continuing the publisher's trace."""
+    """One Pub/Sub push: a `process {topic}` consumer span continuing the publisher's trace.
+
+    `topic` and `subscription` (short names or full resource names) default to the configured
+    ones (`configure_messaging`)."""
+    destination = semconv.short_name(topic) or _names.topic
+    subscription_name = semconv.short_name(subscription) or _names.subscription
     try:
         with (
             log_context(
@@ -112,19 +160,22 @@ def delivery_scope(
                 delivery_attempt=delivery_attempt,
             ),
             span(
-                "step",
-                kind=SpanKind.CONSUMER,
+                semconv.messaging_span_name(semconv.OPERATION_PROCESS, destination),
+                kind=SpanKind.CONSUMER,  # "process" in a push-based scenario
                 parent=extract(attributes),
                 attributes={
-                    "messaging.system": "gcp_pubsub",
-                    "messaging.operation.type": "process",
-                    "messaging.message.id": message_id,
-                    "messaging.gcp_pubsub.message.delivery_attempt": delivery_attempt,
+                    semconv.MESSAGING_SYSTEM: semconv.SYSTEM_GCP_PUBSUB,
+                    semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_PROCESS,
+                    semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_PROCESS,
+                    semconv.MESSAGING_DESTINATION_NAME: destination,
+                    semconv.MESSAGING_SUBSCRIPTION_NAME: subscription_name,
+                    semconv.MESSAGING_MESSAGE_ID: message_id,
+                    semconv.MESSAGING_DELIVERY_ATTEMPT: delivery_attempt,
                     "agent.stream_name": notification.stream_name,
                     "agent.position": notification.position,
                 },
             ),
-            tallying() as tally,
+            tallying(semconv.conversation_id(notification.stream_name)) as tally,
         ):
             yield tally
     finally:

@@ -1,10 +1,12 @@
 """The engine's two effects, observed from outside: a span per model call and per tool call.
 
 `TracedLLM` and `TracedTools` wrap whatever model client and tools executor the composition
-root built, so the engine stays unaware of tracing. They record counts, sizes, durations and
+root built, so the engine stays unaware of tracing. Their spans follow OpenTelemetry's GenAI
+conventions (inference and execute-tool spans, see `semconv`) and record models, tokens and
 error kinds, never message bodies, arguments or results (those are in the event log, where
-access is controlled). What they see is also added to the current `StepTally`, which the step
-handler's one line per delivery reports.
+access is controlled: the conventions' opt-in content attributes stay off). What they see is
+also added to the current `StepTally`, which the step handler's one line per delivery reports,
+and the tally names the thread the spans' `gen_ai.conversation.id` gives.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from messagedb_agent.llm.types import (
     Message,
     ToolSpec,
 )
+from messagedb_agent.observability import semconv
 from messagedb_agent.observability.logging import get_logger
 from messagedb_agent.observability.tracing import AttributeValue, mark_failed, span
 
@@ -39,8 +42,10 @@ log = get_logger(__name__)
 
 @dataclass(slots=True)
 class StepTally:
-    """What one delivery spent: model calls and their tokens, tool calls and their failures."""
+    """What one delivery spent: model calls and their tokens, tool calls and their failures;
+    and the thread it works on (`gen_ai.conversation.id` of its model calls)."""
 
+    conversation_id: str | None = None
     llm_calls: int = 0
     llm_failures: int = 0
     input_tokens: int = 0
@@ -67,9 +72,9 @@ def current_tally() -> StepTally | None:
 
 
 @contextmanager
-def tallying() -> Iterator[StepTally]:
-    """Count the model and tool calls made inside this block."""
-    tally = StepTally()
+def tallying(conversation_id: str | None = None) -> Iterator[StepTally]:
+    """Count the model and tool calls made inside this block, for this conversation."""
+    tally = StepTally(conversation_id=conversation_id)
     token = _tally.set(tally)
     try:
         yield tally
@@ -78,7 +83,7 @@ def tallying() -> Iterator[StepTally]:
 
 
 class TracedLLM:
-    """An LLMClient that reports each call as a `llm.call` span (GenAI semantic conventions)."""
+    """An LLMClient that reports each call as a GenAI inference span, `chat {model}`."""
 
     def __init__(self, inner: LLMClient) -> None:
         self.inner = inner
@@ -93,24 +98,29 @@ class TracedLLM:
         self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
     ) -> LLMResponse:
         tally = _tally.get()
+        # Known before the call: given at span creation, where samplers can see them.
         attributes: dict[str, AttributeValue | None] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.model": config.model,
-            "llm.message_count": len(messages),
-            "llm.tool_count": len(tools),
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_CHAT,
+            semconv.GEN_AI_PROVIDER_NAME: semconv.provider_name(config.model),
+            semconv.GEN_AI_REQUEST_MODEL: config.model,
+            semconv.GEN_AI_CONVERSATION_ID: tally.conversation_id if tally else None,
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: config.max_output_tokens,
+            semconv.GEN_AI_REQUEST_TEMPERATURE: config.temperature,
+            "agent.llm.message_count": len(messages),
+            "agent.llm.tool_count": len(tools),
         }
-        with span(f"chat {config.model}", kind=SpanKind.CLIENT, attributes=attributes) as current:
+        kind = SpanKind.INTERNAL if semconv.runs_in_process(config.model) else SpanKind.CLIENT
+        name = f"{semconv.OPERATION_CHAT} {config.model}"
+        with span(name, kind=kind, attributes=attributes) as current:
             started = time.perf_counter()
             try:
                 response = self.inner.call(messages, tools, config)
             except LLMError as error:
                 latency_ms = _elapsed_ms(started)
-                current.set_attributes(
-                    {"llm.latency_ms": latency_ms, "llm.retryable": error.retryable}
-                )
+                current.set_attribute("agent.llm.retryable", error.retryable)
                 if error.status is not None:
-                    current.set_attribute("http.response.status_code", error.status)
-                mark_failed(current, error.kind)
+                    current.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, error.status)
+                mark_failed(current, error.kind)  # error.type: a low-cardinality kind
                 if tally is not None:
                     tally.llm_failures += 1
                 log.debug(
@@ -125,12 +135,12 @@ class TracedLLM:
             usage = response.token_usage
             current.set_attributes(
                 {
-                    "gen_ai.response.model": response.model_name,
-                    "gen_ai.usage.input_tokens": usage.input_tokens,
-                    "gen_ai.usage.output_tokens": usage.output_tokens,
-                    "gen_ai.response.finish_reasons": (response.finish_reason or "unknown",),
-                    "llm.latency_ms": latency_ms,
-                    "llm.tool_call_count": len(response.tool_calls),
+                    semconv.GEN_AI_RESPONSE_MODEL: response.model_name,
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: usage.cached_input_tokens,
+                    semconv.GEN_AI_RESPONSE_FINISH_REASONS: (response.finish_reason or "unknown",),
+                    "agent.llm.tool_call_count": len(response.tool_calls),
                 }
             )
         if tally is not None:
@@ -149,7 +159,8 @@ class TracedLLM:
 
 
 class TracedTools:
-    """A ToolExecutor that reports each call as an `execute_tool` span."""
+    """A ToolExecutor that reports each call as a GenAI `execute_tool {tool}` span (INTERNAL:
+    the tool runs in this process)."""
 
     def __init__(self, inner: ToolExecutor) -> None:
         self.inner = inner
@@ -165,18 +176,21 @@ class TracedTools:
 
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
         attributes: dict[str, AttributeValue | None] = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": call.name,
-            "gen_ai.tool.call.id": call.id,
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
+            semconv.GEN_AI_TOOL_NAME: call.name,
+            semconv.GEN_AI_TOOL_TYPE: semconv.TOOL_TYPE_FUNCTION,
+            semconv.GEN_AI_TOOL_CALL_ID: call.id,
+            # not in the execute-tool span's table, but "application developers that manage
+            # conversation history MAY add conversation id to GenAI and other spans"
+            semconv.GEN_AI_CONVERSATION_ID: semconv.conversation_id(ctx.stream_name),
             "agent.step_id": ctx.step_id,
         }
-        with span(f"execute_tool {call.name}", attributes=attributes) as current:
+        name = f"{semconv.OPERATION_EXECUTE_TOOL} {call.name}"
+        with span(name, kind=SpanKind.INTERNAL, attributes=attributes) as current:
             result = self.inner.run(call, ctx)
-            current.set_attributes(
-                {"tool.ok": result.ok, "tool.duration_ms": round(result.execution_time_ms, 3)}
-            )
+            current.set_attribute("agent.tool.ok", result.ok)
             if not result.ok:
-                current.set_attribute("tool.retryable", result.retryable)
+                current.set_attribute("agent.tool.retryable", result.retryable)
                 mark_failed(current, result.error_kind or "exception")
         tally = _tally.get()
         if tally is not None:

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 import httpx
 
 from messagedb_agent.notification import Notification
-from messagedb_agent.pubsub.publisher import PublishError, encode, trace_attributes
+from messagedb_agent.pubsub.publisher import PublishError, encode, send_span, trace_attributes
 
 
 class HttpTopicPublisher:
     def __init__(self, base_url: str, project: str, topic: str, *, timeout: float = 10.0) -> None:
+        self.topic = topic
         self.url = f"{base_url.rstrip('/')}/v1/projects/{project}/topics/{topic}:publish"
         self.timeout = timeout
         self._client: httpx.Client | None = None
@@ -36,6 +37,10 @@ class HttpTopicPublisher:
     def publish(self, notifications: Sequence[Notification]) -> None:
         if not notifications:
             return
+        with send_span(self.topic, len(notifications)):  # the same span as on Pub/Sub
+            self._publish(notifications)
+
+    def _publish(self, notifications: Sequence[Notification]) -> None:
         attributes = trace_attributes()
         body = {
             "messages": [

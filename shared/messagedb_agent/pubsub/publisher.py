@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from messagedb_agent.notification import Notification
-from messagedb_agent.observability.tracing import annotate, traced
+from messagedb_agent.observability import semconv
+from messagedb_agent.observability.tracing import span
 from messagedb_agent.settings import Settings
 
 BATCH_MAX_LATENCY_SECONDS = 0.005
@@ -45,6 +47,24 @@ def encode(notification: Notification) -> bytes:
     return orjson.dumps(
         {"stream_name": notification.stream_name, "position": notification.position}
     )
+
+
+@contextmanager
+def send_span(topic: str, count: int) -> Iterator[Span]:
+    """The `send {topic}` span of one publish (OpenTelemetry's messaging conventions, Pub/Sub's
+    flavour). PRODUCER, because its context is the messages' creation context: the
+    `traceparent` they carry is this span's, so the consumer's `process` span continues it."""
+    attributes: dict[str, str | int | None] = {
+        semconv.MESSAGING_SYSTEM: semconv.SYSTEM_GCP_PUBSUB,
+        semconv.MESSAGING_OPERATION_TYPE: semconv.OPERATION_SEND,
+        semconv.MESSAGING_OPERATION_NAME: semconv.OPERATION_SEND,
+        semconv.MESSAGING_DESTINATION_NAME: topic,
+        # "SHOULD NOT set messaging.batch.message_count on spans that operate with a single message"
+        semconv.MESSAGING_BATCH_MESSAGE_COUNT: count if count > 1 else None,
+    }
+    name = semconv.messaging_span_name(semconv.OPERATION_SEND, topic)
+    with span(name, kind=SpanKind.PRODUCER, attributes=attributes) as current:
+        yield current
 
 
 def trace_attributes() -> dict[str, str]:
@@ -76,6 +96,7 @@ class PubSubPublisher:
     def __init__(
         self, project: str, topic: str, *, client: Any | None = None, timeout: float = 30.0
     ) -> None:
+        self.topic = topic
         self.topic_path = f"projects/{project}/topics/{topic}"
         self.timeout = timeout
         self._client = client
@@ -97,19 +118,15 @@ class PubSubPublisher:
                     self._client = shared_client(os.environ.get("PUBSUB_EMULATOR_HOST"))
         return self._client
 
-    @traced("pubsub publish", kind=SpanKind.PRODUCER)  # the traceparent sent is this span's
     def publish(self, notifications: Sequence[Notification]) -> None:
         if not notifications:
             return
-        annotate(
-            {
-                "messaging.system": "gcp_pubsub",
-                "messaging.destination.name": self.topic_path,
-                "messaging.batch.message_count": len(notifications),
-            }
-        )
+        with send_span(self.topic, len(notifications)) as current:
+            self._publish(notifications, current)
+
+    def _publish(self, notifications: Sequence[Notification], current: Span) -> None:
         client = self.client
-        attributes = trace_attributes()
+        attributes = trace_attributes()  # the send span's context
         futures = [
             (
                 notification,
@@ -118,12 +135,15 @@ class PubSubPublisher:
             for notification in notifications
         ]
         failures: list[tuple[Notification, BaseException]] = []
+        message_ids: list[str] = []
         for notification, future in futures:
             try:
-                future.result(timeout=self.timeout)
+                message_ids.append(str(future.result(timeout=self.timeout)))
             except Exception as exc:
                 failures.append((notification, exc))
         if not failures:
+            if len(message_ids) == 1:  # "if span describes operation on a single message"
+                current.set_attribute(semconv.MESSAGING_MESSAGE_ID, message_ids[0])
             return
         first, error = failures[0]
         raise PublishError(

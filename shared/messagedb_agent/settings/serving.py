@@ -97,7 +97,11 @@ class PubSubSettings(Section):
         description="Where Pub/Sub moves a notification after its last failed delivery.",
     )
     pubsub_subscription: str = Field(
-        default="agent-steps-step", min_length=3, max_length=255, description="Push to step."
+        default="agent-steps-step",
+        min_length=3,
+        max_length=255,
+        description="The push subscription to step: named on the step spans "
+        "(messaging.destination.subscription.name), and created so by the local stack.",
     )
     pubsub_emulator_host: str | None = Field(
         default=None, description="host:port of the emulator; the SDK reads it by itself."
