@@ -53,7 +53,9 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
     tools = RegistryTools(registry, limits.tool_timeout_seconds)
     callbacks = settings.callbacks
     replies = HttpReplySender(
-        callbacks.callback_signing_secret.get_secret_value(), callbacks.delivery_timeout_seconds
+        callbacks.callback_signing_secret.get_secret_value(),
+        callbacks.delivery_timeout_seconds,
+        allow_private=callbacks.callback_allow_private,
     )
     return Engine(
         store,

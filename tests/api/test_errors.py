@@ -253,11 +253,13 @@ def test_an_unreachable_database_is_unavailable(make_api: MakeApi, auth: dict[st
     }
     assert "Retry-After" in response.headers
     assert health.status_code == 503
-    assert health.get_json() == {
-        "status": "unavailable",
-        "message_store_version": None,
-        "server_version": None,
-    }
+    body = health.get_json()
+    assert (body["status"], body["message_store_version"], body["server_version"]) == (
+        "unavailable",
+        None,
+        None,
+    )
+    assert "cannot reach PostgreSQL" in body["unavailable"]["database"]
 
 
 def test_a_failed_publish_does_not_fail_the_request(
