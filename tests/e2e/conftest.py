@@ -47,6 +47,7 @@ FUNCTION_ENV = {
     "RATE_LIMIT_PER_MINUTE": "60",
     "RATE_LIMIT_BURST": str(RATE_LIMIT_BURST),
     "CALLBACK_SIGNING_SECRET": CALLBACK_SECRET,
+    "CALLBACK_ALLOW_PRIVATE": "true",  # the test's receiver listens on 127.0.0.1, over http
 }
 TAP = "e2e-tap"
 

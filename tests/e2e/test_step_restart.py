@@ -1,4 +1,4 @@
-"""The step function dies mid-run (SIGKILL, no goodbye) and comes back on its port.
+"""The step function dies mid-run (SIGKILL, no goodbye) and the stack brings it back on its port.
 
 To die in the middle of a step rather than between two, the instance is killed while it runs
 the first tool step of every conversation: the test holds the advisory lock Message DB's
@@ -10,7 +10,6 @@ step runs again (attempt 2) under its step id, and the task is still added once.
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import time
@@ -47,19 +46,20 @@ def _tool_claimed(chat: Chat) -> bool:
 
 
 def _kill(service: Service) -> None:
-    assert service.process is not None
-    os.killpg(service.process.pid, signal.SIGKILL)  # the master and its worker, at once
-    service.process.wait(10)
+    process = service.process  # the stack replaces it once it restarts the function
+    assert process is not None
+    os.killpg(process.pid, signal.SIGKILL)  # the master and its worker, at once
+    process.wait(10)
 
 
-def _restart(live: Live, dead: Service) -> Service:
-    """The same command and environment on the same port; the stack stops it at the end."""
-    fresh = Service(dead.name, dead.argv, env=dead.env, cwd=dead.cwd, echo=dead.echo).start()
-    services = live.stack.services
-    services[services.index(dead)] = fresh
-    url = live.stack.urls[dead.name] + "/"
-    wait_until(functools.partial(http_answers, url), "the restarted step", service=fresh)
-    return fresh
+def _back(live: Live, service: Service, dead_pid: int | None) -> None:
+    """Wait for the stack's supervisor to have started `service` again and for it to answer."""
+    url = live.stack.urls[service.name] + "/"
+    wait_until(
+        lambda: service.running and service.pid != dead_pid and http_answers(url),
+        "the restarted step",
+        timeout=60,
+    )
 
 
 def test_a_step_function_killed_mid_step_loses_no_turn_and_repeats_no_effect(live: Live) -> None:
@@ -81,15 +81,18 @@ def test_a_step_function_killed_mid_step_loses_no_turn_and_repeats_no_effect(liv
                 mid_tool = {c.thread_id for c in chats if _tool_claimed(c)}
                 assert mid_tool, "no tool step started"
 
+                dead_pid = step.pid
                 _kill(step)
-            fresh = _restart(live, step)
+            _back(live, step, dead_pid)
 
             done, late = wait(running, timeout=120)
         assert not late
         for future in done:
             future.result()
-        assert fresh.running
-        assert fresh.pid != step.pid
+        assert step.running
+        assert step.pid != dead_pid
+        assert live.stack.supervisor is not None
+        assert live.stack.supervisor.restarts("the step function") >= 1
         for chat in chats:
             events = check_transcript(chat)  # tasks #1 and #2, each added once
             retried = {

@@ -254,8 +254,40 @@ def stack(
     relay_interval: Annotated[
         float, typer.Option(help="Seconds between relay runs, as Cloud Scheduler would; 0 = off")
     ] = 5.0,
+    host: Annotated[str, typer.Option(help="Address every part listens on.")] = "127.0.0.1",
+    ingest_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the ingest function; 0 = any free one.")
+    ] = 8080,
+    relay_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the relay function; 0 = any free one.")
+    ] = 8081,
+    step_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the step function; 0 = any free one.")
+    ] = 8082,
+    emulator_port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port of the Pub/Sub emulator; 0 = any free one."),
+    ] = 8085,
+    topic_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of the built-in topic (used without the emulator); 0 = any free one.",
+        ),
+    ] = 8086,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL to use instead of DATABASE_URL or the embedded server, which "
+            "listens on a Unix socket in its data folder, not on a port."
+        ),
+    ] = None,
 ) -> None:
-    """Run the whole system locally: Message DB, the Pub/Sub emulator, ingest, relay and step."""
+    """Run the whole system locally: Message DB, the Pub/Sub emulator, ingest, relay and step.
+
+    The ports in use are printed once everything answers. A part that dies is started again.
+    """
     from messagedb_agent.stack import StackOptions, run
 
     if transport not in ("auto", "emulator", "local"):
@@ -265,8 +297,15 @@ def stack(
         run(
             settings,
             StackOptions(
+                host=host,
+                ingest_port=ingest_port,
+                relay_port=relay_port,
+                step_port=step_port,
+                emulator_port=emulator_port,
+                local_topic_port=topic_port,
                 transport=transport,  # type: ignore[arg-type]
                 relay_interval=relay_interval,
+                database_url=database_url,
                 echo=sys.stdout,
             ),
         )

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TextIO
 
 import httpx
@@ -84,6 +85,29 @@ class Service:
     def output(self) -> str:
         return "\n".join(self.tail)
 
+    def why(self) -> str:
+        """How the process ended, in a few words; its last lines when it failed on its own."""
+        code = self.process.poll() if self.process is not None else None
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                return f"pid {self.pid} killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"pid {self.pid} killed by signal {-code}"
+        last = "\n".join(list(self.tail)[-5:])
+        return f"pid {self.pid} exited with code {code}" + (f":\n{last}" if last else "")
+
+    def restart(self) -> Service:
+        """Start the same command again, once what is left of the last run is gone."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGKILL)  # a worker orphaned by its master
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+        if self._reader is not None:
+            self._reader.join(2)
+        return self.start()
+
     def terminate(self) -> None:
         """Ask the whole group to stop (SIGTERM) without waiting: stop several at once."""
         if self.process is not None and self.process.poll() is None:
@@ -112,6 +136,21 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs; a zombie (exited, not yet reaped) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to ask: it answered the signal
+    return state not in ("Z", "X")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -120,10 +159,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def ensure_free(host: str, port: int, what: str) -> int:
-    """The port itself, or a free one for 0; a clear error when something already listens."""
+    """The port itself, or a free one for 0; a clear error when something already listens.
+
+    The probe binds as the servers do, with SO_REUSEADDR: connections of a stack stopped a
+    moment ago sit in TIME_WAIT on these ports for a minute, which keeps a plain bind out but
+    not a server's; on Linux a port something listens on still refuses it.
+    """
     if port == 0:
         return free_port(host)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

