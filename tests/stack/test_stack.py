@@ -122,6 +122,28 @@ def test_a_thread_started_through_ingest_gets_its_reply_via_the_emulator(
     assert roles == ["user", "assistant"]
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"[1, 2, 3]", "application/json"),
+        (b"\x00not json", "application/json"),
+        (b"x", "text/plain"),
+    ],
+    ids=["json-array", "not-json", "text"],
+)
+def test_a_push_the_step_function_can_never_process_is_acknowledged_by_the_running_process(
+    emulator_stack: LocalStack, body: bytes, content_type: str
+) -> None:
+    response = httpx.post(
+        emulator_stack.urls["step"] + "/",
+        content=body,
+        headers={"Content-Type": content_type},
+        timeout=10,
+    )
+
+    assert response.status_code == 200, response.text
+
+
 def _lying_post(url: str, path: str) -> tuple[bytes, float]:
     """POST a 17-byte body under a 2 MB Content-Length; what came back, and when it closed."""
     parts = httpx.URL(url)
