@@ -9,12 +9,13 @@ from flask.testing import FlaskClient
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from structlog.testing import capture_logs
 from tests.engine.doubles import new_thread
 from tests.pubsub.emulator import Emulator
 
 from messagedb_agent.notification import Notification
-from messagedb_agent.observability import tracing
+from messagedb_agent.observability import semconv, tracing
 from messagedb_agent.pubsub.envelope import cloud_event_headers, encode_push
 from messagedb_agent.stack.processes import free_port
 from messagedb_agent.store.client import MessageStore
@@ -125,7 +126,7 @@ def test_the_push_delivery_attempt_reaches_the_step_log_line_and_span(
     assert response.status_code == 200
     done = [line for line in lines if line["event"] == "step done"]
     assert [(d["message_id"], d["delivery_attempt"]) for d in done] == [("m-3", 3)]
-    (span,) = [s for s in spans.get_finished_spans() if s.name == "step"]
+    (span,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CONSUMER]
     assert span.attributes is not None
-    assert span.attributes["messaging.gcp_pubsub.message.delivery_attempt"] == 3
-    assert span.attributes["messaging.message.id"] == "m-3"
+    assert span.attributes[semconv.MESSAGING_DELIVERY_ATTEMPT] == 3
+    assert span.attributes[semconv.MESSAGING_MESSAGE_ID] == "m-3"
