@@ -191,6 +191,7 @@ def own_home() -> Iterator[Path]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.usefixtures("database_url")  # the session's server first: it owns the runtime folder
 def test_the_stack_restarts_its_embedded_database_when_it_dies(
     own_home: Path, settings: Settings
 ) -> None:
