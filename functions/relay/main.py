@@ -8,10 +8,10 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from messagedb_agent.bounded_body import bound_request_bodies
 from messagedb_agent.observability import configure
 from messagedb_agent.runtime import Runtime
 from messagedb_agent.settings import Settings
-from messagedb_agent.stack.bounded_body import bound_request_bodies
 
 runtime = Runtime(Settings())
 configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too

@@ -13,11 +13,11 @@ import functions_framework
 from cloudevents.http import CloudEvent
 from werkzeug.wrappers import Response
 
+from messagedb_agent.bounded_body import bound_request_bodies
 from messagedb_agent.observability import configure
 from messagedb_agent.pubsub.step_handler import answer_framework_error, handed_over
 from messagedb_agent.runtime import Runtime
 from messagedb_agent.settings import Settings
-from messagedb_agent.stack.bounded_body import bound_request_bodies
 
 runtime = Runtime(Settings())
 configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too

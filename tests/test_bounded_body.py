@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from messagedb_agent.stack.bounded_body import BoundedBody
+from messagedb_agent.bounded_body import BoundedBody
 
 
 class App:
