@@ -145,10 +145,9 @@ class Live:
         return next(s for s in self.stack.services if s.name == name)
 
 
-def _ordering_client(emulator_host: str) -> Any:
-    """The official client, as the functions make it (message ordering on), bound to the emulator."""
+def _publisher_client(emulator_host: str) -> Any:
+    """The official client, as the functions make it, bound to the emulator."""
     return pubsub_v1.PublisherClient(
-        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
         transport=PublisherGrpcTransport(channel=grpc.insecure_channel(emulator_host)),
     )
 
@@ -198,7 +197,7 @@ def live(
         assert stack.topology is not None
         tap = Tap(stack.emulator_host, stack.project, stack.topology.topic)
         shutdown.insert(0, tap.close)
-        client = _ordering_client(stack.emulator_host)
+        client = _publisher_client(stack.emulator_host)
         shutdown.insert(0, client.stop)
         publisher = PubSubPublisher(stack.project, stack.pubsub.pubsub_topic, client=client)
         yield Live(stack, tap, publisher)
