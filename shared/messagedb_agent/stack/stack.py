@@ -305,6 +305,9 @@ class LocalStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # Local work: a front-end's webhook on this machine is a fine callback URL here (never
+        # in Cloud); an explicit CALLBACK_ALLOW_PRIVATE=false in the environment still wins.
+        env.setdefault("CALLBACK_ALLOW_PRIVATE", "true")
         return env
 
     def _launch_functions(
