@@ -278,3 +278,14 @@ def test_the_stack_command_stops_everything_on_sigterm(database_url: str, tmp_pa
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_stacks_functions_accept_callbacks_on_this_machine_unless_told_otherwise(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = LocalStack(settings, _options("postgresql://u@127.0.0.1:1/db"))
+    stack.database_url = "postgresql://u@127.0.0.1:1/db"
+    monkeypatch.delenv("CALLBACK_ALLOW_PRIVATE", raising=False)
+    assert stack._function_env()["CALLBACK_ALLOW_PRIVATE"] == "true"
+    monkeypatch.setenv("CALLBACK_ALLOW_PRIVATE", "false")
+    assert stack._function_env()["CALLBACK_ALLOW_PRIVATE"] == "false"
