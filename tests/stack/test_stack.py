@@ -289,3 +289,27 @@ def test_the_stacks_functions_accept_callbacks_on_this_machine_unless_told_other
     assert stack._function_env()["CALLBACK_ALLOW_PRIVATE"] == "true"
     monkeypatch.setenv("CALLBACK_ALLOW_PRIVATE", "false")
     assert stack._function_env()["CALLBACK_ALLOW_PRIVATE"] == "false"
+
+
+def test_a_token_the_stack_printed_still_signs_in_after_it_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from messagedb_agent.api.auth import Authenticator
+
+    for name in ("JWT_HS256_SECRET", "DEV_AUTH_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(messagedb_agent_home=tmp_path / "state", database_url=None)
+    url = "postgresql://u@127.0.0.1:1/db"
+
+    def started() -> tuple[LocalStack, dict[str, str]]:
+        stack = LocalStack(settings, _options(url))
+        stack.database_url = url
+        return stack, stack._function_env()
+
+    before, _ = started()
+    token = before.dev_token("alice")
+    assert token is not None
+    after, env = started()
+    api = Authenticator(Settings(dev_auth_secret=env["DEV_AUTH_SECRET"]).api)
+    assert api.user_of(f"Bearer {token}") == "alice"
+    assert (tmp_path / "state" / "dev-auth-secret").read_text().strip() == after.auth_secret

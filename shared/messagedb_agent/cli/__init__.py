@@ -312,6 +312,45 @@ def stack(
     )
 
 
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds in a lifetime written as people write it: `90s`, `30m`, `24h`, `7d` or `3600`."""
+    value = text.strip().lower()
+    unit = _TTL_UNITS.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    if not number.isdigit() or int(number) == 0:
+        raise ValueError(f"--ttl {text!r}: write a positive whole number with s, m, h or d")
+    return int(number) * (unit or 1)
+
+
+@app.command("token")
+@friendly
+def token(
+    user: Annotated[str, typer.Option("--user", help="The user the token signs in as.")],
+    ttl: Annotated[
+        str, typer.Option("--ttl", metavar="DURATION", help="How long it is valid: 30m, 24h, 7d.")
+    ] = "24h",
+) -> None:
+    """Print a development bearer token for the local stack's API, signed with this checkout's
+    secret (so it survives a restart of the stack).
+
+    Refused outside local development: on Cloud Run, or where the API trusts a real issuer.
+    """
+    from messagedb_agent.api.auth import issue_dev_token
+    from messagedb_agent.settings.serving import local_signing_secret, local_token_refusal
+
+    settings = load_settings()
+    refusal = local_token_refusal(settings.api, settings.k_service)
+    if refusal is not None:
+        typer.secho(f"error: refusing to mint a token: {refusal}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    seconds = parse_ttl(ttl)
+    secret = local_signing_secret(settings.api, settings.local.home)
+    typer.echo(issue_dev_token(user, secret, seconds, audience=settings.api.jwt_audience))
+
+
 @app.command("mcp")
 @friendly
 def mcp(

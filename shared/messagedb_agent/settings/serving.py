@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
 from typing import Literal
 
 from pydantic import (
@@ -16,6 +21,7 @@ from messagedb_agent.settings.section import Section, unset_if_blank
 # API refuses it on Cloud Run (see `Settings.serving_api`).
 DEV_AUTH_SECRET = "dev-only-insecure-secret--never-use-outside-localhost"  # noqa: S105
 DEFAULT_PUBSUB_PROJECT = "local-project"
+DEV_AUTH_SECRET_FILE = "dev-auth-secret"  # noqa: S105 -- a file name under MESSAGEDB_AGENT_HOME
 
 # -- the edges -------------------------------------------------------------------------------
 
@@ -77,6 +83,63 @@ class ApiSettings(Section):
         """Whether a token signed with the published development secret would be accepted."""
         public = self.dev_auth_secret.get_secret_value() == DEV_AUTH_SECRET
         return self.uses_dev_auth and public and not self.allow_dev_auth
+
+
+def checkout_dev_secret(home: Path) -> str:
+    """This checkout's own development secret, kept in `home` (mode 0600) and made once.
+
+    The local stack signs its tokens with it when no secret is configured, so a token printed
+    by `make stack` or `messagedb-agent token` still works after the stack restarts, while
+    another checkout's tokens do not. It is written to a temporary file and linked into place,
+    so two processes starting at once agree on one secret and never read a half-written one.
+    """
+    path = home / DEV_AUTH_SECRET_FILE
+    with contextlib.suppress(FileNotFoundError):
+        existing = path.read_text(encoding="utf-8").strip()
+        if existing:
+            return existing
+    home.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=home, prefix=f".{DEV_AUTH_SECRET_FILE}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:  # mkstemp makes it 0600
+            file.write(secrets.token_urlsafe(32) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def local_signing_secret(api: ApiSettings, home: Path) -> str:
+    """The HS256 secret local tokens are signed with, and the local stack's API checks.
+
+    JWT_HS256_SECRET when set, else DEV_AUTH_SECRET when given explicitly, else the
+    checkout's own secret under `home` (never the public default, which any reader of this
+    code could sign with).
+    """
+    if api.jwt_hs256_secret is not None:
+        return api.jwt_hs256_secret.get_secret_value()
+    if "dev_auth_secret" in api.model_fields_set:
+        return api.dev_auth_secret.get_secret_value()
+    return checkout_dev_secret(home)
+
+
+def local_token_refusal(api: ApiSettings, k_service: str | None) -> str | None:
+    """Why a development token must not be minted with these settings, or None when it may.
+
+    Such tokens are for local work only: on Cloud Run, or where the API trusts a real
+    identity provider (an issuer, or RS256 keys and no shared secret), tokens come from there.
+    """
+    if k_service:
+        return f"K_SERVICE is set ({k_service}): development tokens are for local work only"
+    if api.jwt_issuer:
+        return f"JWT_ISSUER is set: tokens come from {api.jwt_issuer}, not from this command"
+    if api.jwt_hs256_secret is None and not api.uses_dev_auth:
+        return (
+            "the API checks RS256 tokens (JWT_PUBLIC_KEY or JWT_JWKS_URL): "
+            "get one from your identity provider"
+        )
+    return None
 
 
 class PubSubSettings(Section):

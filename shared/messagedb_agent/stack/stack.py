@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from types import FrameType, TracebackType
 from typing import Literal, Self, TextIO
 
 from messagedb_agent.settings import Settings
+from messagedb_agent.settings.serving import local_signing_secret
 from messagedb_agent.stack.emulator import (
     Topology,
     create_topology,
@@ -292,9 +292,8 @@ class LocalStack:
     def _function_env(self) -> dict[str, str]:
         assert self.database_url is not None
         env = dict(os.environ)
-        self.auth_secret = (
-            env.get("JWT_HS256_SECRET") or env.get("DEV_AUTH_SECRET") or secrets.token_urlsafe(32)
-        )
+        # The checkout's own secret when none is configured, so tokens survive a restart.
+        self.auth_secret = local_signing_secret(self.settings.api, self.settings.local.home)
         env.update(
             {
                 "DATABASE_URL": self.database_url,
