@@ -99,3 +99,24 @@ def test_a_config_file_supplies_the_settings(database_url: str, tmp_path: Path) 
     missing = runner.invoke(app, ["--config", str(tmp_path / "nope.env"), "list"])
     assert missing.exit_code == 2
     assert "no such file" in missing.output
+
+
+def test_replay_past_the_head_is_an_error_naming_the_head(env: dict[str, str]) -> None:
+    thread = thread_of(run(env, "start", "add a task to buy milk"))
+    shown = run(env, "show", thread, "--events")
+    head = max(int(n) for n in re.findall(r"#(\d+)\s", shown))
+    result = runner.invoke(app, ["replay", thread, "--to", "999"], env=env)
+    assert result.exit_code == 1
+    assert "as of position 999" not in result.output
+    assert f"head is position {head}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"as of position {head}" in run(env, "replay", thread, "--to", str(head))
+
+
+def test_list_has_column_headers(env: dict[str, str]) -> None:
+    thread = thread_of(run(env, "start", "hello", "--title", "greeting"))
+    header, first, *_ = run(env, "list").splitlines()
+    assert header.split() == ["thread", "last", "activity", "(UTC)", "status", "title"]
+    assert first.startswith(thread)
+    assert first.index("greeting") == header.index("title")
+    assert first.index("active") == header.index("status")

@@ -35,6 +35,11 @@ def shorten(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """`1 tool call`, `2 tool calls`: a count with its noun agreeing, as people write it."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
 def _arguments(arguments: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
 
@@ -68,7 +73,7 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
             lines.append(f"   model  ✗ {event.error_kind}: {shorten(event.error_message)}")
         elif isinstance(event, ContextCompacted):
             lines.append(
-                f"   memory ⇢ {event.summarised_messages} earlier messages summarised "
+                f"   memory ⇢ {counted(event.summarised_messages, 'earlier message')} summarised "
                 f"({event.tokens_before} tokens of context)"
             )
         elif isinstance(event, SessionCompleted):
@@ -107,7 +112,9 @@ def event_line(recorded: Recorded[Event]) -> str:
     elif isinstance(event, LLMCallFailed):
         summary = f"attempt {event.attempt} {event.error_kind}, retryable={event.retryable}"
     elif isinstance(event, ContextCompacted):
-        summary = f"{event.summarised_messages} messages before #{event.first_kept_position}"
+        summary = (
+            f"{counted(event.summarised_messages, 'message')} before #{event.first_kept_position}"
+        )
     elif isinstance(event, SessionTerminationRequested):
         summary = event.reason
     elif isinstance(event, SessionCompleted):
@@ -122,12 +129,15 @@ def event_line(recorded: Recorded[Event]) -> str:
 def summary_line(events: Sequence[Recorded[Event]], prices: PriceTable) -> str:
     state = project_session_state(events)
     cost = project_cost(events, prices)
+    users, assistants = state.user_message_count, state.assistant_message_count
+    messages = "message" if users == assistants == 1 else "messages"  # the noun is shared
     return (
-        f"status {state.status} · {state.user_message_count} user / "
-        f"{state.assistant_message_count} assistant messages · {state.tool_call_count} tool calls · "
-        f"{state.llm_call_count} model calls · {state.token_usage.total_tokens} tokens · "
+        f"status {state.status} · {users} user / {assistants} assistant {messages} · "
+        f"{counted(state.tool_call_count, 'tool call')} · "
+        f"{counted(state.llm_call_count, 'model call')} · "
+        f"{counted(state.token_usage.total_tokens, 'token')} · "
         f"{format_usd(cost.usd)}{' + unpriced' if cost.unpriced_models else ''} · "
-        f"{state.version + 1} events"
+        f"{counted(state.version + 1, 'event')}"
     )
 
 

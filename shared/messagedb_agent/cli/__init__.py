@@ -11,10 +11,12 @@ import typer
 from messagedb_agent.cli.common import ENV_FILE, friendly, load_settings
 from messagedb_agent.cli.db import db_app
 from messagedb_agent.cli.evaluate import evaluate
+from messagedb_agent.cli.help import PlainGroup
 from messagedb_agent.cli.models import models_app
 
 app = typer.Typer(
     help="An event-sourced AI agent whose whole memory is a Message DB event log.",
+    cls=PlainGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -173,6 +175,13 @@ def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = F
     with _Session() as session:
         _, stream = resolve_thread(session.store, thread, session.settings.local.local_user)
         recorded = read_thread(session.store, stream, to)
+        head = recorded[-1].position if recorded else -1
+        if to is not None and to > head:
+            # Reading past the head returns the whole thread; "as of 999" would mislead.
+            raise ValueError(
+                f"--to {to} is past the end of {stream}: its head is position {head} "
+                f"(choose 0 to {head})"
+            )
         typer.secho(
             f"{stream}" + (f" as of position {to}" if to is not None else ""), fg=typer.colors.CYAN
         )
@@ -199,6 +208,8 @@ def list_(
         page = list_threads(session.store, session.settings.local.local_user, limit=limit)
         if not page.items:
             typer.echo("no threads yet: start one with `messagedb-agent start MESSAGE`")
+            return
+        typer.echo(f"{'thread':<36}  {'last activity (UTC)':<19}  {'status':<10} title")
         for item in page.items:
             when = item.last_activity_at.strftime("%Y-%m-%d %H:%M:%S")
             typer.echo(f"{item.thread_id}  {when}  {item.status:<10} {item.title or ''}")
@@ -333,10 +344,9 @@ def token(
         str, typer.Option("--ttl", metavar="DURATION", help="How long it is valid: 30m, 24h, 7d.")
     ] = "24h",
 ) -> None:
-    """Print a development bearer token for the local stack's API, signed with this checkout's
-    secret (so it survives a restart of the stack).
+    """Print a development bearer token for the local stack's API as --user.
 
-    Refused outside local development: on Cloud Run, or where the API trusts a real issuer.
+    It is signed with this checkout's secret, so it survives a restart of the stack. Refused outside local development: on Cloud Run, or where the API trusts a real issuer.
     """
     from messagedb_agent.api.auth import issue_dev_token
     from messagedb_agent.settings.serving import local_signing_secret, local_token_refusal
