@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -27,14 +27,26 @@ if TYPE_CHECKING:
     from messagedb_agent.pubsub.step_handler import StepDelivery
     from messagedb_agent.relay.run import RelayReport
     from messagedb_agent.store.client import MessageStore
+    from messagedb_agent.tools.registry import Tool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None = None) -> Engine:
-    """The engine with its tools (built-in and MCP), reply sender and view cache."""
+def build_engine(
+    settings: Settings,
+    store: MessageStore,
+    llm: LLMClient | None = None,
+    *,
+    tools: Iterable[Tool | Callable[..., Any]] = (),
+) -> Engine:
+    """The engine with its tools, reply sender and view cache.
+
+    The tools are the built-in ones, those of the modules `TOOL_MODULES` names, `tools` (for
+    a program that builds its own engine), then the MCP servers'; a name taken twice, or a
+    module that cannot be imported or has no tools, is an error here, at start-up.
+    """
     from messagedb_agent.channels.callback import HttpReplySender
     from messagedb_agent.engine.cache import ViewCache
     from messagedb_agent.engine.step import Engine
@@ -44,13 +56,20 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
 
     limits = settings.engine
     registry = default_registry()
+    if limits.tool_modules:
+        from messagedb_agent.tools.modules import load_tool_modules, module_names
+
+        for declared in load_tool_modules(module_names(limits.tool_modules)):
+            registry.register(declared)
+    for extra in tools:
+        registry.register(extra)
     if limits.mcp_servers:
         from messagedb_agent.settings.agent import servers_from_json
         from messagedb_agent.tools.mcp_client import load_mcp_tools
 
         # connected once per process; the registry closes the connections with itself
         load_mcp_tools(servers_from_json(limits.mcp_servers), registry)
-    tools = RegistryTools(registry, limits.tool_timeout_seconds)
+    offered = RegistryTools(registry, limits.tool_timeout_seconds)
     callbacks = settings.callbacks
     replies = HttpReplySender(
         callbacks.callback_signing_secret.get_secret_value(),
@@ -60,7 +79,7 @@ def build_engine(settings: Settings, store: MessageStore, llm: LLMClient | None 
     return Engine(
         store,
         TracedLLM(llm or _llm_client(settings)),  # a span per model call and per tool call
-        TracedTools(tools),
+        TracedTools(offered),
         _engine_config(settings),
         replies=replies,
         views=ViewCache(limits.view_cache_events),

@@ -8,7 +8,12 @@ import pytest
 from tests.llm.task_tools import ALL_TOOLS, CONFIG, SPECS, Conversation
 
 from messagedb_agent.events.values import ToolCall
-from messagedb_agent.llm.offline import OFFLINE_MODEL_NAME, OFFLINE_NOTE, OfflineModel
+from messagedb_agent.llm.offline import (
+    OFFLINE_MODEL_NAME,
+    OFFLINE_NOTE,
+    OfflineModel,
+    parse_call,
+)
 from messagedb_agent.llm.types import AssistantTurn, Message, ToolResult, UserTurn
 
 
@@ -304,3 +309,81 @@ def test_the_same_conversation_always_gets_the_same_response() -> None:
     assert OfflineModel().call(messages, ALL_TOOLS, CONFIG) == OfflineModel().call(
         list(messages), list(ALL_TOOLS), CONFIG
     )
+
+
+# -- `/call TOOL key=value ...` ----------------------------------------------------------------
+
+
+def test_a_call_command_calls_that_tool_with_json_or_text_values() -> None:
+    response = OfflineModel().call(
+        [UserTurn("/call add_task title='buy oat milk' description=\"7\"")], ALL_TOOLS, CONFIG
+    )
+
+    assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [
+        ("explicit_1_add_task", "add_task", {"title": "buy oat milk", "description": 7})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("/call echo", ("echo", {})),
+        (
+            "/call t n=3 on=true xs=[1,2] s='\"3\"' w=hello",
+            ("t", {"n": 3, "on": True, "xs": [1, 2], "s": "3", "w": "hello"}),
+        ),
+        ("/call t note='a=b c'", ("t", {"note": "a=b c"})),
+    ],
+)
+def test_call_arguments_are_json_when_they_parse_and_text_otherwise(
+    text: str, parsed: tuple[str, dict[str, Any]]
+) -> None:
+    assert parse_call(text) == parsed
+
+
+def test_a_called_tool_s_result_is_reported() -> None:
+    conversation = Conversation()
+
+    answer = conversation.say("/call complete_task task_id=1")
+    assert conversation.tools.calls == [("complete_task", {"task_id": 1})]
+    assert answer.startswith(OFFLINE_NOTE)
+    assert "complete_task failed:" in answer  # no task 1 yet
+
+    conversation.tools.seed("buy milk")
+    answer = conversation.say("/call list_tasks status=pending")
+    assert answer == (
+        'list_tasks returned {"tasks": [{"completed": false, "description": null, '
+        '"id": 1, "title": "buy milk"}]}'
+    )
+    assert conversation.tools.calls[-1] == ("list_tasks", {"status": "pending"})
+
+
+def test_an_unknown_tool_is_answered_with_the_tools_there_are() -> None:
+    response = OfflineModel().call([UserTurn("/call set_priority task_id=1")], ALL_TOOLS, CONFIG)
+
+    assert response.tool_calls == ()
+    assert "There is no tool named “set_priority” here." in response.text
+    assert "add_task, calculate, complete_task" in response.text
+
+
+@pytest.mark.parametrize("text", ["/call", "/call echo hello", "/call echo message='open"])
+def test_a_malformed_call_is_answered_with_the_syntax(text: str) -> None:
+    response = OfflineModel().call([UserTurn(text)], ALL_TOOLS, CONFIG)
+
+    assert response.tool_calls == ()
+    assert "/call TOOL key=value" in response.text
+
+
+def test_after_a_call_plain_requests_are_read_as_before() -> None:
+    conversation = Conversation()
+    conversation.say("/call echo message=hi")
+
+    assert "Added task #1" in conversation.say("add a task to buy milk")
+    assert conversation.tools.calls == [
+        ("echo", {"message": "hi"}),
+        ("add_task", {"title": "buy milk"}),
+    ]
+
+
+def test_words_that_only_start_like_the_command_are_plain_requests() -> None:
+    assert _first_calls("/calling echo hi") == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,6 +156,9 @@ class _Turn:
 def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMResponse:
     """The whole decision: the next tool calls, or the answer once there is nothing to call."""
     available = {tool.name: tool for tool in tools}
+    explicit = _explicit_call(messages, available)
+    if explicit is not None:
+        return explicit
     turn = _read_turn(messages)
     round_number = sum(1 for m in messages if isinstance(m, AssistantTurn) and m.tool_calls)
     first_answer = not any(
@@ -177,6 +181,91 @@ def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMRespon
         for text in turn.not_understood
     )
     return _answer(messages, "\n".join(lines), first_answer)
+
+
+# -- `/call NAME key=value ...`: any registered tool, by name ------------------------------
+
+CALL_COMMAND = "/call"
+CALL_USAGE = "Write it as /call TOOL key=value ..., e.g. /call echo message=hello."
+_EXPLICIT_ID = "explicit_{turn}_{tool}"
+
+
+def parse_call(text: str) -> tuple[str, dict[str, Any]] | str:
+    """A `/call` message's tool name and arguments, or a sentence saying what is wrong.
+
+    Words are split as a shell would (quotes keep spaces); each `key=value` value is JSON when
+    it parses as JSON (`3`, `true`, `[1, 2]`, `"7"`) and the text itself otherwise.
+    """
+    try:
+        words = shlex.split(text.strip()[len(CALL_COMMAND) :])
+    except ValueError as exc:
+        return f"I couldn't read that call ({exc}). {CALL_USAGE}"
+    if not words:
+        return f"Which tool should I call? {CALL_USAGE}"
+    name, arguments = words[0], {}
+    for word in words[1:]:
+        key, equals, value = word.partition("=")
+        if not equals or not key:
+            return f"“{word}” is not a key=value argument. {CALL_USAGE}"
+        try:
+            arguments[key] = json.loads(value)
+        except ValueError:
+            arguments[key] = value
+    return name, arguments
+
+
+def _is_call(text: str) -> bool:
+    stripped = text.strip()
+    return stripped == CALL_COMMAND or stripped.startswith(CALL_COMMAND + " ")
+
+
+def _explicit_call(
+    messages: Sequence[Message], available: dict[str, ToolSpec]
+) -> LLMResponse | None:
+    """The call a `/call` message asks for, then its result; None for any other message.
+
+    Checked before the plain-language reading, so that a tool the stand-in has no phrase for
+    (one a deployer added) can still be exercised offline, deterministically. It applies when
+    the latest user message of the unanswered part is a `/call`.
+    """
+    start, turn, latest = 0, 0, None
+    for index, message in enumerate(messages):
+        if isinstance(message, AssistantTurn) and not message.tool_calls:
+            start = index + 1
+        if isinstance(message, UserTurn | ContextSummary):
+            turn += 1
+            latest = index
+    if latest is None or latest < start:
+        return None
+    user = messages[latest]
+    if not isinstance(user, UserTurn) or not _is_call(user.text):
+        return None
+    first_answer = not any(
+        (isinstance(m, AssistantTurn) and not m.tool_calls) or isinstance(m, ContextSummary)
+        for m in messages
+    )
+    parsed = parse_call(user.text)
+    if isinstance(parsed, str):
+        return _answer(messages, parsed, first_answer)
+    name, arguments = parsed
+    if name not in available:
+        names = ", ".join(sorted(available)) or "none"
+        return _answer(
+            messages, f"There is no tool named “{name}” here. Tools: {names}.", first_answer
+        )
+    call_id = _EXPLICIT_ID.format(turn=turn, tool=name)
+    after = messages[latest + 1 :]
+    if not any(isinstance(m, AssistantTurn) and m.tool_calls for m in after):
+        return _calling(messages, [ToolCall(id=call_id, name=name, arguments=arguments)])
+    result = next(
+        (m for m in after if isinstance(m, ToolResult) and m.tool_call_id == call_id), None
+    )
+    error = replies.error_of(result)
+    if error is not None:
+        return _answer(messages, f"{name} failed: {error}", first_answer)
+    assert result is not None
+    shown = json.dumps(result.content, ensure_ascii=False, sort_keys=True, default=str)
+    return _answer(messages, f"{name} returned {shown}", first_answer)
 
 
 def _read_turn(messages: Sequence[Message]) -> _Turn:

@@ -153,6 +153,11 @@ class EngineSettings(Section):
         description="JSON list of MCP servers whose tools the agent may use: "
         '[{"name": "files", "command": ["python", "-m", "server"]}]',
     )
+    tool_modules: str | None = Field(
+        default=None,
+        description="Comma-separated Python modules whose @tool functions the agent may use, "
+        "beside the built-in ones: myproject.tools,myproject.billing",
+    )
 
     @field_validator("mcp_servers")
     @classmethod

@@ -125,6 +125,12 @@ def tool(
     return declare(fn) if fn is not None else declare
 
 
+def declared_tool(value: object) -> Tool | None:
+    """The `Tool` a `@tool` function carries, or None for anything else."""
+    declared = getattr(value, _TOOL_ATTRIBUTE, None)
+    return declared if isinstance(declared, Tool) else None
+
+
 def tool_of(fn_or_tool: Tool | Callable[..., Any]) -> Tool:
     """The `Tool` a declared function carries (or one made for a plain function)."""
     if isinstance(fn_or_tool, Tool):
