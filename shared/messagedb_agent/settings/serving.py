@@ -49,7 +49,9 @@ class ApiSettings(Section):
     )
     dev_auth_secret: SecretStr = Field(
         default=SecretStr(DEV_AUTH_SECRET),
-        description="HS256 secret used only when no JWT key is configured (local work).",
+        description="HS256 secret the API checks when no JWT key is configured (local work); "
+        "the local stack sets it to this checkout's own secret, MESSAGEDB_AGENT_HOME/"
+        "dev-auth-secret.",
     )
     allow_dev_auth: bool = Field(
         default=False, description="Accept the development secret even on Cloud Run."
