@@ -27,7 +27,9 @@ from messagedb_agent.llm.offline_requests import (
     Calculate,
     CompleteTask,
     CurrentTime,
+    DeleteCompleted,
     DeleteTask,
+    DescribeTask,
     Echo,
     ListTasks,
     RenameTask,
@@ -54,7 +56,13 @@ MAX_ROUNDS = 5
 LOOKUP = "lookup"
 
 _CALL_ID = re.compile(r"^call_(?P<turn>\d+)_(?P<round>\d+)_(?P<slot>\d+|lookup)_(?P<tool>.+)$")
-_ACTIONS = {CompleteTask: "complete_task", DeleteTask: "delete_task", RenameTask: "update_task"}
+_ACTIONS = {
+    CompleteTask: "complete_task",
+    DeleteTask: "delete_task",
+    RenameTask: "update_task",
+    DescribeTask: "update_task",
+    DeleteCompleted: "delete_task",
+}
 
 
 class OfflineModel:
@@ -117,6 +125,14 @@ class _Call:
 
 
 @dataclass(frozen=True, slots=True)
+class _Calls:
+    """Several calls of one tool for one request, such as deleting every completed task."""
+
+    name: str
+    task_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Done:
     line: str
 
@@ -129,7 +145,7 @@ class _Waits:
     """A listing waits until this turn's changes are made, so it shows them."""
 
 
-_Step = _Call | _Done | _NeedsLookup | _Waits
+_Step = _Call | _Calls | _Done | _NeedsLookup | _Waits
 
 
 @dataclass
@@ -169,7 +185,8 @@ def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMRespon
         return _answer(messages, replies.foreign_summary(turn.foreign), first_answer)
     if not turn.requests:
         if turn.not_understood:
-            return _answer(messages, replies.help_text(available), first_answer)
+            again = _helped(messages, turn.not_understood)
+            return _answer(messages, replies.help_text(available, again=again), first_answer)
         return _answer(messages, "Is there anything else I can do for you?", first_answer)
     steps = _plan(turn, available, final=turn.rounds >= MAX_ROUNDS)
     calls = _tool_calls(turn, steps, available, round_number)
@@ -177,7 +194,7 @@ def respond(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> LLMRespon
         return _calling(messages, calls)
     lines = [step.line for step in steps.values() if isinstance(step, _Done)]
     lines.extend(
-        f"I didn't understand “{text}”; say “help” to see what I can do."
+        f"I didn't understand “{replies.shorten(text)}”; say “help” to see what I can do."
         for text in turn.not_understood
     )
     return _answer(messages, "\n".join(lines), first_answer)
@@ -268,6 +285,16 @@ def _explicit_call(
     return _answer(messages, f"{name} returned {shown}", first_answer)
 
 
+def _helped(messages: Sequence[Message], asked: list[str]) -> bool:
+    """Whether the full help was shown earlier in the thread and the user did not ask for it."""
+    if any(text.strip(" ?!.").lower() == "help" for text in asked):
+        return False
+    return any(
+        isinstance(m, AssistantTurn) and not m.tool_calls and replies.HELP_START in m.text
+        for m in messages
+    )
+
+
 def _read_turn(messages: Sequence[Message]) -> _Turn:
     """The requests of every user message after the last final answer, and what was done."""
     start = 0
@@ -307,7 +334,7 @@ def _plan(turn: _Turn, available: dict[str, ToolSpec], *, final: bool) -> dict[_
         if not isinstance(pending.request, ListTasks):
             steps[pending] = _advance(pending, turn, available)
     changing = any(
-        isinstance(step, _Call | _NeedsLookup) and isinstance(p.request, TaskChange)
+        isinstance(step, _Call | _Calls | _NeedsLookup) and isinstance(p.request, TaskChange)
         for p, step in steps.items()
     )
     for pending in turn.requests:
@@ -329,15 +356,38 @@ def _advance(pending: _Pending, turn: _Turn, available: dict[str, ToolSpec]) -> 
     if tool not in available:
         return _Done(f"I can't {replies.verb(request)} here: the {tool} tool is not available.")
     observed = [obs for obs in turn.observations(pending) if obs.call.name == tool]
+    if isinstance(request, DeleteCompleted):
+        return _clear_completed(observed, turn, available)
     if observed:
         return _Done(replies.describe(request, observed[-1].call, observed[-1].result))
-    if isinstance(request, CompleteTask | DeleteTask | RenameTask):
+    if isinstance(request, CompleteTask | DeleteTask | RenameTask | DescribeTask):
         return _find_task(request, turn, available)
     return _Call(tool, _arguments(request, None, available[tool]))
 
 
+def _clear_completed(
+    observed: list[_Observed], turn: _Turn, available: dict[str, ToolSpec]
+) -> _Step:
+    """Delete every completed task: read the list, then one deletion per completed task."""
+    if observed:
+        return _Done(replies.cleared([(obs.call, obs.result) for obs in observed]))
+    if "list_tasks" not in available:
+        return _Done("I can't see which tasks are completed here; delete them one by number.")
+    lookup = turn.lookup()
+    if lookup is None:
+        return _NeedsLookup()
+    if replies.error_of(lookup.result) is not None:
+        return _Done(f"I couldn't read your tasks: {replies.trouble(lookup.result)}")
+    done = tuple(int(t["id"]) for t in replies.tasks_in(lookup.result) if t.get("completed"))
+    if not done:
+        return _Done("You have no completed tasks to delete.")
+    return _Calls("delete_task", done)
+
+
 def _find_task(
-    request: CompleteTask | DeleteTask | RenameTask, turn: _Turn, available: dict[str, ToolSpec]
+    request: CompleteTask | DeleteTask | RenameTask | DescribeTask,
+    turn: _Turn,
+    available: dict[str, ToolSpec],
 ) -> _Step:
     tool = _ACTIONS[type(request)]
     if request.ref.task_id is not None:
@@ -350,14 +400,17 @@ def _find_task(
     lookup = turn.lookup()
     if lookup is None:
         return _NeedsLookup()
-    error = replies.error_of(lookup.result)
-    if error is not None:
-        return _Done(f"I couldn't read your tasks to find “{request.ref.text}”: {error}")
+    if replies.error_of(lookup.result) is not None:
+        text = replies.shorten(request.ref.text)
+        return _Done(
+            f"I couldn't read your tasks to find “{text}”: {replies.trouble(lookup.result)}"
+        )
     tasks = replies.tasks_in(lookup.result)
     task = best_match(request.ref, tasks, prefer_pending=isinstance(request, CompleteTask))
     if task is None:
         titles = ", ".join(f"“{t.get('title')}”" for t in tasks) or "none yet"
-        return _Done(f"I couldn't find a task matching “{request.ref.text}”. Your tasks: {titles}.")
+        text = replies.shorten(request.ref.text)
+        return _Done(f"I couldn't find a task matching “{text}”. Your tasks: {titles}.")
     return _Call(tool, _arguments(request, int(task["id"]), available[tool]))
 
 
@@ -399,6 +452,12 @@ def _tool_calls(
         if isinstance(step, _Call):
             call_id = f"call_{pending.turn}_{round_number}_{pending.slot}_{step.name}"
             calls.append(ToolCall(id=call_id, name=step.name, arguments=step.arguments))
+        elif isinstance(step, _Calls):
+            prefix = f"call_{pending.turn}_{round_number}_{pending.slot}_{step.name}"
+            calls.extend(
+                ToolCall(id=f"{prefix}_{task_id}", name=step.name, arguments={"task_id": task_id})
+                for task_id in step.task_ids
+            )
     return calls
 
 
@@ -408,7 +467,7 @@ def _tool_for(request: Request) -> str:
             return "add_task"
         case ListTasks():
             return "list_tasks"
-        case CompleteTask() | DeleteTask() | RenameTask():
+        case CompleteTask() | DeleteTask() | RenameTask() | DescribeTask() | DeleteCompleted():
             return _ACTIONS[type(request)]
         case CurrentTime():
             return "get_current_time"
@@ -426,7 +485,9 @@ def _arguments(request: Request, task_id: int | None, spec: ToolSpec) -> dict[st
             return _only(spec, {"status": status})
         case RenameTask(new_title=new_title):
             return {"task_id": task_id, "title": new_title}
-        case CompleteTask() | DeleteTask():
+        case DescribeTask(description=description):
+            return {"task_id": task_id, "description": description}
+        case CompleteTask() | DeleteTask() | DeleteCompleted():
             return {"task_id": task_id}
         case CurrentTime(timezone=timezone):
             return _only(spec, {"timezone": timezone})

@@ -12,7 +12,9 @@ from messagedb_agent.llm.offline_requests import (
     Calculate,
     CompleteTask,
     CurrentTime,
+    DeleteCompleted,
     DeleteTask,
+    DescribeTask,
     Echo,
     ListTasks,
     RenameTask,
@@ -36,14 +38,14 @@ def describe(request: Request, call: ToolCall, result: ToolResult | None) -> str
     """One friendly line about a finished call, from its result."""
     error = error_of(result)
     if error is not None:
-        return f"I couldn't {verb(request)}: {error}"
+        return _problem(request, call, result, error)
     content = result.content if result else None
     match request:
         case AddTask(title=title):
             task = _task(content, "task") or {"title": title}
             return f"Added {_label(task)}."
-        case ListTasks(status=status):
-            return _listing(tasks_in(result), status)
+        case ListTasks(status=status, count=count):
+            return _listing(tasks_in(result), status, count=count)
         case CompleteTask():
             return f"Marked {_label(_task(content, 'task'))} as done."
         case DeleteTask():
@@ -52,6 +54,12 @@ def describe(request: Request, call: ToolCall, result: ToolResult | None) -> str
             task = _task(content, "task")
             number = task.get("id", call.arguments.get("task_id"))
             return f"Renamed task #{number} to “{task.get('title', new_title)}”."
+        case DescribeTask(description=description):
+            task = _task(content, "task")
+            shown = task.get("description") or description
+            return f"Updated the description of {_label(task)}: “{shown}”."
+        case DeleteCompleted():
+            return cleared([(call, result)])
         case CurrentTime():
             return _time_line(content)
         case Calculate(expression=expression):
@@ -61,22 +69,69 @@ def describe(request: Request, call: ToolCall, result: ToolResult | None) -> str
             return str(echoed if echoed is not None else message)
 
 
+# Tool errors are written for a model ("…Call list_tasks…"); the user reads these instead.
+_RETRY_KINDS = frozenset({"timeout", "transient", "unavailable", "busy"})
+_TASK_CHANGES = (CompleteTask, DeleteTask, RenameTask, DescribeTask, DeleteCompleted)
+
+
+def _problem(request: Request, call: ToolCall, result: ToolResult | None, error: str) -> str:
+    """What went wrong, said for the user: the tool's own message only when it has no kind
+    (it did not come from this engine's tools), and then shortened."""
+    content = result.content if result else None
+    kind = content.get("kind") if isinstance(content, dict) else None
+    if result is None:
+        return f"I couldn't {verb(request)}: something went wrong; please try again."
+    if kind is None:
+        return f"I couldn't {verb(request)}: {shorten(error, 160)}"
+    task_id = call.arguments.get("task_id")
+    if kind == "invalid_arguments" and isinstance(request, _TASK_CHANGES) and task_id is not None:
+        return f"I don't see task #{task_id} in your list; say “list my tasks” to see them."
+    if kind == "invalid_arguments" and isinstance(request, AddTask):
+        return f"I couldn't {verb(request)}: the title is too long or not valid."
+    if kind == "invalid_arguments":
+        return f"I couldn't {verb(request)}: that doesn't look right to me."
+    if kind == "forbidden":
+        return f"I couldn't {verb(request)}: you're not allowed to do that."
+    if kind in _RETRY_KINDS or (isinstance(content, dict) and "try again" in error):
+        return f"I couldn't {verb(request)} right now; please try again in a moment."
+    return f"I couldn't {verb(request)}: something went wrong on my side; please try again."
+
+
+def trouble(result: ToolResult | None) -> str:
+    """Why the task list could not be read, for the user: never the tool's words to the model."""
+    error = error_of(result) or "something went wrong."
+    content = result.content if result else None
+    if result is not None and not (isinstance(content, dict) and "kind" in content):
+        return shorten(error, 160)
+    return "something went wrong; please try again in a moment."
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` on one line, cut to `limit` characters: a user's long words are not echoed back."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def verb(request: Request) -> str:
     match request:
         case AddTask(title=title):
-            return f"add “{title}”"
+            return f"add “{shorten(title)}”"
         case ListTasks():
             return "list your tasks"
         case CompleteTask(ref=ref):
-            return f"complete “{ref.text}”"
+            return f"complete “{shorten(ref.text)}”"
         case DeleteTask(ref=ref):
-            return f"delete “{ref.text}”"
+            return f"delete “{shorten(ref.text)}”"
         case RenameTask(ref=ref, new_title=new_title):
-            return f"rename “{ref.text}” to “{new_title}”"
+            return f"rename “{shorten(ref.text)}” to “{shorten(new_title)}”"
+        case DescribeTask(ref=ref):
+            return f"update the description of “{shorten(ref.text)}”"
+        case DeleteCompleted():
+            return "delete your completed tasks"
         case CurrentTime():
             return "tell the time"
         case Calculate(expression=expression):
-            return f"calculate {expression}"
+            return f"calculate {shorten(expression)}"
         case Echo():
             return "echo that"
 
@@ -120,11 +175,23 @@ def _label(task: dict[str, Any]) -> str:
     return f"{number} “{task['title']}”" if task.get("title") else number
 
 
-def _listing(tasks: list[dict[str, Any]], status: str) -> str:
+def cleared(deletions: list[tuple[ToolCall, ToolResult | None]]) -> str:
+    """One line for deleting every completed task: what went, and what could not."""
+    gone = [_label(_task(r.content, "deleted")) for _, r in deletions if error_of(r) is None and r]
+    failed = [f"#{c.arguments.get('task_id')}" for c, r in deletions if error_of(r) is not None]
+    noun = "task" if len(gone) == 1 else "tasks"
+    line = f"Deleted {len(gone)} completed {noun}: {', '.join(gone)}." if gone else ""
+    if failed:
+        line += f" I couldn't delete {', '.join(failed)}; please try again."
+    return line.strip()
+
+
+def _listing(tasks: list[dict[str, Any]], status: str, *, count: bool = False) -> str:
     kind = "" if status == "all" else f"{status} "
     if not tasks:
         return f"You have no {kind}tasks."
-    lines = [f"Your {kind}tasks:"]
+    noun = "task" if len(tasks) == 1 else "tasks"
+    lines = [f"You have {len(tasks)} {kind}{noun}:" if count else f"Your {kind}tasks:"]
     for task in tasks:
         mark = "x" if task.get("completed") else " "
         line = f"- [{mark}] #{task.get('id')} {task.get('title')}"
@@ -164,7 +231,15 @@ def foreign_summary(results: list[ToolResult]) -> str:
     return "\n".join(lines)
 
 
-def help_text(available: dict[str, ToolSpec]) -> str:
+HELP_START = "I'm the offline stand-in model"
+SHORT_HELP = "Sorry, I didn't get that. Say “help” to see what I can do."
+
+
+def help_text(available: dict[str, ToolSpec], *, again: bool = False) -> str:
+    """Examples of what the stand-in understands; once shown in a thread, later misses get one
+    short line instead, so the same list is not repeated on every turn."""
+    if again and any(tool for tool, _ in _EXAMPLES if tool in available):
+        return SHORT_HELP
     examples = [f"- {example}" for tool, example in _EXAMPLES if tool in available]
     if not examples:
         return (

@@ -30,7 +30,10 @@ class AddTask:
 
 @dataclass(frozen=True, slots=True)
 class ListTasks:
+    """A listing; `count` when the user asked how many, so the answer leads with the number."""
+
     status: Status = "all"
+    count: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,19 @@ class RenameTask:
 
 
 @dataclass(frozen=True, slots=True)
+class DescribeTask:
+    """A new description for a task, keeping its title."""
+
+    ref: TaskRef
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCompleted:
+    """Every completed task goes: people clear out what they finished in one request."""
+
+
+@dataclass(frozen=True, slots=True)
 class CurrentTime:
     timezone: str | None = None
 
@@ -65,20 +81,30 @@ class Echo:
 
 
 Request = (
-    AddTask | ListTasks | CompleteTask | DeleteTask | RenameTask | CurrentTime | Calculate | Echo
+    AddTask
+    | ListTasks
+    | CompleteTask
+    | DeleteTask
+    | RenameTask
+    | DescribeTask
+    | DeleteCompleted
+    | CurrentTime
+    | Calculate
+    | Echo
 )
-TaskChange = AddTask | CompleteTask | DeleteTask | RenameTask
+TaskChange = AddTask | CompleteTask | DeleteTask | RenameTask | DescribeTask | DeleteCompleted
 
 _I = re.IGNORECASE
 _SEPARATOR = re.compile(
-    r"(\s*(?:[;\n]\s*(?:then\s+|also\s+)?|,?\s+and\s+(?:then|also)\s+|,?\s+and\s+|,\s*then\s+)\s*)",
+    r"(\s*(?:[;\n]\s*(?:then\s+|also\s+)?|,?\s+and\s+(?:then|also)\s+|,?\s+and\s+|,?\s+then\s+)\s*)",
     _I,
 )
 _POLITE_START = re.compile(
     r"^(?:(?:hey|hi|hello|ok|okay|so|now)\b[,!.]?\s*)?"
     r"(?:(?:please|pls|kindly)\s+)?"
     r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?)?"
-    r"(?:i(?:'d|\s+would)\s+like\s+(?:you\s+)?to\s+|i\s+want\s+(?:you\s+)?to\s+)?",
+    r"(?:i(?:'d|\s+would)\s+like\s+(?:you\s+)?to\s+|i\s+want\s+(?:you\s+)?to\s+|"
+    r"i\s+need\s+you\s+to\s+|help\s+me\s+|go\s+ahead\s+and\s+|just\s+|let'?s\s+)?",
     _I,
 )
 _POLITE_END = re.compile(r"[\s,]*(?:please|thanks|thank\s+you)?[\s.!?]*$", _I)
@@ -102,9 +128,61 @@ _ADD = (
     ),
     re.compile(r"^(?:todo|to-do|task)\s*:\s*(?P<title>.+)$", _I),
 )
+# Said as a need rather than a command ("I need to pay the bill"): tried after everything else,
+# so "I need to see my tasks" still lists them.
+_LOOSE_ADD = (
+    re.compile(
+        r"^(?:i\s+(?:really\s+|still\s+|also\s+)?(?:need|have|ought|got)\s+to|i\s+(?:must|should)|"
+        r"i(?:'ve|\s+have)?\s+(?:got\s+to|gotta)|don'?t\s+forget(?:\s+to)?|"
+        r"note\s+to\s+self\s*:?|(?:add|put|create|new)\b\s*:?)\s+(?P<title>.+)$",
+        _I,
+    ),
+)
+# After an added task, "and post the letter" is a second task when it starts with a doing word.
+_ACTION_START = re.compile(
+    r"^(?:to\s+)?(?:buy|call|phone|ring|post|pay|send|email|e-mail|text|write|clean|tidy|pick|"
+    r"book|get|take|walk|feed|water|wash|fix|repair|renew|return|check|cook|read|submit|"
+    r"schedule|order|go|visit|bring|mail|print|sign|file|prepare|make|collect|drop|sort|"
+    r"vacuum|mow|charge|review|plan|organi[sz]e|pack|study|practi[cs]e|learn|meet|reply|"
+    r"answer|water|iron|shop|grab|finish|do|see|ask|tell|remind|invite|renew|sell|move)\b",
+    _I,
+)
 _DESCRIPTION = re.compile(
     r"^(?P<title>.+?),?\s+with\s+(?:the\s+|a\s+)?(?:description|details?|notes?)\s*:?\s+"
     r"(?P<description>.+)$",
+    _I,
+)
+_DESCRIBE = (
+    re.compile(
+        r"^(?:change|update|set|edit|make)\s+the\s+(?:description|details?|notes?)\s+"
+        r"(?:of|for|on)\s+(?P<ref>.+?)\s+(?:to|as)\s*:?\s+(?P<text>.+)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:change|update|set|edit)\s+(?P<ref>.+?)(?:'s)?\s+(?:description|details?|notes?)"
+        r"\s+(?:to|as)\s*:?\s+(?P<text>.+)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:add|put|attach|give)\s+(?:a\s+|the\s+)?(?:note|description|details?)\s+"
+        r"(?:to|on|for)\s+(?P<ref>.+?)\s*(?::|saying|that\s+says)\s*(?P<text>.+)$",
+        _I,
+    ),
+    re.compile(r"^describe\s+(?P<ref>.+?)\s+as\s+(?P<text>.+)$", _I),
+)
+_FINISHED = (
+    r"(?:completed|complete|finished|done|checked[\s-]+off|ticked[\s-]+off|crossed[\s-]+off)"
+)
+_DELETE_COMPLETED = re.compile(
+    r"^(?:delete|remove|clear(?:\s+out)?|clean\s+(?:up|out)|drop|erase|purge|trash|"
+    r"get\s+rid\s+of|throw\s+(?:away|out)|wipe(?:\s+out)?)\s+"
+    r"(?:all\s+)?(?:of\s+)?(?:the\s+|my\s+)?"
+    r"(?:" + _FINISHED + r"(?:\s+(?:ones|tasks?|items|to-?dos|stuff))?"
+    r"|(?:tasks?|ones|items|to-?dos|everything|anything|stuff|whatever)\s+(?:that\s+|which\s+)?"
+    r"(?:(?:are|were|is|i'?ve|i\s+have|i|i'm|i\s+am|i've\s+already|i\s+already)\s+)?"
+    r"(?:already\s+)?(?:been\s+)?(?:marked\s+(?:as\s+)?)?(?:with\s+)?" + _FINISHED + r")"
+    r"(?:\s+(?:ones|tasks?|items))?"
+    r"(?:\s+from\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?(?:list|tasks))?$",
     _I,
 )
 _RENAME = (
@@ -113,32 +191,82 @@ _RENAME = (
 )
 _COMPLETE = (
     re.compile(
-        r"^(?:mark|set|flag|check)\s+(?P<ref>.+?)\s+(?:as\s+)?"
+        r"^(?:mark|set|flag|check|tick|cross)\s+(?P<ref>.+?)\s+(?:as\s+)?"
         r"(?:done|complete|completed|finished|off)$",
         _I,
     ),
-    re.compile(r"^(?:complete|finish|check\s+off|tick\s+off|close)\s+(?P<ref>.+)$", _I),
-    re.compile(r"^i(?:'ve|\s+have)?\s+(?:finished|completed|done)\s+(?:with\s+)?(?P<ref>.+)$", _I),
-    re.compile(r"^(?P<ref>.+?)\s+is\s+(?:done|finished|complete|completed)$", _I),
+    re.compile(
+        r"^(?:complete|finish|check\s+off|tick\s+off|cross\s+off|close)\s+(?P<ref>.+?)"
+        r"(?:\s+off)?(?:\s+(?:my|the)\s+list)?$",
+        _I,
+    ),
+    re.compile(
+        r"^i(?:'ve|\s+have)?\s+(?:just\s+|already\s+|now\s+|finally\s+)?"
+        r"(?:finished|completed|done)\s+(?:with\s+)?(?P<ref>.+)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:cross|tick|check)\s+(?P<ref>.+?)\s+off\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?"
+        r"(?:list|tasks)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:i'?m\s+|i\s+am\s+)?(?:all\s+)?(?:done|finished|through)\s+with\s+(?P<ref>.+)$", _I
+    ),
+    re.compile(
+        r"^(?!(?:what|which|how|are|is|show|list|any|do)\b)(?P<ref>.+?)\s+(?:is|are|has\s+been)\s+"
+        r"(?:now\s+|all\s+)?(?:done|finished|complete|completed)(?:\s+now)?$",
+        _I,
+    ),
 )
-_DELETE = re.compile(
-    r"^(?:delete|remove|drop|cancel|erase|get\s+rid\s+of)\s+(?P<ref>.+?)"
-    r"(?:\s+from\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?(?:list|tasks))?$",
-    _I,
+_DELETE = (
+    re.compile(
+        r"^(?:delete|remove|drop|cancel|erase|scrap|scratch|trash|ditch|"
+        r"forget(?:\s+about)?|get\s+rid\s+of|never\s*mind(?:\s+about)?)\s+(?P<ref>.+?)"
+        r"(?:\s+from\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?(?:list|tasks))?$",
+        _I,
+    ),
+    re.compile(
+        r"^take\s+(?P<ref>.+?)\s+off\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?"
+        r"(?:list|tasks)$",
+        _I,
+    ),
+    re.compile(
+        r"^i\s+(?:don'?t|do\s+not|no\s+longer)\s+(?:need|have|want)\s+to\s+(?P<ref>.+?)"
+        r"(?:\s+any\s*more)?$",
+        _I,
+    ),
 )
 _LIST = (
     re.compile(
-        r"^(?:what|which|show|list|display|view|see|get|give|tell|print|how\s+many|do\s+i\s+have)\b"
+        r"^(?:what|which|show|list|display|view|see|get|give|tell|print|how\s+many|do\s+i\s+have|"
+        r"any|are\s+there|read|check|remind\s+me\s+(?:of|what))\b"
         r".*\b(?:tasks?|to-?dos?|list)\b",
         _I,
     ),
     re.compile(
         r"^(?:my\s+)?(?:all\s+|pending\s+|open\s+|completed\s+|done\s+)?(?:tasks|to-?dos)$", _I
     ),
-    re.compile(r"^what\s+(?:do|should)\s+i\s+(?:still\s+)?(?:have\s+|need\s+)?to\s+do\b", _I),
+    re.compile(
+        r"\bwhat\s+(?:(?:do|should|must)\s+)?i\s+(?:still\s+|else\s+)?(?:have\s+|need\s+|got\s+)?"
+        r"(?:left\s+)?to\s+do\b",
+        _I,
+    ),
+    re.compile(
+        r"^(?:what(?:'s|\s+is|s)?|anything|is\s+there\s+anything)\s+(?:else\s+|still\s+)?"
+        r"(?:left|remaining|pending|outstanding|next|open|on\s+my\s+(?:plate|list|agenda))\b",
+        _I,
+    ),
+    re.compile(r"^what\s+have\s+i\s+(?:already\s+)?(?:done|completed|finished)\b", _I),
+    re.compile(r"^how\s+many\b", _I),
+    re.compile(r"^(?:do|have)\s+i\s+(?:have\s+|got\s+)?(?:anything|something)\b", _I),
+    re.compile(r"^(?:show|list|display)(?:\s+(?:me\s+)?(?:everything|it\s+all|all|them))?$", _I),
+    re.compile(r"^what\s+(?:should|shall|can)\s+i\s+do\b", _I),
 )
+_COUNT = re.compile(r"^how\s+many\b|\bcount\b|\bnumber\s+of\b", _I)
 _PENDING_WORDS = re.compile(
     r"\b(?:pending|open|incomplete|unfinished|outstanding|remaining|left|to\s+do|undone|not\s+done|"
+    r"still|not\s+yet|haven'?t|yet\s+to|next|on\s+my\s+plate|"
     r"not\s+finished|not\s+completed)\b",
     _I,
 )
@@ -181,13 +309,23 @@ def parse_requests(text: str) -> list[Request]:
     for index in range(0, len(tokens), 2):
         piece = tokens[index]
         requests = _parse_piece(piece)
-        if not requests and pieces:
+        if not requests and pieces and _another_task(pieces[-1][1], piece):
+            pieces.append((piece, [AddTask(_clean(_POLITE_END.sub("", piece, count=1)))]))
+        elif not requests and pieces:
             joined = pieces[-1][0] + tokens[index - 1] + piece
             # A piece that means nothing alone continues the previous one, if that still parses.
             pieces[-1] = (joined, _parse_piece(joined) or pieces[-1][1])
         else:
             pieces.append((piece, requests))
     return [request for _, requests in pieces for request in requests]
+
+
+def _another_task(before: list[Request], piece: str) -> bool:
+    """Whether `piece` is a second task after an added one ("add buy stamps and post the
+    letter"), rather than the rest of its title ("add a task to buy salt and pepper")."""
+    if not before or not isinstance(before[-1], AddTask) or before[-1].description:
+        return False
+    return bool(_ACTION_START.match(piece.strip()))
 
 
 def _parse_piece(piece: str) -> list[Request]:
@@ -198,7 +336,18 @@ def _parse_piece(piece: str) -> list[Request]:
     text = _POLITE_END.sub("", start, count=1).strip()
     if not text:
         return []
-    for parse in (_add, _rename, _complete, _delete, _time, _calculate, _list):
+    for parse in (
+        _add,
+        _describe,
+        _delete_completed,
+        _rename,
+        _complete,
+        _delete,
+        _time,
+        _calculate,
+        _list,
+        _loose_add,
+    ):
         requests = parse(text)
         if requests:
             return requests
@@ -218,6 +367,30 @@ def _add(text: str) -> list[Request]:
             return [AddTask(part) for part in titles if part]
         return [AddTask(title, description)]
     return []
+
+
+def _loose_add(text: str) -> list[Request]:
+    for pattern in _LOOSE_ADD:
+        match = pattern.match(text)
+        if match:
+            title, description = _title_and_description(match["title"])
+            # "I need to see my tasks" is a wish to look, not a task to add
+            return _list(title) or ([AddTask(title, description)] if title else [])
+    return []
+
+
+def _describe(text: str) -> list[Request]:
+    for pattern in _DESCRIBE:
+        match = pattern.match(text)
+        if match:
+            description = _clean(match["text"])
+            if description:
+                return [DescribeTask(_task_ref(match["ref"]), description)]
+    return []
+
+
+def _delete_completed(text: str) -> list[Request]:
+    return [DeleteCompleted()] if _DELETE_COMPLETED.match(text) else []
 
 
 def _title_and_description(raw: str) -> tuple[str, str | None]:
@@ -246,18 +419,22 @@ def _complete(text: str) -> list[Request]:
 
 
 def _delete(text: str) -> list[Request]:
-    match = _DELETE.match(text)
-    return [DeleteTask(_task_ref(match["ref"]))] if match else []
+    for pattern in _DELETE:
+        match = pattern.match(text)
+        if match:
+            return [DeleteTask(_task_ref(match["ref"]))]
+    return []
 
 
 def _list(text: str) -> list[Request]:
     if not any(pattern.search(text) for pattern in _LIST):
         return []
+    count = bool(_COUNT.search(text))
     if _PENDING_WORDS.search(text):
-        return [ListTasks("pending")]
+        return [ListTasks("pending", count)]
     if _COMPLETED_WORDS.search(text):
-        return [ListTasks("completed")]
-    return [ListTasks("all")]
+        return [ListTasks("completed", count)]
+    return [ListTasks("all", count)]
 
 
 def _time(text: str) -> list[Request]:
