@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from tests.tools import priority_tools
+from typer.testing import CliRunner
 
+from messagedb_agent.cli import app
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.llm.offline import OfflineModel
 from messagedb_agent.runtime import build_engine
@@ -99,3 +101,26 @@ def test_a_name_taken_twice_is_refused(store: MessageStore, database_url: str) -
     settings = Settings(database_url=database_url, model_name="offline", tool_modules=MODULE)
     with pytest.raises(ValueError, match="'set_priority' is already registered"):
         build_engine(settings, store, OfflineModel(), tools=[priority_tools.set_priority])
+
+
+def test_the_cli_offers_the_tools_of_tool_modules(database_url: str) -> None:
+    env = {
+        "DATABASE_URL": database_url,
+        "MODEL_NAME": "offline",
+        "GOOGLE_CLOUD_PROJECT": "",
+        "LOCAL_USER": "cli-tools",
+        "TOOL_MODULES": MODULE,
+    }
+    result = CliRunner().invoke(app, ["start", "/call set_priority task_id=2"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert '"level": "low", "owner": "cli-tools", "task_id": 2' in result.output
+
+
+def test_the_cli_names_a_tool_module_it_cannot_import_in_one_line(database_url: str) -> None:
+    env = {"DATABASE_URL": database_url, "MODEL_NAME": "offline", "TOOL_MODULES": "nope_y"}
+    result = CliRunner().invoke(app, ["start", "hello"], env=env)
+
+    assert result.exit_code != 0
+    assert "TOOL_MODULES names 'nope_y', which cannot be imported" in result.output
+    assert "Traceback" not in result.output
