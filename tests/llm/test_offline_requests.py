@@ -9,7 +9,9 @@ from messagedb_agent.llm.offline_requests import (
     Calculate,
     CompleteTask,
     CurrentTime,
+    DeleteCompleted,
     DeleteTask,
+    DescribeTask,
     Echo,
     ListTasks,
     RenameTask,
@@ -109,3 +111,28 @@ def test_an_and_inside_a_request_stays_in_it(text: str, expected: list[Request])
 )
 def test_anything_else_is_no_request(text: str) -> None:
     assert parse_requests(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("delete completed tasks", [DeleteCompleted()]),
+        ("Get rid of everything I've completed", [DeleteCompleted()]),
+        ("delete the completed milk task", [DeleteTask(TaskRef("completed milk"))]),
+        (
+            "change the description of milk to 2 liters",
+            [DescribeTask(MILK, "2 liters")],
+        ),
+        ("how many tasks do I have", [ListTasks("all", count=True)]),
+        ("how many are left", [ListTasks("pending", count=True)]),
+        (
+            "add buy stamps and post the letter",
+            [AddTask("buy stamps"), AddTask("post the letter")],
+        ),
+        ("I need to pay the electricity bill", [AddTask("pay the electricity bill")]),
+        ("I need to see my tasks", [ListTasks("all")]),
+        ("list my tasks then delete completed ones", [ListTasks("all"), DeleteCompleted()]),
+    ],
+)
+def test_requests_said_as_people_say_them(text: str, expected: list[Request]) -> None:
+    assert parse_requests(text) == expected

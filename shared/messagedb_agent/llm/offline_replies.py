@@ -57,7 +57,7 @@ def describe(request: Request, call: ToolCall, result: ToolResult | None) -> str
         case DescribeTask(description=description):
             task = _task(content, "task")
             shown = task.get("description") or description
-            return f"Updated the description of {_label(task)}: “{shown}”."
+            return f"Updated the details of {_label(task)}: “{shorten(str(shown), 80)}”."
         case DeleteCompleted():
             return cleared([(call, result)])
         case CurrentTime():
@@ -87,7 +87,7 @@ def _problem(request: Request, call: ToolCall, result: ToolResult | None, error:
     if kind == "invalid_arguments" and isinstance(request, _TASK_CHANGES) and task_id is not None:
         return f"I don't see task #{task_id} in your list; say “list my tasks” to see them."
     if kind == "invalid_arguments" and isinstance(request, AddTask):
-        return f"I couldn't {verb(request)}: the title is too long or not valid."
+        return f"I couldn't {verb(request)}: that task name is too long or not valid."
     if kind == "invalid_arguments":
         return f"I couldn't {verb(request)}: that doesn't look right to me."
     if kind == "forbidden":
@@ -131,7 +131,7 @@ def verb(request: Request) -> str:
         case CurrentTime():
             return "tell the time"
         case Calculate(expression=expression):
-            return f"calculate {shorten(expression)}"
+            return f"work out {shorten(expression)}"
         case Echo():
             return "echo that"
 
@@ -172,7 +172,7 @@ def tasks_in(result: ToolResult | None) -> list[dict[str, Any]]:
 
 def _label(task: dict[str, Any]) -> str:
     number = f"task #{task['id']}" if task.get("id") is not None else "the task"
-    return f"{number} “{task['title']}”" if task.get("title") else number
+    return f"{number} “{shorten(str(task['title']), 80)}”" if task.get("title") else number
 
 
 def cleared(deletions: list[tuple[ToolCall, ToolResult | None]]) -> str:
