@@ -15,7 +15,7 @@ from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import from_message
 from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
 from messagedb_agent.projections.cost import price_table
-from messagedb_agent.render import event_line, shorten, summary_line, transcript
+from messagedb_agent.render import counted, event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.diagnosis import redact
@@ -153,9 +153,11 @@ def run_http_demo(
             state = _ok(http.get(f"/v1/threads/{thread_id}"))
             counts, usage = state["counts"], state["token_usage"]
             echo(
-                f"\nstatus {state['status']} · {counts['user']} user / {counts['assistant']} assistant messages · "
-                f"{counts['tool_calls']} tool calls · {counts['llm_calls']} model calls · "
-                f"{usage['total_tokens']} tokens · {len(events)} events"
+                f"\nstatus {state['status']} · {counts['user']} user / "
+                f"{counted(counts['assistant'], 'assistant message')} · "
+                f"{counted(counts['tool_calls'], 'tool call')} · "
+                f"{counted(counts['llm_calls'], 'model call')} · "
+                f"{counted(usage['total_tokens'], 'token')} · {counted(len(events), 'event')}"
             )
         echo(
             "\nstopping the local stack. Run it again: the first answer lists the tasks this run saved."
