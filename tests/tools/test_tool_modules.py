@@ -51,6 +51,11 @@ def test_a_module_without_tools_is_a_clear_error() -> None:
         load_tool_modules(["tests.tools.toolless_module"])
 
 
+def test_a_module_that_fails_while_importing_is_named_with_its_error() -> None:
+    with pytest.raises(ToolModuleError, match="failed while importing: RuntimeError: the billing"):
+        load_tool_modules(["tests.tools.broken_tool_module"])
+
+
 def test_build_engine_fails_at_start_up_on_a_bad_module(
     store: MessageStore, database_url: str
 ) -> None:
