@@ -104,6 +104,39 @@ PHRASINGS: list[tuple[str, Expected]] = [
     ("Clear out the finished ones", CLEARED),
     ("Remove the tasks that are done", CLEARED),
     ("list all tasks then delete completed ones", [*CLEARED, (LIST, ALL)]),
+    # several at once, by number
+    ("delete tasks 1 and 4", [("delete_task", {"task_id": 1}), ("delete_task", {"task_id": 4})]),
+    (
+        "mark tasks 1 and 2 as done",
+        [("complete_task", {"task_id": 1}), ("complete_task", {"task_id": 2})],
+    ),
+    ("check off number 2 for me", [("complete_task", {"task_id": 2})]),
+    (
+        "change the title of task 4 to call the electrician",
+        [("update_task", {"task_id": 4, "title": "call the electrician"})],
+    ),
+    ("jot down 'oil change' as a task please", [(ADD, {"title": "oil change"})]),
+    (
+        "put these on my list: pay rent, book a vet appointment, and buy a birthday card",
+        [
+            (ADD, {"title": "pay rent"}),
+            (ADD, {"title": "book a vet appointment"}),
+            (ADD, {"title": "buy a birthday card"}),
+        ],
+    ),
+    (
+        "finish task 2 and then show me what's left",
+        [("complete_task", {"task_id": 2}), (LIST, PENDING)],
+    ),
+    # the other tools, asked for in passing
+    ("What time is it in London", [("get_current_time", {"timezone": "Europe/London"})]),
+    ("what day of the week is it today?", [("get_current_time", {})]),
+    (
+        "add 'submit expense report' and tell me what time it is",
+        [(ADD, {"title": "submit expense report"}), ("get_current_time", {})],
+    ),
+    ("what's the square root of 144?", [("calculate", {"expression": "sqrt(144)"})]),
+    ("what's 15% of 80?", [("calculate", {"expression": "15/100*80"})]),
 ]
 
 

@@ -107,7 +107,10 @@ _POLITE_START = re.compile(
     r"i\s+need\s+you\s+to\s+|help\s+me\s+|go\s+ahead\s+and\s+|just\s+|let'?s\s+)?",
     _I,
 )
-_POLITE_END = re.compile(r"[\s,]*(?:please|thanks|thank\s+you)?[\s.!?]*$", _I)
+_POLITE_END = re.compile(
+    r"(?:[\s,]+for\s+me)?[\s,]*(?:please|thanks|thank\s+you)?[\s.!?]*$",
+    _I,
+)
 _QUOTES = "\"'“”‘’`"
 
 _ECHO = re.compile(r"^(?:echo|repeat\s+after\s+me|repeat)\s*:?\s+(?P<message>.+)$", _I | re.S)
@@ -127,6 +130,11 @@ _ADD = (
         r"^(?:remind\s+me\s+to|remember\s+to|don'?t\s+let\s+me\s+forget\s+to)\s+(?P<title>.+)$", _I
     ),
     re.compile(r"^(?:todo|to-do|task)\s*:\s*(?P<title>.+)$", _I),
+    re.compile(
+        r"^(?:add|put)\s+(?:these|the\s+following)(?P<plural>)(?:\s+(?:to|on)\s+(?:my\s+|the\s+)?"
+        r"(?:task\s*|to-?do\s*)?(?:list|tasks))?\s*:\s*(?P<title>.+)$",
+        _I,
+    ),
 )
 # Said as a need rather than a command ("I need to pay the bill"): tried after everything else,
 # so "I need to see my tasks" still lists them.
@@ -135,6 +143,11 @@ _LOOSE_ADD = (
         r"^(?:i\s+(?:really\s+|still\s+|also\s+)?(?:need|have|ought|got)\s+to|i\s+(?:must|should)|"
         r"i(?:'ve|\s+have)?\s+(?:got\s+to|gotta)|don'?t\s+forget(?:\s+to)?|"
         r"note\s+to\s+self\s*:?|(?:add|put|create|new)\b\s*:?)\s+(?P<title>.+)$",
+        _I,
+    ),
+    re.compile(
+        r"^(?:jot|write|note|put)\s+down\s+(?P<title>.+?)"
+        r"(?:\s+(?:as\s+a\s+(?:task|to-?do|reminder)|on\s+my\s+(?:list|to-?do\s+list)))?$",
         _I,
     ),
 )
@@ -186,6 +199,11 @@ _DELETE_COMPLETED = re.compile(
     _I,
 )
 _RENAME = (
+    re.compile(
+        r"^(?:change|update|edit|set)\s+the\s+(?:title|name)\s+(?:of|for|on)\s+(?P<ref>.+?)\s+"
+        r"(?:to|as)\s+(?P<new>.+)$",
+        _I,
+    ),
     re.compile(r"^(?:rename|retitle)\s+(?P<ref>.+?)\s+(?:to|as|into)\s+(?P<new>.+)$", _I),
     re.compile(r"^(?:change|update|edit)\s+(?P<ref>.+?)\s+to\s+(?P<new>.+)$", _I),
 )
@@ -241,7 +259,7 @@ _LIST = (
     re.compile(
         r"^(?:what|which|show|list|display|view|see|get|give|tell|print|how\s+many|do\s+i\s+have|"
         r"any|are\s+there|read|check|remind\s+me\s+(?:of|what))\b"
-        r".*\b(?:tasks?|to-?dos?|list)\b",
+        r".*\b(?:tasks?|to-?dos?|list|ones|items)\b",
         _I,
     ),
     re.compile(
@@ -253,7 +271,7 @@ _LIST = (
         _I,
     ),
     re.compile(
-        r"^(?:what(?:'s|\s+is|s)?|anything|is\s+there\s+anything)\s+(?:else\s+|still\s+)?"
+        r"(?:^|\bme\s+)(?:what(?:'s|\s+is|s)?|anything|is\s+there\s+anything)\s+(?:else\s+|still\s+)?"
         r"(?:left|remaining|pending|outstanding|next|open|on\s+my\s+(?:plate|list|agenda))\b",
         _I,
     ),
@@ -272,7 +290,8 @@ _PENDING_WORDS = re.compile(
 )
 _COMPLETED_WORDS = re.compile(r"\b(?:completed|complete|done|finished|closed)\b", _I)
 _TIME = (
-    re.compile(r"^what\s+(?:time|day|date)\s+is\s+(?:it|today)\b", _I),
+    re.compile(r"^what\s+(?:time|day|date)\b(?:\s+of\s+the\s+week)?\s+is\s+(?:it|today)\b", _I),
+    re.compile(r"^(?:tell\s+me\s+|do\s+you\s+know\s+)?what\s+(?:time|day)\s+it\s+is\b", _I),
     re.compile(
         r"^(?:(?:what(?:'s|\s+is)?|tell\s+me|give\s+me|show(?:\s+me)?)\s+)?(?:the\s+)?"
         r"(?:current\s+|local\s+|today'?s\s+)?(?:time|date)\b",
@@ -281,12 +300,46 @@ _TIME = (
     re.compile(r"^(?:current|local)\s+(?:time|date)\b", _I),
 )
 _TIMEZONE = re.compile(r"\bin\s+(?P<zone>[A-Za-z]+(?:/[A-Za-z0-9_+\-]+)+|UTC|GMT)\b", _I)
+# Places people name instead of a zone ("the time in Tokyo"): the best-known cities.
+_CITIES = {
+    "london": "Europe/London",
+    "paris": "Europe/Paris",
+    "berlin": "Europe/Berlin",
+    "madrid": "Europe/Madrid",
+    "rome": "Europe/Rome",
+    "amsterdam": "Europe/Amsterdam",
+    "moscow": "Europe/Moscow",
+    "dubai": "Asia/Dubai",
+    "delhi": "Asia/Kolkata",
+    "mumbai": "Asia/Kolkata",
+    "singapore": "Asia/Singapore",
+    "hong kong": "Asia/Hong_Kong",
+    "shanghai": "Asia/Shanghai",
+    "beijing": "Asia/Shanghai",
+    "seoul": "Asia/Seoul",
+    "tokyo": "Asia/Tokyo",
+    "sydney": "Australia/Sydney",
+    "auckland": "Pacific/Auckland",
+    "new york": "America/New_York",
+    "chicago": "America/Chicago",
+    "denver": "America/Denver",
+    "los angeles": "America/Los_Angeles",
+    "san francisco": "America/Los_Angeles",
+    "toronto": "America/Toronto",
+    "mexico city": "America/Mexico_City",
+    "sao paulo": "America/Sao_Paulo",
+    "são paulo": "America/Sao_Paulo",
+}
+_CITY = re.compile(r"\bin\s+(?P<city>" + "|".join(_CITIES) + r")\b", _I)
 _CALCULATE = re.compile(
     r"^(?:calculate|calc|compute|evaluate|eval|solve)\s*:?\s+(?P<expression>.+)$", _I
 )
 _QUESTION = re.compile(r"^(?:what(?:'s|\s+is|s)|how\s+much\s+is)\s+(?P<expression>.+)$", _I)
-_MATH = re.compile(r"[\d\s.+\-*/^%()]+")
+_MATH = re.compile(r"(?:sqrt|[\d\s.+\-*/^%()])+")
 _OPERATOR_WORDS = (
+    (re.compile(r"^\s*the\s+", _I), ""),
+    (re.compile(r"\bsquare\s+root\s+of\s+(?P<n>[\d.]+)", _I), r"sqrt(\g<n>)"),
+    (re.compile(r"(?P<p>[\d.]+)\s*(?:%|percent)\s+of\s+(?P<n>[\d.]+)", _I), r"\g<p>/100*\g<n>"),
     (re.compile(r"\bto\s+the\s+power\s+of\b", _I), "^"),
     (re.compile(r"\bsquared\b", _I), "^2"),
     (re.compile(r"\b(?:multiplied\s+by|times)\b", _I), "*"),
@@ -362,7 +415,7 @@ def _add(text: str) -> list[Request]:
         title, description = _title_and_description(match["title"])
         if not title:
             return []
-        if match.groupdict().get("plural"):
+        if match.groupdict().get("plural") is not None:
             titles = [_clean(part) for part in re.split(r",\s*(?:and\s+)?|\s+and\s+", title)]
             return [AddTask(part) for part in titles if part]
         return [AddTask(title, description)]
@@ -414,7 +467,7 @@ def _complete(text: str) -> list[Request]:
     for pattern in _COMPLETE:
         match = pattern.match(text)
         if match:
-            return [CompleteTask(_task_ref(match["ref"]))]
+            return [CompleteTask(ref) for ref in _task_refs(match["ref"])]
     return []
 
 
@@ -422,7 +475,7 @@ def _delete(text: str) -> list[Request]:
     for pattern in _DELETE:
         match = pattern.match(text)
         if match:
-            return [DeleteTask(_task_ref(match["ref"]))]
+            return [DeleteTask(ref) for ref in _task_refs(match["ref"])]
     return []
 
 
@@ -441,7 +494,10 @@ def _time(text: str) -> list[Request]:
     if not any(pattern.match(text) for pattern in _TIME):
         return []
     zone = _TIMEZONE.search(text)
-    return [CurrentTime(zone["zone"] if zone else None)]
+    if zone:
+        return [CurrentTime(zone["zone"])]
+    city = _CITY.search(text)
+    return [CurrentTime(_CITIES[city["city"].lower()] if city else None)]
 
 
 def _calculate(text: str) -> list[Request]:
@@ -460,6 +516,19 @@ def _math(expression: str) -> str:
     for pattern, symbol in _OPERATOR_WORDS:
         expression = pattern.sub(symbol, expression)
     return expression.strip().rstrip("=").strip()
+
+
+_NUMBERS = re.compile(
+    r"^(?:the\s+)?(?:tasks|items|numbers)\s+#?\d+(?:\s*(?:,|&|\band\b|,\s*and\b)\s*#?\d+)+$", _I
+)
+
+
+def _task_refs(raw: str) -> list[TaskRef]:
+    """One reference, or several when the user lists numbers ("tasks 1 and 3")."""
+    cleaned = _clean(raw)
+    if _NUMBERS.match(cleaned):
+        return [TaskRef(f"task {n}", int(n)) for n in re.findall(r"\d+", cleaned)]
+    return [_task_ref(raw)]
 
 
 def _task_ref(raw: str) -> TaskRef:
