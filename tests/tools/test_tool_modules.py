@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from tests.tools import priority_tools
 from typer.testing import CliRunner
 
@@ -59,9 +61,18 @@ def test_a_module_that_fails_while_importing_is_named_with_its_error() -> None:
 def test_build_engine_fails_at_start_up_on_a_bad_module(
     store: MessageStore, database_url: str
 ) -> None:
-    settings = Settings(database_url=database_url, model_name="offline", tool_modules="nope_x")
-    with pytest.raises(ToolModuleError, match="nope_x"):
+    module = "tests.tools.toolless_module"
+    settings = Settings(database_url=database_url, model_name="offline", tool_modules=module)
+    with pytest.raises(ToolModuleError, match=r"toolless_module'.* defines no @tool functions"):
         build_engine(settings, store)
+
+
+@pytest.mark.parametrize("name", ["nope_x", "tests.tools.nope", "no_such_package.tools", "a..b"])
+def test_settings_refuse_a_module_that_is_not_on_the_path(name: str) -> None:
+    with pytest.raises(
+        ValidationError, match=re.escape(f"TOOL_MODULES names {name!r}, which cannot be")
+    ):
+        Settings(tool_modules=f"{MODULE}, {name}")
 
 
 def test_tool_modules_join_the_engine_and_the_offline_model_calls_them(

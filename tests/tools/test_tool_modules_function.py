@@ -36,3 +36,12 @@ def test_the_step_function_runs_a_tool_from_tool_modules(
     assert [c.tool_name for c in completed] == ["set_priority"]  # type: ignore[attr-defined]
     answer = events[-1].event.response_text  # type: ignore[attr-defined]
     assert 'set_priority returned {"level": "high", "owner": "ada", "task_id": 4}' in answer
+
+
+def test_a_function_with_a_misspelt_tool_module_does_not_start(
+    function_env: pytest.MonkeyPatch, load_function: Callable[[str], FlaskClient]
+) -> None:
+    function_env.setenv("TOOL_MODULES", "tests.tools.priority_toolz")
+
+    with pytest.raises(Exception, match=r"TOOL_MODULES names 'tests\.tools\.priority_toolz'"):
+        load_function("step")

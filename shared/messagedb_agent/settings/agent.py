@@ -174,6 +174,28 @@ class EngineSettings(Section):
             ) from None
         return value
 
+    @field_validator("tool_modules")
+    @classmethod
+    def _modules_exist(cls, value: str | None) -> str | None:
+        """A module name that is misspelt or not installed stops every function and command
+        at start, naming it, instead of at the first step. Only the module is looked up here,
+        not run; its tools are collected when the engine is built."""
+        if not value or not value.strip():
+            return None
+        import importlib.util  # stdlib; the check runs only when the setting is given
+
+        for name in dict.fromkeys(n.strip() for n in value.split(",") if n.strip()):
+            try:
+                found = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                found = None
+            if found is None:
+                raise ValueError(
+                    f"TOOL_MODULES names {name!r}, which cannot be imported: no module of that "
+                    "name is on the Python path"
+                )
+        return value
+
 
 class CallbackSettings(Section):
     """Reply deliveries to the callback URLs threads name."""
