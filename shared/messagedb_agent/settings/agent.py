@@ -178,8 +178,9 @@ class EngineSettings(Section):
     @classmethod
     def _modules_exist(cls, value: str | None) -> str | None:
         """A module name that is misspelt or not installed stops every function and command
-        at start, naming it, instead of at the first step. Only the module is looked up here,
-        not run; its tools are collected when the engine is built."""
+        at start, naming it, instead of at the first step. The module is looked up here, not
+        run (its parent packages are imported); its tools are collected when the engine is
+        built."""
         if not value or not value.strip():
             return None
         import importlib.util  # stdlib; the check runs only when the setting is given
