@@ -297,3 +297,44 @@ def test_a_long_message_it_does_not_understand_is_not_echoed_back() -> None:
     answer = conversation.say(text)
 
     assert len(answer) < 300
+
+
+# -- "it": the task the conversation just dealt with ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "call"),
+    [
+        ("mark it as done", ("complete_task", {"task_id": 6})),
+        ("ok that one's done now", ("complete_task", {"task_id": 6})),
+        ("change it to 'call the bank about the mortgage'", ("update_task", {"task_id": 6})),
+        ("delete it", ("delete_task", {"task_id": 6})),
+    ],
+)
+def test_it_means_the_task_just_added(follow_up: str, call: tuple[str, dict[str, Any]]) -> None:
+    conversation = _conversation()
+    conversation.say("add a task to call the bank")
+
+    conversation.say(follow_up)
+
+    name, arguments = conversation.tools.calls[-1]
+    assert name == call[0]
+    assert arguments.items() >= call[1].items()
+
+
+def test_it_waits_for_the_task_added_in_the_same_message() -> None:
+    conversation = _conversation()
+
+    answer = conversation.say("add a task to buy bread and then mark it as done")
+
+    assert conversation.tools.calls == [
+        (ADD, {"title": "buy bread"}),
+        ("complete_task", {"task_id": 6}),
+    ]
+    assert "Marked task #6 “buy bread” as done." in answer
+
+
+def test_it_with_nothing_to_refer_to_asks_which_task() -> None:
+    answer = Conversation().say("mark it done")
+
+    assert "not sure which task" in answer

@@ -158,6 +158,7 @@ class _Turn:
     foreign: list[ToolResult] = field(default_factory=list)
     rounds: int = 0
     lookup_turn: int = 0
+    recent: int | None = None
 
     def observations(self, pending: _Pending) -> list[_Observed]:
         return self.observed.get((pending.turn, str(pending.slot)), [])
@@ -295,6 +296,16 @@ def _helped(messages: Sequence[Message], asked: list[str]) -> bool:
     )
 
 
+def _recent_task(messages: Sequence[Message]) -> int | None:
+    """The id of the task the latest task result was about: what "it" means in "mark it done"."""
+    for message in reversed(messages):
+        if isinstance(message, ToolResult) and isinstance(message.content, dict):
+            task = message.content.get("task")
+            if isinstance(task, dict) and isinstance(task.get("id"), int):
+                return int(task["id"])
+    return None
+
+
 def _read_turn(messages: Sequence[Message]) -> _Turn:
     """The requests of every user message after the last final answer, and what was done."""
     start = 0
@@ -302,6 +313,7 @@ def _read_turn(messages: Sequence[Message]) -> _Turn:
         if isinstance(message, AssistantTurn) and not message.tool_calls:
             start = index + 1
     turn = _Turn()
+    turn.recent = _recent_task(messages)
     user_number = sum(1 for m in messages[:start] if isinstance(m, UserTurn))
     results = {m.tool_call_id: m for m in messages[start:] if isinstance(m, ToolResult)}
     for message in messages[start:]:
@@ -361,8 +373,31 @@ def _advance(pending: _Pending, turn: _Turn, available: dict[str, ToolSpec]) -> 
     if observed:
         return _Done(replies.describe(request, observed[-1].call, observed[-1].result))
     if isinstance(request, CompleteTask | DeleteTask | RenameTask | DescribeTask):
+        if request.ref.recent:
+            return _recent_step(pending, request, turn, available)
         return _find_task(request, turn, available)
     return _Call(tool, _arguments(request, None, available[tool]))
+
+
+def _recent_step(
+    pending: _Pending,
+    request: CompleteTask | DeleteTask | RenameTask | DescribeTask,
+    turn: _Turn,
+    available: dict[str, ToolSpec],
+) -> _Step:
+    """ "It" is the task an earlier request of this message adds (once added), or else the
+    task the conversation dealt with last."""
+    for earlier in turn.requests:
+        if earlier.turn == pending.turn and earlier.slot >= pending.slot:
+            break
+        if isinstance(earlier.request, AddTask) and not any(
+            obs.result is not None for obs in turn.observations(earlier)
+        ):
+            return _Waits()
+    if turn.recent is None:
+        return _Done(f"I'm not sure which task “{request.ref.text}” means; tell me its name.")
+    tool = _ACTIONS[type(request)]
+    return _Call(tool, _arguments(request, turn.recent, available[tool]))
 
 
 def _clear_completed(

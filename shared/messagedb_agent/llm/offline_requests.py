@@ -16,10 +16,12 @@ Status = Literal["all", "pending", "completed"]
 
 @dataclass(frozen=True, slots=True)
 class TaskRef:
-    """How the user named a task: by number, or by words to match against titles."""
+    """How the user named a task: by number, by words to match against titles, or as "it"
+    (`recent`): the task the conversation just dealt with."""
 
     text: str
     task_id: int | None = None
+    recent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +234,7 @@ _COMPLETE = (
         r"^(?:i'?m\s+|i\s+am\s+)?(?:all\s+)?(?:done|finished|through)\s+with\s+(?P<ref>.+)$", _I
     ),
     re.compile(
-        r"^(?!(?:what|which|how|are|is|show|list|any|do)\b)(?P<ref>.+?)\s+(?:is|are|has\s+been)\s+"
+        r"^(?!(?:what|which|how|are|is|show|list|any|do)\b)(?P<ref>.+?)(?:\s+(?:is|are|has\s+been)|'s)\s+"
         r"(?:now\s+|all\s+)?(?:done|finished|complete|completed)(?:\s+now)?$",
         _I,
     ),
@@ -531,7 +533,14 @@ def _task_refs(raw: str) -> list[TaskRef]:
     return [_task_ref(raw)]
 
 
+_PRONOUN = re.compile(
+    r"^(?:it|that|this|(?:that|this|the\s+last|the\s+new)\s+(?:one|task|item|to-?do))$", _I
+)
+
+
 def _task_ref(raw: str) -> TaskRef:
+    if _PRONOUN.match(_clean(raw)):
+        return TaskRef(_clean(raw), recent=True)
     text = _REF_END.sub("", _REF_START.sub("", _clean(raw)))
     text = _clean(text)
     number = _TASK_NUMBER.match(text)
