@@ -39,6 +39,7 @@ locals {
     SYSTEM_PROMPT         = var.system_prompt
     VERTEX_API_ENDPOINT   = var.vertex_api_endpoint
     CONTEXT_BUDGET_TOKENS = var.context_budget_tokens == null ? "" : tostring(var.context_budget_tokens)
+    TOOL_MODULES          = var.tool_modules
   }
 
   # ObservabilitySettings (settings/serving.py); K_SERVICE is set by Cloud Run.

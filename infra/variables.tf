@@ -437,6 +437,12 @@ variable "view_cache_events" {
   }
 }
 
+variable "tool_modules" {
+  description = "TOOL_MODULES: comma-separated Python modules whose @tool functions join the agent's tools (they must be in each function's source); empty for the built-in tools only."
+  type        = string
+  default     = ""
+}
+
 variable "context_budget_tokens" {
   description = "CONTEXT_BUDGET_TOKENS: context tokens above which older turns are summarised; null takes half the model's window from the catalogue."
   type        = number
