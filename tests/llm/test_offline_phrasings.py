@@ -128,6 +128,14 @@ PHRASINGS: list[tuple[str, Expected]] = [
         "finish task 2 and then show me what's left",
         [("complete_task", {"task_id": 2}), (LIST, PENDING)],
     ),
+    (
+        "I paid the electricity bill, you can check that off",
+        [(LIST, ALL), ("complete_task", {"task_id": 1})],
+    ),
+    (
+        "I called the plumber, check it off and add a task to buy a new boiler",
+        [(LIST, ALL), (ADD, {"title": "buy a new boiler"}), ("complete_task", {"task_id": 4})],
+    ),
     # the other tools, asked for in passing
     ("What time is it in London", [("get_current_time", {"timezone": "Europe/London"})]),
     ("what day of the week is it today?", [("get_current_time", {})]),

@@ -225,6 +225,13 @@ _COMPLETE = (
         r"(?:finished|completed|done)\s+(?:with\s+)?(?P<ref>.+)$",
         _I,
     ),
+    # "I bought the milk, you can check that off": the deed names the task
+    re.compile(
+        r"^i\s+(?:just\s+|already\s+|finally\s+)?\w+\s+(?P<ref>.+?)\s*[,;.!-]+\s*"
+        r"(?:so\s+|you\s+can\s+|please\s+|now\s+)?(?:check|tick|cross|mark)\s+(?:it|that)\s+"
+        r"(?:off|done|as\s+(?:done|complete|completed|finished))$",
+        _I,
+    ),
     re.compile(
         r"^(?:cross|tick|check)\s+(?P<ref>.+?)\s+off\s+(?:my\s+|the\s+)?(?:task\s*|to-?do\s*)?"
         r"(?:list|tasks)$",
