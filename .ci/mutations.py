@@ -132,6 +132,13 @@ MUTATIONS = (
         f"{RELAY}::test_a_claim_nobody_moves_on_is_reannounced_again_after_the_recheck_interval",
     ),
     Mutation(
+        "3 stalls: the relay never announces a message that nothing answered",
+        f"{LIB}/events/user.py",
+        "return self.timestamp + UNANSWERED_AFTER if self.timestamp is not None else None",
+        "return None",
+        f"{RELAY}::test_a_message_nothing_answered_is_announced_again_once_it_has_waited_too_long",
+    ),
+    Mutation(
         "4 stale: the relay announces a stream at an older position than its newest",
         SWEEP,
         "heads[message.stream_name] = message.position",

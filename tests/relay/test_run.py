@@ -12,6 +12,7 @@ from messagedb_agent.notification import Notification
 from messagedb_agent.relay import position as position_store
 from messagedb_agent.relay.run import relay_once
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import start_thread
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -38,7 +39,11 @@ def test_a_run_publishes_the_head_of_each_new_stream_and_records_the_position(
     store: MessageStore,
 ) -> None:
     relay_once(store, RecordingPublisher(), NOW, max_batches=100)  # catch up with other tests
-    streams = [new_thread(store, f"message {i}").stream_name for i in range(3)]
+    # written just now: not yet unanswered for long enough to be announced again
+    streams = [
+        start_thread(store, owner="alice", message=f"message {i}", now=NOW).stream_name
+        for i in range(3)
+    ]
     last = store.get_last_stream_message(streams[-1])
     assert last is not None
     publisher = RecordingPublisher()

@@ -347,3 +347,22 @@ def test_a_foreign_stream_in_the_category_is_skipped_and_the_position_still_adva
     last = store.get_last_stream_message(real)
     assert last is not None
     assert result.state.position >= last.global_position
+
+
+def test_a_message_nothing_answered_is_announced_again_once_it_has_waited_too_long(
+    store: MessageStore,
+) -> None:
+    """Its notification was lost (a dropped push, or one dead-lettered while the step
+    function was down): without this the thread would wait for ever."""
+    from messagedb_agent.events.user import UNANSWERED_AFTER
+
+    catch_up(store, NOW)
+    stream = new_stream()
+    position = write(store, stream, UserMessageAdded(message="anyone?", timestamp=NOW))
+    assert Notification(stream_name=stream, position=position) in catch_up(store, NOW)
+    assert stream not in {n.stream_name for n in catch_up(store, NOW + UNANSWERED_AFTER / 2)}
+    later = catch_up(store, NOW + UNANSWERED_AFTER)
+    assert Notification(stream_name=stream, position=position) in later
+    write(store, stream, _llm_claim(NOW + timedelta(hours=1)))  # a step took it on
+    catch_up(store, NOW + UNANSWERED_AFTER * 2)  # announces the claim, as any new head
+    assert stream not in {n.stream_name for n in catch_up(store, NOW + UNANSWERED_AFTER * 3)}
