@@ -43,3 +43,16 @@ def test_the_http_demo_goes_through_ingest_pubsub_and_step(
     assert text.count("assistant ›") == len(DEMO_TURNS)
     assert "complete_task(task_id=" in text
     assert "ToolExecutionCompleted" in text
+
+
+def test_the_readmes_sample_transcript_says_what_the_demo_says() -> None:
+    """The README shows the demo's turns in the demo's order, and no turn the demo lacks."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    sample = readme.split("## Two commands", 1)[1].split("Run it again", 1)[0]
+    said = [
+        line.split("›", 1)[1].strip() for line in sample.splitlines() if line.startswith("you ")
+    ]
+    assert said
+    assert said == list(DEMO_TURNS[: len(said)])
