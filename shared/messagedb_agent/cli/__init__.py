@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -74,10 +76,39 @@ class _Session:
         self.store.close()
 
 
+TURN_SPAN = "cli turn"
+
+
+@contextmanager
+def _turn() -> Iterator[str | None]:
+    """One user turn as one trace: a root span, current while the user's message is appended
+    (its W3C traceparent, yielded, goes into the message's metadata, as ingest's does) and
+    while every step runs, so model and tool spans are its children. Spans are flushed at the
+    end: the process may exit right after."""
+    from opentelemetry.context import Context
+
+    from messagedb_agent.observability.tracing import current_traceparent, flush, span
+
+    try:
+        with span(TURN_SPAN, parent=Context()):  # a new trace, whatever context came before
+            yield current_traceparent()
+    finally:
+        flush()
+
+
 def _converse(session: _Session, appended: Any, *, events: bool) -> None:
     from messagedb_agent.engine.runner import run_until_idle
+    from messagedb_agent.observability import semconv
+    from messagedb_agent.observability.tracing import annotate
     from messagedb_agent.render import event_line, transcript
     from messagedb_agent.threads.reading import read_thread
+
+    annotate(
+        {
+            semconv.GEN_AI_CONVERSATION_ID: appended.thread_id,
+            "agent.stream_name": appended.stream_name,
+        }
+    )
 
     before = len(
         transcript(read_thread(session.store, appended.stream_name, appended.position - 1))
@@ -105,7 +136,7 @@ def start(
     """Start a new thread with MESSAGE and run the agent until it answers."""
     from messagedb_agent.threads.commands import start_thread
 
-    with _Session() as session:
+    with _Session() as session, _turn() as traceparent:
         appended = start_thread(
             session.store,
             owner=session.settings.local.local_user,
@@ -113,6 +144,7 @@ def start(
             title=title,
             now=datetime.now(UTC),
             max_length=session.settings.threads.max_message_length,
+            traceparent=traceparent,
         )
         typer.secho(f"thread {appended.thread_id}", fg=typer.colors.CYAN, err=True)
         _converse(session, appended, events=events)
@@ -128,7 +160,7 @@ def continue_(
     """Add MESSAGE to THREAD and run the agent until it answers."""
     from messagedb_agent.threads.commands import add_message
 
-    with _Session() as session:
+    with _Session() as session, _turn() as traceparent:
         appended = add_message(
             session.store,
             thread,
@@ -136,6 +168,7 @@ def continue_(
             message=message,
             now=datetime.now(UTC),
             max_length=session.settings.threads.max_message_length,
+            traceparent=traceparent,
         )
         _converse(session, appended, events=events)
 
