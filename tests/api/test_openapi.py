@@ -91,3 +91,16 @@ def test_answers_match_their_documented_schemas(
     conforms(document, "Health", client.get("/healthz").json)
     conforms(document, "ErrorBody", client.get("/v1/threads/nope", headers=auth).json)
     conforms(document, "ErrorBody", client.get("/v1/threads").json)
+
+
+def test_the_paging_parameters_are_documented(document: dict[str, Any]) -> None:
+    def names(path: str) -> list[str]:
+        return [p["name"] for p in document["paths"][path]["get"].get("parameters", [])]
+
+    detail = document["paths"]["/v1/threads/{thread_id}"]["get"]
+    order = next(p for p in detail["parameters"] if p["name"] == "order")
+    assert names("/v1/threads") == ["limit", "cursor"]
+    assert names("/v1/threads/{thread_id}") == ["thread_id", "limit", "cursor", "order"]
+    assert order["schema"]["enum"] == ["oldest", "newest"]
+    assert "400" in detail["responses"]
+    assert "next_cursor" in document["components"]["schemas"]["ThreadDetail"]["properties"]

@@ -184,7 +184,7 @@ class IngestApi:
                     f"please wait {decision.retry_after} seconds and try again.",
                     headers={"Retry-After": str(decision.retry_after)},
                 )
-        query = _parse_query(route.query, request)
+        query = _parse_query(route, request)
         raw_body = self._read_body(route, request)
         body = _parse_body(route, raw_body)
         key = request.headers.get(HEADER) if route.idempotent else None
@@ -278,13 +278,34 @@ def _replay(found: RecordedAnswer, signature: str) -> flask.Response:
     return _json_response(found.status, found.body, {"Idempotent-Replayed": "true"})
 
 
-def _parse_query(model: type[BaseModel] | None, request: flask.Request) -> BaseModel | None:
+def _parse_query(route: Route, request: flask.Request) -> BaseModel | None:
+    model = route.query
+    if route.method == "GET":
+        _refuse_unknown_parameters(model, request)
     if model is None:
         return None
     try:
         return model.model_validate(request.args.to_dict(flat=True))
     except ValidationError as exc:
         raise errors.invalid_request(_problems(exc)) from None
+
+
+def _refuse_unknown_parameters(model: type[BaseModel] | None, request: flask.Request) -> None:
+    """A misspelt or unsupported parameter is an error, not a silently different answer."""
+    accepted = list(model.model_fields) if model is not None else []
+    unknown = [name for name in request.args if name not in accepted]
+    if not unknown:
+        return
+    takes = (
+        "it accepts " + ", ".join(f"`{name}`" for name in accepted)
+        if accepted
+        else "it takes no query parameters"
+    )
+    names = ", ".join(f"`{name}`" for name in unknown)
+    raise errors.invalid_request(
+        [ErrorItem(field=name, message="unknown query parameter") for name in unknown],
+        f"This route does not know the query parameter {names}; {takes}.",
+    )
 
 
 def _declares_json(request: flask.Request) -> bool:

@@ -18,7 +18,12 @@ from pydantic import BaseModel
 from messagedb_agent.api import models
 from messagedb_agent.api.errors import ApiError, ErrorItem, invalid_request
 from messagedb_agent.api.replies import wait_for_reply
-from messagedb_agent.api.transcript import event_view, thread_detail
+from messagedb_agent.api.transcript import (
+    InvalidMessageCursor,
+    event_view,
+    page_messages,
+    thread_detail,
+)
 from messagedb_agent.channels import outbound
 from messagedb_agent.events import SessionCompleted
 from messagedb_agent.observability.tracing import current_traceparent
@@ -169,9 +174,16 @@ def end_thread(ctx: Context, call: Call) -> Answer:
 
 
 def get_thread(ctx: Context, call: Call) -> Answer:
+    query = call.query_as(models.ThreadQuery)
     store = ctx.store()
     thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
-    return Answer(200, thread_detail(thread_id, read_thread(store, stream), ctx.prices))
+    detail = thread_detail(thread_id, read_thread(store, stream), ctx.prices)
+    try:
+        page = page_messages(detail, limit=query.limit, cursor=query.cursor, order=query.order)
+    except InvalidMessageCursor as exc:
+        message = f"The cursor {exc}; pass a `next_cursor` from an earlier page, or none."
+        raise invalid_request([ErrorItem(field="cursor", message=str(exc))], message) from None
+    return Answer(200, page)
 
 
 def list_events(ctx: Context, call: Call) -> Answer:

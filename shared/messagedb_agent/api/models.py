@@ -40,7 +40,7 @@ class _Body(BaseModel):
 
 
 class _Query(BaseModel):
-    """Query strings are text, so these coerce ("20" is 20); unknown parameters are ignored."""
+    """Query strings are text, so these coerce ("20" is 20); unknown parameters are refused."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -89,9 +89,28 @@ class EventsQuery(_Query):
 
 
 class ListQuery(_Query):
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1, le=100, description="Threads per page.")
     cursor: str | None = Field(
-        default=None, max_length=512, description="`next_cursor` of the previous page."
+        default=None,
+        max_length=512,
+        description="`next_cursor` of the previous page; opaque. Absent: the first page.",
+    )
+
+
+class ThreadQuery(_Query):
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Transcript messages per page. Absent: every message (after `cursor`).",
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=512,
+        description="`next_cursor` of the previous page, read with the same `order`; opaque.",
+    )
+    order: Literal["oldest", "newest"] = Field(
+        default="oldest", description="`oldest` first (the default) or `newest` first."
     )
 
 
@@ -199,6 +218,11 @@ class ThreadDetail(_Out):
     token_usage: TokenUsageView
     cost: CostView
     counts: MessageCounts
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` (with the same `order`) for the next page of messages; "
+        "null when no more remain.",
+    )
 
 
 class EventView(_Out):

@@ -76,6 +76,8 @@ ROUTES: tuple[Route, ...] = (
         {200: (models.ThreadList, "One page of threads.")},
         errors=(400, *AUTHENTICATED),
         query=models.ListQuery,
+        description="`next_cursor` is null on the last page; otherwise pass it as `cursor` "
+        "(with any `limit`) for the next page.",
     ),
     Route(
         "POST",
@@ -98,8 +100,11 @@ ROUTES: tuple[Route, ...] = (
         "getThread",
         "Transcript, status, tool calls and usage of one conversation",
         handlers.get_thread,
-        {200: (models.ThreadDetail, "The thread.")},
-        errors=(*ON_A_THREAD, *AUTHENTICATED),
+        {200: (models.ThreadDetail, "The thread, with one page of its messages.")},
+        errors=(400, *ON_A_THREAD, *AUTHENTICATED),
+        query=models.ThreadQuery,
+        description="With no query parameters every message is returned, oldest first. "
+        "`limit` pages the messages; `next_cursor` continues from the last one returned.",
     ),
     Route(
         "GET",
@@ -135,7 +140,7 @@ ROUTES: tuple[Route, ...] = (
             200: (models.Health, "Message DB answers."),
             503: (models.Health, "Message DB does not answer."),
         },
-        errors=(500,),
+        errors=(400, 500),
         authenticated=False,
     ),
     Route(
@@ -145,7 +150,7 @@ ROUTES: tuple[Route, ...] = (
         "This document",
         handlers.openapi,
         {200: (None, "The OpenAPI 3.1 document.")},
-        errors=(500,),
+        errors=(400, 500),
         authenticated=False,
     ),
 )

@@ -7,11 +7,15 @@ and call id, because providers reuse call ids (`c0`, `c1`...) from one response 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from messagedb_agent.api.models import (
+    MAX_POSITION,
     CostView,
     EventView,
     MessageCounts,
@@ -105,6 +109,52 @@ def thread_detail(
             llm_calls=state.llm_call_count,
         ),
     )
+
+
+_CURSOR = re.compile(r"([on]):(0|[1-9][0-9]{0,15})")
+
+
+class InvalidMessageCursor(ValueError):
+    """A `cursor` that no page of this API handed out."""
+
+
+def message_cursor(order: str, position: int) -> str:
+    """Opaque: the order and the position of the last message returned."""
+    raw = f"{order[0]}:{position}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_position(cursor: str, order: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise InvalidMessageCursor("is not a cursor this API handed out") from None
+    match = _CURSOR.fullmatch(raw)
+    if match is None or int(match[2]) > MAX_POSITION:
+        raise InvalidMessageCursor("is not a cursor this API handed out")
+    if match[1] != order[0]:
+        raise InvalidMessageCursor(f"belongs to a different `order` than {order!r}")
+    return int(match[2])
+
+
+def page_messages(
+    detail: ThreadDetail, *, limit: int | None, cursor: str | None, order: str
+) -> ThreadDetail:
+    """One page of the transcript's messages; the rest of the thread is unchanged."""
+    messages = list(detail.messages)
+    if order == "newest":
+        messages.reverse()
+    if cursor is not None:
+        after = _cursor_position(cursor, order)
+        if order == "newest":
+            messages = [m for m in messages if m.position < after]
+        else:
+            messages = [m for m in messages if m.position > after]
+    next_cursor = None
+    if limit is not None and len(messages) > limit:
+        messages = messages[:limit]
+        next_cursor = message_cursor(order, messages[-1].position)
+    return detail.model_copy(update={"messages": messages, "next_cursor": next_cursor})
 
 
 def _cost_view(cost: Cost) -> CostView:
