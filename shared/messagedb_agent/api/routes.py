@@ -140,7 +140,7 @@ ROUTES: tuple[Route, ...] = (
             200: (models.Health, "Message DB answers."),
             503: (models.Health, "Message DB does not answer."),
         },
-        errors=(400, 500),
+        errors=(500,),
         authenticated=False,
     ),
     Route(
@@ -150,7 +150,7 @@ ROUTES: tuple[Route, ...] = (
         "This document",
         handlers.openapi,
         {200: (None, "The OpenAPI 3.1 document.")},
-        errors=(400, 500),
+        errors=(500,),
         authenticated=False,
     ),
 )
