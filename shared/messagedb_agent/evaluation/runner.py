@@ -36,7 +36,7 @@ from messagedb_agent.events import (
     ToolExecutionFailed,
 )
 from messagedb_agent.projections.next_step import StepKind
-from messagedb_agent.threads.commands import add_message, start_thread
+from messagedb_agent.threads.commands import Appended, add_message, start_thread
 from messagedb_agent.threads.reading import read_thread
 from messagedb_agent.tools.context import ToolContext
 
@@ -138,29 +138,13 @@ def run_case(
         thread_id = opened.thread_id
         for number, step in enumerate(case.setup):
             if step.message is not None:
-                turn = add_message(
-                    engine.store,
-                    opened.thread_id,
-                    owner=owner,
-                    message=step.message,
-                    now=_now(engine),
-                    max_length=max_message_length,
-                )
-                steps = run_until_idle(engine, turn.notification, chain=TURN_STEPS)
+                _, steps = _turn(engine, opened.thread_id, owner, step.message, max_message_length)
                 unfinished = _unfinished(steps)
                 if unfinished is not None:
                     raise RuntimeError(f"setup message {number + 1} {unfinished}")
             else:
                 _set_up_with_tool(engine, owner, opened.stream_name, run_id, case, number)
-        asked = add_message(
-            engine.store,
-            opened.thread_id,
-            owner=owner,
-            message=case.request,
-            now=_now(engine),
-            max_length=max_message_length,
-        )
-        steps = run_until_idle(engine, asked.notification, chain=TURN_STEPS)
+        asked, steps = _turn(engine, opened.thread_id, owner, case.request, max_message_length)
         actual, reply, failure = read_turn(engine, asked.stream_name, asked.position)
         unfinished = _unfinished(steps)
     except Exception as exc:  # one broken case must not end the run
@@ -177,6 +161,21 @@ def run_case(
         error=failure or unfinished,
         seconds=time.perf_counter() - started,
     )
+
+
+def _turn(
+    engine: Engine, thread_id: str, owner: str, message: str, max_length: int
+) -> tuple[Appended, list[StepResult]]:
+    """The user says `message`; the engine runs until the thread waits again."""
+    appended = add_message(
+        engine.store,
+        thread_id,
+        owner=owner,
+        message=message,
+        now=_now(engine),
+        max_length=max_length,
+    )
+    return appended, run_until_idle(engine, appended.notification, chain=TURN_STEPS)
 
 
 def _unfinished(steps: Sequence[StepResult]) -> str | None:

@@ -86,21 +86,10 @@ def summarise(messages: Sequence[Message]) -> LLMResponse:
     lines = "\n".join(m.text for m in messages if isinstance(m, UserTurn)).splitlines()
     carried = sum(int(found.group(1)) for line in lines if (found := _EARLIER.search(line)))
     requests = [line.removeprefix("User: ").strip() for line in lines if line.startswith("User: ")]
-    recent = "; ".join(f"“{_shorten(text)}”" for text in requests[-_RECENT_REQUESTS:])
+    recent = "; ".join(f"“{replies.shorten(text, 80)}”" for text in requests[-_RECENT_REQUESTS:])
     text = f"The user made {carried + len(requests)} earlier requests in all"
     text += f"; the most recent: {recent}." if recent else "."
-    return LLMResponse(
-        text=text,
-        tool_calls=(),
-        model_name=OFFLINE_MODEL_NAME,
-        token_usage=_usage(messages, text, []),
-        finish_reason="stop",
-    )
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _answer(messages, text, first_answer=False)
 
 
 @dataclass(frozen=True, slots=True)

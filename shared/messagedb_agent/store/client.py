@@ -71,6 +71,8 @@ class _Circuit:
         self._probing = False
 
     def enter(self) -> None:
+        if not self._down_until:
+            return  # the database is up: no lock on the path every call takes
         with self._lock:
             if not self._down_until:
                 return
