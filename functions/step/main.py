@@ -20,6 +20,7 @@ from messagedb_agent.runtime import Runtime
 from messagedb_agent.settings import Settings
 
 runtime = Runtime(Settings())
+runtime.import_tool_modules()  # a broken TOOL_MODULES module stops the cold start, named
 configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too
 bound_request_bodies()  # a body that stops arriving is answered 408 after a few seconds
 

@@ -174,6 +174,16 @@ class Runtime:
     def engine(self) -> Engine:
         return self._once("engine", lambda: build_engine(self.settings, self.store))
 
+    def import_tool_modules(self) -> None:
+        """Import the modules `TOOL_MODULES` names, now: a module that fails while importing or
+        defines no tools stops the process at cold start, naming it, instead of failing every
+        delivery later. Python keeps the modules, so the engine's own load is then free."""
+        names = self.settings.engine.tool_modules
+        if names:
+            from messagedb_agent.tools.modules import load_tool_modules, module_names
+
+            load_tool_modules(module_names(names))
+
     @property
     def ingest_api(self) -> IngestApi:
         """The HTTP API; its store and publisher are this runtime's, made when a request

@@ -270,6 +270,20 @@ def test_us3_show_and_mark_done_chains_a_listing_and_a_change(
     assert "- [x] #1 buy milk" in reply  # the listing shows the change made in the same message
 
 
+def test_us3_show_and_mark_important_chains_a_listing_and_an_update(
+    chat: FlaskClient, auth: dict[str, str]
+) -> None:
+    thread = Thread(chat, auth)
+    thread.say("add a task to buy milk and add a task to call the bank")
+
+    reply = thread.say("show my tasks and mark the bank one as important")
+
+    assert [name for name, _ in thread.calls()][-3:] == ["list_tasks", "update_task", "list_tasks"]
+    assert thread.calls()[-2][1] == {"task_id": 2, "important": True}
+    assert "Marked task #2 “call the bank” as important." in reply
+    assert "- [ ] #2 call the bank (important)" in reply
+
+
 def test_us3_a_failing_call_does_not_stop_the_others(
     chat: FlaskClient, auth: dict[str, str]
 ) -> None:

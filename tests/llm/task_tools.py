@@ -6,6 +6,7 @@ ones do; `converse` plays the engine's loop (call the model, run the calls, feed
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ SPECS = {
                 "task_id": {"type": "integer"},
                 "title": {"type": "string"},
                 "description": {"type": "string"},
+                "important": {"type": "boolean"},
             },
             "required": ["task_id"],
         },
@@ -133,6 +135,7 @@ class TaskTools:
             "title": title,
             "description": description,
             "completed": False,
+            "important": False,
         }
         return {"task": dict(self.tasks[task_id])}
 
@@ -151,9 +154,15 @@ class TaskTools:
         return {"task": dict(task)}
 
     def update_task(
-        self, task_id: int, title: str | None = None, description: str | None = None
+        self,
+        task_id: int,
+        title: str | None = None,
+        description: str | None = None,
+        important: bool | None = None,
     ) -> dict[str, Any]:
         task = self._get(task_id)
+        if important is not None:
+            task["important"] = important
         if title is not None:
             task["title"] = title
         if description is not None:
@@ -214,3 +223,16 @@ class Conversation:
                 )
             else:
                 self.messages.append(ToolResult(call.id, call.name, content))
+
+
+_INTERNAL = re.compile(
+    r"\b(?:add_task|list_tasks|complete_task|update_task|delete_task|get_current_time|"
+    r"task_id|status|title|description|expression|calculate|echo|tool|schema|argument)s?\b",
+    re.IGNORECASE,
+)
+
+
+def internal_names(text: str, reply: str) -> list[str]:
+    """Internal names in the reply that the user's own words did not contain."""
+    said = {word.lower() for word in re.findall(r"[\w']+", text)}
+    return [name for name in _INTERNAL.findall(reply) if name.lower() not in said]

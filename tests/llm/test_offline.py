@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.llm.task_tools import ALL_TOOLS, CONFIG, SPECS, Conversation
+from tests.llm.task_tools import ALL_TOOLS, CONFIG, SPECS, Conversation, internal_names
 
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.llm.offline import (
@@ -232,14 +232,16 @@ def test_a_request_whose_tool_is_missing_is_not_called() -> None:
     answer = conversation.say("what time is it and echo hi")
 
     assert conversation.tools.calls == [("echo", {"message": "hi"})]
-    assert "the get_current_time tool is not available" in answer
+    assert "I can't tell the time here: that isn't available in this setup." in answer
+    assert internal_names("what time is it and echo hi", answer) == []
 
 
 def test_with_no_tools_at_all_it_says_so() -> None:
     response = OfflineModel().call([UserTurn("add a task to buy milk")], [], CONFIG)
 
     assert response.tool_calls == ()
-    assert "add_task tool is not available" in response.text
+    assert "I can't add “buy milk” here: that isn't available in this setup." in response.text
+    assert internal_names("add a task to buy milk", response.text) == []
 
 
 def test_a_message_sent_while_tools_ran_is_answered_with_the_first() -> None:
@@ -270,7 +272,7 @@ def test_call_ids_stay_unique_across_a_thread() -> None:
     assert len(set(ids)) == 2
 
 
-def test_results_of_calls_it_did_not_make_are_summarised() -> None:
+def test_results_of_calls_it_did_not_make_are_summarised_without_internal_names() -> None:
     call = ToolCall(id="toolu_abc", name="echo", arguments={"message": "x"})
     messages: list[Message] = [
         UserTurn("say x"),
@@ -281,7 +283,8 @@ def test_results_of_calls_it_did_not_make_are_summarised() -> None:
     response = OfflineModel().call(messages, ALL_TOOLS, CONFIG)
 
     assert response.tool_calls == ()
-    assert 'echo: {"message": "x"}' in response.text
+    assert response.text.endswith('Here is what I found:\n- {"message": "x"}')
+    assert internal_names("say x", response.text) == []
 
 
 def test_an_answered_thread_gets_no_new_calls() -> None:
@@ -353,7 +356,7 @@ def test_a_called_tool_s_result_is_reported() -> None:
     answer = conversation.say("/call list_tasks status=pending")
     assert answer == (
         'list_tasks returned {"tasks": [{"completed": false, "description": null, '
-        '"id": 1, "title": "buy milk"}]}'
+        '"id": 1, "important": false, "title": "buy milk"}]}'
     )
     assert conversation.tools.calls[-1] == ("list_tasks", {"status": "pending"})
 

@@ -7,11 +7,10 @@ patterns that recognise them.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
-from tests.llm.task_tools import ALL_TOOLS, CONFIG, SPECS, Conversation
+from tests.llm.task_tools import ALL_TOOLS, CONFIG, SPECS, Conversation, internal_names
 
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.llm.offline import OFFLINE_NOTE, OfflineModel
@@ -91,6 +90,24 @@ PHRASINGS: list[tuple[str, Expected]] = [
         "rename the plumber task to call the electrician",
         [(LIST, ALL), ("update_task", {"task_id": 4, "title": "call the electrician"})],
     ),
+    # flagging what matters
+    (
+        "mark the dentist appointment as important",
+        [(LIST, ALL), ("update_task", {"task_id": 2, "important": True})],
+    ),
+    ("Task 4 is urgent", [("update_task", {"task_id": 4, "important": True})]),
+    (
+        "star the electricity bill",
+        [(LIST, ALL), ("update_task", {"task_id": 1, "important": True})],
+    ),
+    (
+        "the plumber is not important any more",
+        [(LIST, ALL), ("update_task", {"task_id": 4, "important": False})],
+    ),
+    (
+        "show my tasks and mark the dentist one high priority",
+        [(LIST, ALL), ("update_task", {"task_id": 2, "important": True}), (LIST, ALL)],
+    ),
     # deleting one, or every completed one
     ("Please remove the dentist task", [(LIST, ALL), ("delete_task", {"task_id": 2})]),
     ("Forget about the plumber", [(LIST, ALL), ("delete_task", {"task_id": 4})]),
@@ -161,24 +178,11 @@ def test_the_table_is_broad() -> None:
     assert len(PHRASINGS) >= 40
 
 
-_INTERNAL = re.compile(
-    r"\b(?:add_task|list_tasks|complete_task|update_task|delete_task|get_current_time|"
-    r"task_id|status|title|description|expression|calculate|echo|tool|schema|argument)s?\b",
-    re.IGNORECASE,
-)
-
-
-def _leaks(text: str, reply: str) -> list[str]:
-    """Internal names in the reply that the user's own words did not contain."""
-    said = {word.lower() for word in re.findall(r"[\w']+", text)}
-    return [name for name in _INTERNAL.findall(reply) if name.lower() not in said]
-
-
 @pytest.mark.parametrize(("text", "expected"), PHRASINGS)
 def test_a_reply_names_nothing_internal(text: str, expected: Expected) -> None:
     reply = _conversation().say(text)
 
-    assert _leaks(text, reply) == []
+    assert internal_names(text, reply) == []
 
 
 def test_how_many_answers_with_the_count() -> None:
@@ -251,7 +255,7 @@ def test_a_tool_error_is_told_in_the_users_terms(
     answer = _answer_after_failure(text, message, kind)
 
     assert said in answer
-    assert _leaks(text, answer) == []
+    assert internal_names(text, answer) == []
     assert "Call " not in answer
     assert len(answer) < 200
 
@@ -295,7 +299,7 @@ def test_help_is_short() -> None:
 
     assert len(answer.removeprefix(OFFLINE_NOTE)) < 400
     # the examples are words to type: "echo hello" is one of them, not an internal name
-    assert _leaks("tell me a joke echo", answer) == []
+    assert internal_names("tell me a joke echo", answer) == []
 
 
 def test_a_long_message_it_does_not_understand_is_not_echoed_back() -> None:

@@ -55,7 +55,13 @@ def test_remote_tools_run_through_the_executor(
     outcome = execute_tool(registry, add, make_ctx(), timeout=20)
     assert outcome.ok, outcome.error_message
     assert outcome.result == {
-        "task": {"id": 1, "title": "from afar", "description": None, "completed": False}
+        "task": {
+            "id": 1,
+            "title": "from afar",
+            "description": None,
+            "completed": False,
+            "important": False,
+        }
     }
     assert [t.title for t in read_task_list(store, remote_user).select()] == ["from afar"]
 

@@ -49,7 +49,13 @@ def test_stdio_server_adds_and_lists_tasks_for_its_user(
     assert set(default_registry().names()) == set(by_name)
     assert by_name["add_task"].input_schema["required"] == ["title"]
     assert by_name["add_task"].description == "Add a task to the user's task list."
-    expected = {"id": 1, "title": "water the plants", "description": None, "completed": False}
+    expected = {
+        "id": 1,
+        "title": "water the plants",
+        "description": None,
+        "completed": False,
+        "important": False,
+    }
     assert sneaky.is_error
     assert text_of(sneaky).startswith("forbidden:")
     assert not added.is_error

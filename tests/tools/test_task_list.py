@@ -64,6 +64,17 @@ def test_update_of_description_keeps_the_title() -> None:
     assert state.get(1) == Task(1, "milk", "2 l")
 
 
+def test_an_update_without_importance_keeps_the_flag() -> None:
+    state = project_task_list(
+        recorded(
+            TaskAdded(task_id=1, title="milk"),
+            TaskUpdated(task_id=1, important=True),
+            TaskUpdated(task_id=1, title="oat milk"),
+        )
+    )
+    assert state.get(1) == Task(1, "oat milk", important=True)
+
+
 def test_reopened_task_is_pending_again() -> None:
     state = project_task_list(
         recorded(

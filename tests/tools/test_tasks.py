@@ -31,9 +31,19 @@ from messagedb_agent.tools.tasks import (
 
 
 def task(
-    id: int, title: str, description: str | None = None, completed: bool = False
+    id: int,
+    title: str,
+    description: str | None = None,
+    completed: bool = False,
+    important: bool = False,
 ) -> dict[str, Any]:
-    return {"id": id, "title": title, "description": description, "completed": completed}
+    return {
+        "id": id,
+        "title": title,
+        "description": description,
+        "completed": completed,
+        "important": important,
+    }
 
 
 def test_added_tasks_get_ids_one_to_n(make_ctx: MakeContext) -> None:
@@ -106,8 +116,20 @@ def test_unknown_task_id_through_the_executor_is_not_retryable(make_ctx: MakeCon
 
 def test_update_needs_something_to_change(make_ctx: MakeContext) -> None:
     add_task(make_ctx(), "milk")
-    with pytest.raises(ToolInputError, match="new title or a new description"):
+    with pytest.raises(ToolInputError, match="a new title, a new description or an importance"):
         update_task(make_ctx(), 1)
+
+
+def test_a_task_is_marked_important_and_unmarked_keeping_the_rest(make_ctx: MakeContext) -> None:
+    add_task(make_ctx(), "milk", "2 l")
+
+    marked = update_task(make_ctx(), 1, important=True)
+    renamed = update_task(make_ctx(), 1, title="oat milk")
+    unmarked = update_task(make_ctx(), 1, important=False)
+
+    assert marked == {"task": task(1, "milk", "2 l", important=True)}
+    assert renamed == {"task": task(1, "oat milk", "2 l", important=True)}
+    assert unmarked == {"task": task(1, "oat milk", "2 l")}
 
 
 def test_completing_a_completed_task_writes_nothing(

@@ -16,11 +16,15 @@ class TaskAdded(Event):
 
 
 class TaskUpdated(Event):
+    """Only the fields given change. `important` came later as an optional field, so older
+    events read as before and an older reader ignores it (events ignore unknown fields)."""
+
     type: ClassVar[str] = "TaskUpdated"
 
     task_id: int
     title: str | None = None
     description: str | None = None
+    important: bool | None = None
 
 
 class TaskCompleted(Event):

@@ -18,7 +18,7 @@ import re
 import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from messagedb_agent.events.values import TokenUsage, ToolCall
 from messagedb_agent.llm import offline_replies as replies
@@ -32,6 +32,7 @@ from messagedb_agent.llm.offline_requests import (
     DescribeTask,
     Echo,
     ListTasks,
+    MarkImportant,
     RenameTask,
     Request,
     TaskChange,
@@ -61,8 +62,10 @@ _ACTIONS = {
     DeleteTask: "delete_task",
     RenameTask: "update_task",
     DescribeTask: "update_task",
+    MarkImportant: "update_task",
     DeleteCompleted: "delete_task",
 }
+_OneTaskChange: TypeAlias = CompleteTask | DeleteTask | RenameTask | DescribeTask | MarkImportant
 
 
 class OfflineModel:
@@ -355,13 +358,13 @@ def _advance(pending: _Pending, turn: _Turn, available: dict[str, ToolSpec]) -> 
     request = pending.request
     tool = _tool_for(request)
     if tool not in available:
-        return _Done(f"I can't {replies.verb(request)} here: the {tool} tool is not available.")
+        return _Done(f"I can't {replies.verb(request)} here: that isn't available in this setup.")
     observed = [obs for obs in turn.observations(pending) if obs.call.name == tool]
     if isinstance(request, DeleteCompleted):
         return _clear_completed(observed, turn, available)
     if observed:
         return _Done(replies.describe(request, observed[-1].call, observed[-1].result))
-    if isinstance(request, CompleteTask | DeleteTask | RenameTask | DescribeTask):
+    if isinstance(request, _OneTaskChange):
         if request.ref.recent:
             return _recent_step(pending, request, turn, available)
         return _find_task(request, turn, available)
@@ -370,7 +373,7 @@ def _advance(pending: _Pending, turn: _Turn, available: dict[str, ToolSpec]) -> 
 
 def _recent_step(
     pending: _Pending,
-    request: CompleteTask | DeleteTask | RenameTask | DescribeTask,
+    request: _OneTaskChange,
     turn: _Turn,
     available: dict[str, ToolSpec],
 ) -> _Step:
@@ -409,7 +412,7 @@ def _clear_completed(
 
 
 def _find_task(
-    request: CompleteTask | DeleteTask | RenameTask | DescribeTask,
+    request: _OneTaskChange,
     turn: _Turn,
     available: dict[str, ToolSpec],
 ) -> _Step:
@@ -418,7 +421,7 @@ def _find_task(
         return _Call(tool, _arguments(request, request.ref.task_id, available[tool]))
     if "list_tasks" not in available:
         return _Done(
-            f"I can't look up “{request.ref.text}” without the list_tasks tool; "
+            f"I can't look up “{replies.shorten(request.ref.text)}” by name here; "
             "tell me the task number instead (e.g. “task 3”)."
         )
     lookup = turn.lookup()
@@ -491,7 +494,9 @@ def _tool_for(request: Request) -> str:
             return "add_task"
         case ListTasks():
             return "list_tasks"
-        case CompleteTask() | DeleteTask() | RenameTask() | DescribeTask() | DeleteCompleted():
+        case (
+            CompleteTask() | DeleteTask() | RenameTask() | DescribeTask() | MarkImportant()
+        ) | DeleteCompleted():
             return _ACTIONS[type(request)]
         case CurrentTime():
             return "get_current_time"
@@ -511,6 +516,8 @@ def _arguments(request: Request, task_id: int | None, spec: ToolSpec) -> dict[st
             return {"task_id": task_id, "title": new_title}
         case DescribeTask(description=description):
             return {"task_id": task_id, "description": description}
+        case MarkImportant(important=important):
+            return {"task_id": task_id, "important": important}
         case CompleteTask() | DeleteTask() | DeleteCompleted():
             return {"task_id": task_id}
         case CurrentTime(timezone=timezone):

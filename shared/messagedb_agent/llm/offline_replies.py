@@ -17,6 +17,7 @@ from messagedb_agent.llm.offline_requests import (
     DescribeTask,
     Echo,
     ListTasks,
+    MarkImportant,
     RenameTask,
     Request,
 )
@@ -26,7 +27,7 @@ _EXAMPLES = (
     ("add_task", "“add a task to buy milk” or “remind me to call mom”"),
     ("list_tasks", "“list my tasks” or “show pending tasks”"),
     ("complete_task", "“mark milk done”"),
-    ("update_task", "“rename milk to oat milk”"),
+    ("update_task", "“rename milk to oat milk” or “mark milk important”"),
     ("delete_task", "“delete the milk task”"),
     ("get_current_time", "“what time is it”"),
     ("calculate", "“what is 12*(3+4)”"),
@@ -58,6 +59,9 @@ def describe(request: Request, call: ToolCall, result: ToolResult | None) -> str
             task = _task(content, "task")
             shown = task.get("description") or description
             return f"Updated the details of {_label(task)}: “{shorten(str(shown), 80)}”."
+        case MarkImportant(important=important):
+            flag = "as important" if important else "as no longer important"
+            return f"Marked {_label(_task(content, 'task'))} {flag}."
         case DeleteCompleted():
             return cleared([(call, result)])
         case CurrentTime():
@@ -71,7 +75,7 @@ def describe(request: Request, call: ToolCall, result: ToolResult | None) -> str
 
 # Tool errors are written for a model ("…Call list_tasks…"); the user reads these instead.
 _RETRY_KINDS = frozenset({"timeout", "transient", "unavailable", "busy"})
-_TASK_CHANGES = (CompleteTask, DeleteTask, RenameTask, DescribeTask, DeleteCompleted)
+_TASK_CHANGES = (CompleteTask, DeleteTask, RenameTask, DescribeTask, MarkImportant, DeleteCompleted)
 
 
 def _problem(request: Request, call: ToolCall, result: ToolResult | None, error: str) -> str:
@@ -126,6 +130,8 @@ def verb(request: Request) -> str:
             return f"rename “{shorten(ref.text)}” to “{shorten(new_title)}”"
         case DescribeTask(ref=ref):
             return f"update the description of “{shorten(ref.text)}”"
+        case MarkImportant(ref=ref, important=important):
+            return f"mark “{shorten(ref.text)}” as {'' if important else 'not '}important"
         case DeleteCompleted():
             return "delete your completed tasks"
         case CurrentTime():
@@ -195,6 +201,8 @@ def _listing(tasks: list[dict[str, Any]], status: str, *, count: bool = False) -
     for task in tasks:
         mark = "x" if task.get("completed") else " "
         line = f"- [{mark}] #{task.get('id')} {task.get('title')}"
+        if task.get("important"):
+            line += " (important)"
         if task.get("description"):
             line += f" ({task['description']})"
         lines.append(line)
@@ -223,10 +231,11 @@ def _calculation_line(content: Any, expression: str) -> str:
 
 
 def foreign_summary(results: list[ToolResult]) -> str:
-    """Results of calls another model made: shown plainly, since no request of ours explains them."""
-    lines = ["Here is what the tools returned:"]
+    """Results of calls another model made (the thread switched models): shown plainly and short,
+    since no request of ours explains them, and without the tools' internal names."""
+    lines = ["Here is what I found:"]
     lines.extend(
-        f"- {r.name}: {json.dumps(r.content, sort_keys=True, default=str)}" for r in results
+        f"- {shorten(json.dumps(r.content, sort_keys=True, default=str), 200)}" for r in results
     )
     return "\n".join(lines)
 

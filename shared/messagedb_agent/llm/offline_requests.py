@@ -63,6 +63,14 @@ class DescribeTask:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkImportant:
+    """Flag a task as important (or, with `important=False`, take the flag off)."""
+
+    ref: TaskRef
+    important: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class DeleteCompleted:
     """Every completed task goes: people clear out what they finished in one request."""
 
@@ -89,12 +97,21 @@ Request = (
     | DeleteTask
     | RenameTask
     | DescribeTask
+    | MarkImportant
     | DeleteCompleted
     | CurrentTime
     | Calculate
     | Echo
 )
-TaskChange = AddTask | CompleteTask | DeleteTask | RenameTask | DescribeTask | DeleteCompleted
+TaskChange = (
+    AddTask
+    | CompleteTask
+    | DeleteTask
+    | RenameTask
+    | DescribeTask
+    | MarkImportant
+    | DeleteCompleted
+)
 
 _I = re.IGNORECASE
 _SEPARATOR = re.compile(
@@ -208,6 +225,22 @@ _RENAME = (
     ),
     re.compile(r"^(?:rename|retitle)\s+(?P<ref>.+?)\s+(?:to|as|into)\s+(?P<new>.+)$", _I),
     re.compile(r"^(?:change|update|edit)\s+(?P<ref>.+?)\s+to\s+(?P<new>.+)$", _I),
+)
+_IMPORTANT = (
+    re.compile(
+        r"^(?:un)?(?:mark|flag|set|make|tag)\s+(?P<ref>.+?)\s+(?:as\s+)?(?:not\s+)?"
+        r"(?:important|urgent|(?:a\s+|high[\s-]+)?priority)$",
+        _I,
+    ),
+    re.compile(r"^(?:un)?star\s+(?P<ref>.+)$|^(?:de)?prioriti[sz]e\s+(?P<ref2>.+)$", _I),
+    re.compile(
+        r"^(?!(?:what|which|who|why|how|where|when)\b)(?P<ref>.+?)\s+is\s+(?:not\s+|no\s+longer\s+)?(?:very\s+|really\s+)?"
+        r"(?:important|urgent|a\s+priority)(?:\s+any\s*more)?$",
+        _I,
+    ),
+)
+_NOT_IMPORTANT = re.compile(
+    r"^(?:un(?:mark|flag|set|tag|star)|deprioriti[sz]e)\b|\b(?:not|no\s+longer)\b", _I
 )
 _COMPLETE = (
     re.compile(
@@ -399,6 +432,7 @@ def _parse_piece(piece: str) -> list[Request]:
     if not text:
         return []
     for parse in (
+        _important,
         _add,
         _describe,
         _delete_completed,
@@ -448,6 +482,16 @@ def _describe(text: str) -> list[Request]:
             description = _clean(match["text"])
             if description:
                 return [DescribeTask(_task_ref(match["ref"]), description)]
+    return []
+
+
+def _important(text: str) -> list[Request]:
+    for pattern in _IMPORTANT:
+        match = pattern.match(text)
+        if match:
+            ref = match["ref"] or match.groupdict().get("ref2") or ""
+            important = not _NOT_IMPORTANT.search(text)
+            return [MarkImportant(r, important) for r in _task_refs(ref)]
     return []
 
 

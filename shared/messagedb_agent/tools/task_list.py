@@ -31,6 +31,7 @@ class Task:
     title: str
     description: str | None = None
     completed: bool = False
+    important: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class Task:
             "title": self.title,
             "description": self.description,
             "completed": self.completed,
+            "important": self.important,
         }
 
 
@@ -100,6 +102,7 @@ def _updated(event: TaskUpdated, tasks: dict[int, Task]) -> None:
             task,
             title=task.title if event.title is None else event.title,
             description=task.description if event.description is None else event.description,
+            important=task.important if event.important is None else event.important,
         )
 
 

@@ -127,20 +127,26 @@ def update_task(
     task_id: int,
     title: Title | None = None,
     description: Description | None = None,
+    important: bool | None = None,
 ) -> dict[str, Any]:
-    """Change the title or the description of one of the user's tasks.
+    """Change the title, the description or the importance of one of the user's tasks.
 
     Args:
         task_id: The task's id, as list_tasks shows it.
         title: The new title; leave it out to keep the current one.
         description: The new description; leave it out to keep the current one.
+        important: true to mark the task important, false to unmark it; leave it out to keep it.
     """
-    if title is None and description is None:
-        raise ToolInputError("Give a new title or a new description (or both) to update a task.")
+    if title is None and description is None and important is None:
+        raise ToolInputError(
+            "Give a new title, a new description or an importance to update a task."
+        )
 
     def decide(state: TaskList) -> TaskEvent:
         _existing(state, task_id)
-        return TaskUpdated(task_id=task_id, title=title, description=description)
+        return TaskUpdated(
+            task_id=task_id, title=title, description=description, important=important
+        )
 
     return _record(ctx, decide, _task_after)
 
