@@ -44,6 +44,29 @@ def test_an_unknown_query_parameter_is_refused_by_name(
     assert error["details"] == [{"field": "offset", "message": "unknown query parameter"}]
 
 
+@pytest.mark.parametrize(
+    ("path", "accepted"),
+    [
+        ("/v1/threads?wiat=5", "`wait`"),
+        ("/v1/threads/{id}/messages?wiat=5", "`wait`"),
+        ("/v1/threads/{id}/end?wiat=5", "it takes no query parameters"),
+    ],
+)
+def test_a_write_with_an_unknown_query_parameter_is_refused_and_appends_nothing(
+    client: FlaskClient, auth: dict[str, str], path: str, accepted: str
+) -> None:
+    thread_id = start(client, auth)
+    before = client.get(f"/v1/threads/{thread_id}/events", headers=auth).get_json()
+
+    response = client.post(path.replace("{id}", thread_id), json={"message": "hello"}, headers=auth)
+
+    assert response.status_code == 400
+    assert "`wiat`" in response.get_json()["error"]["message"]
+    assert accepted in response.get_json()["error"]["message"]
+    after = client.get(f"/v1/threads/{thread_id}/events", headers=auth).get_json()
+    assert after == before
+
+
 @pytest.mark.parametrize("path", ["/healthz?probe=1", "/openapi.json?v=2"])
 def test_probes_and_the_document_ignore_query_strings_monitors_and_caches_add(
     client: FlaskClient, path: str

@@ -77,6 +77,27 @@ def test_wait_returns_the_reply_to_this_message(
     assert body["reply"]["position"] > body["position"]
 
 
+def test_a_new_thread_with_wait_answers_with_the_reply_to_its_first_message(
+    engine_client: FlaskClient, auth: dict[str, str]
+) -> None:
+    response = engine_client.post("/v1/threads?wait=10", json={"message": "ping"}, headers=auth)
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["reply"]["text"] == "you said: ping"
+    assert body["reply"]["position"] > body["position"]
+
+
+def test_a_new_thread_without_wait_or_without_a_message_has_no_reply(
+    engine_client: FlaskClient, auth: dict[str, str]
+) -> None:
+    quick = engine_client.post("/v1/threads", json={"message": "ping"}, headers=auth)
+    empty = engine_client.post("/v1/threads?wait=1", json={}, headers=auth)
+
+    assert (quick.status_code, quick.get_json()["reply"]) == (201, None)
+    assert (empty.status_code, empty.get_json()["reply"]) == (201, None)
+
+
 def test_wait_skips_tool_calls_and_returns_the_final_answer(
     engine_client: FlaskClient,
     auth: dict[str, str],

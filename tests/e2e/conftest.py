@@ -48,6 +48,9 @@ FUNCTION_ENV = {
     "RATE_LIMIT_BURST": str(RATE_LIMIT_BURST),
     "CALLBACK_SIGNING_SECRET": CALLBACK_SECRET,
     "CALLBACK_ALLOW_PRIVATE": "true",  # the test's receiver listens on 127.0.0.1, over http
+    # a deployer's tool module, found the way the README says: the checkout on the path
+    "TOOL_MODULES": "tests.tools.priority_tools",
+    "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
 }
 TAP = "e2e-tap"
 

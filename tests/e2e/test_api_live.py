@@ -29,6 +29,13 @@ def test_health_answers_without_a_token(live: Live) -> None:
     assert answer.json()["status"] == "ok"
 
 
+def test_a_tool_from_tool_modules_is_called_through_the_running_stack(chat: Chat) -> None:
+    reply = chat.say("/call set_priority task_id=3 level=high")
+
+    assert 'set_priority returned {"level": "high", "owner": "guard-' in reply
+    assert reply.endswith('", "task_id": 3}')
+
+
 def test_a_request_without_a_valid_token_is_refused(live: Live) -> None:
     forged = issue_dev_token("mallory", "not-the-stack-secret-0123456789abcdef")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,6 +74,16 @@ def test_settings_refuse_a_module_that_is_not_on_the_path(name: str) -> None:
         ValidationError, match=re.escape(f"TOOL_MODULES names {name!r}, which cannot be")
     ):
         Settings(tool_modules=f"{MODULE}, {name}")
+
+
+def test_a_module_in_the_current_folder_but_off_the_path_is_told_how_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_local_tools.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(ValidationError, match=r"it is in .*: run with PYTHONPATH=\. set"):
+        Settings(tool_modules="my_local_tools")
 
 
 def test_tool_modules_join_the_engine_and_the_offline_model_calls_them(

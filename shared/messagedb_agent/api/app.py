@@ -280,7 +280,7 @@ def _replay(found: RecordedAnswer, signature: str) -> flask.Response:
 
 def _parse_query(route: Route, request: flask.Request) -> BaseModel | None:
     model = route.query
-    if route.method == "GET" and route.authenticated:
+    if route.authenticated:
         # the API's own resources; probes and the document ignore what monitors add
         _refuse_unknown_parameters(model, request)
     if model is None:

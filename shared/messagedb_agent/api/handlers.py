@@ -98,8 +98,17 @@ def _no_nul(text: str | None) -> None:
 # -- threads --------------------------------------------------------------------------------
 
 
+def _wait_seconds(ctx: Context, call: Call) -> float | None:
+    wait = call.query_as(models.WaitQuery).wait
+    limit = ctx.settings.api.max_wait_seconds
+    if wait is not None and wait > limit:
+        raise invalid_request([ErrorItem(field="wait", message=f"must be at most {limit:g}")])
+    return wait
+
+
 def start_thread(ctx: Context, call: Call) -> Answer:
     body = call.body_as(models.StartThreadRequest)
+    wait = _wait_seconds(ctx, call)
     _no_nul(body.message)
     if body.callback_url is not None:
         allow_private = ctx.settings.callbacks.callback_allow_private
@@ -109,8 +118,9 @@ def start_thread(ctx: Context, call: Call) -> Answer:
                 [ErrorItem(field="callback_url", message=problem)],
                 f"The callback URL can't be used: {problem}.",
             )
+    store = ctx.store()
     appended = session.start_thread(
-        ctx.store(),
+        store,
         owner=call.user,
         message=body.message,
         now=ctx.clock(),
@@ -121,18 +131,18 @@ def start_thread(ctx: Context, call: Call) -> Answer:
         traceparent=current_traceparent(),
     )
     ctx.publish(appended)
+    reply = None
+    if wait and body.message is not None:
+        reply = wait_for_reply(store, appended.stream_name, appended.position, wait)
     created = models.ThreadCreated(
-        thread_id=appended.thread_id, position=appended.position, status="active"
+        thread_id=appended.thread_id, position=appended.position, status="active", reply=reply
     )
     return Answer(201, created, fresh=appended.created)
 
 
 def add_message(ctx: Context, call: Call) -> Answer:
     body = call.body_as(models.AddMessageRequest)
-    wait = call.query_as(models.WaitQuery).wait
-    limit = ctx.settings.api.max_wait_seconds
-    if wait is not None and wait > limit:
-        raise invalid_request([ErrorItem(field="wait", message=f"must be at most {limit:g}")])
+    wait = _wait_seconds(ctx, call)
     _no_nul(body.message)
     store = ctx.store()
     appended = session.add_message(

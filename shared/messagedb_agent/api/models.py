@@ -77,7 +77,7 @@ class WaitQuery(_Query):
         default=None,
         gt=0,
         allow_inf_nan=False,
-        description="Seconds to wait for the assistant's reply before answering 202.",
+        description="Seconds to wait for the assistant's reply before answering without it.",
     )
 
 
@@ -117,15 +117,20 @@ class ThreadQuery(_Query):
 # -- responses ------------------------------------------------------------------------------
 
 
+class Reply(_Out):
+    text: str
+    position: int
+
+
 class ThreadCreated(_Out):
     thread_id: str
     position: int = Field(description="Stream position of the last event written.")
     status: ThreadStatus
-
-
-class Reply(_Out):
-    text: str
-    position: int
+    reply: Reply | None = Field(
+        default=None,
+        description="The assistant's reply to the first message, when `wait` was given and "
+        "the reply came within it; otherwise null.",
+    )
 
 
 class MessageAccepted(_Out):

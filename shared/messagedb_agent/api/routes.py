@@ -63,9 +63,15 @@ ROUTES: tuple[Route, ...] = (
         "startThread",
         "Start a conversation, optionally with its first message",
         handlers.start_thread,
-        {201: (models.ThreadCreated, "The thread exists (and the message is queued).")},
+        {
+            201: (
+                models.ThreadCreated,
+                "The thread exists; with `wait`, `reply` holds the answer if it came in time.",
+            )
+        },
         errors=(*WRITES, *AUTHENTICATED),
         body=models.StartThreadRequest,
+        query=models.WaitQuery,
     ),
     Route(
         "GET",

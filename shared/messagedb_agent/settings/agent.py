@@ -193,9 +193,21 @@ class EngineSettings(Section):
             if found is None:
                 raise ValueError(
                     f"TOOL_MODULES names {name!r}, which cannot be imported: no module of that "
-                    "name is on the Python path"
+                    f"name is on the Python path{_in_this_folder(name)}"
                 )
         return value
+
+
+def _in_this_folder(name: str) -> str:
+    """The usual cause for a newcomer: the module sits in the current folder, which a console
+    script (unlike `python -m`) does not put on the path."""
+    from pathlib import Path  # stdlib; only on the error path
+
+    top = name.split(".")[0]
+    here = Path.cwd()
+    if (here / f"{top}.py").is_file() or (here / top / "__init__.py").is_file():
+        return f"; it is in {here}, which is not on the path: run with PYTHONPATH=. set"
+    return ""
 
 
 class CallbackSettings(Section):
