@@ -151,3 +151,16 @@ def test_the_cli_names_a_tool_module_it_cannot_import_in_one_line(database_url: 
     assert result.exit_code != 0
     assert "TOOL_MODULES names 'nope_y', which cannot be imported" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_stack_names_a_broken_tool_module_in_one_line_before_starting_anything(
+    database_url: str,
+) -> None:
+    env = {"DATABASE_URL": database_url, "TOOL_MODULES": "tests.tools.broken_tool_module"}
+    result = CliRunner().invoke(app, ["stack", "--transport", "local"], env=env)
+
+    assert result.exit_code != 0
+    assert "failed while importing: RuntimeError: the billing API key is missing" in result.output
+    assert "Traceback" not in result.output
+    assert "starting" not in result.output
+

@@ -332,11 +332,13 @@ def stack(
 
     The ports in use are printed once everything answers. A part that dies is started again.
     """
+    from messagedb_agent.runtime import Runtime
     from messagedb_agent.stack import StackOptions, run
 
     if transport not in ("auto", "emulator", "local"):
         raise ValueError("--transport must be auto, emulator or local")
     settings = load_settings()
+    Runtime(settings).import_tool_modules()  # one line naming a broken module, not a traceback
     raise typer.Exit(
         run(
             settings,
