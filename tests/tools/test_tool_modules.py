@@ -163,4 +163,3 @@ def test_the_stack_names_a_broken_tool_module_in_one_line_before_starting_anythi
     assert "failed while importing: RuntimeError: the billing API key is missing" in result.output
     assert "Traceback" not in result.output
     assert "starting" not in result.output
-
