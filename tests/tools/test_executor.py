@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
 from datetime import datetime
@@ -18,6 +19,7 @@ from messagedb_agent.tools import (
     execute_tool,
     tool,
 )
+from messagedb_agent.tools.executor import ToolWorkers
 
 
 @tool
@@ -177,3 +179,46 @@ def test_results_are_made_json_safe(registry: ToolRegistry, offline_ctx: ToolCon
         "nan": None,
         "7": "seven",
     }
+
+
+def test_calls_reuse_the_pools_threads(registry: ToolRegistry, offline_ctx: ToolContext) -> None:
+    workers = ToolWorkers(keep=2, prestart=1)
+    for _ in range(20):
+        outcome = execute_tool(registry, call("echo", message="hi"), offline_ctx, 2.0, workers)
+        assert outcome.ok
+    assert workers.threads == 1
+
+
+def test_a_hung_call_does_not_hold_up_the_next_one(
+    registry: ToolRegistry, offline_ctx: ToolContext
+) -> None:
+    workers = ToolWorkers(keep=1, prestart=1)
+    hung = execute_tool(registry, call("slow", seconds=0.5), offline_ctx, 0.05, workers)
+    assert hung.error_kind == "timeout"
+    started = time.perf_counter()
+    outcome = execute_tool(registry, call("echo", message="next"), offline_ctx, 0.4, workers)
+    assert outcome.ok  # a second thread took it while the first still sleeps
+    assert time.perf_counter() - started < 0.4
+    assert workers.threads == 2
+    deadline = time.monotonic() + 2.0
+    while workers.threads > 1 and time.monotonic() < deadline:  # the sleeper retires
+        time.sleep(0.02)
+    assert workers.threads == 1
+
+
+def test_the_callers_context_reaches_the_tool(
+    registry: ToolRegistry, offline_ctx: ToolContext
+) -> None:
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+
+    @tool
+    def peek() -> str:
+        """Report the marker."""
+        return marker.get()
+
+    token = marker.set("from the step")
+    try:
+        outcome = execute_tool(ToolRegistry([peek]), call("peek"), offline_ctx)
+    finally:
+        marker.reset(token)
+    assert outcome.result == "from the step"

@@ -2,16 +2,28 @@
 
 Nothing a call does escapes as an exception: an unknown tool, bad arguments, a timeout or a
 crash all come back as outcomes the engine records as events and the model reads. The tool
-runs in a worker thread so a hung call cannot hold the step past its timeout; the thread is
+runs on a worker thread so a hung call cannot hold the step past its timeout; the thread is
 abandoned (Python cannot kill it), which is safe because tools that write are idempotent.
+
+The worker threads are long-lived (`ToolWorkers`): starting a thread per call cost about a
+third of an engine step, while handing a call to an idle thread costs a queue hand-off.
+Running known-fast tools inline would save that hand-off too, but "fast" is a promise a tool
+cannot keep under every fault (a locked row, a slow disk, an MCP server that stops
+answering), and an inline call that hangs holds the step, its claim and its lease with no
+timeout at all. One path for every call keeps the timeout a guarantee instead of a
+convention.
 """
 
 from __future__ import annotations
 
 import contextvars
 import math
+import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -25,8 +37,80 @@ from messagedb_agent.tools.registry import ToolRegistry, is_user_argument
 _INT64 = 2**63
 
 
+class ToolWorkers:
+    """A cached pool of worker threads: idle threads are reused, and a call that finds none
+    idle gets a new thread at once, so it never queues behind a hung call.
+
+    A thread whose call timed out is abandoned, not lost: if its call ever returns, it goes
+    back to being idle. Threads beyond `keep` idle ones retire as they finish, so a burst of
+    hung calls costs threads only while they hang.
+    """
+
+    def __init__(self, keep: int = 4, *, prestart: int = 1) -> None:
+        self.keep = keep
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job and not yet promised one
+        self._threads = 0
+        for _ in range(prestart):
+            with self._lock:
+                self._idle += 1
+                self._start()
+
+    def submit(self, work: Callable[[], Any], name: str = "tool") -> Future[Any]:
+        """Run `work` on a worker thread; its outcome (or exception) arrives in the future."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # an idle thread will take this job
+            else:
+                self._start(name)
+        self._jobs.put((work, future))
+        return future
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def _start(self, name: str = "tool") -> None:
+        """Start one more thread (the caller holds the lock)."""
+        self._threads += 1
+        threading.Thread(target=self._serve, name=f"{name}-worker", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            work, future = self._jobs.get()
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # a job's crash, even SystemExit, is its outcome
+                future.set_exception(exc)
+            with self._lock:
+                if self._idle >= self.keep:
+                    self._threads -= 1
+                    return
+                self._idle += 1
+
+
+_workers: ToolWorkers | None = None
+_workers_lock = threading.Lock()
+
+
+def shared_workers() -> ToolWorkers:
+    """The process's tool threads, started on first use and kept for every later call."""
+    global _workers
+    if _workers is None:
+        with _workers_lock:
+            if _workers is None:
+                _workers = ToolWorkers()
+    return _workers
+
+
 def execute_tool(
-    registry: ToolRegistry, call: ToolCall, ctx: ToolContext, timeout: float = 10.0
+    registry: ToolRegistry,
+    call: ToolCall,
+    ctx: ToolContext,
+    timeout: float = 10.0,
+    workers: ToolWorkers | None = None,
 ) -> ToolOutcome:
     """Validate, run under `timeout` seconds, and report; never raises for the tool's sake."""
     started = time.perf_counter()
@@ -50,42 +134,37 @@ def execute_tool(
     except ToolError as exc:
         return failed(exc.kind, str(exc), exc.retryable)
 
-    box: list[tuple[bool, Any]] = []
-
-    def work() -> None:
-        try:
-            box.append((True, declared.run(ctx, arguments)))
-        except BaseException as exc:  # a tool's crash, even SystemExit, is its outcome
-            box.append((False, exc))
-
-    worker = threading.Thread(
-        target=contextvars.copy_context().run, args=(work,), name=f"tool:{call.name}", daemon=True
-    )
-    worker.start()
-    worker.join(timeout)
-    if not box:
+    context = contextvars.copy_context()  # the caller's log context and span, in the worker
+    pool = workers or shared_workers()
+    future = pool.submit(lambda: context.run(declared.run, ctx, arguments), "tool")
+    try:
+        error = future.exception(timeout)  # the tool's own exception is returned, not raised
+    except FutureTimeout:
         return failed("timeout", f"{call.name} did not finish within {timeout:g} s.", True)
-    succeeded, value = box[0]
-    if succeeded:
+    if error is None:
+        value = future.result()
         return ToolOutcome(True, json_safe(value), None, None, False, _elapsed_ms(started))
-    if isinstance(value, ToolError):
-        return failed(value.kind, str(value) or type(value).__name__, value.retryable)
-    return failed("exception", f"{call.name} failed: {type(value).__name__}: {value}")
+    if isinstance(error, ToolError):
+        return failed(error.kind, str(error) or type(error).__name__, error.retryable)
+    return failed("exception", f"{call.name} failed: {type(error).__name__}: {error}")
 
 
 class RegistryTools:
     """The engine's tools: a registry's specs, each call run through `execute_tool`."""
 
-    def __init__(self, registry: ToolRegistry, timeout: float = 10.0) -> None:
+    def __init__(
+        self, registry: ToolRegistry, timeout: float = 10.0, workers: ToolWorkers | None = None
+    ) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.workers = workers or shared_workers()  # started now, not on the first call
         self._specs = registry.specs()
 
     def specs(self) -> list[ToolSpec]:
         return self._specs
 
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
-        return execute_tool(self.registry, call, ctx, self.timeout)
+        return execute_tool(self.registry, call, ctx, self.timeout, self.workers)
 
 
 def json_safe(value: Any) -> Any:
