@@ -6,6 +6,14 @@ privileges at all, so after the install each one is made a member of `message_st
 ingest function also keeps its rate limits in a schema of its own (`agent`), created on first
 use, so it is allowed to create schemas in the database.
 
+Message DB's functions name its tables and helpers without a schema (`write_message` calls
+`acquire_lock`, which inserts into `messages`), so every session needs
+`search_path = message_store, public`. A role's settings are not inherited through membership,
+so each user gets its own, for this database (`ALTER ROLE ... IN DATABASE ... SET`): a session
+then has it whatever its connection says. A connection-string `options=-c search_path=...`
+would do too, but a pooler in transaction mode (Cloud SQL Managed Connection Pooling, PgBouncer)
+may refuse or drop startup options, while a role's settings always apply.
+
 Run by the installer job after `messagedb-agent db install`, as the built-in administrator:
 
     python -m messagedb_agent.deploy.database_users --member USER ... --schema-creator USER
@@ -27,6 +35,7 @@ from messagedb_agent.settings import Settings
 from messagedb_agent.store.diagnosis import describe_connection_error
 
 MESSAGE_STORE_ROLE = "message_store"  # created by Message DB's roles/message-store.sql
+SEARCH_PATH = "message_store, public"  # what Message DB's unqualified names need
 
 
 class GrantError(RuntimeError):
@@ -46,7 +55,8 @@ class GrantReport:
 
 
 def grant(url: str, members: Sequence[str], schema_creators: Sequence[str] = ()) -> GrantReport:
-    """Make each member a `message_store` member and let each schema creator create schemas."""
+    """Make each member a `message_store` member, give every user Message DB's search_path in
+    this database, and let each schema creator create schemas."""
     users = list(dict.fromkeys([*members, *schema_creators]))
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
@@ -76,6 +86,11 @@ def grant(url: str, members: Sequence[str], schema_creators: Sequence[str] = ())
                     )
                 )
                 report.granted.append(f"{user} joins {MESSAGE_STORE_ROLE}")
+        for user in users:
+            if _search_path(conn, user, database) == SEARCH_PATH:
+                report.unchanged.append(f"{user} has search_path {SEARCH_PATH}")
+            else:
+                report.granted.append(_set_search_path(conn, user, database))
         for user in dict.fromkeys(schema_creators):
             if _one(conn, "SELECT has_database_privilege(%s, %s, 'CREATE')", user, database):
                 report.unchanged.append(f"{user} may create schemas")
@@ -87,6 +102,48 @@ def grant(url: str, members: Sequence[str], schema_creators: Sequence[str] = ())
                 )
                 report.granted.append(f"{user} may create schemas")
     return report
+
+
+def _search_path(conn: psycopg.Connection, user: str, database: str) -> str | None:
+    """The search_path a new session of `user` in `database` starts with, when a role or
+    database setting gives one: the role's own for this database first, as PostgreSQL applies
+    them, then the database's."""
+    row = conn.execute(
+        "SELECT setting FROM pg_db_role_setting s, unnest(s.setconfig) AS setting"
+        " WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = %s)"
+        " AND s.setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = %s))"
+        " AND setting LIKE 'search_path=%%'"
+        " ORDER BY s.setrole DESC LIMIT 1",
+        (database, user),
+    ).fetchone()
+    return None if row is None else str(row[0]).removeprefix("search_path=")
+
+
+def _set_search_path(conn: psycopg.Connection, user: str, database: str) -> str:
+    """Set it on the role, for this database; where the administrator may not alter that role
+    (PostgreSQL 16+ asks for ADMIN OPTION on it), on the database instead, for every user."""
+    path = sql.SQL(", ").join(sql.Identifier(schema) for schema in SEARCH_PATH.split(", "))
+    try:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+                sql.Identifier(user), sql.Identifier(database), path
+            )
+        )
+    except psycopg.errors.InsufficientPrivilege:
+        try:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET search_path = {}").format(
+                    sql.Identifier(database), path
+                )
+            )
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise GrantError(
+                f"cannot set search_path for {user}: neither the role nor the database "
+                f"{database} may be altered by {conn.info.user}. Fix: run this as the "
+                "database's owner (on Cloud SQL, the built-in postgres user)"
+            ) from exc
+        return f"{database} gets search_path {SEARCH_PATH} (for {user})"
+    return f"{user} gets search_path {SEARCH_PATH}"
 
 
 def _one(conn: psycopg.Connection, query: str, *params: object) -> object:

@@ -7,7 +7,7 @@ import psycopg
 from messagedb_agent.postgres import cloudsql, embedded, installer
 from messagedb_agent.postgres.installer import InstallReport, Progress
 from messagedb_agent.settings import Settings
-from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.client import SEARCH_PATH_OPTION, MessageStore
 
 
 def database_url(settings: Settings, *, keep_running: bool = False) -> str:
@@ -28,7 +28,11 @@ def ensure_installed(
 
 def open_store(settings: Settings, url: str | None = None) -> MessageStore:
     """A pool on DATABASE_URL, on Cloud SQL through the connector (CLOUD_SQL_INSTANCE), or on
-    the embedded server; DATABASE_URL wins when both are set."""
+    the embedded server; DATABASE_URL wins when both are set.
+
+    Each connection asks for Message DB's search_path in its startup options unless
+    DB_SEARCH_PATH_OPTION is off (behind a pooler that refuses startup options); then the
+    database role's own setting, which the installer job makes, applies."""
     database = settings.database
     cloud_sql = None if url or database.database_url else cloudsql.connector_for(settings.cloud_sql)
     store = MessageStore(
@@ -38,5 +42,6 @@ def open_store(settings: Settings, url: str | None = None) -> MessageStore:
         timeout=database.db_connect_timeout,
         wait_timeout=database.db_wait_timeout,
         connection_class=cloud_sql.connection_class if cloud_sql else psycopg.Connection,
+        options=SEARCH_PATH_OPTION if database.db_search_path_option else None,
     )
     return store.open()

@@ -1,4 +1,5 @@
-"""The installer job's grants, against the real Message DB: what an IAM user may do after them."""
+"""The installer job's grants, against the real Message DB: what an IAM user may do after them,
+logged in with nothing in its connection string but its name."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from messagedb_agent.deploy.database_users import GrantError, grant
+from messagedb_agent.deploy.database_users import SEARCH_PATH, GrantError, grant
 from messagedb_agent.store.client import SEARCH_PATH_OPTION
 
 
@@ -75,11 +77,65 @@ def test_only_the_schema_creator_may_create_schemas(
 def test_granting_again_changes_nothing(database_url: str, iam_users: list[str]) -> None:
     ingest, step = iam_users
     first = grant(database_url, [ingest, step], [ingest])
-    assert len(first.granted) == 3
+    assert len(first.granted) == 5  # two memberships, two search paths, one schema creator
     second = grant(database_url, [ingest, step], [ingest])
     assert second.granted == []
     assert second.summary().endswith("nothing to change")
-    assert len(second.unchanged) == 3
+    assert len(second.unchanged) == 5
+
+
+# -- search_path: on the role, so no connection option is needed ------------------------------
+
+
+@pytest.fixture
+def login_user(database_url: str) -> Iterator[str]:
+    """A role that can log in (as Cloud SQL's IAM users can), dropped afterwards."""
+    user = f"agent-relay-{uuid.uuid4().hex[:8]}@my-project.iam"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
+    yield user
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+
+
+def _login(database_url: str, user: str) -> psycopg.Connection:
+    """A session of `user` with no startup options, as through a transaction-mode pooler."""
+    return psycopg.connect(make_conninfo(database_url, user=user, options=""), autocommit=True)
+
+
+def test_a_granted_user_writes_without_a_search_path_option(
+    database_url: str, login_user: str
+) -> None:
+    with _login(database_url, login_user) as conn:
+        before = conn.execute("SHOW search_path").fetchone()
+    assert before is not None
+    assert "message_store" not in before[0]
+    report = grant(database_url, [login_user])
+    assert f"{login_user} gets search_path {SEARCH_PATH}" in report.granted
+    with _login(database_url, login_user) as conn:
+        path = conn.execute("SHOW search_path").fetchone()
+        # write_message calls acquire_lock and inserts into messages, both unqualified
+        position = conn.execute(
+            "SELECT message_store.write_message(gen_random_uuid()::text, 'probe-2', 'P', '{}')"
+        ).fetchone()
+    assert path is not None
+    assert path[0] == SEARCH_PATH
+    assert position == (0,)
+
+
+def test_the_search_path_is_set_for_this_database_only(database_url: str, login_user: str) -> None:
+    grant(database_url, [login_user])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT d.datname, s.setconfig FROM pg_db_role_setting s"
+            " JOIN pg_database d ON d.oid = s.setdatabase"
+            " WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+            (login_user,),
+        ).fetchall()
+        database = conn.execute("SELECT current_database()").fetchone()
+    assert database is not None
+    assert rows == [(database[0], [f"search_path={SEARCH_PATH}"])]
 
 
 def test_a_user_that_does_not_exist_is_named_with_the_fix(database_url: str) -> None:
