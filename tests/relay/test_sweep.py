@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from messagedb_agent.events import (
+    ErrorOccurred,
     Event,
     LLMCallFailed,
     LLMCallRequested,
@@ -26,10 +27,10 @@ from messagedb_agent.events import (
     UserMessageAdded,
     to_message,
 )
+from messagedb_agent.events.base import UNANSWERED_AFTER
 from messagedb_agent.notification import Notification
 from messagedb_agent.relay import position as position_store
-from messagedb_agent.relay.sweep import _RECHECK as RECHECK
-from messagedb_agent.relay.sweep import sweep
+from messagedb_agent.relay.sweep import RECHECK, sweep
 from messagedb_agent.store.client import MessageStore
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -144,6 +145,13 @@ def watched(store: MessageStore) -> dict[str, datetime]:
     return position_store.get(store)[0].watch
 
 
+def written_at(store: MessageStore, stream: str) -> datetime:
+    """When the stream's head was written, as the relay reads it (UTC)."""
+    last = store.get_last_stream_message(stream)
+    assert last is not None
+    return last.time if last.time.tzinfo else last.time.replace(tzinfo=UTC)
+
+
 def global_position(store: MessageStore, stream: str) -> int:
     last = store.get_last_stream_message(stream)
     assert last is not None
@@ -199,14 +207,14 @@ def test_a_claim_nobody_moves_on_is_reannounced_again_after_the_recheck_interval
     assert positions(catch_up(store, expired + RECHECK + SECOND), stream) == [head]
 
 
-def test_a_stream_leaves_the_watch_once_an_unwatched_event_follows_its_claim(
+def test_a_stream_leaves_the_watch_once_an_event_that_never_needs_a_step_follows_its_claim(
     store: MessageStore,
 ) -> None:
     catch_up(store, NOW)
     stream = started(store)
     write(store, stream, _llm_claim(NOW + LEASE))
     catch_up(store, NOW)
-    head = write(store, stream, said("and another thing"))
+    head = write(store, stream, ErrorOccurred(error_type="x", error_message="noted"))
 
     assert positions(catch_up(store, NOW), stream) == [head]
     assert stream not in watched(store)
@@ -251,17 +259,20 @@ def test_a_retryable_failure_is_watched_until_its_retry_at(
 
 
 @FAILURES
-def test_a_failure_that_is_not_retryable_is_not_watched_whatever_its_retry_at(
+def test_a_failure_that_is_not_retryable_is_announced_again_once_unanswered_not_at_retry_at(
     store: MessageStore, failure: Callable[[bool, datetime | None], Event]
 ) -> None:
-    """The step gives up on it at once; announcing it when written is all it needs."""
+    """The step gives up on it (or goes on without the failed part) at once: if that step's
+    notification is lost, the relay offers it again like any unanswered head."""
     catch_up(store, NOW)
     stream = started(store)
-    head = write(store, stream, failure(False, NOW + timedelta(minutes=1)))
+    head = write(store, stream, failure(False, NOW - timedelta(days=1)))
+    written = written_at(store, stream)
 
     assert positions(catch_up(store, NOW), stream) == [head]
-    assert stream not in watched(store)
-    assert positions(catch_up(store, NOW + timedelta(days=1)), stream) == []
+    assert watched(store)[stream] == written + UNANSWERED_AFTER
+    assert positions(catch_up(store, written + UNANSWERED_AFTER - SECOND), stream) == []
+    assert positions(catch_up(store, written + UNANSWERED_AFTER + SECOND), stream) == [head]
 
 
 # -- stale positions -------------------------------------------------------------------------
@@ -354,15 +365,15 @@ def test_a_message_nothing_answered_is_announced_again_once_it_has_waited_too_lo
 ) -> None:
     """Its notification was lost (a dropped push, or one dead-lettered while the step
     function was down): without this the thread would wait for ever."""
-    from messagedb_agent.events.user import UNANSWERED_AFTER
-
     catch_up(store, NOW)
     stream = new_stream()
     position = write(store, stream, UserMessageAdded(message="anyone?", timestamp=NOW))
-    assert Notification(stream_name=stream, position=position) in catch_up(store, NOW)
-    assert stream not in {n.stream_name for n in catch_up(store, NOW + UNANSWERED_AFTER / 2)}
-    later = catch_up(store, NOW + UNANSWERED_AFTER)
+    written = written_at(store, stream)
+    assert Notification(stream_name=stream, position=position) in catch_up(store, written)
+    assert stream not in {n.stream_name for n in catch_up(store, written + UNANSWERED_AFTER / 2)}
+    later = catch_up(store, written + UNANSWERED_AFTER)
     assert Notification(stream_name=stream, position=position) in later
-    write(store, stream, _llm_claim(NOW + timedelta(hours=1)))  # a step took it on
-    catch_up(store, NOW + UNANSWERED_AFTER * 2)  # announces the claim, as any new head
-    assert stream not in {n.stream_name for n in catch_up(store, NOW + UNANSWERED_AFTER * 3)}
+    lease = written + timedelta(hours=1)
+    write(store, stream, _llm_claim(lease))  # a step took it on
+    catch_up(store, written + UNANSWERED_AFTER * 2)  # announces the claim, as any new head
+    assert stream not in {n.stream_name for n in catch_up(store, lease - SECOND)}

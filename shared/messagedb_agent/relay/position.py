@@ -1,9 +1,12 @@
 """The relay's stored state, as Eventide stores a consumer position: a `Recorded` event.
 
-It lives in `thread:position-relay` (category `thread:position`, so reading the `thread`
-category never sees it). Besides the global position, it keeps the streams whose last event
-was a claim or a backoff, with the time they become due, so that a crashed worker's step is
-re-announced after its lease expires even though the category has moved on.
+Each thread category has its own: `thread_07:position-relay` for shard 7 (category
+`thread_07:position`, so reading the `thread_07` category never sees it), and
+`thread:position-relay` for the legacy category, the stream the relay used before threads were
+sharded, so a deployment's cursor is kept. Besides the global position, it keeps the streams
+whose head may need a step later (a claim, a backoff, a message not answered yet), with the
+time to look at them again, so that a crashed worker's step is re-announced after its lease
+expires even though the category has moved on.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.errors import ConcurrencyError
 
-POSITION_STREAM = names.build(names.THREAD_CATEGORY, "relay", types=("position",))
+
+def position_stream(category: str) -> str:
+    """`<category>:position-relay`: where the relay records how far it read `category`."""
+    return names.build(category, "relay", types=("position",))
+
+
+POSITION_STREAM = position_stream(names.THREAD_CATEGORY)
 
 
 def get(store: MessageStore, stream: str = POSITION_STREAM) -> tuple[PositionRecorded, int | None]:
