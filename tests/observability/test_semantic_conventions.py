@@ -173,7 +173,7 @@ def test_a_delivery_names_its_thread_as_the_conversation_of_its_model_calls(
 
     handler.handle_event(event)
 
-    thread_id = thread.stream_name.removeprefix("thread-")
+    thread_id = thread.thread_id
     chats = spans.named("chat offline")
     assert chats
     assert {_attributes(c)["gen_ai.conversation.id"] for c in chats} == {thread_id}

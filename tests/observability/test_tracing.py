@@ -15,6 +15,7 @@ from tests.imports import loaded_by
 from tests.observability.conftest import FakePublisherClient, Spans, observability_settings
 
 from messagedb_agent.api import create_api
+from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.offline import OFFLINE_MODEL_NAME
 from messagedb_agent.llm.types import LLMConfig, LLMError, LLMResponse, Message, ToolSpec
 from messagedb_agent.notification import Notification
@@ -233,3 +234,43 @@ def test_importing_the_functions_code_does_not_load_the_tracing_sdk() -> None:
         "messagedb_agent.api.app"
     )
     assert loaded_by(functions_code, "opentelemetry.sdk") == []
+
+
+def test_without_an_sdk_spans_cost_nothing_and_a_parent_still_carries_its_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry import trace
+
+    from messagedb_agent.observability import semconv
+    from messagedb_agent.observability.instrumented import TracedTools
+    from messagedb_agent.tools.context import ToolContext, ToolOutcome
+
+    assert not tracing.can_record()
+
+    def no_attributes(stream_name: str) -> str:
+        raise AssertionError("span attributes were built although nothing records them")
+
+    monkeypatch.setattr(semconv, "conversation_id", no_attributes)
+
+    class Tools:
+        def specs(self) -> list[ToolSpec]:
+            return []
+
+        def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
+            return ToolOutcome(True, {"ok": True}, None, None, False, 0.1)
+
+    ctx = ToolContext(
+        owner="u",
+        stream_name="thread-x",
+        step_id="s",
+        tool_call_id="c",
+        store=None,
+        now=datetime.now(UTC),
+    )
+    assert TracedTools(Tools()).run(ToolCall(id="c", name="t", arguments={}), ctx).ok
+
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    parent = tracing.extract({"traceparent": traceparent})
+    with span("step", parent=parent):
+        context = trace.get_current_span().get_span_context()
+        assert format(context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"

@@ -11,6 +11,7 @@ and the tally names the thread the spans' `gen_ai.conversation.id` gives.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,13 +32,22 @@ from messagedb_agent.llm.types import (
 )
 from messagedb_agent.observability import semconv
 from messagedb_agent.observability.logging import get_logger
-from messagedb_agent.observability.tracing import AttributeValue, mark_failed, span
+from messagedb_agent.observability.tracing import AttributeValue, can_record, mark_failed, span
 
 if TYPE_CHECKING:
     from messagedb_agent.engine.step import ToolExecutor
     from messagedb_agent.tools.context import ToolContext, ToolOutcome
 
 log = get_logger(__name__)
+# The stdlib logger structlog's level filter asks: when it says no, a debug line is skipped
+# before its fields are even gathered (the filter alone costs tens of microseconds a line).
+# structlog's own `cache_logger_on_first_use` is left off: a cached logger keeps the processor
+# chain it first saw, so a later `configure()` (or a test's capture) would not reach it.
+_stdlib_log = logging.getLogger(__name__)
+
+
+def _debugging() -> bool:
+    return _stdlib_log.isEnabledFor(logging.DEBUG)
 
 
 @dataclass(slots=True)
@@ -98,17 +108,20 @@ class TracedLLM:
         self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
     ) -> LLMResponse:
         tally = _tally.get()
-        # Known before the call: given at span creation, where samplers can see them.
-        attributes: dict[str, AttributeValue | None] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_CHAT,
-            semconv.GEN_AI_PROVIDER_NAME: semconv.provider_name(config.model),
-            semconv.GEN_AI_REQUEST_MODEL: config.model,
-            semconv.GEN_AI_CONVERSATION_ID: tally.conversation_id if tally else None,
-            semconv.GEN_AI_REQUEST_MAX_TOKENS: config.max_output_tokens,
-            semconv.GEN_AI_REQUEST_TEMPERATURE: config.temperature,
-            "agent.llm.message_count": len(messages),
-            "agent.llm.tool_count": len(tools),
-        }
+        # Known before the call: given at span creation, where samplers can see them; built
+        # only when a span can record at all.
+        attributes: dict[str, AttributeValue | None] | None = None
+        if can_record():
+            attributes = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_CHAT,
+                semconv.GEN_AI_PROVIDER_NAME: semconv.provider_name(config.model),
+                semconv.GEN_AI_REQUEST_MODEL: config.model,
+                semconv.GEN_AI_CONVERSATION_ID: tally.conversation_id if tally else None,
+                semconv.GEN_AI_REQUEST_MAX_TOKENS: config.max_output_tokens,
+                semconv.GEN_AI_REQUEST_TEMPERATURE: config.temperature,
+                "agent.llm.message_count": len(messages),
+                "agent.llm.tool_count": len(tools),
+            }
         kind = SpanKind.INTERNAL if semconv.runs_in_process(config.model) else SpanKind.CLIENT
         name = f"{semconv.OPERATION_CHAT} {config.model}"
         with span(name, kind=kind, attributes=attributes) as current:
@@ -123,38 +136,43 @@ class TracedLLM:
                 mark_failed(current, error.kind)  # error.type: a low-cardinality kind
                 if tally is not None:
                     tally.llm_failures += 1
-                log.debug(
-                    "llm call failed",
-                    model=config.model,
-                    error_kind=error.kind,
-                    retryable=error.retryable,
-                    latency_ms=latency_ms,
-                )
+                if _debugging():
+                    log.debug(
+                        "llm call failed",
+                        model=config.model,
+                        error_kind=error.kind,
+                        retryable=error.retryable,
+                        latency_ms=latency_ms,
+                    )
                 raise
             latency_ms = _elapsed_ms(started)
             usage = response.token_usage
-            current.set_attributes(
-                {
-                    semconv.GEN_AI_RESPONSE_MODEL: response.model_name,
-                    semconv.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-                    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: usage.cached_input_tokens,
-                    semconv.GEN_AI_RESPONSE_FINISH_REASONS: (response.finish_reason or "unknown",),
-                    "agent.llm.tool_call_count": len(response.tool_calls),
-                }
-            )
+            if current.is_recording():
+                current.set_attributes(
+                    {
+                        semconv.GEN_AI_RESPONSE_MODEL: response.model_name,
+                        semconv.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+                        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: usage.cached_input_tokens,
+                        semconv.GEN_AI_RESPONSE_FINISH_REASONS: (
+                            response.finish_reason or "unknown",
+                        ),
+                        "agent.llm.tool_call_count": len(response.tool_calls),
+                    }
+                )
         if tally is not None:
             tally.llm_calls += 1
             tally.input_tokens += usage.input_tokens
             tally.output_tokens += usage.output_tokens
-        log.debug(
-            "llm call",
-            model=response.model_name,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            latency_ms=latency_ms,
-            tool_calls=len(response.tool_calls),
-        )
+        if _debugging():
+            log.debug(
+                "llm call",
+                model=response.model_name,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                latency_ms=latency_ms,
+                tool_calls=len(response.tool_calls),
+            )
         return response
 
 
@@ -175,34 +193,38 @@ class TracedTools:
         return self.inner.specs()
 
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
-        attributes: dict[str, AttributeValue | None] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
-            semconv.GEN_AI_TOOL_NAME: call.name,
-            semconv.GEN_AI_TOOL_TYPE: semconv.TOOL_TYPE_FUNCTION,
-            semconv.GEN_AI_TOOL_CALL_ID: call.id,
-            # not in the execute-tool span's table, but "application developers that manage
-            # conversation history MAY add conversation id to GenAI and other spans"
-            semconv.GEN_AI_CONVERSATION_ID: semconv.conversation_id(ctx.stream_name),
-            "agent.step_id": ctx.step_id,
-        }
+        attributes: dict[str, AttributeValue | None] | None = None
+        if can_record():
+            attributes = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
+                semconv.GEN_AI_TOOL_NAME: call.name,
+                semconv.GEN_AI_TOOL_TYPE: semconv.TOOL_TYPE_FUNCTION,
+                semconv.GEN_AI_TOOL_CALL_ID: call.id,
+                # not in the execute-tool span's table, but "application developers that
+                # manage conversation history MAY add conversation id to GenAI and other spans"
+                semconv.GEN_AI_CONVERSATION_ID: semconv.conversation_id(ctx.stream_name),
+                "agent.step_id": ctx.step_id,
+            }
         name = f"{semconv.OPERATION_EXECUTE_TOOL} {call.name}"
         with span(name, kind=SpanKind.INTERNAL, attributes=attributes) as current:
             result = self.inner.run(call, ctx)
-            current.set_attribute("agent.tool.ok", result.ok)
-            if not result.ok:
-                current.set_attribute("agent.tool.retryable", result.retryable)
-                mark_failed(current, result.error_kind or "exception")
+            if current.is_recording():
+                current.set_attribute("agent.tool.ok", result.ok)
+                if not result.ok:
+                    current.set_attribute("agent.tool.retryable", result.retryable)
+                    mark_failed(current, result.error_kind or "exception")
         tally = _tally.get()
         if tally is not None:
             tally.tool_calls += 1
             tally.tool_failures += 0 if result.ok else 1
-        log.debug(
-            "tool call",
-            tool=call.name,
-            ok=result.ok,
-            error_kind=result.error_kind,
-            duration_ms=round(result.execution_time_ms, 3),
-        )
+        if _debugging():
+            log.debug(
+                "tool call",
+                tool=call.name,
+                ok=result.ok,
+                error_kind=result.error_kind,
+                duration_ms=round(result.execution_time_ms, 3),
+            )
         return result
 
 

@@ -90,7 +90,14 @@ def span(
     parent: Context | None = None,
 ) -> Iterator[Span]:
     """A current span; an exception marks it failed with its type (never its message, which
-    may quote user content) and propagates."""
+    may quote user content) and propagates.
+
+    Without an SDK (nothing can record) and without a `parent` to continue, the current span
+    is yielded as it is: a new non-recording span would carry the very same context, and
+    attaching it costs more than the rest of a tool call's bookkeeping together."""
+    if parent is None and not can_record():
+        yield trace.get_current_span()
+        return
     clean = _attributes(attributes or {})
     with tracer().start_as_current_span(
         name,
@@ -106,6 +113,13 @@ def span(
             if not _failed(current):  # a more telling error kind set inside is kept
                 mark_failed(current, type(exc).__name__)
             raise
+
+
+def can_record() -> bool:
+    """Whether a span started now could record: an SDK provider is installed (ours, a test's
+    or the global one). Callers skip building attributes when it is not."""
+    provider = _provider or trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def traced(
