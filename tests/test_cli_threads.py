@@ -120,3 +120,23 @@ def test_list_has_column_headers(env: dict[str, str]) -> None:
     assert first.startswith(thread)
     assert first.index("greeting") == header.index("title")
     assert first.index("active") == header.index("status")
+
+
+def test_a_thread_written_before_sharding_is_continued_and_shown(
+    env: dict[str, str], database_url: str
+) -> None:
+    from tests.threads.legacy import write_legacy_thread
+
+    from messagedb_agent.postgres.connect import open_store
+    from messagedb_agent.settings import Settings
+
+    with open_store(Settings(database_url=database_url), database_url) as store:
+        thread_id, legacy = write_legacy_thread(store, env["LOCAL_USER"], "echo from before")
+
+    continued = run(env, "continue", thread_id, "echo still here", "--events")
+    shown = run(env, "show", thread_id)
+    listed = run(env, "list")
+
+    assert "still here" in continued
+    assert shown.count("you       ›") == 2
+    assert thread_id in listed

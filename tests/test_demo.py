@@ -27,7 +27,7 @@ def test_the_in_process_demo_runs_every_turn_and_a_second_run_sees_the_saved_tas
     assert text.count("you       ›") == len(DEMO_TURNS)
     assert 'add_task(title="buy milk")' in text
     assert "12*(3+4) = 84" in text
-    assert "event stream thread-" in text
+    assert "event stream thread_" in text
     second: list[str] = []
     run_demo(demo_settings, echo=second.append, turns=DEMO_TURNS[:1])
     assert "walk the dog" in "\n".join(second)  # saved by the first run

@@ -18,6 +18,7 @@ from messagedb_agent.projections.cost import price_table
 from messagedb_agent.render import counted, event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
+from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.diagnosis import redact
 from messagedb_agent.store.message import MessageData
 from messagedb_agent.threads.commands import add_message, start_thread
@@ -50,7 +51,13 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
     with open_store(settings, url) as store:
         engine = build_engine(settings, store)
         now = datetime.now(UTC)
-        thread = start_thread(store, owner=settings.local.local_user, message=turns[0], now=now)
+        thread = start_thread(
+            store,
+            owner=settings.local.local_user,
+            message=turns[0],
+            now=now,
+            shards=settings.threads.thread_shards,
+        )
         echo(f"thread    {thread.thread_id}\n")
         shown = 0
         notification = thread.notification
@@ -168,7 +175,7 @@ def run_http_demo(
 def _as_message(thread_id: str, event: dict[str, Any]) -> MessageData:
     return MessageData(
         event["id"],
-        f"thread-{thread_id}",
+        names.thread_stream(thread_id),
         event["type"],
         event["position"],
         -1,

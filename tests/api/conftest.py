@@ -17,6 +17,7 @@ from messagedb_agent.notification import (
 )
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 
 SECRET = "api-tests-secret-0123456789abcdef0123456789"
 
@@ -94,7 +95,7 @@ def start(client: FlaskClient, auth: dict[str, str], message: str | None = "hell
 
 
 def event_types(store: MessageStore, thread_id: str) -> list[str]:
-    return [m.type for m in store.read_stream(f"thread-{thread_id}")]
+    return [m.type for m in store.read_stream(thread_stream(thread_id))]
 
 
 def published_positions(publisher: RecordingPublisher) -> list[tuple[str, int]]:

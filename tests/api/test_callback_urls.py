@@ -20,6 +20,7 @@ from messagedb_agent.engine.step import Engine
 from messagedb_agent.events import ReplyDeliveryFailed
 from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 from messagedb_agent.threads.reading import read_thread
 
 
@@ -161,7 +162,7 @@ def test_a_host_public_when_the_thread_started_but_internal_at_delivery_gets_not
             worker="test",
             replies=HttpReplySender("secret", timeout=5),
         )
-        stream = f"thread-{created.get_json()['thread_id']}"
+        stream = thread_stream(created.get_json()["thread_id"])
 
         run_until_idle(engine, Notification(stream_name=stream, position=1), chain=50)
 

@@ -12,6 +12,7 @@ from tests.api.conftest import FailingPublisher, MakeApi, event_types, start
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.errors import StoreUnavailableError
+from messagedb_agent.store.stream_name import thread_stream
 
 
 def error_of(response: Any) -> dict[str, Any]:
@@ -164,7 +165,7 @@ def test_a_message_to_an_ended_thread_is_thread_closed(
     thread_id = start(client, auth)
     store.write_message(
         None,
-        f"thread-{thread_id}",
+        thread_stream(thread_id),
         "SessionCompleted",
         {"completion_reason": "terminated", "message": "This conversation has been closed."},
     )

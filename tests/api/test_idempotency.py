@@ -11,6 +11,7 @@ from tests.api.conftest import MakeApi, bearer, event_types, start
 
 from messagedb_agent.api.idempotency import record_stream
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 
 
 def keyed(auth: dict[str, str], key: str | None = None) -> dict[str, str]:
@@ -73,7 +74,9 @@ def test_reusing_a_key_for_a_different_request_is_refused(
     for response in (other_body, other_route):
         assert response.status_code == 422
         assert response.get_json()["error"]["code"] == "idempotency_key_reused"
-    assert "second" not in [m.data.get("message") for m in store.read_stream(f"thread-{thread_id}")]
+    assert "second" not in [
+        m.data.get("message") for m in store.read_stream(thread_stream(thread_id))
+    ]
 
 
 def test_keys_are_per_user(client: FlaskClient, auth: dict[str, str]) -> None:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from messagedb_agent.api import issue_dev_token
+from messagedb_agent.store.stream_name import thread_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -157,7 +158,7 @@ def test_the_live_function_publishes_each_write_to_the_topic(
 
     created = httpx.post(f"{function_url}/v1/threads", json={"message": "hi"}, headers=headers)
 
-    assert f"thread-{created.json()['thread_id']}" in topic.streams()
+    assert thread_stream(created.json()["thread_id"]) in topic.streams()
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(

@@ -9,6 +9,7 @@ from tests.api.conftest import event_types, published_positions, start
 from tests.publishers import RecordingPublisher
 
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 
 
 def test_starting_a_thread_with_a_message_writes_it_and_publishes_its_position(
@@ -25,12 +26,12 @@ def test_starting_a_thread_with_a_message_writes_it_and_publishes_its_position(
     assert body["status"] == "active"
     assert body["position"] == 1
     thread_id = body["thread_id"]
-    messages = store.read_stream(f"thread-{thread_id}")
+    messages = store.read_stream(thread_stream(thread_id))
     assert [m.type for m in messages] == ["SessionStarted", "UserMessageAdded"]
     assert messages[0].data["title"] == "Week"
     assert messages[0].data["callback_url"] == "https://x.test/cb"
     assert messages[1].data["message"] == "plan my week"
-    assert published_positions(publisher) == [(f"thread-{thread_id}", 1)]
+    assert published_positions(publisher) == [(thread_stream(thread_id), 1)]
 
 
 def test_starting_a_thread_without_a_message_opens_it_empty(
@@ -54,8 +55,8 @@ def test_adding_a_message_appends_it_and_publishes_its_position(
 
     assert response.status_code == 202
     assert response.get_json() == {"thread_id": thread_id, "position": 2}
-    assert store.read_stream(f"thread-{thread_id}")[2].data["message"] == "and then?"
-    assert published_positions(publisher)[-1] == (f"thread-{thread_id}", 2)
+    assert store.read_stream(thread_stream(thread_id))[2].data["message"] == "and then?"
+    assert published_positions(publisher)[-1] == (thread_stream(thread_id), 2)
 
 
 def test_a_thread_reads_back_as_a_transcript_with_status_and_counts(
@@ -150,7 +151,7 @@ def test_ending_a_thread_requests_termination_and_publishes(
     assert response.status_code == 202
     assert response.get_json() == {"thread_id": thread_id, "position": 2}
     assert event_types(store, thread_id)[-1] == "SessionTerminationRequested"
-    assert published_positions(publisher)[-1] == (f"thread-{thread_id}", 2)
+    assert published_positions(publisher)[-1] == (thread_stream(thread_id), 2)
 
 
 def test_health_reports_the_message_store(client: FlaskClient) -> None:

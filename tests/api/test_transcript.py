@@ -13,6 +13,7 @@ from messagedb_agent.events import TokenUsage
 from messagedb_agent.llm.types import LLMResponse
 from messagedb_agent.notification import Notification
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 
 
 def fail(args: dict[str, object], ctx: object) -> object:
@@ -22,7 +23,7 @@ def fail(args: dict[str, object], ctx: object) -> object:
 def run_engine(store: MessageStore, model: ScriptedModel, thread_id: str) -> None:
     tools = EchoTools({"add": lambda args, ctx: {"sum": args["a"] + args["b"]}, "save": fail})
     engine = Engine(store, model, tools, EngineConfig(model="scripted"))
-    stream = f"thread-{thread_id}"
+    stream = thread_stream(thread_id)
     run_until_idle(
         engine, Notification(stream_name=stream, position=store.stream_version(stream) or 0)
     )

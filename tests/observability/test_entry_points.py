@@ -17,6 +17,7 @@ from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 from messagedb_agent.threads.commands import start_thread
 
 CONTEXT = [structlog.contextvars.merge_contextvars]
@@ -77,7 +78,7 @@ def test_a_request_ends_with_one_line_naming_the_caller_and_the_thread(
     started, read, refused = [line for line in captured if line["event"] == "request done"]
     assert (started["method"], started["path"], started["status"]) == ("POST", "/v1/threads", 201)
     assert started["user"] == user
-    assert started["stream_name"] == f"thread-{thread_id}"
+    assert started["stream_name"] == thread_stream(thread_id)
     assert started["duration_ms"] >= 0
     assert (read["status"], read["user"], read["thread_id"]) == (200, user, thread_id)
     assert "stream_name" not in read  # the previous request's context is gone

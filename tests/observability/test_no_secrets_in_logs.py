@@ -27,6 +27,7 @@ from messagedb_agent.pubsub.step_handler import StepDelivery
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.stream_name import thread_stream
 
 LIMIT = 200
 LIBRARY_PASSWORD = "pw-0f9e8d7c6b5a"
@@ -103,7 +104,7 @@ def test_a_conversation_logs_no_token_secret_password_or_long_body(
     assert messages.count("request done") == 4
     steps = [line for line in lines if line["message"] == "step done"]
     assert [line["outcome"] for line in steps] == ["executed", "executed"]
-    stream = f"thread-{thread_id}"
+    stream = thread_stream(thread_id)
     assert all(line[LABELS_KEY]["stream_name"] == stream for line in steps)
     assert all(TRACE_KEY in line for line in steps)
     requests = [line for line in lines if line["message"] == "request done"]

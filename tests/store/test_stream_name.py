@@ -160,12 +160,48 @@ def test_validate_category_requires_a_category_not_a_stream() -> None:
         names.validate_category("thread-")
 
 
-def test_thread_stream_round_trips_its_uuid() -> None:
-    thread_id = uuid.uuid4()
+def test_thread_stream_is_in_the_shard_its_first_byte_names() -> None:
+    thread_id = uuid.UUID("0a3c1f00-0000-4000-8000-000000000001")
     stream = names.thread_stream(thread_id)
-    assert stream == f"thread-{thread_id}"
+    assert stream == f"thread_0a-{thread_id}"
     assert names.thread_id_of(stream) == thread_id
     assert names.thread_stream(str(thread_id).upper()) == stream
+
+
+def test_a_legacy_thread_stream_is_still_a_thread_stream() -> None:
+    thread_id = uuid.uuid4()
+    legacy = names.legacy_thread_stream(thread_id)
+    assert legacy == f"thread-{thread_id}"
+    assert names.thread_id_of(legacy) == thread_id
+    assert names.thread_stream_candidates(thread_id) == (names.thread_stream(thread_id), legacy)
+
+
+def test_new_thread_ids_spread_over_exactly_the_configured_shards() -> None:
+    shards = {names.shard_of(names.new_thread_id(4)) for _ in range(400)}
+    assert shards == {0, 1, 2, 3}
+    assert all(names.new_thread_id(1).bytes[0] == 0 for _ in range(20))
+    assert names.new_thread_id(16).version == 4
+
+
+def test_a_derived_id_stays_derived_when_sharded() -> None:
+    derived = uuid.uuid5(uuid.NAMESPACE_URL, "owner/key")
+    assert names.in_shard(derived, 16) == names.in_shard(derived, 16)
+    assert names.in_shard(derived, 16).bytes[1:] == derived.bytes[1:]
+    assert names.shard_of(names.in_shard(derived, 16)) < 16
+
+
+@pytest.mark.parametrize("shards", [0, 257, -1])
+def test_a_shard_count_outside_one_to_256_is_refused(shards: int) -> None:
+    with pytest.raises(ValueError, match="THREAD_SHARDS"):
+        names.new_thread_id(shards)
+
+
+def test_thread_categories_are_the_legacy_one_and_each_shard() -> None:
+    assert names.thread_categories(3) == ("thread", "thread_00", "thread_01", "thread_02")
+    assert all(names.is_thread_category(c) for c in names.thread_categories(256))
+    assert not names.is_thread_category("thread_1")
+    assert not names.is_thread_category("thread_0A")
+    assert not names.is_thread_category("threads")
 
 
 @pytest.mark.parametrize("bad", ["not-a-uuid", "not a uuid", "", "123", "thread-x"], ids=repr)
@@ -185,6 +221,11 @@ def test_thread_stream_rejects_what_is_not_a_uuid(bad: str) -> None:
         "thread-ABCDEF00-0000-0000-0000-000000000000",
         "thread-abcdef00000000000000000000000000",
         "thread-urn:uuid:abcdef00-0000-0000-0000-000000000000",
+        # a shard category must be the id's own first byte, in lower-case hex
+        "thread_0b-0a3c1f00-0000-4000-8000-000000000001",
+        "thread_0A-0a3c1f00-0000-4000-8000-000000000001",
+        "thread_a-0a3c1f00-0000-4000-8000-000000000001",
+        "thread_0a:position-0a3c1f00-0000-4000-8000-000000000001",
     ],
 )
 def test_thread_id_of_accepts_only_canonical_thread_streams(bad: str) -> None:
@@ -211,6 +252,7 @@ def test_parse_of_build_round_trips(
 @given(uuid_=st.uuids())
 def test_thread_id_of_thread_stream_round_trips(uuid_: uuid.UUID) -> None:
     assert names.thread_id_of(names.thread_stream(uuid_)) == uuid_
+    assert names.thread_id_of(names.legacy_thread_stream(uuid_)) == uuid_
 
 
 SQL_SAMPLES = [
@@ -222,6 +264,8 @@ SQL_SAMPLES = [
     "thread-a-b-c",
     "account-x:y@z.example",
     f"thread-{uuid.UUID(int=7)}",
+    f"thread_0a-{uuid.UUID('0a3c1f00-0000-4000-8000-000000000001')}",
+    "thread_0a:position-relay",
 ]
 
 

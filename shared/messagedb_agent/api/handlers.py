@@ -129,6 +129,7 @@ def start_thread(ctx: Context, call: Call) -> Answer:
         idempotency_key=call.idempotency_key,
         max_length=ctx.settings.threads.max_message_length,
         traceparent=current_traceparent(),
+        shards=ctx.settings.threads.thread_shards,
     )
     ctx.publish(appended)
     reply = None

@@ -145,6 +145,7 @@ def start(
             now=datetime.now(UTC),
             max_length=session.settings.threads.max_message_length,
             traceparent=traceparent,
+            shards=session.settings.threads.thread_shards,
         )
         typer.secho(f"thread {appended.thread_id}", fg=typer.colors.CYAN, err=True)
         _converse(session, appended, events=events)
@@ -259,7 +260,11 @@ def fork(
 
     with _Session() as session:
         appended = fork_thread(
-            session.store, thread, owner=session.settings.local.local_user, at=at
+            session.store,
+            thread,
+            owner=session.settings.local.local_user,
+            at=at,
+            shards=session.settings.threads.thread_shards,
         )
         typer.echo(f"forked {thread} at position {at} into thread {appended.thread_id}")
 

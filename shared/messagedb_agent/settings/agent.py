@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from messagedb_agent.settings.section import Section
+from messagedb_agent.store.stream_name import DEFAULT_THREAD_SHARDS
 
 # Generally available, not retiring before 2027-09-02, Google's named replacement for
 # gemini-2.5-flash, and served on the global endpoint (see llm/catalogue.py).
@@ -232,10 +233,18 @@ class CallbackSettings(Section):
 
 
 class ThreadSettings(Section):
-    """What a thread accepts, whoever writes to it (the API or the CLI)."""
+    """What a thread accepts, whoever writes to it (the API or the CLI), and where it lives."""
 
     max_message_length: int = Field(
         default=5000, ge=1, le=100_000, description="Longest user message, in characters."
+    )
+    thread_shards: int = Field(
+        default=DEFAULT_THREAD_SHARDS,
+        ge=1,
+        le=256,
+        description="Categories new threads are spread over (thread_00 ..), each with its own "
+        "write lock and relay cursor. Raise it, never lower it: the relay covers shards below "
+        "it, and a thread's shard is fixed in its id.",
     )
 
 

@@ -140,29 +140,106 @@ def entity_id(category: str, value: str) -> str:
     return "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+# -- thread streams, spread over shard categories ------------------------------------------
+#
+# Message DB's `write_message` takes an advisory lock on the hash of the stream's *category*
+# until the commit, so every write to one category is serialised. Threads are therefore spread
+# over categories `thread_00` .. `thread_ff`: each shard has its own lock and its own relay
+# cursor. The shard is the thread id's first byte, written there when the thread is created
+# (ids of new threads are chosen so that byte is below THREAD_SHARDS), so a thread's stream is
+# a pure function of its id, whatever THREAD_SHARDS is later set to. Threads created before
+# sharding live in the legacy `thread` category (`thread-<uuid>`) and are read where they are.
+#
+# The shard is a plain category name, not a category type (`thread:s07`): in Message DB and
+# Eventide a type names a different kind of stream about the same entities (`:position`,
+# `:snapshot`), while a shard is a partition of one kind. `thread_` keeps the shards together
+# in any listing of categories, and the two hex digits are the id's own first two.
+
+THREAD_CATEGORY = "thread"
+"""The legacy category: threads created before sharding, never written to for new threads."""
+MAX_THREAD_SHARDS = 256
+DEFAULT_THREAD_SHARDS = 16
+"""Chosen from `bench/scale.py` on this project's own engine: see docs/capacity.md."""
+
+
+def shard_category(shard: int) -> str:
+    """`thread_07`: the category of shard `shard` (0..255)."""
+    if not 0 <= shard < MAX_THREAD_SHARDS:
+        raise ValueError(f"a thread shard is 0..{MAX_THREAD_SHARDS - 1}, not {shard}")
+    return f"{THREAD_CATEGORY}_{shard:02x}"
+
+
+def thread_categories(shards: int) -> tuple[str, ...]:
+    """Every category that can hold threads with `shards` shards: the legacy one, then each
+    shard's. Readers of "all threads" (the relay) cover these."""
+    return (THREAD_CATEGORY, *(shard_category(shard) for shard in range(shards)))
+
+
+def shard_of(thread_id: uuid.UUID | str) -> int:
+    return uuid.UUID(str(thread_id)).bytes[0]
+
+
+def in_shard(thread_id: uuid.UUID, shards: int) -> uuid.UUID:
+    """`thread_id` with its first byte set to a shard below `shards`, chosen from the id itself
+    (so a derived id stays derived: the same inputs give the same sharded id)."""
+    if not 1 <= shards <= MAX_THREAD_SHARDS:
+        raise ValueError(f"THREAD_SHARDS is 1..{MAX_THREAD_SHARDS}, not {shards}")
+    raw = bytearray(thread_id.bytes)
+    raw[0] %= shards
+    return uuid.UUID(bytes=bytes(raw))
+
+
+def new_thread_id(shards: int) -> uuid.UUID:
+    """A random (version 4) thread id whose first byte names one of `shards` shards."""
+    return in_shard(uuid.uuid4(), shards)
+
+
 def thread_stream(thread_id: uuid.UUID | str) -> str:
-    """`thread-<uuid>`: one stream per chat thread, read by the relay as the `thread` category."""
+    """`thread_<shard>-<uuid>`: where a thread created with sharding lives."""
+    canonical = uuid.UUID(str(thread_id))
+    return build(shard_category(canonical.bytes[0]), str(canonical))
+
+
+def legacy_thread_stream(thread_id: uuid.UUID | str) -> str:
+    """`thread-<uuid>`: where a thread created before sharding lives."""
     return build(THREAD_CATEGORY, str(uuid.UUID(str(thread_id))))
 
 
-def thread_id_of(stream_name: str) -> uuid.UUID:
-    """The thread's UUID; only the canonical form `thread_stream` builds is a thread stream.
+def thread_stream_candidates(thread_id: uuid.UUID | str) -> tuple[str, str]:
+    """Where a thread can be, in the order to look: its shard, then the legacy category."""
+    return thread_stream(thread_id), legacy_thread_stream(thread_id)
 
-    `uuid.UUID` also accepts upper case, bare hex and `urn:uuid:` forms; allowing them would
-    let two different streams claim the same thread.
+
+def is_thread_category(category: str) -> bool:
+    return category == THREAD_CATEGORY or _SHARD.fullmatch(category) is not None
+
+
+_SHARD = re.compile(rf"{THREAD_CATEGORY}_[0-9a-f]{{2}}")
+
+
+def thread_id_of(stream_name: str) -> uuid.UUID:
+    """The thread's UUID; only the canonical forms (`thread_stream`, `legacy_thread_stream`)
+    are thread streams.
+
+    `uuid.UUID` also accepts upper case, bare hex and `urn:uuid:` forms, and a shard category
+    could name any shard; allowing either would let two different streams claim one thread.
     """
     parsed = parse(stream_name)
-    if parsed.category_name != THREAD_CATEGORY or parsed.id is None:
-        raise InvalidStreamName(f"{stream_name!r} is not a thread stream (thread-<uuid>)")
+    if not is_thread_category(parsed.category_name) or parsed.id is None:
+        raise InvalidStreamName(
+            f"{stream_name!r} is not a thread stream (thread_<shard>-<uuid> or thread-<uuid>)"
+        )
     try:
         thread_id = uuid.UUID(parsed.id)
     except ValueError as exc:
         raise InvalidStreamName(f"{stream_name!r} does not end in a UUID") from exc
-    if str(thread_id) != parsed.id:
+    canonical = (
+        legacy_thread_stream(thread_id)
+        if parsed.category_name == THREAD_CATEGORY
+        else thread_stream(thread_id)
+    )
+    if stream_name != canonical:
         raise InvalidStreamName(
-            f"{stream_name!r} is not a canonical thread stream (expected {thread_stream(thread_id)})"
+            f"{stream_name!r} is not a canonical thread stream (expected {canonical})"
         )
     return thread_id
-
-
-THREAD_CATEGORY = "thread"

@@ -73,15 +73,22 @@ def start_thread(
     idempotency_key: str | None = None,
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
     traceparent: str | None = None,
+    shards: int = names.DEFAULT_THREAD_SHARDS,
 ) -> Appended:
     """Create a thread (and its first user message); a repeated idempotency key re-finds it.
 
-    `traceparent` (W3C) makes the turn one trace: every event that follows copies it.
+    The thread lives in one of `shards` categories, named by its id's first byte (see
+    `stream_name`). `traceparent` (W3C) makes the turn one trace: every event that follows
+    copies it.
     """
     text = clean_message(message, max_length) if message is not None else None
     if title is not None and any(ord(c) < 32 for c in title):
         raise MessageRejected("The title contains control characters I can't store.")
-    thread_uuid = idempotent_thread_id(owner, idempotency_key) if idempotency_key else uuid.uuid4()
+    thread_uuid = (
+        names.in_shard(idempotent_thread_id(owner, idempotency_key), shards)
+        if idempotency_key
+        else names.new_thread_id(shards)
+    )
     thread_id = str(thread_uuid)
     stream = names.thread_stream(thread_uuid)
     meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
@@ -123,19 +130,27 @@ def start_thread(
 
 
 def resolve_thread(store: MessageStore, thread: str, owner: str) -> tuple[str, str]:
-    """(thread id, stream name) for a thread id or stream name the owner may use."""
+    """(thread id, stream name) for a thread id or stream name the owner may use.
+
+    A thread id is looked for in its shard, then in the legacy `thread` category, where
+    threads created before sharding stay: only those pay the second read.
+    """
     try:
-        stream = (
-            thread
-            if thread.startswith(f"{names.THREAD_CATEGORY}-")
-            else names.thread_stream(thread)
-        )
-        thread_id = str(names.thread_id_of(stream))
+        if thread.startswith(names.THREAD_CATEGORY):
+            candidates: tuple[str, ...] = (thread,)
+            thread_id = str(names.thread_id_of(thread))
+        else:
+            candidates = names.thread_stream_candidates(thread)
+            thread_id = str(names.thread_id_of(candidates[0]))
     except (ValueError, names.InvalidStreamName):
         raise ThreadNotFound(thread) from None
-    if owner_of(store, stream) != owner:
-        raise ThreadNotFound(thread_id)
-    return thread_id, stream
+    for stream in candidates:
+        found = owner_of(store, stream)
+        if found is not None:
+            if found != owner:
+                break
+            return thread_id, stream
+    raise ThreadNotFound(thread_id)
 
 
 def add_message(
@@ -195,7 +210,14 @@ def request_termination(
     return Appended(thread_id, stream, position)
 
 
-def fork_thread(store: MessageStore, thread: str, *, owner: str, at: int) -> Appended:
+def fork_thread(
+    store: MessageStore,
+    thread: str,
+    *,
+    owner: str,
+    at: int,
+    shards: int = names.DEFAULT_THREAD_SHARDS,
+) -> Appended:
     """A new thread whose history is the original's up to `at`, at the same positions.
 
     Positions are kept so that every position recorded inside the copied events (claims'
@@ -205,7 +227,7 @@ def fork_thread(store: MessageStore, thread: str, *, owner: str, at: int) -> App
     history = read_thread(store, source, to_position=at)
     if not history or history[-1].position < at:
         raise MessageRejected(f"The conversation has no position {at} to fork at.")
-    thread_uuid = uuid.uuid4()
+    thread_uuid = names.new_thread_id(shards)
     stream = names.thread_stream(thread_uuid)
     meta = Metadata(correlation_stream_name=stream, user_id=owner)
     first = history[0].event
