@@ -23,6 +23,7 @@ from messagedb_agent.events import (
     SessionCompleted,
     SessionStarted,
     SessionTerminationRequested,
+    SnapshotRecorded,
     TaskAdded,
     TaskCompleted,
     TaskDeleted,
@@ -162,6 +163,12 @@ SAMPLES: tuple[Event, ...] = (
         thread_id="3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c", stream_name=STREAM, title="Milk"
     ),
     PositionRecorded(position=1005, watch={STREAM: LEASE}),
+    SnapshotRecorded(
+        entity_version=42,
+        head_id="5b8f3c1e-0d2a-4c6b-9e7f-1a2b3c4d5e6f",
+        fingerprint="0123abcd/20000",
+        entity_data={"started": None, "progress": {"$": "tuple", "v": [1, 2]}},
+    ),
 )
 
 METADATA = Metadata(

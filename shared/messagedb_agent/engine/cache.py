@@ -26,22 +26,22 @@ class ViewCache:
         with self._lock:
             view = self._views.pop(stream, None)
             if view is not None:
-                self._events -= len(view.events)
+                self._events -= view.size
             return view
 
     def put(self, view: ThreadView) -> None:
-        size = len(view.events)
+        size = view.size
         if size > self.max_events:
             return
         with self._lock:
             old = self._views.pop(view.stream_name, None)
             if old is not None:
-                self._events -= len(old.events)
+                self._events -= old.size
             self._views[view.stream_name] = view
             self._events += size
             while self._events > self.max_events:
                 _, evicted = self._views.popitem(last=False)
-                self._events -= len(evicted.events)
+                self._events -= evicted.size
 
     def __len__(self) -> int:
         return len(self._views)

@@ -91,6 +91,8 @@ class EngineConfig:
     # context tokens above which a turn's first call is preceded by a compaction; None: never
     context_budget: int | None = None
     tool_result_max_chars: int = 20_000
+    # events between snapshots of a thread's view (see `snapshot.py`); None: no snapshots
+    snapshot_interval: int | None = 100
 
     def backoff(self, attempt: int) -> timedelta:
         """Exponential: base, 2 × base, 4 × base... capped at `backoff_max`."""
@@ -340,9 +342,15 @@ def tool_ran(
 # -- reply delivery -------------------------------------------------------------------------------
 
 
-def reply_body(view: ThreadView, claim: ReplyDeliveryRequested) -> bytes:
-    """What the callback URL receives: the reply, where it is in the thread, which attempt."""
-    reply = next((e for e in view.events if e.position == claim.reply_position), None)
+def reply_body(
+    view: ThreadView, claim: ReplyDeliveryRequested, reply: Recorded[Event] | None = None
+) -> bytes:
+    """What the callback URL receives: the reply, where it is in the thread, which attempt.
+
+    `reply` is the event at `claim.reply_position`, when the view does not hold it (a view
+    restored from a snapshot holds only the events after it)."""
+    if reply is None:
+        reply = view.event_at(claim.reply_position)
     started = view.started
     payload = {
         "thread_id": started.thread_id if started else None,

@@ -27,6 +27,7 @@ from messagedb_agent.channels.callback import DeliveryError, ReplySender
 from messagedb_agent.engine import effects
 from messagedb_agent.engine.cache import ViewCache
 from messagedb_agent.engine.effects import EngineConfig, Pending
+from messagedb_agent.engine.snapshot import Snapshots
 from messagedb_agent.engine.view import ThreadView
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.delivery import ReplyDeliveryRequested
@@ -110,6 +111,10 @@ class Engine:
         self.config = config or EngineConfig()
         self.clock = clock
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        interval = self.config.snapshot_interval
+        self.snapshots = (
+            Snapshots(store, interval, self.config.tool_result_max_chars) if interval else None
+        )
 
     def advance(
         self,
@@ -126,7 +131,7 @@ class Engine:
         message): the results then go in on their own and the thread is read again.
         """
         stream = notification.stream_name
-        view = self._read(stream)  # read
+        view = self._read(stream, notification.position)  # read
         if view is None:
             return StepResult(StepKind.EMPTY, stream)
         if notification.position != view.head.position:
@@ -158,6 +163,8 @@ class Engine:
                 break  # a failure to retry: the backoff is somebody else's wait
         if carry is not None:
             view, _ = self._append(carry, view)  # append
+        if self.snapshots is not None and self.snapshots.due(view):
+            self.snapshots.save(view)  # everything in the view is written by now
         self._keep(view)
         return self._result(stream, view, steps, max_steps)
 
@@ -244,9 +251,15 @@ class Engine:
         if self.replies is None:
             error = DeliveryError("no reply sender is configured", retryable=False)
             return effects.delivery_failed(decision, error, now, self.config)
+        reply = view.event_at(claim.reply_position)
+        if reply is None:  # before the snapshot the view was restored from
+            earlier = read_thread(
+                self.store, view.stream_name, claim.reply_position, after=claim.reply_position - 1
+            )
+            reply = earlier[0] if earlier else None
         try:
             status = self.replies.send(
-                claim.callback_url, effects.reply_body(view, claim), claim.step_id
+                claim.callback_url, effects.reply_body(view, claim, reply), claim.step_id
             )
         except DeliveryError as error:
             return effects.delivery_failed(decision, error, now, self.config)
@@ -254,12 +267,18 @@ class Engine:
 
     # -- reading and writing -------------------------------------------------------------------
 
-    def _read(self, stream: str) -> ThreadView | None:
-        """The thread as of now: a cached view plus its tail, or a full read."""
+    def _read(self, stream: str, head: int | None = None) -> ThreadView | None:
+        """The thread as of now: a cached view plus its tail, a snapshot plus its tail, or a
+        full read. `head` is where the thread's head is believed to be: a thread too short to
+        have a snapshot is not looked up for one."""
         cached = self.views.take(stream) if self.views is not None else None
         if cached is not None:
             cached.extend(read_thread(self.store, stream, after=cached.head.position))
             return cached
+        if self.snapshots is not None and (head is None or self.snapshots.may_exist(head)):
+            restored = self.snapshots.load(stream)
+            if restored is not None:
+                return restored
         events = read_thread(self.store, stream)
         return self._view(events) if events else None
 
@@ -301,7 +320,9 @@ class Engine:
                 )
             except DuplicateMessageError:
                 continue
-        return self._view(read_thread(self.store, head.stream_name)), True
+        fresh = self._read(head.stream_name)
+        assert fresh is not None  # it holds at least `head`
+        return fresh, True
 
     def _result(
         self, stream: str, view: ThreadView, steps: list[_Step], max_steps: int

@@ -4,6 +4,9 @@ Reading and projecting a thread costs its whole history once per invocation; aft
 appended event is folded in as it is written, so a step costs the events it adds, not the
 events before it. The folds are the projections' own (`NextStepFold`, `LLMContextFold`), which
 equal the pure functions of the full list.
+
+A view may also start from a snapshot of those folds (`restored`, see `snapshot.py`): it then
+holds the events from the snapshot's position on, not the whole thread.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from messagedb_agent.projections.llm_context import (
     CompactionPlan,
     LLMContext,
     LLMContextFold,
+    _Acc,
 )
 from messagedb_agent.projections.next_step import NextStep, NextStepFold, Policy, StepKind
+from messagedb_agent.projections.progress import Progress
 
 
 class ThreadView:
@@ -34,7 +39,32 @@ class ThreadView:
         self.started: SessionStarted | None = None
         self._next = NextStepFold()
         self._context = LLMContextFold(tool_result_max_chars)
+        self.snapshot_position = -1  # the position of the last snapshot known to hold it
         self.extend(events)
+
+    @classmethod
+    def restored(
+        cls,
+        started: SessionStarted | None,
+        progress: Progress,
+        context: _Acc,
+        tail: Sequence[Recorded[Event]],
+    ) -> ThreadView:
+        """A view from folds already fed up to `tail[0]` (which they include), and the rest
+        of `tail` fed now. `tail[0]` is kept as an event only to be the head it was."""
+        if not tail or progress.head != tail[0].position:
+            raise ValueError("a restored view needs the event its folds end with")
+        view = cls([], tool_result_max_chars=context.tool_result_max_chars)
+        view.started = started
+        view._next._progress = progress
+        view._context._acc = context
+        view.events.append(tail[0])
+        view.extend(tail[1:])
+        return view
+
+    def folds(self) -> tuple[SessionStarted | None, Progress, _Acc]:
+        """What the view has folded, for a snapshot: treat as read-only."""
+        return self.started, self._next._progress, self._context._acc
 
     def extend(self, events: Sequence[Recorded[Event]]) -> None:
         if self.started is None:
@@ -49,6 +79,20 @@ class ThreadView:
     def context_messages(self) -> int:
         """How many messages an LLM call on this view is given."""
         return self._context.size
+
+    def event_at(self, position: int) -> Recorded[Event] | None:
+        """The event at `position`, if the view holds it."""
+        first = self.events[0].position
+        if first <= position <= self.events[-1].position:
+            found = self.events[position - first]
+            if found.position == position:
+                return found
+        return next((e for e in self.events if e.position == position), None)
+
+    @property
+    def size(self) -> int:
+        """How many events the view stands for (a restored one holds fewer than that)."""
+        return self.events[-1].position + 1
 
     @property
     def head(self) -> Recorded[Event]:

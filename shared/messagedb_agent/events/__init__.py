@@ -16,6 +16,7 @@ from messagedb_agent.events.delivery import (
 from messagedb_agent.events.index import ThreadOpened
 from messagedb_agent.events.mapper import from_message, from_messages, to_message
 from messagedb_agent.events.relay import PositionRecorded
+from messagedb_agent.events.snapshot import SnapshotRecorded
 from messagedb_agent.events.system import ErrorOccurred, SessionCompleted, SessionStarted
 from messagedb_agent.events.tasks import (
     TaskAdded,
@@ -49,6 +50,7 @@ __all__ = [
     "SessionCompleted",
     "SessionStarted",
     "SessionTerminationRequested",
+    "SnapshotRecorded",
     "TaskAdded",
     "TaskCompleted",
     "TaskDeleted",

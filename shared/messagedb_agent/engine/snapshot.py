@@ -1,0 +1,342 @@
+"""Snapshots of a thread's view: a cold instance reads one message and the tail, not the thread.
+
+Eventide's entity snapshot, for the `ThreadView`: every `EngineConfig.snapshot_interval` events
+the engine writes the view's folded state as a `SnapshotRecorded` message to the thread's
+snapshot stream, `<category>:snapshot-<id>` (`thread_0a:snapshot-<uuid>` for the thread
+`thread_0a-<uuid>`: a category type, so it is neither in the thread nor in the category the
+relay reads). A worker that does not hold the thread in its `ViewCache` reads the last snapshot
+and the events from its position on, and folds only those.
+
+The snapshot is a cache, never a source of truth. It is used only when
+- it decodes, into exactly the classes and fields this code folds (a strict allowlist: never
+  arbitrary objects, whatever the database holds);
+- its `fingerprint` is this code's: a hash of the source of every module the folds depend on,
+  and of the folds' settings, so a deploy that changes a projection ignores older snapshots
+  instead of trusting state its code would not have produced;
+- the thread still has the event it was taken at (same position, same id).
+Anything else (missing, stale, unreadable, older code) falls back to the full replay, which
+gives the same view; the tests hold snapshot + tail equal to the full replay for every shape
+of thread they generate.
+
+What is stored is the folds' own state (`Progress` of the next-step fold, the LLM context's
+accumulator, the thread's `SessionStarted`), encoded as tagged JSON: tuples, sets, datetimes
+and non-string keys keep their types, events and tool calls are stored as their JSON and
+validated back by their own classes.
+
+Writing it never waits for the WAL flush (`synchronous_commit=off`, set in the snapshot's own
+transaction only): a crash can lose the latest snapshot, which costs one longer replay, never
+a wrong one. A snapshot's id is derived from the thread and position, so two workers that
+snapshot the same position write it once.
+
+The interval: 100 events. A turn of the usual shape (a message, a few tool round-trips)
+appends about 20 events, so a thread is snapshotted every few turns; a cold read then folds at
+most 100 events after one snapshot, whatever the thread's length, while snapshot writes add
+one lazily committed message per 100 events. The state is mostly the model's context, which
+compaction bounds, so a snapshot stays small next to the events it stands for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from messagedb_agent.engine.view import ThreadView
+from messagedb_agent.events import ids
+from messagedb_agent.events.base import Event, Metadata, Recorded
+from messagedb_agent.events.mapper import from_message, to_message
+from messagedb_agent.events.snapshot import SnapshotRecorded
+from messagedb_agent.events.system import SessionStarted
+from messagedb_agent.events.values import TokenUsage, ToolCall
+from messagedb_agent.llm.types import AssistantTurn, ContextSummary, ToolResult, UserTurn
+from messagedb_agent.projections import llm_context
+from messagedb_agent.projections.anchors import Anchors
+from messagedb_agent.projections.progress import Delivery, Progress
+from messagedb_agent.store import stream_name as names
+from messagedb_agent.store.errors import DuplicateMessageError, StoreError
+from messagedb_agent.threads.reading import read_thread
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 100
+SNAPSHOT_TYPE = "snapshot"  # the category type of snapshot streams, as Eventide names it
+
+# The modules whose code decides what a fold holds: a change to any of them changes the
+# fingerprint, and with it which snapshots are read.
+_FOLD_MODULES = (
+    "messagedb_agent.engine.snapshot",
+    "messagedb_agent.engine.view",
+    "messagedb_agent.projections.anchors",
+    "messagedb_agent.projections.llm_context",
+    "messagedb_agent.projections.next_step",
+    "messagedb_agent.projections.progress",
+    "messagedb_agent.llm.prompts",
+    "messagedb_agent.llm.types",
+    "messagedb_agent.events.agent",
+    "messagedb_agent.events.base",
+    "messagedb_agent.events.delivery",
+    "messagedb_agent.events.ids",
+    "messagedb_agent.events.mapper",
+    "messagedb_agent.events.system",
+    "messagedb_agent.events.tool",
+    "messagedb_agent.events.user",
+    "messagedb_agent.events.values",
+)
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be this code's state: read the thread whole instead."""
+
+
+def snapshot_stream(stream: str) -> str:
+    """`thread_0a:snapshot-<uuid>` for `thread_0a-<uuid>`: the stream's category, typed."""
+    parsed = names.parse(stream)
+    if parsed.is_category or SNAPSHOT_TYPE in parsed.types:
+        raise names.InvalidStreamName(f"{stream!r} cannot have a snapshot stream")
+    return names.build(parsed.category, *parsed.ids, types=(*parsed.types, SNAPSHOT_TYPE))
+
+
+_code_hash: str | None = None
+
+
+def code_fingerprint() -> str:
+    """A hash of the source of the modules the folds depend on (computed once)."""
+    global _code_hash
+    if _code_hash is None:
+        digest = hashlib.sha256()
+        for name in _FOLD_MODULES:
+            module = importlib.import_module(name)
+            source = getattr(module, "__file__", None)
+            if source is None:
+                raise SnapshotError(f"{name} has no source file to fingerprint")
+            digest.update(name.encode())
+            digest.update(Path(source).read_bytes())
+        _code_hash = digest.hexdigest()[:32]
+    return _code_hash
+
+
+# -- the state, as tagged JSON ------------------------------------------------------------------
+#
+# Plain JSON values stay as they are. Anything else is an object with a "$" key naming what it
+# is; a plain dict that has a "$" key of its own is stored as a "map" so it cannot be misread.
+
+_DATACLASSES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (Progress, Delivery, UserTurn, ContextSummary, AssistantTurn, ToolResult)
+}
+# Plain classes whose instance attributes are their state: name -> (class, its attributes).
+_PLAIN: dict[str, tuple[type[Any], frozenset[str]]] = {
+    "Anchors": (Anchors, frozenset(vars(Anchors()))),
+    "ContextAcc": (llm_context._Acc, frozenset(vars(llm_context._Acc(0)))),
+}
+_MODELS: dict[str, type[BaseModel]] = {"ToolCall": ToolCall, "TokenUsage": TokenUsage}
+
+
+def encode(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [encode(item) for item in value]
+    if isinstance(value, dict):
+        if "$" not in value and all(isinstance(key, str) for key in value):
+            return {key: encode(item) for key, item in value.items()}
+        return {"$": "map", "v": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"$": "tuple", "v": [encode(item) for item in value]}
+    if isinstance(value, set | frozenset):
+        return {"$": "set", "v": [encode(item) for item in sorted(value, key=repr)]}
+    if isinstance(value, datetime):
+        return {"$": "datetime", "v": value.isoformat()}
+    if isinstance(value, Event):
+        return {"$": "event", "t": value.type, "v": value.model_dump(mode="json")}
+    name = type(value).__name__
+    if isinstance(value, BaseModel) and _MODELS.get(name) is type(value):
+        return {"$": name, "v": value.model_dump(mode="json")}
+    if _DATACLASSES.get(name) is type(value):
+        fields = dataclasses.fields(value)
+        return {"$": name, "v": {f.name: encode(getattr(value, f.name)) for f in fields}}
+    for tag, (cls, _) in _PLAIN.items():
+        if type(value) is cls:
+            return {"$": tag, "v": {key: encode(item) for key, item in vars(value).items()}}
+    raise SnapshotError(f"a snapshot cannot hold a {name}")
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get("$")
+    if tag is None:
+        return {key: decode(item) for key, item in value.items()}
+    body = value.get("v")
+    decoder = _DECODERS.get(tag)
+    if decoder is not None:
+        return decoder(body, value)
+    if tag in _DATACLASSES:
+        cls = _DATACLASSES[tag]
+        fields = _fields(body, {f.name for f in dataclasses.fields(cls)}, tag)
+        return cls(**{key: decode(item) for key, item in fields.items()})
+    if tag in _PLAIN:
+        cls, attributes = _PLAIN[tag]
+        fields = _fields(body, attributes, tag)
+        instance = object.__new__(cls)
+        instance.__dict__.update({key: decode(item) for key, item in fields.items()})
+        return instance
+    if tag in _MODELS:
+        return _validated(lambda: _MODELS[tag].model_validate(body))
+    raise SnapshotError(f"a snapshot holds an unknown {tag!r}")
+
+
+def _fields(body: Any, expected: set[str] | frozenset[str], tag: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or set(body) != expected:
+        raise SnapshotError(f"a snapshot's {tag} does not have this code's fields")
+    return body
+
+
+def _validated(make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise SnapshotError(str(exc).splitlines()[0]) from exc
+
+
+def _event(body: Any, whole: dict[str, Any]) -> Event:
+    cls = Event.registry.get(str(whole.get("t")))
+    if cls is None:
+        raise SnapshotError(f"a snapshot holds an event of unknown type {whole.get('t')!r}")
+    event: Event = _validated(lambda: cls.model_validate(body))
+    return event
+
+
+def _items(body: Any) -> list[Any]:
+    if not isinstance(body, list):
+        raise SnapshotError("a snapshot's collection is not a list")
+    return body
+
+
+_DECODERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
+    "tuple": lambda body, _: tuple(decode(item) for item in _items(body)),
+    "set": lambda body, _: {decode(item) for item in _items(body)},
+    "map": lambda body, _: {decode(k): decode(v) for k, v in _items(body)},
+    "datetime": lambda body, _: _validated(lambda: datetime.fromisoformat(body)),
+    "event": _event,
+}
+
+
+def state_of(view: ThreadView) -> dict[str, Any]:
+    """The view's folded state, as a snapshot stores it (see `ThreadView.folds`)."""
+    started, progress, context = view.folds()
+    return {"started": encode(started), "progress": encode(progress), "context": encode(context)}
+
+
+def restore(
+    state: dict[str, Any], tail: list[Recorded[Event]], tool_result_max_chars: int
+) -> ThreadView:
+    """The view a snapshot's `state` and the events from its position on (`tail[0]` is the
+    event it was taken at) stand for."""
+    if set(state) != set(_STATE_KEYS):
+        raise SnapshotError("a snapshot's state does not have this code's parts")
+    started, progress, context = (decode(state[key]) for key in _STATE_KEYS)
+    if not (started is None or isinstance(started, SessionStarted)):
+        raise SnapshotError("a snapshot's SessionStarted is not one")
+    if not isinstance(progress, Progress) or not isinstance(context, llm_context._Acc):
+        raise SnapshotError("a snapshot's folds are not this code's")
+    if context.tool_result_max_chars != tool_result_max_chars:
+        raise SnapshotError("a snapshot folded with another tool result cap")
+    return ThreadView.restored(started, progress, context, tail)
+
+
+_STATE_KEYS = ("started", "progress", "context")
+
+
+# -- reading and writing ------------------------------------------------------------------------
+
+
+class Snapshots:
+    """One engine's snapshots: where to read them, and when to write them."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        interval: int = DEFAULT_INTERVAL,
+        tool_result_max_chars: int = llm_context.DEFAULT_TOOL_RESULT_MAX_CHARS,
+    ) -> None:
+        if interval < 1:
+            raise ValueError("a snapshot interval is at least one event")
+        self.store = store
+        self.interval = interval
+        self.tool_result_max_chars = tool_result_max_chars
+        try:
+            self.fingerprint: str | None = f"{code_fingerprint()}/{tool_result_max_chars}"
+        except (OSError, SnapshotError) as exc:  # no source to hash: never trust a snapshot
+            log.warning("thread snapshots are off: %s", exc)
+            self.fingerprint = None
+
+    def may_exist(self, head: int) -> bool:
+        """Whether a thread whose head is at `head` can have a snapshot worth reading."""
+        return self.fingerprint is not None and head >= self.interval - 1
+
+    def load(self, stream: str) -> ThreadView | None:
+        """The view from the last usable snapshot and the events after it; None when there
+        is none usable, and the caller reads the thread whole."""
+        if self.fingerprint is None:
+            return None
+        message = self.store.get_last_stream_message(snapshot_stream(stream))
+        if message is None:
+            return None
+        snapshot = from_message(message).event
+        if not isinstance(snapshot, SnapshotRecorded) or snapshot.fingerprint != self.fingerprint:
+            return None  # unreadable, or written by other code: the full replay decides
+        position = snapshot.entity_version
+        tail = read_thread(self.store, stream, after=position - 1)
+        if not tail or tail[0].position != position or tail[0].id != snapshot.head_id:
+            return None  # not the history it was taken of
+        try:
+            view = restore(snapshot.entity_data, tail, self.tool_result_max_chars)
+        except SnapshotError as exc:
+            log.warning("snapshot of %s at %s is not usable: %s", stream, position, exc)
+            return None
+        view.snapshot_position = position
+        return view
+
+    def due(self, view: ThreadView) -> bool:
+        return (
+            self.fingerprint is not None
+            and view.head.position - view.snapshot_position >= self.interval
+        )
+
+    def save(self, view: ThreadView) -> bool:
+        """Write the view's state as of its head; False when it could not be (it is a cache:
+        the thread stays readable without it)."""
+        if self.fingerprint is None:
+            return False
+        head = view.head
+        try:
+            snapshot = SnapshotRecorded(
+                entity_version=head.position,
+                head_id=head.id,
+                fingerprint=self.fingerprint,
+                entity_data=state_of(view),
+            )
+            stream = snapshot_stream(head.stream_name)
+            id_ = ids.message_id(head.stream_name, f"snapshot-{head.position}")
+            message = to_message(snapshot, Metadata(correlation_stream_name=head.stream_name), id_)
+            self.store.write_messages(stream, [message], durable=False)
+        except DuplicateMessageError:
+            pass  # another worker snapshotted this very position
+        except (SnapshotError, StoreError, ValueError, TypeError) as exc:
+            log.warning("could not snapshot %s at %s: %s", head.stream_name, head.position, exc)
+            return False
+        view.snapshot_position = head.position
+        return True
