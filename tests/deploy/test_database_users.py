@@ -87,12 +87,19 @@ def test_granting_again_changes_nothing(database_url: str, iam_users: list[str])
 # -- search_path: on the role, so no connection option is needed ------------------------------
 
 
+PASSWORD = "probe-password"  # the embedded server trusts local logins; a container asks
+
+
 @pytest.fixture
 def login_user(database_url: str) -> Iterator[str]:
     """A role that can log in (as Cloud SQL's IAM users can), dropped afterwards."""
     user = f"agent-relay-{uuid.uuid4().hex[:8]}@my-project.iam"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(PASSWORD)
+            )
+        )
     yield user
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
@@ -101,7 +108,8 @@ def login_user(database_url: str) -> Iterator[str]:
 
 def _login(database_url: str, user: str) -> psycopg.Connection:
     """A session of `user` with no startup options, as through a transaction-mode pooler."""
-    return psycopg.connect(make_conninfo(database_url, user=user, options=""), autocommit=True)
+    conninfo = make_conninfo(database_url, user=user, password=PASSWORD, options="")
+    return psycopg.connect(conninfo, autocommit=True)
 
 
 def test_a_granted_user_writes_without_a_search_path_option(
