@@ -1,13 +1,25 @@
-"""Step benchmark: the engine's per-step overhead, model time excluded, by thread length.
+"""Step benchmark: the engine's own cost per step, against one raw Message DB commit.
 
 The model is instant (it answers in microseconds, and its time is measured and subtracted),
-so what remains is the price of durability: reading the thread, projecting, claiming, and
-appending results. The turn has the peers' shape: one user message and K=5 tool round-trips
-(6 LLM steps + 5 tool steps = 11 steps). For each history length H (10, 100, 1000 events
-already in the thread) it prints p50/p99 per step, per turn, and beside it the raw Message DB
-work a step needs at that length (read the stream whole + two appends with expected_version).
+so what remains is the engine: reading the thread, projecting, claiming, running the tool,
+appending. The turn has the peers' shape: one user message and K=5 tool round-trips
+(6 LLM steps + 5 tool steps = 11 steps, chained in one invocation as the step function chains
+them). Per step = the turn's time / 11.
 
-Env: HISTORY (10,100,1000), TURNS (20 measured turns per length), K (5)
+For each history length H (10, 100, 1000 events already in the thread) three cases:
+- cold, no snapshot: a new process (empty view cache) that reads the thread whole;
+- cold, with snapshot: a new process that reads the thread's last snapshot and the events after
+  it (the snapshot is half an interval behind the head, the average a cold reader meets, or
+  where the engine writes its first one);
+- warm: the process that drove the thread's previous turn, reading only the new message.
+Each figure is divided by the p50 of one raw `SELECT message_store.write_message(...)` with
+`expected_version` (one commit), measured in the same run, on the same pool, in blocks between
+the turns, so drift in the machine hits both alike.
+
+Targets: per step at H=10 (cold) <= 2.5x one raw commit; cold per step at H=1000 (with
+snapshot) <= 1.5x cold per step at H=10.
+
+Env: HISTORY (10,100,1000), TURNS (20 measured turns per case), K (5), CHAIN (50)
 Writes the figures as JSON to $BENCH_OUT when set (used by bench/compare.py).
 """
 
@@ -23,8 +35,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import orjson
+
 from _common import Figures, bench_database, row
+from messagedb_agent.engine.cache import ViewCache
+from messagedb_agent.engine.snapshot import Snapshots
 from messagedb_agent.engine.step import Engine
+from messagedb_agent.engine.view import ThreadView
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
     LLMConfig,
@@ -38,12 +55,18 @@ from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import add_message, fork_thread, start_thread
+from messagedb_agent.threads.reading import read_thread
 
 HISTORY = [int(h) for h in os.environ.get("HISTORY", "10,100,1000").split(",")]
 TURNS = int(os.environ.get("TURNS", "20"))
 K = int(os.environ.get("K", "5"))
 # steps one invocation may run in a row (1 = every step is its own delivery)
 CHAIN = int(os.environ.get("CHAIN", "50"))
+RAW_BLOCK = 10  # raw commits measured after each turn
+TARGET_STEP_VS_COMMIT = 2.5
+TARGET_COLD_GROWTH = 1.5
+
+RAW_WRITE = "SELECT message_store.write_message(%s, %s, %s, %s::jsonb, %s::jsonb, %s)"
 
 
 class PeerShapeModel:
@@ -80,25 +103,50 @@ class PeerShapeModel:
         return reply
 
 
-def run_turn(
-    engine: Engine, model: PeerShapeModel, store: MessageStore, thread: str, owner: str
-) -> tuple[list[float], float]:
+class RawCommits:
+    """One raw `write_message` with expected_version per sample: the unit every figure uses."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self.store = store
+        self.samples: list[float] = []
+        self.stream = f"thread-{uuid.uuid4()}"
+        self.version = -1
+        self.data = orjson.dumps({"message": "do the five things " * 4}).decode()
+        self.meta = orjson.dumps({"userId": "bench-user", "schemaVersion": 1}).decode()
+
+    def block(self, count: int = RAW_BLOCK, keep: bool = True) -> None:
+        for _ in range(count):
+            params = (str(uuid.uuid4()), self.stream, "X", self.data, self.meta, self.version)
+            start = time.perf_counter()
+            with self.store.pool.connection() as conn:
+                conn.execute(RAW_WRITE, params).fetchone()
+            elapsed = (time.perf_counter() - start) * 1000
+            self.version += 1
+            if keep:
+                self.samples.append(elapsed)
+
+    @property
+    def p50(self) -> float:
+        return Figures(self.samples).p50
+
+
+def run_turn(engine: Engine, model: PeerShapeModel, store: MessageStore, thread: str) -> float:
+    """One turn; returns the engine's time per step in ms (model time excluded)."""
     appended = add_message(
-        store, thread, owner=owner, message="do the five things", now=datetime.now(UTC)
+        store, thread, owner="bench-user", message="do the five things", now=datetime.now(UTC)
     )
     current = appended.notification
-    steps_ms: list[float] = []
+    total, steps = 0.0, 0
     while True:
         before = model.seconds
         start = time.perf_counter()
         result = engine.advance(current, max_steps=CHAIN)
-        elapsed = time.perf_counter() - start - (model.seconds - before)
-        if result.steps:
-            steps_ms += [elapsed * 1000 / result.steps] * result.steps
+        total += time.perf_counter() - start - (model.seconds - before)
+        steps += result.steps
         if not result.follow_ups:
             break
         current = result.follow_ups[-1]
-    return steps_ms, sum(steps_ms)
+    return total * 1000 / max(steps, 1)
 
 
 def grow(
@@ -107,32 +155,63 @@ def grow(
     store: MessageStore,
     stream: str,
     thread: str,
-    owner: str,
     events: int,
 ) -> None:
     while (store.stream_version(stream) or 0) + 1 < events:
-        run_turn(engine, model, store, thread, owner)
+        run_turn(engine, model, store, thread)
 
 
-def raw_floor(store: MessageStore, stream: str) -> Figures:
-    """Reading the stream whole plus two appends with expected_version, as raw SQL."""
+def snapshot_behind(snapshots: Snapshots, store: MessageStore, stream: str, head: int) -> None:
+    """A snapshot of `stream` half an interval behind `head` (the average distance a cold
+    reader meets), never earlier than the engine writes its first one."""
+    first = snapshots.interval - 1
+    if head < first:
+        return  # too short to have one
+    at = max(head - snapshots.interval // 2, first)
+    snapshots.save(ThreadView(read_thread(store, stream, to_position=at)))
+
+
+def cold_turns(
+    engine: Engine,
+    model: PeerShapeModel,
+    store: MessageStore,
+    raw: RawCommits,
+    template: str,
+    length: int,
+    snapshots: Snapshots | None,
+) -> Figures:
     samples: list[float] = []
-    scratch = f"thread-{uuid.uuid4()}"
-    version = -1
-    for _ in range(30):
-        start = time.perf_counter()
-        with store.pool.connection() as conn:
-            conn.execute(
-                "SELECT * FROM message_store.get_stream_messages(%s, 0, 100000)", (stream,)
-            ).fetchall()
-            for _ in range(2):
-                conn.execute(
-                    "SELECT message_store.write_message(%s, %s, 'X', '{}'::jsonb, NULL, %s)",
-                    (str(uuid.uuid4()), scratch, version),
-                ).fetchone()
-                version += 1
-        samples.append((time.perf_counter() - start) * 1000)
-    return Figures(samples[5:])
+    for turn in range(TURNS + 2):
+        fork = fork_thread(store, template, owner="bench-user", at=length - 1)
+        if snapshots is not None:
+            snapshot_behind(snapshots, store, fork.stream_name, length - 1)
+        engine.views = ViewCache()  # a new process holds no views
+        engine.snapshots = snapshots
+        per_step = run_turn(engine, model, store, fork.thread_id)
+        if turn >= 2:  # the first two warm up the statements, whatever the case
+            samples.append(per_step)
+        raw.block()
+    return Figures(samples)
+
+
+def warm_turns(
+    engine: Engine,
+    model: PeerShapeModel,
+    store: MessageStore,
+    raw: RawCommits,
+    template: str,
+    length: int,
+    snapshots: Snapshots | None,
+) -> Figures:
+    engine.views = ViewCache()
+    engine.snapshots = snapshots
+    fork = fork_thread(store, template, owner="bench-user", at=length - 1)
+    run_turn(engine, model, store, fork.thread_id)  # this process now holds the view
+    samples: list[float] = []
+    for _ in range(TURNS):
+        samples.append(run_turn(engine, model, store, fork.thread_id))
+        raw.block()
+    return Figures(samples)
 
 
 def main() -> None:
@@ -140,51 +219,71 @@ def main() -> None:
     settings = Settings(database_url=url, model_name="offline")
     results: dict[str, dict[str, float]] = {}
     print(
-        f"step benchmark: turns of 1 user message + {K} tool round-trips, instant model, {TURNS} turns per length"
+        f"step benchmark: turns of 1 user message + {K} tool round-trips (11 steps, chained),"
+        f" instant model, {TURNS} turns per case; per step = turn / 11, model time excluded"
     )
     with MessageStore(url, min_size=1, max_size=2) as store:
+        raw = RawCommits(store)
+        raw.block(30, keep=False)  # past psycopg's auto-prepare threshold
         for history in HISTORY:
             model = PeerShapeModel()
             engine = build_engine(settings, store, llm=model)
-            owner = "bench-user"
-            template = start_thread(store, owner=owner, message=None, now=datetime.now(UTC))
-            grow(engine, model, store, template.stream_name, template.thread_id, owner, history)
+            snapshots = engine.snapshots
+            assert snapshots is not None
+            template = start_thread(store, owner="bench-user", message=None, now=datetime.now(UTC))
+            grow(engine, model, store, template.stream_name, template.thread_id, history)
             length = (store.stream_version(template.stream_name) or 0) + 1
-            steps: list[float] = []
-            turns: list[float] = []
-            for _ in range(TURNS):
-                # every measured turn runs on its own copy of the template, so each starts at H
-                thread = fork_thread(store, template.thread_id, owner=owner, at=length - 1)
-                per_step, total = run_turn(engine, model, store, thread.thread_id, owner)
-                steps += per_step
-                turns.append(total)
-            # a warm instance driving the same thread turn after turn reads only each new tail
-            warm_thread = fork_thread(store, template.thread_id, owner=owner, at=length - 1)
-            run_turn(engine, model, store, warm_thread.thread_id, owner)  # warms the view cache
-            warm: list[float] = []
-            for _ in range(TURNS):
-                per_step, _total = run_turn(engine, model, store, warm_thread.thread_id, owner)
-                warm += per_step
-            floor = raw_floor(store, template.stream_name)
-            step_fig, turn_fig = Figures(steps), Figures(turns)
-            print(f"\nH={history} (thread had {length} events before the measured turns)")
-            print(row("engine step, cold instance (model excluded)", step_fig))
-            print(row("engine step, warm instance (cached view)", Figures(warm)))
-            print(row("turn (11 steps)", turn_fig))
-            print(row("raw floor: read whole stream + 2 OCC appends", floor))
+            start = len(raw.samples)
+            cases = {
+                "cold, no snapshot": cold_turns(
+                    engine, model, store, raw, template.thread_id, length, None
+                ),
+                "cold, with snapshot": cold_turns(
+                    engine, model, store, raw, template.thread_id, length, snapshots
+                ),
+                "warm (cached view)": warm_turns(
+                    engine, model, store, raw, template.thread_id, length, snapshots
+                ),
+            }
+            commit = Figures(raw.samples[start:])
+            print(f"\nH={history} (thread had {length} events before each measured turn)")
+            print(row("raw write_message commit (baseline)", commit))
+            for label, figures in cases.items():
+                ratio = figures.p50 / commit.p50
+                print(f"{row(f'step, {label}', figures)}   {ratio:5.2f}x commit")
+            cold_full, cold_snap, warm = cases.values()
             results[str(history)] = {
-                "step_p50_ms": step_fig.p50,
-                "warm_step_p50_ms": Figures(warm).p50,
-                "step_p99_ms": step_fig.p99,
-                "turn_p50_ms": turn_fig.p50,
-                "raw_floor_p50_ms": floor.p50,
+                "step_p50_ms": cold_snap.p50,
+                "cold_full_step_p50_ms": cold_full.p50,
+                "warm_step_p50_ms": warm.p50,
+                "step_p99_ms": cold_snap.p99,
+                "turn_p50_ms": cold_snap.p50 * (2 * K + 1),
+                "raw_commit_p50_ms": commit.p50,
                 "events_before": length,
             }
-    first, last = str(HISTORY[0]), str(HISTORY[-1])
-    growth = results[last]["step_p50_ms"] / results[first]["step_p50_ms"]
-    print(f"\ngrowth of the per-step p50 from H={first} to H={last}: {growth:.2f}x (target <= 3x)")
+    print_targets(results)
     if out := os.environ.get("BENCH_OUT"):
         Path(out).write_text(json.dumps(results))
+
+
+def print_targets(results: dict[str, dict[str, float]]) -> None:
+    print("\ntargets")
+    first, last = str(HISTORY[0]), str(HISTORY[-1])
+    base = results[first]
+    ratio = base["cold_full_step_p50_ms"] / base["raw_commit_p50_ms"]
+    warm = base["warm_step_p50_ms"] / base["raw_commit_p50_ms"]
+    verdict = "PASS" if ratio <= TARGET_STEP_VS_COMMIT else "MISS"
+    print(
+        f"  per step at H={first} (cold) / one raw commit: {ratio:5.2f}x"
+        f"  (target <= {TARGET_STEP_VS_COMMIT}x: {verdict}; warm {warm:.2f}x)"
+    )
+    growth = results[last]["step_p50_ms"] / base["cold_full_step_p50_ms"]
+    without = results[last]["cold_full_step_p50_ms"] / base["cold_full_step_p50_ms"]
+    verdict = "PASS" if growth <= TARGET_COLD_GROWTH else "MISS"
+    print(
+        f"  cold per step at H={last} (with snapshot) / at H={first}: {growth:5.2f}x"
+        f"  (target <= {TARGET_COLD_GROWTH}x: {verdict}; without a snapshot {without:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
