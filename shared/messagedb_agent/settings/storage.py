@@ -52,6 +52,13 @@ class DatabaseSettings(Section):
         description="Seconds a request waits for a pooled connection before the database "
         "counts as unavailable (the API answers 503; then it fails fast for a second).",
     )
+    db_search_path_option: bool = Field(
+        default=True,
+        description="Send search_path=message_store,public as a connection startup option. "
+        "Turn it off behind a transaction-mode pooler (Cloud SQL Managed Connection Pooling), "
+        "which may refuse startup options; the installer sets the same search_path on each "
+        "function's database role.",
+    )
 
     @field_validator("database_url")
     @classmethod
