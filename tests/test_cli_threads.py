@@ -131,7 +131,7 @@ def test_a_thread_written_before_sharding_is_continued_and_shown(
     from messagedb_agent.settings import Settings
 
     with open_store(Settings(database_url=database_url), database_url) as store:
-        thread_id, legacy = write_legacy_thread(store, env["LOCAL_USER"], "echo from before")
+        thread_id, _ = write_legacy_thread(store, env["LOCAL_USER"], "echo from before")
 
     continued = run(env, "continue", thread_id, "echo still here", "--events")
     shown = run(env, "show", thread_id)

@@ -196,6 +196,12 @@ def test_a_shard_count_outside_one_to_256_is_refused(shards: int) -> None:
         names.new_thread_id(shards)
 
 
+def test_the_settings_default_is_the_library_default() -> None:
+    from messagedb_agent.settings import Settings
+
+    assert Settings.model_validate({}).threads.thread_shards == names.DEFAULT_THREAD_SHARDS
+
+
 def test_thread_categories_are_the_legacy_one_and_each_shard() -> None:
     assert names.thread_categories(3) == ("thread", "thread_00", "thread_01", "thread_02")
     assert all(names.is_thread_category(c) for c in names.thread_categories(256))

@@ -16,7 +16,6 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from messagedb_agent.settings.section import Section
-from messagedb_agent.store.stream_name import DEFAULT_THREAD_SHARDS
 
 # Generally available, not retiring before 2027-09-02, Google's named replacement for
 # gemini-2.5-flash, and served on the global endpoint (see llm/catalogue.py).
@@ -239,7 +238,7 @@ class ThreadSettings(Section):
         default=5000, ge=1, le=100_000, description="Longest user message, in characters."
     )
     thread_shards: int = Field(
-        default=DEFAULT_THREAD_SHARDS,
+        default=16,  # stream_name.DEFAULT_THREAD_SHARDS; settings import nothing of the library
         ge=1,
         le=256,
         description="Categories new threads are spread over (thread_00 ..), each with its own "
