@@ -154,32 +154,37 @@ def test_write_messages_on_empty_stream_with_expected_minus_one(
     assert [m.type for m in store.read_stream(stream)] == ["A", "B"]
 
 
+# 3 is written as one row of calls, 12 through `unnest`: both must behave alike
+BATCH_SIZES = pytest.mark.parametrize("size", [3, 12])
+
+
+@BATCH_SIZES
 def test_a_batch_behind_the_stream_writes_nothing_and_reports_both_versions(
-    store: MessageStore, stream: str
+    store: MessageStore, stream: str, size: int
 ) -> None:
     store.write_messages(stream, [NewMessage("A", {}), NewMessage("B", {})], -1)
-    late = [NewMessage("Late", {"n": n}, id=str(uuid.uuid4())) for n in range(3)]
+    late = [NewMessage("Late", {"n": n}, id=str(uuid.uuid4())) for n in range(size)]
     with pytest.raises(ConcurrencyError) as caught:
         store.write_messages(stream, late, expected_version=0)
     assert (caught.value.expected_version, caught.value.actual_version) == (0, 1)
     assert caught.value.stream_name == stream
     assert [m.type for m in store.read_stream(stream)] == ["A", "B"]
-    assert store.write_messages(stream, late, expected_version=1) == 4  # the ids are still free
+    last = store.write_messages(stream, late, expected_version=1)  # the ids are still free
+    assert last == 1 + size
+    assert [m.data.get("n") for m in store.read_stream(stream)[2:]] == list(range(size))
 
 
+@BATCH_SIZES
 def test_a_batch_at_the_right_version_with_a_written_id_is_a_duplicate_and_writes_nothing(
-    store: MessageStore, stream: str
+    store: MessageStore, stream: str, size: int
 ) -> None:
     first = store.write_messages(
         stream, [NewMessage("Claim", {}, id=str(uuid.uuid4())), NewMessage("Result", {})], -1
     )
     taken = str(uuid.uuid4())
     store.write_message(taken, f"thread-{uuid.uuid4()}", "Elsewhere", {})
-    batch = [
-        NewMessage("Result", {}, id=str(uuid.uuid4())),
-        NewMessage("Claim", {}, id=str(uuid.uuid4())),
-        NewMessage("Again", {}, id=taken),
-    ]
+    batch = [NewMessage("Result", {}, id=str(uuid.uuid4())) for _ in range(size - 1)]
+    batch.insert(size // 2, NewMessage("Again", {}, id=taken))
     with pytest.raises(DuplicateMessageError) as caught:
         store.write_messages(stream, batch, expected_version=first)
     assert (caught.value.message_id, caught.value.stream_name) == (taken, stream)
@@ -193,8 +198,10 @@ def test_a_batch_that_is_not_durable_is_written_and_leaves_the_connection_as_it_
         last = one.write_messages(stream, [NewMessage("Snapshot", {"n": 1})], -1, durable=False)
         assert last == 0
         assert one.read_stream(stream)[0].data == {"n": 1}
+        two = [NewMessage("Snapshot", {"n": 2}), NewMessage("Snapshot", {"n": 3})]
+        assert one.write_messages(stream, two, 0, durable=False) == 2
         with pytest.raises(ConcurrencyError):
-            one.write_messages(stream, [NewMessage("Snapshot", {})], -1, durable=False)
+            one.write_messages(stream, [NewMessage("Snapshot", {})], 1, durable=False)
         with one.connection() as conn:
             row = conn.execute("SHOW synchronous_commit").fetchone()
             assert row is not None

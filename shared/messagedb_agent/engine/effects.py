@@ -198,7 +198,7 @@ def llm_config(view: ThreadView, config: EngineConfig) -> LLMConfig:
         model=claim.model,
         system_prompt=COMPACTION_PROMPT
         if compaction
-        else view.context().system_prompt or config.system_prompt,
+        else view.system_prompt or config.system_prompt,
         max_output_tokens=budget,
         timeout_seconds=config.llm_timeout_seconds,
         accept_truncated=last_chance or budget >= config.max_output_tokens_ceiling,

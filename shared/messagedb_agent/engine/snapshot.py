@@ -195,8 +195,11 @@ def _encode_attribute(key: str, value: Any) -> Any:
     return encode(value)
 
 
+_INT = frozenset({int})
+
+
 def _ints(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(type(part) is int for part in value):
+    if type(value) is not list or not set(map(type, value)) <= _INT:
         raise SnapshotError("a snapshot's sort key is not a list of integers")
     return tuple(value)
 

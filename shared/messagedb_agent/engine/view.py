@@ -40,6 +40,7 @@ class ThreadView:
         self._next = NextStepFold()
         self._context = LLMContextFold(tool_result_max_chars)
         self.snapshot_position = -1  # the position of the last snapshot known to hold it
+        self._built: LLMContext | None = None  # the context as of the last event folded
         self.extend(events)
 
     @classmethod
@@ -74,6 +75,7 @@ class ThreadView:
         self.events.extend(events)
         self._next.feed(events)
         self._context.feed(events)
+        self._built = None
 
     @property
     def context_messages(self) -> int:
@@ -132,5 +134,14 @@ class ThreadView:
         """The estimated size of the context an LLM call on this view is given."""
         return self._context.tokens
 
+    @property
+    def system_prompt(self) -> str | None:
+        """The thread's own system prompt, without building its context."""
+        return self._context._acc.system_prompt
+
     def context(self) -> LLMContext:
-        return self._context.context()
+        """The model's context; built once per event folded, however often it is asked for
+        (it is immutable)."""
+        if self._built is None:
+            self._built = self._context.context()
+        return self._built
