@@ -15,11 +15,14 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.engine.doubles import Clock, EchoTools, calls, new_thread, text
+from tests.engine.doubles import Clock, EchoTools, ScriptedModel, calls, new_thread, text
 from tests.projections.histories import Action, replay, scripts
+from tests.receiver import Receiver
 
+from messagedb_agent.channels.callback import HttpReplySender
 from messagedb_agent.engine.cache import ViewCache
 from messagedb_agent.engine.effects import EngineConfig
+from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.engine.snapshot import (
     SnapshotError,
     decode,
@@ -30,7 +33,14 @@ from messagedb_agent.engine.snapshot import (
 )
 from messagedb_agent.engine.step import Engine
 from messagedb_agent.engine.view import ThreadView
-from messagedb_agent.events import Event, Metadata, Recorded, SnapshotRecorded, to_message
+from messagedb_agent.events import (
+    Event,
+    Metadata,
+    Recorded,
+    SnapshotRecorded,
+    from_message,
+    to_message,
+)
 from messagedb_agent.llm.types import (
     LLMConfig,
     LLMResponse,
@@ -42,7 +52,7 @@ from messagedb_agent.llm.types import (
 from messagedb_agent.projections.next_step import Policy
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.message import NewMessage
-from messagedb_agent.threads.commands import add_message
+from messagedb_agent.threads.commands import add_message, start_thread
 from messagedb_agent.threads.reading import read_thread
 
 POLICY = Policy(max_iterations=3, max_llm_attempts=3, max_tool_attempts=2)
@@ -295,3 +305,38 @@ def test_the_snapshot_event_is_in_the_registry() -> None:
     )
     assert isinstance(message, NewMessage)
     assert Event.registry[message.type] is SnapshotRecorded
+
+
+def test_a_reply_from_before_the_snapshot_is_still_delivered_whole(
+    store: MessageStore, clock: Clock
+) -> None:
+    receiver = Receiver()
+    try:
+        receiver.statuses = [503, 500]
+        model = ScriptedModel(script=[text("eventually")])
+        config = EngineConfig(model="m", snapshot_interval=1)  # a snapshot after every step
+        sender = HttpReplySender("secret", timeout=5, allow_private=True)
+        engine = Engine(store, model, EchoTools(), config, clock=clock, replies=sender)
+        thread = start_thread(
+            store, owner="alice", message="hi", now=clock(), callback_url=receiver.url
+        )
+
+        def sleep(seconds: float) -> None:
+            clock.advance(seconds)
+
+        run_until_idle(engine, thread.notification, chain=1, sleep=sleep)
+        assert [r["reply"]["text"] for r in receiver.replies()] == ["eventually"] * 3
+        snapshots = store.read_stream(snapshot_stream(thread.stream_name))
+        reply_at = next(
+            e.position
+            for e in read_thread(store, thread.stream_name)
+            if e.type == "LLMResponseReceived"
+        )
+        # the last attempts were made from views restored after the reply
+        taken_at = [from_message(s).event for s in snapshots]
+        assert (
+            sum(isinstance(e, SnapshotRecorded) and e.entity_version > reply_at for e in taken_at)
+            >= 2
+        )
+    finally:
+        receiver.server.shutdown()
