@@ -418,10 +418,15 @@ def metadata(head: Recorded[Event]) -> Metadata:
 
 
 def recorded(
-    head: Recorded[Event], pairs: list[Pending], first: int, now: datetime
+    head: Recorded[Event],
+    pairs: list[Pending],
+    first: int,
+    now: datetime,
+    meta: Metadata | None = None,
 ) -> list[Recorded[Event]]:
-    """`pairs` as they read once written after `head` from position `first`."""
-    meta = metadata(head)
+    """`pairs` as they read once written after `head` from position `first` (`meta` is
+    `metadata(head)`, when the caller has it already)."""
+    meta = meta or metadata(head)
     return [
         Recorded(id_, head.stream_name, first + i, -1, now, event, meta)
         for i, (event, id_) in enumerate(pairs)

@@ -299,7 +299,7 @@ class Engine:
             )
         except (ConcurrencyError, DuplicateMessageError):
             return None
-        return effects.recorded(head, pairs, position - len(batch) + 1, self.clock())
+        return effects.recorded(head, pairs, position - len(batch) + 1, self.clock(), meta)
 
     def _append(self, results: _Unwritten, view: ThreadView) -> tuple[ThreadView, bool]:
         """Append results after their head; if the stream moved on, on their own.
