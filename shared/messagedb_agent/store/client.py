@@ -63,6 +63,13 @@ _LAZY = "SELECT set_config('synchronous_commit', 'off', true), w.* FROM ({}) AS 
 _GET_STREAM = "SELECT * FROM message_store.get_stream_messages(%s, %s, %s, %s)"
 _GET_CATEGORY = "SELECT * FROM message_store.get_category_messages(%s, %s, %s, %s, %s, %s, %s)"
 _GET_LAST = "SELECT * FROM message_store.get_last_stream_message(%s, %s)"
+_STREAM_ENDS = (
+    "SELECT s.name, 'first' AS part, m.* FROM unnest(%s::varchar[]) AS s(name)"
+    " CROSS JOIN LATERAL message_store.get_stream_messages(s.name, 0, %s, NULL::varchar) AS m"
+    " UNION ALL"
+    " SELECT s.name, 'last', m.* FROM unnest(%s::varchar[]) AS s(name)"
+    " CROSS JOIN LATERAL message_store.get_last_stream_message(s.name, NULL::varchar) AS m"
+)
 _STREAM_VERSION = "SELECT message_store.stream_version(%s)"
 
 # The pool warns about each failed connection attempt; every failure that matters reaches the
@@ -374,6 +381,28 @@ class MessageStore:
         with self._connection() as conn:
             row = conn.execute(_GET_LAST, (stream_name, type)).fetchone()
         return None if row is None else MessageData(*row)
+
+    def stream_ends(
+        self, stream_names: Sequence[str], first: int = 2
+    ) -> dict[str, tuple[list[MessageData], MessageData]]:
+        """For each stream that has messages: its first `first` messages and its last one,
+        in one round trip however many streams there are (through Message DB's own read
+        functions, laterally joined over the names)."""
+        for name in stream_names:
+            names.validate(name)
+        if not stream_names:
+            return {}
+        with self._connection() as conn:
+            rows = conn.execute(_STREAM_ENDS, (list(stream_names), first, list(stream_names)))
+            found: dict[str, tuple[list[MessageData], MessageData]] = {}
+            starts: dict[str, list[MessageData]] = {}
+            for row in rows.fetchall():
+                name, part, *message = row
+                if part == "first":
+                    starts.setdefault(name, []).append(MessageData(*message))
+                else:
+                    found[name] = ([], MessageData(*message))
+        return {name: (starts.get(name, []), last) for name, (_, last) in found.items()}
 
     def stream_version(self, stream_name: str) -> int | None:
         """Position of the stream's last message; None for a stream with no messages."""

@@ -1,7 +1,7 @@
 """A user's threads: an event-sourced index (`userThreads-<user>`) plus each thread's head.
 
 The index is append-only (one `ThreadOpened` per thread); the listing orders threads by the
-time of their newest event, read with `get_last_stream_message`, and pages with an opaque
+time of their newest event, read for all of them in one round trip, and pages with an opaque
 cursor (base64 of the last item's sort key), so a page is stable while threads move on.
 """
 
@@ -93,17 +93,20 @@ def _decode(cursor: str) -> tuple[datetime, str]:
 def list_threads(
     store: MessageStore, user: str, *, limit: int = 20, cursor: str | None = None
 ) -> ThreadPage:
-    """The user's threads, newest activity first."""
+    """The user's threads, newest activity first.
+
+    Two round trips whatever the number of threads: the index stream, then every thread's
+    first messages and head together (`stream_ends`).
+    """
     after = _decode(cursor) if cursor else None
     opened = [e.event for e in from_messages(store.read_stream(index_stream(user)))]
+    entries = {e.stream_name: e for e in opened if isinstance(e, ThreadOpened)}
+    ends = store.stream_ends(list(entries))
     summaries: list[ThreadSummary] = []
-    for entry in opened:
-        if not isinstance(entry, ThreadOpened):
+    for stream, entry in entries.items():
+        if stream not in ends:
             continue
-        last = store.get_last_stream_message(entry.stream_name)
-        if last is None:
-            continue
-        first = store.get_stream_messages(entry.stream_name, 0, 2)
+        first, last = ends[stream]
         state = project_session_state([*from_messages(first), from_message(last)])
         summaries.append(
             ThreadSummary(
