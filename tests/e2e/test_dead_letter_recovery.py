@@ -1,0 +1,155 @@
+"""Every notification of a thread is dead-lettered, and the thread still gets its answer.
+
+The step function is down (killed, and kept down: the stack's supervisor starts a stand-in
+that answers every push 503 in its place) for longer than Pub/Sub's retry window, so every push of the
+user's message, the ingest's and the relay's alike, fails five times and moves to the
+dead-letter topic. Nobody replays the dead letters. Once the step function is back, the relay,
+which re-announces every head that still needs a step until it moves, brings the thread on:
+the dead-letter topic is informational.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.e2e.conftest import Live
+from tests.e2e.conversation import Chat
+
+from messagedb_agent.stack.emulator import MAX_DELIVERY_ATTEMPTS, admin_clients
+from messagedb_agent.stack.processes import Service, http_answers, wait_until
+from messagedb_agent.store import stream_name as names
+
+QUESTION = "What is 12*(3+4)?"
+ANSWER = "12*(3+4) = 84"
+# What stands in for the step function while it is down: it answers every push 503, as Cloud
+# Run does for a service that cannot serve, so Pub/Sub counts each delivery attempt as failed.
+UNAVAILABLE = """
+import http.server, sys
+class Down(http.server.BaseHTTPRequestHandler):
+    def _refuse(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    do_GET = do_POST = _refuse
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Down).serve_forever()
+"""
+
+
+class DeadLetters:
+    """The stack's dead-letter subscription, read as Pub/Sub keeps it."""
+
+    def __init__(self, live: Live) -> None:
+        assert live.stack.emulator_host is not None
+        assert live.stack.topology is not None
+        self._publisher, self._subscriber = admin_clients(live.stack.emulator_host)
+        self.path = live.stack.topology.dead_letter_subscription
+        self.seen: Counter[tuple[str, int]] = Counter()
+
+    def drain(self) -> Counter[tuple[str, int]]:
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                response = self._subscriber.pull(
+                    subscription=self.path, max_messages=1000, return_immediately=True, timeout=10
+                )
+            received = response.received_messages
+            if not received:
+                return self.seen
+            self._subscriber.acknowledge(
+                subscription=self.path, ack_ids=[m.ack_id for m in received]
+            )
+            for item in received:
+                payload: dict[str, Any] = json.loads(item.message.data)
+                self.seen[(payload["stream_name"], payload["position"])] += 1
+
+    def of(self, stream: str) -> int:
+        return sum(n for (name, _), n in self.drain().items() if name == stream)
+
+    def close(self) -> None:
+        self._subscriber.close()
+        self._publisher.transport.close()
+
+
+def _kill(service: Service) -> None:
+    process = service.process
+    assert process is not None
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+@contextmanager
+def step_function_down(live: Live) -> Iterator[None]:
+    """Kill the step function and keep it down until the block ends; then it comes back."""
+    step = live.service("step")
+    argv = step.argv
+    url = live.stack.urls["step"] + "/"
+    address = urlsplit(url)
+    step.argv = [sys.executable, "-c", UNAVAILABLE, str(address.hostname), str(address.port)]
+    try:
+        dead_pid = step.pid
+        _kill(step)
+        wait_until(
+            lambda: step.running and step.pid != dead_pid and http_answers(url),
+            "the stand-in",
+            timeout=30,
+        )
+        yield
+    finally:
+        step.argv = argv
+        if step.running:
+            _kill(step)  # the stand-in: the supervisor starts the real function again
+        wait_until(lambda: step.running and http_answers(url), "the step function", timeout=60)
+
+
+def test_a_thread_whose_notifications_were_all_dead_lettered_is_answered_once_step_is_back(
+    live: Live,
+) -> None:
+    dead = DeadLetters(live)
+    try:
+        with live.client(f"dead-letter-{uuid.uuid4().hex[:6]}") as http:
+            chat = Chat(http)
+            chat.start()
+            stream = names.thread_stream(chat.thread_id)
+            # The new thread's own announcements are delivered first: the emulator slows a
+            # subscription whose pushes keep failing, and more than two failing at once
+            # would hold back the dead-lettering this test waits for.
+            time.sleep(2)
+            dead.drain()
+            with step_function_down(live):
+                position = chat.send(QUESTION)
+                # Pub/Sub gives up on each push after MAX_DELIVERY_ATTEMPTS failures; wait until
+                # everything the topic carried for the thread has been dead-lettered, so that
+                # nothing is left for Pub/Sub to deliver once the step function is back.
+                deadline = time.monotonic() + 60
+                while True:
+                    announced = live.tap.counts(stream)[position]
+                    lettered = dead.drain()[(stream, position)]
+                    if announced and lettered >= announced:
+                        break
+                    assert time.monotonic() < deadline, "the notifications were not dead-lettered"
+                    time.sleep(0.5)
+                assert MAX_DELIVERY_ATTEMPTS >= 5  # Pub/Sub's own minimum: a real retry window
+                assert [m["role"] for m in chat.detail()["messages"]] == ["user"]
+                before = announced
+
+            reply = chat.reply_after(position, timeout=60)
+
+        assert reply.endswith(ANSWER)  # after the offline model's first-turn note
+        # Only the relay publishes a head that is already announced: it did so again.
+        assert live.tap.counts(stream)[position] > before
+    finally:
+        dead.close()
