@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 from flask.testing import FlaskClient
@@ -12,11 +14,15 @@ from tests.api.conftest import MakeApi, start
 from tests.engine.doubles import EchoTools, ScriptedModel, calls, text
 from tests.publishers import NullPublisher
 
+from messagedb_agent.api.replies import wait_for_reply
 from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.engine.step import Engine
 from messagedb_agent.notification import Notification
+from messagedb_agent.postgres.agent_schema import THREAD_EVENTS_CHANNEL
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.store.signals import StreamSignals
+from messagedb_agent.threads.commands import start_thread
 
 
 class SteppingPublisher:
@@ -184,3 +190,45 @@ def test_wait_longer_than_the_configured_limit_is_refused(
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_request"
     assert response.get_json()["error"]["details"][0]["field"] == "wait"
+
+
+class CountingReads:
+    """The store, counting how often a waiter reads the thread."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    def get_stream_messages(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.store.get_stream_messages(*args, **kwargs)
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_a_waiter_reads_the_thread_when_the_reply_lands_not_ten_times_a_second(
+    store: MessageStore, listening: bool
+) -> None:
+    engine = Engine(store, ScriptedModel(), EchoTools({}), EngineConfig(model="scripted"))
+    thread = start_thread(store, owner="waiter", message="ping", now=datetime.now(UTC))
+    answering = threading.Timer(1.2, run_until_idle, (engine, thread.notification))
+    signals = StreamSignals(store.dedicated_connection, THREAD_EVENTS_CHANNEL).start()
+    counting = CountingReads(store)
+    try:
+        answering.start()
+        reply = wait_for_reply(
+            cast(MessageStore, counting),
+            thread.stream_name,
+            thread.position,
+            10,
+            signals=signals if listening else None,
+        )
+    finally:
+        answering.join()
+        signals.close()
+
+    assert reply is not None
+    assert reply.text == "you said: ping"
+    if listening:
+        assert counting.reads <= 4  # the first read, a fallback read or two, the reply
+    else:
+        assert counting.reads >= 10  # polling: the cost the signals take away

@@ -92,6 +92,30 @@ def test_fresh_database_installs_then_reinstall_changes_nothing(
         assert store.health().message_store_version == "1.3.0"
 
 
+def test_the_reply_trigger_is_installed_and_restored_on_an_installed_database(
+    fresh_database: Callable[[], str], package: installer.Package
+) -> None:
+    url = fresh_database()
+    installer.install(url, package)
+    assert _reply_triggers(url) == 1
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER agent_announce_thread_event ON message_store.messages")
+
+    again = installer.install(url, package)
+
+    assert not again.changed  # Message DB itself was whole
+    assert _reply_triggers(url) == 1
+
+
+def _reply_triggers(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'agent_announce_thread_event'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_ensure_installed_uses_the_cached_package(
     fresh_database: Callable[[], str], settings: Settings
 ) -> None:

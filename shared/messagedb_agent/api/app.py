@@ -49,6 +49,7 @@ from messagedb_agent.threads.errors import (
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
+    from messagedb_agent.store.signals import StreamSignals
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class IngestApi:
         self._publisher: NotificationPublisher | None = None
         self._limiter: RateLimiter | None = None
         self._openapi: dict[str, Any] | None = None
+        self._signals: StreamSignals | None = None
         self._lock = threading.Lock()
         self._context = handlers.Context(
             store=self.store,
@@ -101,6 +103,7 @@ class IngestApi:
             prices=price_table(settings.prices),
             clock=clock,
             openapi=self.openapi,
+            signals=self.signals,
         )
 
     # -- collaborators, built on first use --------------------------------------------------
@@ -111,6 +114,18 @@ class IngestApi:
                 if self._store is None:
                     self._store = self._store_factory()
         return self._store
+
+    def signals(self) -> StreamSignals:
+        """One LISTEN connection per process, opened by the first request that waits."""
+        if self._signals is None:
+            from messagedb_agent.postgres.agent_schema import THREAD_EVENTS_CHANNEL
+            from messagedb_agent.store.signals import StreamSignals
+
+            store = self.store()
+            with self._lock:
+                if self._signals is None:
+                    self._signals = StreamSignals(store.dedicated_connection, THREAD_EVENTS_CHANNEL)
+        return self._signals.start()  # waits for the first LISTEN once, briefly
 
     def limiter(self) -> RateLimiter:
         if self._limiter is None:

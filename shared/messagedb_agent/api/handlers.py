@@ -37,6 +37,7 @@ from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
+    from messagedb_agent.store.signals import StreamSignals
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Context:
     prices: PriceTable  # MODEL_PRICES over the defaults, priced once per process
     clock: Callable[[], datetime]
     openapi: Callable[[], dict[str, Any]]
+    signals: Callable[[], StreamSignals | None] = lambda: None  # wake-ups for `?wait=`
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,9 @@ def start_thread(ctx: Context, call: Call) -> Answer:
     ctx.publish(appended)
     reply = None
     if wait and body.message is not None:
-        reply = wait_for_reply(store, appended.stream_name, appended.position, wait)
+        reply = wait_for_reply(
+            store, appended.stream_name, appended.position, wait, signals=ctx.signals()
+        )
     created = models.ThreadCreated(
         thread_id=appended.thread_id, position=appended.position, status="active", reply=reply
     )
@@ -159,7 +163,7 @@ def add_message(ctx: Context, call: Call) -> Answer:
     position = appended.position  # a retry's is the first write's (`add_message` finds it)
     ctx.publish(appended)
     if wait:
-        reply = wait_for_reply(store, appended.stream_name, position, wait)
+        reply = wait_for_reply(store, appended.stream_name, position, wait, signals=ctx.signals())
         if reply is not None:
             answered = models.MessageAnswered(
                 thread_id=appended.thread_id, position=position, reply=reply

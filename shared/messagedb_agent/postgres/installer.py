@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors as pg_errors
 
+from messagedb_agent.postgres import agent_schema
 from messagedb_agent.store.diagnosis import describe_connection_error
 from messagedb_agent.store.errors import (
     NotInstalledError,
@@ -253,6 +254,7 @@ def install(
                 state = inspect(conn)
                 missing = state.missing(package)
                 if not missing:
+                    agent_schema.apply(conn)  # kept current whenever the installer runs
                     version = conn.execute(
                         "SELECT message_store.message_store_version()"
                     ).fetchone()
@@ -267,6 +269,8 @@ def install(
                         "Fix: run `messagedb-agent db install --repair` (keeps existing messages)."
                     )
                 _apply(conn, package, state, report, say)
+                say("» agent schema (reply notifications)")
+                agent_schema.apply(conn)
         except psycopg.Error as exc:
             raise StoreError(
                 f"installing Message DB into {database} failed and was rolled back: "

@@ -60,6 +60,10 @@ class Anchors:
         return self._latest.get(event.step_id, recorded.position)
 
 
+REPLY_TYPES = frozenset({LLMResponseReceived.type, SessionCompleted.type})
+"""The event types that can be a reply: the only appends worth waking a waiting request for."""
+
+
 class ReplyWatch:
     """The reply to the user message at `position`, from the events that follow it.
 

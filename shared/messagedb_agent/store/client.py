@@ -187,6 +187,13 @@ class MessageStore:
         )
         self._timeout = timeout
 
+    def dedicated_connection(self) -> psycopg.Connection[Any]:
+        """A new autocommit connection outside the pool, made as the pool makes its own: for
+        a session that must stay open, such as one that LISTENs."""
+        kwargs = self._pool.kwargs
+        assert isinstance(kwargs, dict)  # a mapping here, as __init__ gives it
+        return self._connection_class.connect(self.conninfo, **kwargs)
+
     def open(self) -> Self:
         try:
             self._pool.open(wait=True, timeout=self._timeout)

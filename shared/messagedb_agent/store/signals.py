@@ -1,0 +1,125 @@
+"""Wake-ups for code waiting on a stream: PostgreSQL `LISTEN`, one connection per process.
+
+The database announces appended events on a channel (`postgres.agent_schema`); a daemon thread
+listens on one dedicated connection and sets the event of every waiter watching that stream.
+A signal is a hint, never the data: the waiter reads the stream after each one. Notifications
+sent while the listener is reconnecting are lost, so a waiter still reads now and then
+(`FALLBACK_SECONDS`), and while the listener is down it polls as it did without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+FALLBACK_SECONDS = 1.0
+RECONNECT_SECONDS = 1.0
+_POLL_NOTIFIES_SECONDS = 0.5  # how often the listener checks whether it was closed
+
+
+class Watch:
+    """One waiter's view of one stream."""
+
+    def __init__(self, signals: StreamSignals) -> None:
+        self._signals = signals
+        self._woken = threading.Event()
+
+    @property
+    def listening(self) -> bool:
+        return self._signals.listening
+
+    def wait(self, seconds: float) -> bool:
+        """Wait until the stream is announced or `seconds` pass; True when it was."""
+        woken = self._woken.wait(seconds)
+        self._woken.clear()
+        return woken
+
+    def wake(self) -> None:
+        self._woken.set()
+
+
+class StreamSignals:
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], channel: str) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._watches: dict[str, set[Watch]] = {}
+        self._listening = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listening.is_set()
+
+    def start(self, ready_within: float = 2.0) -> StreamSignals:
+        """Start listening (once); the first call waits up to `ready_within` for the LISTEN.
+        Never fails: without a listener, waiters poll."""
+        with self._lock:
+            first = self._thread is None
+            if first:
+                self._thread = threading.Thread(
+                    target=self._run, name="stream-signals", daemon=True
+                )
+                self._thread.start()
+        if first:
+            self._listening.wait(ready_within)
+        return self
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(_POLL_NOTIFIES_SECONDS * 4)
+
+    @contextmanager
+    def watch(self, stream: str) -> Iterator[Watch]:
+        """Watch `stream` for the duration of the block; register before the first read, so a
+        signal between that read and the wait is not missed."""
+        watch = Watch(self)
+        with self._lock:
+            self._watches.setdefault(stream, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            with self._lock:
+                waiting = self._watches.get(stream)
+                if waiting is not None:
+                    waiting.discard(watch)
+                    if not waiting:
+                        del self._watches[stream]
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(f"LISTEN {self._channel}")
+                    self._listening.set()
+                    log.debug("listening on %s", self._channel)
+                    while not self._closed.is_set():
+                        for notify in conn.notifies(timeout=_POLL_NOTIFIES_SECONDS):
+                            self._wake(notify.payload)
+            except Exception as exc:  # any failure: poll meanwhile, reconnect shortly
+                log.warning("stream signals lost their connection (%s); reconnecting", exc)
+            finally:
+                self._listening.clear()
+                self._wake_all()  # waiters re-read now rather than trust a gap
+            self._closed.wait(RECONNECT_SECONDS)
+
+    def _wake(self, stream: str) -> None:
+        with self._lock:
+            waiting = list(self._watches.get(stream, ()))
+        for watch in waiting:
+            watch.wake()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            waiting = [watch for watches in self._watches.values() for watch in watches]
+        for watch in waiting:
+            watch.wake()
