@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from messagedb_agent.postgres.agent_schema import THREAD_EVENTS_CHANNEL
+from messagedb_agent.postgres.agent_schema import ANNOUNCED_TYPES, THREAD_EVENTS_CHANNEL
+from messagedb_agent.projections.anchors import REPLY_TYPES
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.signals import StreamSignals
 
@@ -19,6 +20,10 @@ def signals(store: MessageStore) -> Iterator[StreamSignals]:
     listening = StreamSignals(store.dedicated_connection, THREAD_EVENTS_CHANNEL).start()
     yield listening
     listening.close()
+
+
+def test_the_database_announces_exactly_the_types_that_can_be_a_reply() -> None:
+    assert set(ANNOUNCED_TYPES) == REPLY_TYPES
 
 
 def _stream() -> str:
