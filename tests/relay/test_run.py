@@ -18,7 +18,8 @@ from tests.publishers import RecordingPublisher
 from messagedb_agent.events import Metadata, UserMessageAdded, to_message
 from messagedb_agent.notification import Notification
 from messagedb_agent.relay import position as position_store
-from messagedb_agent.relay.run import lag, relay_loop, relay_once
+from messagedb_agent.relay.run import lag, relay, relay_loop, relay_once
+from messagedb_agent.settings import Settings
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import start_thread
@@ -323,3 +324,20 @@ def test_a_looping_call_passes_every_tick_until_its_loop_is_used_up(store: Messa
     assert time.slept == [2, 2, 2, 2]
     assert _heads(store, streams) <= set(publisher.published)
     assert report.as_json()["passes"] == 5
+
+
+def test_the_relay_function_s_call_sweeps_the_configured_shards_and_loops_as_configured(
+    store: MessageStore, settings: Settings
+) -> None:
+    configured = settings.replace(thread_shards=2, relay_loop_seconds=0.3, relay_tick_seconds=0.1)
+
+    report = relay(store, RecordingPublisher(), configured)
+
+    assert [s.category for s in report.shards] == ["thread", "thread_00", "thread_01"]
+    assert report.passes >= 2
+    assert relay(store, RecordingPublisher(), configured, NOW).passes == 1  # a test's clock
+
+
+def test_a_tick_longer_than_the_loop_is_refused_at_start(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="RELAY_TICK_SECONDS"):
+        settings.replace(relay_loop_seconds=1, relay_tick_seconds=2)

@@ -144,7 +144,11 @@ def _look(
 def _due(message: MessageData) -> datetime | None:
     if message.type not in _DUE_TYPES:
         return None
-    return from_message(message).event.due(_utc(message.time))
+    kind = Event.registry[message.type]
+    # A type whose due time does not depend on its fields is not parsed (a model response's
+    # text can be long): an empty instance answers the same.
+    event = kind.model_construct() if kind.due is Event.due else from_message(message).event
+    return event.due(_utc(message.time))
 
 
 def _is_thread(stream: str) -> bool:
