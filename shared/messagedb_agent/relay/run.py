@@ -276,7 +276,9 @@ def relay_once(
             "relay.lag.seconds": report.lag_seconds,
         }
     )
-    log.info(
+    # A looping relay passes every few seconds: a pass that found nothing is logged at DEBUG.
+    idle = not (report.read or report.published or report.lag_messages)
+    (log.debug if idle else log.info)(
         "relay done",
         published=report.published,
         position=report.position,
