@@ -127,16 +127,24 @@ MUTATIONS = (
     Mutation(
         "3 stalls: the relay forgets a claim nobody moved on after announcing it once",
         SWEEP,
-        "        watch[stream] = now + _RECHECK  # re-announce later again if nobody moves it on\n",
-        "        watch.pop(stream)\n",
+        "        return events[-1].position, now + RECHECK\n",
+        "        return events[-1].position, None\n",
         f"{RELAY}::test_a_claim_nobody_moves_on_is_reannounced_again_after_the_recheck_interval",
     ),
     Mutation(
         "3 stalls: the relay never announces a message that nothing answered",
         f"{LIB}/events/user.py",
-        "return self.timestamp + UNANSWERED_AFTER if self.timestamp is not None else None",
-        "return None",
+        "    asks_for_step: ClassVar[bool] = True  # the model's answer\n",
+        "    asks_for_step: ClassVar[bool] = False\n",
         f"{RELAY}::test_a_message_nothing_answered_is_announced_again_once_it_has_waited_too_long",
+    ),
+    Mutation(
+        "3 stalls: a head that asks for a step is never announced again, whatever it waits for",
+        EVENTS,
+        "        return written + UNANSWERED_AFTER if self.asks_for_step else None\n",
+        "        return None\n",
+        "tests/relay/test_reannounce.py"
+        "::test_every_head_that_needs_a_step_is_announced_again_until_it_moves",
     ),
     Mutation(
         "4 stale: the relay announces a stream at an older position than its newest",

@@ -29,9 +29,11 @@ locals {
     DELIVERY_TIMEOUT_SECONDS        = tostring(var.delivery_timeout_seconds)
     MAX_DELIVERY_ATTEMPTS           = tostring(var.callback_max_delivery_attempts)
     MAX_MESSAGE_LENGTH              = tostring(var.max_message_length)
+    THREAD_SHARDS                   = tostring(var.thread_shards)
     DB_POOL_MIN_SIZE                = tostring(var.db_pool_min_size)
     DB_CONNECT_TIMEOUT              = tostring(var.db_connect_timeout_seconds)
     DB_WAIT_TIMEOUT                 = tostring(var.db_wait_timeout_seconds)
+    DB_SEARCH_PATH_OPTION           = tostring(!var.db_managed_connection_pooling)
   }
 
   # Optional settings are set only when given: an empty value would not mean "unset".
@@ -102,7 +104,15 @@ locals {
     local.api_env,
     { for key, value in local.api_optional_env : key => value if value != "" },
   )
-  relay_env = local.common_env
+  # RelaySettings (settings/relay.py): relay only. One call keeps sweeping for most of the
+  # scheduler's minute, so leases and backoffs are taken over within a tick, not a minute.
+  relay_settings_env = {
+    RELAY_BUDGET_SECONDS = tostring(var.relay_budget_seconds)
+    RELAY_LOOP_SECONDS   = tostring(var.relay_loop_seconds)
+    RELAY_TICK_SECONDS   = tostring(var.relay_tick_seconds)
+  }
+
+  relay_env = merge(local.common_env, local.relay_settings_env)
   step_env  = local.common_env
 }
 

@@ -5,7 +5,7 @@ resource "google_cloud_scheduler_job" "relay" {
   project          = var.project_id
   region           = var.region
   name             = "${var.name_prefix}-relay"
-  description      = "Sweeps the thread category and republishes what needs a step."
+  description      = "Sweeps the thread categories and republishes what needs a step."
   schedule         = var.relay_schedule
   time_zone        = var.relay_time_zone
   attempt_deadline = "${var.functions["relay"].timeout_seconds}s"

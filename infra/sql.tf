@@ -14,8 +14,11 @@ locals {
   # connections, and up to max_instances instances run at once, so at worst
   #   ingest 10 × 5 + relay 1 × 2 + step 30 × 3 = 142 pooled connections (the defaults),
   # plus db_connection_headroom (20) = 162 <= max_connections (200).
+  # Computed from the variables, so any other scaling is checked the same way (the
+  # precondition below); docs/capacity.md sizes it for 100 and 1,000 turns/s.
   pooled_connections = sum([for f in values(var.functions) : f.max_instances * f.db_pool_max_size])
   connection_budget  = local.pooled_connections + var.db_connection_headroom
+  budget_terms       = join(" + ", [for name, f in var.functions : "${name} ${f.max_instances} × ${f.db_pool_max_size}"])
 }
 
 resource "google_sql_database_instance" "main" {
@@ -101,12 +104,34 @@ resource "google_sql_database_instance" "main" {
     insights_config {
       query_insights_enabled = true
     }
+
+    # Managed Connection Pooling (ENTERPRISE_PLUS): the connector's connections are routed to
+    # Cloud SQL's poolers. https://cloud.google.com/sql/docs/postgres/managed-connection-pooling
+    dynamic "connection_pool_config" {
+      for_each = var.db_managed_connection_pooling ? [1] : []
+      content {
+        connection_pooling_enabled = true
+
+        dynamic "flags" {
+          for_each = var.db_connection_pool_flags
+          content {
+            name  = flags.key
+            value = flags.value
+          }
+        }
+      }
+    }
   }
 
   lifecycle {
     precondition {
       condition     = local.connection_budget <= var.db_max_connections
-      error_message = "Connection budget exceeded: the functions' max_instances × db_pool_max_size sum to ${local.pooled_connections}, plus ${var.db_connection_headroom} headroom is ${local.connection_budget}, over max_connections ${var.db_max_connections}. Lower max_instances or db_pool_max_size, or raise db_max_connections."
+      error_message = "Connection budget exceeded: the functions' max_instances × db_pool_max_size (${local.budget_terms}) sum to ${local.pooled_connections}, plus ${var.db_connection_headroom} headroom is ${local.connection_budget}, over max_connections ${var.db_max_connections}. Lower max_instances or db_pool_max_size, or raise db_max_connections (with a db_tier whose memory carries it: docs/capacity.md)."
+    }
+
+    precondition {
+      condition     = !var.db_managed_connection_pooling || var.db_edition == "ENTERPRISE_PLUS"
+      error_message = "Managed Connection Pooling (db_managed_connection_pooling) needs db_edition ENTERPRISE_PLUS and a db-perf-optimized-* tier."
     }
 
     precondition {

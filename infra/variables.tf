@@ -121,6 +121,18 @@ variable "db_max_connections" {
   }
 }
 
+variable "db_managed_connection_pooling" {
+  description = "Cloud SQL Managed Connection Pooling (ENTERPRISE_PLUS only): the connector's connections go through Cloud SQL's poolers. The functions then stop sending search_path as a startup option (DB_SEARCH_PATH_OPTION=false), which a transaction-mode pooler may refuse; the installer sets it on their roles. See docs/capacity.md."
+  type        = bool
+  default     = false
+}
+
+variable "db_connection_pool_flags" {
+  description = "Managed Connection Pooling flags, name => value (e.g. max_pool_size), as Cloud SQL documents them; used only with db_managed_connection_pooling."
+  type        = map(string)
+  default     = {}
+}
+
 variable "db_connection_headroom" {
   description = "Connections kept free of the functions' pools: superuser-reserved slots, the installer job, an operator's psql, Cloud SQL's own maintenance."
   type        = number
@@ -212,7 +224,8 @@ variable "functions" {
       memory           = "512Mi"
       timeout_seconds  = 60
     }
-    # One sweep at a time: the relay's position is one stream.
+    # One call at a time, sweeping for most of each minute (relay_loop_seconds, well under the
+    # timeout); two connections: the thread categories are swept two at a time.
     relay = {
       min_instances    = 0
       max_instances    = 1
@@ -247,6 +260,13 @@ variable "functions" {
   validation {
     condition     = alltrue([for f in values(var.functions) : f.max_instances >= 1 && f.min_instances >= 0 && f.min_instances <= f.max_instances])
     error_message = "Each function needs 0 <= min_instances <= max_instances and max_instances >= 1."
+  }
+
+  # Cloud Run's limit on max_instance_request_concurrency:
+  # https://cloud.google.com/run/docs/about-concurrency
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.concurrency >= 1 && f.concurrency <= 1000])
+    error_message = "concurrency must be 1-1000 (Cloud Run's maximum requests per instance)."
   }
 
   validation {
@@ -338,6 +358,40 @@ variable "relay_schedule" {
   description = "Cron schedule of the relay (Cloud Scheduler's finest is once a minute)."
   type        = string
   default     = "* * * * *"
+}
+
+variable "relay_loop_seconds" {
+  description = "RELAY_LOOP_SECONDS: how long one relay call keeps sweeping, a pass every relay_tick_seconds; with a call a minute and one instance, the relay is as good as always on. Keep it under the minute and under the relay's timeout_seconds (in `functions`)."
+  type        = number
+  default     = 50
+  validation {
+    condition     = var.relay_loop_seconds >= 0 && var.relay_loop_seconds <= 3600
+    error_message = "relay_loop_seconds is 0 (one pass per call) to 3600."
+  }
+  validation {
+    condition     = var.relay_loop_seconds + 30 <= var.functions["relay"].timeout_seconds
+    error_message = "relay_loop_seconds must leave the relay's timeout_seconds (in `functions`) at least 30 s for its last pass."
+  }
+}
+
+variable "relay_tick_seconds" {
+  description = "RELAY_TICK_SECONDS: pause between two passes of a looping relay call: how late, at most, a lease or a backoff that ran out is taken over."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.relay_tick_seconds > 0 && var.relay_tick_seconds <= 60
+    error_message = "relay_tick_seconds is more than 0 and at most 60."
+  }
+}
+
+variable "relay_budget_seconds" {
+  description = "RELAY_BUDGET_SECONDS: how long one relay pass may sweep a backlog before it stops and reports the lag it leaves (the next pass goes on)."
+  type        = number
+  default     = 40
+  validation {
+    condition     = var.relay_budget_seconds > 0 && var.relay_budget_seconds <= 3600
+    error_message = "relay_budget_seconds is more than 0 and at most 3600."
+  }
 }
 
 variable "relay_time_zone" {
@@ -495,6 +549,16 @@ variable "max_message_length" {
   description = "MAX_MESSAGE_LENGTH: characters per user message."
   type        = number
   default     = 5000
+}
+
+variable "thread_shards" {
+  description = "THREAD_SHARDS: categories new threads are spread over (thread_00 ..), each with its own Message DB write lock and relay cursor. Raise it, never lower it."
+  type        = number
+  default     = 16
+  validation {
+    condition     = var.thread_shards >= 1 && var.thread_shards <= 256 && floor(var.thread_shards) == var.thread_shards
+    error_message = "thread_shards is a whole number from 1 to 256."
+  }
 }
 
 variable "db_pool_min_size" {

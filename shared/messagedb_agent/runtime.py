@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from messagedb_agent.settings import Settings
@@ -211,13 +211,15 @@ class Runtime:
         )
 
     def relay(self, now: datetime | None = None) -> RelayOutcome:
-        """Sweep, publish what needs a step and record the position, until caught up."""
+        """Sweep every thread category, publish what needs a step and record the positions,
+        until caught up or the budget is spent; for RELAY_LOOP_SECONDS, again every tick.
+        Given `now`, one pass at that time."""
         from messagedb_agent.pubsub.publisher import PublishError
-        from messagedb_agent.relay.run import relay_once
+        from messagedb_agent.relay.run import relay
         from messagedb_agent.store.errors import StoreUnavailableError
 
         try:
-            report = relay_once(self.store, self.publisher, now or datetime.now(UTC))
+            report = relay(self.store, self.publisher, self.settings, now)
         except (StoreUnavailableError, PublishError, ConnectionError, TimeoutError) as exc:
             log.warning("relay run failed; the next run picks up from the same position: %s", exc)
             return RelayOutcome(unavailable=str(exc))

@@ -9,6 +9,8 @@ from contextlib import ExitStack
 from tests.e2e.conftest import Live
 from tests.e2e.conversation import SCRIPT, Chat, check_transcript, turn_starts
 
+from messagedb_agent.store import stream_name as names
+
 USERS = 20
 
 
@@ -30,4 +32,4 @@ def test_twenty_concurrent_threads_each_get_a_correct_exactly_once_transcript(
             # on the stack's topic saw that position announced: the turn came through Pub/Sub.
             started = turn_starts(events)
             assert len(started) == len(SCRIPT)
-            assert live.tap.missing(f"thread-{chat.thread_id}", set(started)) == set()
+            assert live.tap.missing(names.thread_stream(chat.thread_id), set(started)) == set()

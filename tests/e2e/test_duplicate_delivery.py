@@ -12,6 +12,7 @@ from tests.e2e.conftest import Live
 from tests.e2e.conversation import SCRIPT, Audit, Chat, Turn, check_transcript
 
 from messagedb_agent.notification import Notification
+from messagedb_agent.store import stream_name as names
 
 USERS = 4
 COPIES = 2
@@ -20,7 +21,7 @@ AFTER = (*SCRIPT, SCRIPT[2])  # the script, then the listing again once the copi
 
 def _turn_under_copies(live: Live, chat: Chat, turn: Turn, timeout: float = 30.0) -> None:
     """Send without waiting and publish every position the turn writes twice more as it lands."""
-    stream = f"thread-{chat.thread_id}"
+    stream = names.thread_stream(chat.thread_id)
     position = chat.send(turn.says)
     live.publish_again([Notification(stream_name=stream, position=position)] * COPIES)
     copied = {position}
@@ -64,9 +65,9 @@ def test_copies_of_notifications_mid_conversation_and_after_it_duplicate_no_effe
         finished = {chat.thread_id: check_transcript(chat) for chat in chats}
 
         # After completion: every position of every thread, twice more (the head included).
-        before = {t: live.tap.counts(f"thread-{t}") for t in finished}
+        before = {t: live.tap.counts(names.thread_stream(t)) for t in finished}
         copies = [
-            Notification(stream_name=f"thread-{thread_id}", position=event["position"])
+            Notification(stream_name=names.thread_stream(thread_id), position=event["position"])
             for thread_id, events in finished.items()
             for event in events
             for _ in range(COPIES)
@@ -76,7 +77,7 @@ def test_copies_of_notifications_mid_conversation_and_after_it_duplicate_no_effe
             wanted = Counter(
                 {e["position"]: before[thread_id][e["position"]] + COPIES for e in events}
             )
-            assert live.tap.missing(f"thread-{thread_id}", (), at_least=wanted) == set()
+            assert live.tap.missing(names.thread_stream(thread_id), (), at_least=wanted) == set()
         time.sleep(1.0)  # the push subscription delivers within milliseconds; give it a second
 
         for chat in chats:

@@ -28,6 +28,7 @@ from messagedb_agent.notification import Notification
 from messagedb_agent.projections.llm_context import project_llm_context
 from messagedb_agent.projections.next_step import StepKind
 from messagedb_agent.relay.sweep import sweep
+from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.commands import add_message
 from messagedb_agent.threads.reading import read_thread
@@ -37,7 +38,8 @@ def announced(store: MessageStore, now: datetime, stream: str) -> list[Notificat
     """What the relay announces for `stream` once it has caught up with the whole category."""
     found: list[Notification] = []
     while True:
-        result = sweep(store, now, batch_size=100_000)
+        category = names.parse(stream).category_name  # the thread's shard
+        result = sweep(store, now, category=category, batch_size=100_000)
         found += [n for n in result.notifications if n.stream_name == stream]
         result.record(store)
         if result.read == 0:

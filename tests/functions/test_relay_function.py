@@ -10,6 +10,7 @@ from tests.pubsub.emulator import Emulator
 
 from messagedb_agent.relay import position as position_store
 from messagedb_agent.stack.processes import free_port
+from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.client import MessageStore
 
 
@@ -29,7 +30,9 @@ def test_a_call_publishes_what_needs_a_step_and_answers_the_counts(
     assert response.status_code == 200
     answer = response.get_json()
     assert answer["published"] >= 1
-    assert answer["position"] == position_store.get(store)[0].position
+    shard = position_store.position_stream(names.category(thread.stream_name))
+    assert answer["position"] == position_store.get(store, shard)[0].position  # the newest
+    assert answer["lag"]["messages"] == 0
     published = [json.loads(m.data) for m in pubsub_emulator.pull(topic, expected=1)]
     assert {"stream_name": thread.stream_name, "position": 1} in published
 

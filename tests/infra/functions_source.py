@@ -30,6 +30,7 @@ COMMON_SECTIONS = (
     "observability",
 )
 API_SECTIONS = ("api",)
+RELAY_SECTIONS = ("relay",)  # read by the function that runs the relay only
 
 
 def variables(sections: tuple[str, ...]) -> set[str]:
@@ -50,10 +51,12 @@ class FunctionSource:
     target: str  # the decorated function
     signature: str  # "http" or "cloud_event"
     serves_api: bool  # whether it serves the HTTP API (and so reads the API's settings)
+    runs_relay: bool = False  # whether it runs the relay (and so reads the relay's settings)
 
     @property
     def sections(self) -> tuple[str, ...]:
-        return (*COMMON_SECTIONS, *API_SECTIONS) if self.serves_api else COMMON_SECTIONS
+        sections = (*COMMON_SECTIONS, *API_SECTIONS) if self.serves_api else COMMON_SECTIONS
+        return (*sections, *RELAY_SECTIONS) if self.runs_relay else sections
 
 
 def read(name: str, functions_dir: Path = FUNCTIONS_DIR) -> FunctionSource:
@@ -72,8 +75,14 @@ def read(name: str, functions_dir: Path = FUNCTIONS_DIR) -> FunctionSource:
     serves_api = any(
         isinstance(node, ast.Attribute) and node.attr == "ingest_api" for node in ast.walk(tree)
     )
+    runs_relay = any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "relay"
+        for node in ast.walk(tree)
+    )
     target, signature = targets[0]
-    return FunctionSource(name, target, signature, serves_api)
+    return FunctionSource(name, target, signature, serves_api, runs_relay)
 
 
 def all_functions() -> list[FunctionSource]:

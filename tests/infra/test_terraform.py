@@ -8,10 +8,13 @@ names, the installer's command line.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +55,9 @@ NEVER_IN_CLOUD = {
     "LOCAL_TOPIC_URL",
     "K_SERVICE",
 }
+# Read by functions-framework's gunicorn, not by the settings: threads (and processes) per
+# instance, set to the function's request concurrency.
+FRAMEWORK_ENV = {"THREADS", "WORKERS"}
 # Settings a function's sections have but it never uses, withheld on purpose (least privilege):
 # only step's engine signs reply deliveries.
 WITHHELD = {
@@ -217,7 +223,7 @@ def test_terraform_sets_only_settings_the_function_reads(
     root: Config, module: Config, name: str
 ) -> None:
     source = functions_source.read(name)
-    known = functions_source.variables(source.sections)
+    known = functions_source.variables(source.sections) | FRAMEWORK_ENV
     assert _environment(root, module, name) - known == set(), "a typo, or a setting nobody reads"
     assert set(_secrets(root, name)) - known == set()
 
@@ -246,6 +252,8 @@ def _literal_values(root: Config, module: Config, name: str) -> dict[str, str]:
     maps.append(module.locals["instance_env"])
     for env in maps:
         for key, value in env.items():
+            if key in FRAMEWORK_ENV:
+                continue  # functions-framework's, not a setting
             if isinstance(value, str):
                 values[key] = value
                 continue
@@ -400,6 +408,155 @@ def test_the_plan_fails_when_the_budget_is_exceeded(root: Config, module: Config
     assert module.locals["instance_env"]["DB_POOL_MAX_SIZE"] == Expr(
         "tostring(var.scaling.db_pool_max_size)"
     )
+
+
+def test_functions_framework_serves_as_many_threads_as_cloud_run_sends_requests(
+    module: Config,
+) -> None:
+    """Unset, functions-framework runs 4 threads per CPU it sees, whatever the concurrency."""
+    env = module.locals["instance_env"]
+    assert env["THREADS"] == Expr("tostring(var.scaling.concurrency)")
+    assert env["WORKERS"] == "1", "one process, so one pool per instance"
+    service = block(module.resource("google_cloudfunctions2_function", "this"), "service_config")
+    assert service["max_instance_request_concurrency"] == Expr("var.scaling.concurrency")
+    import functions_framework._http.gunicorn as framework
+
+    source = Path(framework.__file__).read_text(encoding="utf-8")
+    for name in FRAMEWORK_ENV:
+        assert f'os.environ.get("{name}"' in source, f"functions-framework no longer reads {name}"
+
+
+def _fits(functions: dict[str, dict[str, int]], headroom: int, max_connections: int) -> bool:
+    """The budget precondition, evaluated as Terraform does for these values."""
+    pooled = sum(f["max_instances"] * f["db_pool_max_size"] for f in functions.values())
+    return pooled + headroom <= max_connections
+
+
+def test_the_budget_is_checked_for_any_scaling_not_only_the_defaults(root: Config) -> None:
+    """No provider can be downloaded here, so the precondition's own expressions are read and
+    evaluated for the defaults and for the sizings docs/capacity.md proposes."""
+    assert "var.functions" in root.locals["pooled_connections"].text
+    assert not re.search(r"\b1[0-9]{2}\b", root.locals["pooled_connections"].text)
+    functions = _default(root, "functions")
+    assert _fits(functions, _default(root, "db_connection_headroom"), 200)
+    more_steps = {**functions, "step": {**functions["step"], "max_instances": 60}}
+    assert not _fits(more_steps, 20, 200), "60 step instances × 3 must not fit 200"
+    assert _fits(more_steps, 20, 400)
+    lifecycle = block(root.resource("google_sql_database_instance", "main"), "lifecycle")
+    (budget,) = [p for p in lifecycle["precondition"] if "connection_budget" in p["condition"].text]
+    assert "${local.budget_terms}" in budget["error_message"], "the message names every term"
+    assert root.locals["budget_terms"].refs("var") == ["functions"]
+
+
+@pytest.fixture(scope="module")
+def instance_checks(root: Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A provider-free module Terraform can plan here: variables.tf, sql.tf's locals, and the
+    instance's preconditions as output preconditions, with their very expressions."""
+    folder = tmp_path_factory.mktemp("instance_checks")
+    (folder / "variables.tf").write_text((INFRA / "variables.tf").read_text(encoding="utf-8"))
+    sql = (INFRA / "sql.tf").read_text(encoding="utf-8")
+    start = sql.index("\nlocals {") + 1
+    outputs = [sql[start : sql.index("\n}\n", start) + 3]]
+    lifecycle = block(root.resource("google_sql_database_instance", "main"), "lifecycle")
+    for index, check in enumerate(lifecycle["precondition"]):
+        message = check["error_message"].replace('"', '\\"')
+        outputs.append(
+            f'output "check_{index}" {{\n  value = true\n  precondition {{\n'
+            f"    condition     = {check['condition'].text}\n"
+            f'    error_message = "{message}"\n  }}\n}}\n'
+        )
+    (folder / "main.tf").write_text("\n".join(outputs))
+    _terraform(folder, "init", "-input=false")
+    return folder
+
+
+def _terraform(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["terraform", f"-chdir={folder}", *args, "-no-color"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "TF_IN_AUTOMATION": "1"},
+    )
+
+
+def _plan(folder: Path, **values: Any) -> subprocess.CompletedProcess[str]:
+    (folder / "case.tfvars.json").write_text(
+        json.dumps({"project_id": "my-project-1", "image": "img", **values})
+    )
+    return _terraform(folder, "plan", "-input=false", "-var-file=case.tfvars.json")
+
+
+def _scaled(root: Config, **changes: dict[str, Any]) -> dict[str, Any]:
+    functions = _default(root, "functions")
+    return {name: {**f, **changes.get(name, {})} for name, f in functions.items()}
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_evaluates_the_budget_for_the_sizings_in_the_capacity_doc(
+    root: Config, instance_checks: Path
+) -> None:
+    """The preconditions run in Terraform itself (no provider needed to plan outputs)."""
+    assert _plan(instance_checks).returncode == 0
+    too_many = _scaled(root, step={"max_instances": 60})
+    refused = _plan(instance_checks, functions=too_many)
+    assert refused.returncode != 0
+    assert "Connection budget exceeded" in refused.stderr
+    assert "step 60 × 3" in " ".join(refused.stderr.split()), "the message names each term"
+    assert _plan(instance_checks, functions=too_many, db_max_connections=400).returncode == 0
+    # docs/capacity.md: 100 turns/s on 200 connections, 1,000 turns/s on 800
+    hundred = _scaled(root, ingest={"concurrency": 80}, step={"concurrency": 40})
+    assert _plan(instance_checks, functions=hundred).returncode == 0
+    thousand = _scaled(
+        root,
+        ingest={"max_instances": 20, "concurrency": 80, "db_pool_max_size": 4},
+        relay={"db_pool_max_size": 8},
+        step={"max_instances": 125, "concurrency": 80, "db_pool_max_size": 2, "cpu": "2"},
+    )
+    assert _plan(instance_checks, functions=thousand).returncode != 0
+    assert _plan(instance_checks, functions=thousand, db_max_connections=800).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_refuses_pooling_without_enterprise_plus_and_too_much_concurrency(
+    root: Config, instance_checks: Path
+) -> None:
+    pooled = _plan(instance_checks, db_managed_connection_pooling=True)
+    assert pooled.returncode != 0
+    assert "ENTERPRISE_PLUS" in pooled.stderr
+    plus = {"db_edition": "ENTERPRISE_PLUS", "db_managed_connection_pooling": True}
+    assert _plan(instance_checks, **plus).returncode == 0
+    crowded = _plan(instance_checks, functions=_scaled(root, step={"concurrency": 1001}))
+    assert crowded.returncode != 0
+    assert "1-1000" in crowded.stderr
+
+
+def test_concurrency_is_within_cloud_runs_limit(root: Config) -> None:
+    for scaling in _default(root, "functions").values():
+        assert 1 <= scaling["concurrency"] <= 1000
+    validations = root.variables["functions"]["validation"]
+    assert any("f.concurrency <= 1000" in v["condition"].text for v in validations)
+
+
+def test_managed_connection_pooling_is_an_enterprise_plus_option(root: Config) -> None:
+    assert _default(root, "db_managed_connection_pooling") is False
+    settings = block(root.resource("google_sql_database_instance", "main"), "settings")
+    (dynamic,) = settings["dynamic"]
+    pooling = dynamic["connection_pool_config"]
+    assert pooling["for_each"] == Expr("var.db_managed_connection_pooling ? [1] : []")
+    assert block(pooling, "content")["connection_pooling_enabled"] is True
+    lifecycle = block(root.resource("google_sql_database_instance", "main"), "lifecycle")
+    conditions = [p["condition"] for p in lifecycle["precondition"]]
+    assert (
+        Expr('!var.db_managed_connection_pooling || var.db_edition == "ENTERPRISE_PLUS"')
+        in conditions
+    )
+    # Behind the pooler no startup option is sent; the installer puts search_path on the roles.
+    assert root.locals["engine_env"]["DB_SEARCH_PATH_OPTION"] == Expr(
+        "tostring(!var.db_managed_connection_pooling)"
+    )
+    assert DatabaseSettings.model_fields["db_search_path_option"].default is True
 
 
 def test_the_documented_arithmetic_matches_the_defaults(root: Config) -> None:

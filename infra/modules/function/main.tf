@@ -16,9 +16,14 @@ locals {
   db_user = trimsuffix(google_service_account.this.email, ".gserviceaccount.com")
 
   # Settings tied to this function's identity and to its share of the connection budget.
+  # THREADS and WORKERS are functions-framework's own (its gunicorn reads them; unset, it runs
+  # 4 threads per CPU it sees): one process serving exactly max_instance_request_concurrency
+  # requests at once, so the concurrency Cloud Run sends is the concurrency the code runs.
   instance_env = {
     DB_IAM_USER      = local.db_user
     DB_POOL_MAX_SIZE = tostring(var.scaling.db_pool_max_size)
+    THREADS          = tostring(var.scaling.concurrency)
+    WORKERS          = "1"
   }
 }
 

@@ -34,6 +34,7 @@ class LLMCallRequested(Claim):
 
 class LLMResponseReceived(Event):
     type: ClassVar[str] = "LLMResponseReceived"
+    asks_for_step: ClassVar[bool] = True  # its tool calls, or its reply's delivery
 
     step_id: str
     response_text: str = ""
@@ -79,6 +80,7 @@ class ContextCompacted(Event):
     """
 
     type: ClassVar[str] = "ContextCompacted"
+    asks_for_step: ClassVar[bool] = True  # the reply call that reads the summary
 
     step_id: str
     summary: str

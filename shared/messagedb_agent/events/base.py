@@ -9,11 +9,16 @@ Eventide's camelCase keys, so Message DB's own correlation filter
 from __future__ import annotations
 
 import builtins
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+# A head that asks for a step and is still the head this long after it was written lost its
+# notification (a push dropped, or dead-lettered while the step function was down): the relay
+# announces it again.
+UNANSWERED_AFTER = timedelta(seconds=30)
 
 
 class Event(BaseModel):
@@ -34,11 +39,21 @@ class Event(BaseModel):
                 raise TypeError(f"event type {name!r} is declared twice")
             Event.registry[name] = cls
 
-    def due(self) -> datetime | None:
-        """When a thread whose head is this event needs a step even if nothing else is
-        appended: the end of a claim's lease, a retryable failure's retry time. The relay
-        watches every event type that can be due."""
-        return None
+    # A head of this type asks for a step as soon as it is written (a user message, a tool
+    # result, a model response, a termination request ...): see `due`.
+    asks_for_step: ClassVar[bool] = False
+
+    def due(self, written: datetime) -> datetime | None:
+        """When the relay should look at a thread whose head is still this event, written at
+        `written`; None when such a head never needs a step by itself (the thread waits for
+        its user, or the event is not a step's).
+
+        A claim is due when its lease ends, a retryable failure at its retry time; any other
+        head that asks for a step is due `UNANSWERED_AFTER` after it was written: its own
+        notification (and Pub/Sub's redeliveries) had that long. Whether a step is really
+        needed then is the next-step projection's answer, which the relay asks (relay/sweep.py).
+        """
+        return written + UNANSWERED_AFTER if self.asks_for_step else None
 
 
 class Claim(Event):
@@ -47,7 +62,7 @@ class Claim(Event):
 
     lease_expires_at: datetime
 
-    def due(self) -> datetime | None:
+    def due(self, written: datetime) -> datetime | None:
         return self.lease_expires_at
 
 
@@ -57,8 +72,12 @@ class Failure(Event):
     retryable: bool = False
     retry_at: datetime | None = None
 
-    def due(self) -> datetime | None:
-        return self.retry_at if self.retryable else None
+    def due(self, written: datetime) -> datetime | None:
+        """A failure always asks for a step: the retry (at `retry_at`), or giving up, or the
+        model call that reads a failed tool's result (soon after it was written)."""
+        if self.retryable and self.retry_at is not None:
+            return self.retry_at
+        return written + UNANSWERED_AFTER
 
 
 class UnknownEvent(Event):

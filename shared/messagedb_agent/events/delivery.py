@@ -20,6 +20,7 @@ class ReplyDeliveryRequested(Claim):
 
 class ReplyDelivered(Event):
     type: ClassVar[str] = "ReplyDelivered"
+    asks_for_step: ClassVar[bool] = True  # a model call may wait behind a delivered notice
 
     step_id: str
     attempt: int

@@ -13,8 +13,9 @@ from messagedb_agent.events.base import Event
 class PositionRecorded(Event):
     """The global position swept up to, and the streams to re-announce when they fall due.
 
-    `watch` maps a stream whose last event was a claim or a backoff to the time its lease or
-    backoff runs out, so a crashed worker's step is re-announced after the category has moved on.
+    `watch` maps a stream whose head may need a step later (a claim, a backoff, a head that
+    asks for a step) to the time the relay looks at it again, so a crashed worker's step or a
+    lost notification is re-announced after the category has moved on (relay/sweep.py).
     """
 
     type: ClassVar[str] = "Recorded"

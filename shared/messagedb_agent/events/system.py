@@ -27,6 +27,7 @@ class SessionCompleted(Event):
     """The thread is over: no further step runs, new user messages are refused."""
 
     type: ClassVar[str] = "SessionCompleted"
+    asks_for_step: ClassVar[bool] = True  # the closing message's delivery, if any
 
     completion_reason: CompletionReason
     message: str | None = None

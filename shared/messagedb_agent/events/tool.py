@@ -20,6 +20,7 @@ class ToolExecutionRequested(Claim):
 
 class ToolExecutionCompleted(Event):
     type: ClassVar[str] = "ToolExecutionCompleted"
+    asks_for_step: ClassVar[bool] = True  # the next call, or the model call that reads results
 
     step_id: str
     tool_call_id: str

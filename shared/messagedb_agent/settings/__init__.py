@@ -36,6 +36,7 @@ from messagedb_agent.settings.agent import (
     PriceSettings,
     ThreadSettings,
 )
+from messagedb_agent.settings.relay import RelaySettings
 from messagedb_agent.settings.section import unset_if_blank
 from messagedb_agent.settings.serving import (
     DEFAULT_PUBSUB_PROJECT,
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     threads: ThreadSettings = Field(default_factory=ThreadSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
