@@ -250,7 +250,10 @@ class EventPage(_Out):
 class ThreadItem(_Out):
     thread_id: str
     title: str | None
-    status: str
+    status: str = Field(
+        description="`active`, `completed`, `failed`, `terminated`, or `archived`: idle, its "
+        "events moved to the archive; reading it or sending it a message brings it back."
+    )
     created_at: Time | None
     last_activity_at: Time
     version: int

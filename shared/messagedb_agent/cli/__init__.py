@@ -269,6 +269,61 @@ def fork(
         typer.echo(f"forked {thread} at position {at} into thread {appended.thread_id}")
 
 
+@app.command("archive")
+@friendly
+def archive(
+    idle_days: Annotated[
+        float,
+        typer.Option("--idle-days", min=0, help="Archive threads whose last event is older."),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be archived; change nothing.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Archive at most this many threads.")
+    ] = None,
+) -> None:
+    """Export idle threads to ARCHIVE_URL, verify each export, then delete its events.
+
+    Only threads waiting for their user or ended are archived; reading an archived thread or
+    sending it a message restores it.
+    """
+    from messagedb_agent.relay.run import policy_of
+    from messagedb_agent.threads.archive import archive_idle, object_store
+
+    def report(outcome: Any) -> None:
+        what = {"archived": "archived", "would_archive": "would archive"}.get(outcome.result)
+        if what is not None:
+            typer.echo(f"{what:<13} {outcome.stream}  {outcome.events} events → {outcome.url}")
+        else:
+            colour = typer.colors.RED if outcome.result == "failed" else None
+            typer.secho(f"{outcome.result:<13} {outcome.stream}  {outcome.reason}", fg=colour)
+
+    with _Session() as session:
+        settings = session.settings
+        objects = object_store(
+            settings.threads.archive_url, settings.local.home, settings.google_cloud_project
+        )
+        summary = archive_idle(
+            session.store,
+            objects,
+            datetime.now(UTC),
+            idle_days,
+            limit=limit,
+            dry_run=dry_run,
+            policy=policy_of(settings),
+            progress=report,
+        )
+        done = summary.count("would_archive" if dry_run else "archived")
+        typer.echo(
+            f"{'would archive' if dry_run else 'archived'} {done} thread(s) idle for "
+            f"{idle_days:g} days; skipped {summary.count('skipped')}, "
+            f"failed {summary.count('failed')}"
+        )
+        if summary.count("failed"):
+            raise typer.Exit(1)
+
+
 @app.command("demo")
 @friendly
 def demo(

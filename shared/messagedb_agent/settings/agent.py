@@ -245,6 +245,12 @@ class ThreadSettings(Section):
         "write lock and relay cursor. Raise it, never lower it: the relay covers shards below "
         "it, and a thread's shard is fixed in its id.",
     )
+    archive_url: str | None = Field(
+        default=None,
+        description="Where `messagedb-agent archive` exports idle threads: gs://bucket/prefix "
+        "(Cloud Storage), file:///path or a folder; unset is .local/archive/ under "
+        "MESSAGEDB_AGENT_HOME. Restores read each thread from where it was exported.",
+    )
 
 
 class PriceConfig(Section):

@@ -25,6 +25,7 @@ from messagedb_agent.notification import Notification
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
 from messagedb_agent.store.message import NewMessage
+from messagedb_agent.threads import archive
 from messagedb_agent.threads.errors import MessageRejected, ThreadClosed, ThreadNotFound
 from messagedb_agent.threads.index import record_in_index
 from messagedb_agent.threads.reading import owner_of, read_thread
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
 
 DEFAULT_MAX_MESSAGE_LENGTH = 5000
+APPEND_ATTEMPTS = 5  # add_message's tries at the head before it appends unconditionally
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +150,12 @@ def resolve_thread(store: MessageStore, thread: str, owner: str) -> tuple[str, s
         found = owner_of(store, stream)
         if found is not None:
             if found != owner:
-                break
+                raise ThreadNotFound(thread_id)
             return thread_id, stream
+    # No rows: an archived thread of this owner is put back first (threads/archive.py).
+    restored = archive.restore_if_archived(store, owner, candidates)
+    if restored is not None:
+        return thread_id, restored
     raise ThreadNotFound(thread_id)
 
 
@@ -165,21 +171,37 @@ def add_message(
     traceparent: str | None = None,
 ) -> Appended:
     text = clean_message(message, max_length)
-    thread_id, stream = resolve_thread(store, thread, owner)
-    last = store.get_last_stream_message(stream)
-    if last is not None and last.type == SessionCompleted.type:
-        raise ThreadClosed(thread_id)
     key = idempotency_key or str(uuid.uuid4())
-    msg_id = message_id(stream, f"message/{key}")
-    meta = Metadata(
-        correlation_stream_name=stream, user_id=owner, turn_id=msg_id, traceparent=traceparent
-    )
-    new = to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
-    try:
-        position = store.write_message(new.id, stream, new.type, new.data, new.metadata)
-    except DuplicateMessageError:
-        return Appended(thread_id, stream, _position_of(store, stream, msg_id), False)
-    return Appended(thread_id, stream, position)
+    for attempt in range(APPEND_ATTEMPTS):
+        thread_id, stream = resolve_thread(store, thread, owner)
+        last = store.get_last_stream_message(stream)
+        if last is None:
+            continue  # archived since it was found: resolving it again restores it
+        if last.type == SessionCompleted.type:
+            raise ThreadClosed(thread_id)
+        msg_id = message_id(stream, f"message/{key}")
+        meta = Metadata(
+            correlation_stream_name=stream, user_id=owner, turn_id=msg_id, traceparent=traceparent
+        )
+        new = to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
+        # At the head just read, so a thread archived meanwhile (its rows deleted) refuses the
+        # write instead of taking it at position 0; the next attempt restores it. The last
+        # attempt appends wherever the head is: only a busy thread gets there, never an idle one.
+        try:
+            position = store.write_message(
+                new.id,
+                stream,
+                new.type,
+                new.data,
+                new.metadata,
+                last.position if attempt < APPEND_ATTEMPTS - 1 else None,
+            )
+        except DuplicateMessageError:
+            return Appended(thread_id, stream, _position_of(store, stream, msg_id), False)
+        except ConcurrencyError:
+            continue  # the head moved (a step's results, another message) or the rows went
+        return Appended(thread_id, stream, position)
+    raise ThreadNotFound(thread)  # emptied again and again while this was resolving it
 
 
 def _position_of(store: MessageStore, stream: str, message_id_: str) -> int:

@@ -1,6 +1,7 @@
 """A user's threads: an event-sourced index (`userThreads-<user>`) plus each thread's head.
 
-The index is append-only (one `ThreadOpened` per thread); the listing orders threads by the
+The index is append-only (one `ThreadOpened` per thread, a `ThreadArchived` each time the
+thread's events leave for the archive: threads/archive.py); the listing orders threads by the
 time of their newest event, read for all of them in one round trip, and pages with an opaque
 cursor (base64 of the last item's sort key), so a page is stable while threads move on.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from messagedb_agent.events import Metadata, ThreadOpened, from_message, from_messages, to_message
 from messagedb_agent.events.ids import message_id
+from messagedb_agent.events.index import ThreadArchived
 from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import DuplicateMessageError
@@ -101,10 +103,24 @@ def list_threads(
     after = _decode(cursor) if cursor else None
     opened = [e.event for e in from_messages(store.read_stream(index_stream(user)))]
     entries = {e.stream_name: e for e in opened if isinstance(e, ThreadOpened)}
+    archived = {e.stream_name: e for e in opened if isinstance(e, ThreadArchived)}  # newest
     ends = store.stream_ends(list(entries))
     summaries: list[ThreadSummary] = []
     for stream, entry in entries.items():
         if stream not in ends:
+            marker = archived.get(stream)
+            if marker is not None:  # no rows: listed from its record, the archive unread
+                summaries.append(
+                    ThreadSummary(
+                        thread_id=entry.thread_id,
+                        stream_name=stream,
+                        title=entry.title or marker.title,
+                        status="archived",
+                        created_at=marker.created_at,
+                        last_activity_at=marker.last_activity_at,
+                        version=marker.last_position,
+                    )
+                )
             continue
         first, last = ends[stream]
         state = project_session_state([*from_messages(first), from_message(last)])
