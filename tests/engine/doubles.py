@@ -90,9 +90,13 @@ class EchoTools:
 
     functions: dict[str, Callable[[dict[str, Any], ToolContext], Any]] = field(default_factory=dict)
     runs: list[tuple[str, dict[str, Any], ToolContext]] = field(default_factory=list)
+    pure: frozenset[str] = frozenset()  # names that may run before their claim is written
 
     def specs(self) -> list[ToolSpec]:
         return [ToolSpec(name, name, {"type": "object"}) for name in self.functions]
+
+    def is_pure(self, call: ToolCall) -> bool:
+        return call.name in self.pure
 
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
         self.runs.append((call.name, call.arguments, ctx))

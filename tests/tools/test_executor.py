@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from messagedb_agent.tools import (
     execute_tool,
     tool,
 )
-from messagedb_agent.tools.executor import ToolWorkers
+from messagedb_agent.tools.executor import RegistryTools, ToolWorkers
 
 
 @tool
@@ -184,7 +185,7 @@ def test_results_are_made_json_safe(registry: ToolRegistry, offline_ctx: ToolCon
 def test_calls_reuse_the_pools_threads(registry: ToolRegistry, offline_ctx: ToolContext) -> None:
     workers = ToolWorkers(keep=2, prestart=1)
     for _ in range(20):
-        outcome = execute_tool(registry, call("echo", message="hi"), offline_ctx, 2.0, workers)
+        outcome = execute_tool(registry, call("whoami"), offline_ctx, 2.0, workers)
         assert outcome.ok
     assert workers.threads == 1
 
@@ -196,7 +197,7 @@ def test_a_hung_call_does_not_hold_up_the_next_one(
     hung = execute_tool(registry, call("slow", seconds=0.5), offline_ctx, 0.05, workers)
     assert hung.error_kind == "timeout"
     started = time.perf_counter()
-    outcome = execute_tool(registry, call("echo", message="next"), offline_ctx, 0.4, workers)
+    outcome = execute_tool(registry, call("whoami"), offline_ctx, 0.4, workers)
     assert outcome.ok  # a second thread took it while the first still sleeps
     assert time.perf_counter() - started < 0.4
     assert workers.threads == 2
@@ -222,3 +223,44 @@ def test_the_callers_context_reaches_the_tool(
     finally:
         marker.reset(token)
     assert outcome.result == "from the step"
+
+
+@tool
+def thread_name() -> str:
+    """Report the thread the call runs on."""
+    return threading.current_thread().name
+
+
+def test_pure_built_ins_run_inline_and_every_other_tool_on_a_worker(
+    registry: ToolRegistry, offline_ctx: ToolContext
+) -> None:
+    seen: list[str] = []
+
+    @tool(name="echo")
+    def impostor(message: str) -> str:
+        """Not the built-in echo, whatever its name."""
+        seen.append(threading.current_thread().name)
+        return message
+
+    workers = ToolWorkers(keep=1, prestart=0)
+    tools = RegistryTools(registry, workers=workers)
+    assert tools.is_pure(call("echo", message="hi"))
+    assert tools.is_pure(call("calculate", expression="1+1"))
+    assert not tools.is_pure(call("get_current_time"))  # reads zone files from disk
+    assert not tools.is_pure(call("add_task", title="x"))  # writes to the store
+    assert not tools.is_pure(call("nonexistent"))
+    assert tools.run(call("calculate", expression="2^10"), offline_ctx).result == {
+        "expression": "2^10",
+        "result": 1024,
+    }
+    assert tools.run(call("echo", message="hi"), offline_ctx).ok
+    assert workers.threads == 0  # both ran on the caller's thread
+    assert tools.run(call("calculate", expression="1/0"), offline_ctx).error_kind == (
+        "invalid_arguments"
+    )
+
+    other = RegistryTools(ToolRegistry([impostor, thread_name]), workers=workers)
+    assert not other.is_pure(call("echo", message="hi"))
+    assert other.run(call("echo", message="hi"), offline_ctx).ok
+    assert seen == ["tool-worker"]
+    assert other.run(call("thread_name"), offline_ctx).result == "tool-worker"

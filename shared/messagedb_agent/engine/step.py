@@ -11,6 +11,14 @@ The protocol (the invariants are in docs/architecture.md):
   can never write a result twice, and a user message that arrived meanwhile neither blocks nor
   duplicates them;
 - return the notification for the new head, which the caller publishes (or runs in-process).
+
+A step whose tool calls are all pure (`ToolExecutor.is_pure`: no effect outside this process,
+bounded time, such as `echo` and `calculate`) has no effect to protect, so its calls run before
+its claim is written, and the claim and the results are written together, in the next step's
+write, at the same `expected_version`: all of them or none. Nothing outside the process can
+tell the difference from a claim written first, except that the claim never stands alone as
+the head; and if the stream moved meanwhile, the unwritten claim and results are dropped and
+the step is decided again on the thread as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -29,9 +37,9 @@ from messagedb_agent.engine.cache import ViewCache
 from messagedb_agent.engine.effects import EngineConfig, Pending
 from messagedb_agent.engine.snapshot import Snapshots
 from messagedb_agent.engine.view import ThreadView
-from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.base import Event, Metadata, Recorded
 from messagedb_agent.events.delivery import ReplyDeliveryRequested
-from messagedb_agent.events.mapper import to_message
+from messagedb_agent.events.mapper import to_messages
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.llm import errors
 from messagedb_agent.llm.types import LLMClient, LLMError, ToolSpec
@@ -50,6 +58,11 @@ class ToolExecutor(Protocol):
 
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome: ...
 
+    def is_pure(self, call: ToolCall) -> bool:
+        """Whether running `call` has no effect outside this process and ends in bounded time,
+        so that it may run before its claim is written (see the module's docstring)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
@@ -64,12 +77,27 @@ class StepResult:
     steps: int = 0
 
 
+Unwritten = tuple[Event, str, Metadata]  # an event, its message id and its metadata
+
+
 @dataclass(frozen=True, slots=True)
 class _Unwritten:
-    """Results folded into the view but not yet in the store, and the head they follow."""
+    """Events folded into the view but not yet in the store, to be written after `after`.
+
+    The first `owed` are the results of claims already written: they are appended whatever
+    happened meanwhile. The rest are pure tool steps' claims and results: written at `after`,
+    together with whatever follows them, or not at all. `claim` is the last claim among them
+    (or `after`): the next step's claim follows it, as it would had it been written alone.
+    """
 
     after: Recorded[Event]
-    events: list[Pending]
+    events: list[Unwritten]
+    claim: Recorded[Event]
+    owed: int
+
+    @property
+    def pending(self) -> list[Pending]:
+        return [(event, id_) for event, id_, _ in self.events]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +110,7 @@ class _Step:
     # its own results when it claimed; else the previous step's, which it could not carry
     unwritten: _Unwritten | None = None
     reply: str | None = None
+    pure: bool = False  # its claim and results are not written yet (see `_Unwritten`)
 
 
 def _utc_now() -> datetime:
@@ -142,27 +171,31 @@ class Engine:
         deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
         steps: list[_Step] = []
         carry: _Unwritten | None = None
-        ran = 0  # steps claimed and executed
         while True:
             step = self._step(view, carry)
             steps.append(step)
             view, carry = step.view, step.unwritten
-            ran += step.claimed
+            if step.claimed and not step.pure:
+                _confirm(steps)  # its write carried the pure steps before it
+            ran = sum(s.claimed for s in steps)  # steps claimed and executed
             in_budget = deadline is None or time.monotonic() < deadline
             if not step.claimed:
                 if carry is None:
                     break
                 view, moved = self._append(carry, view)
+                _settle(steps, moved)
                 carry = None
+                ran = sum(s.claimed for s in steps)
                 if moved and ran < max_steps and in_budget:
                     continue  # something was appended meanwhile: decide again on it
                 break
             if ran >= max_steps or not in_budget:
                 break
-            if carry is not None and effects.backoff_until(carry.events) is not None:
+            if carry is not None and effects.backoff_until(carry.pending) is not None:
                 break  # a failure to retry: the backoff is somebody else's wait
         if carry is not None:
-            view, _ = self._append(carry, view)  # append
+            view, moved = self._append(carry, view)  # append
+            _settle(steps, moved)
         if self.snapshots is not None and self.snapshots.due(view):
             self.snapshots.save(view)  # everything in the view is written by now
         self._keep(view)
@@ -180,16 +213,38 @@ class Engine:
         if not decision.kind.is_work:
             return _Step(decision, view, unwritten=carry)
         claims = effects.claims(decision, view, now, self.config, self.worker)
+        after = carry.after if carry is not None else view.head
         carried = carry.events if carry is not None else []
-        written = self._write(carry.after if carry else view.head, carried + claims)  # claim
-        if written is None:  # another worker, or a new message, came first
-            return _Step(decision, view, unwritten=carry)
-        view.extend(written[len(carried) :])
+        meta = effects.metadata(carry.claim if carry is not None else view.head)
+        batch = carried + [(event, id_, meta) for event, id_ in claims]
+        pure = self._pure(decision)
+        if pure:  # nothing to protect: run first, claim with the next write (see the module)
+            view.extend(effects.recorded(after, claims, view.head.position + 1, now, meta))
+        else:
+            written = self._write(after, batch)  # claim
+            if written is None:  # another worker, or a new message, came first
+                return _Step(decision, view, unwritten=carry)
+            view.extend(written[len(carried) :])
         head = view.head
         results = self._execute(decision, view, now)  # execute
-        view.extend(effects.recorded(head, results, head.position + 1, self.clock()))
-        unwritten = _Unwritten(head, results) if results else None
-        return _Step(decision, view, True, unwritten, effects.turn_reply(claims + results))
+        meta = effects.metadata(head)
+        view.extend(effects.recorded(head, results, head.position + 1, self.clock(), meta))
+        done = [(event, id_, meta) for event, id_ in results]
+        if pure:
+            owed = carry.owed if carry is not None else 0
+            unwritten: _Unwritten | None = _Unwritten(after, batch + done, head, owed)
+        else:
+            unwritten = _Unwritten(head, done, head, len(done)) if done else None
+        reply = effects.turn_reply(claims + results)
+        return _Step(decision, view, True, unwritten, reply, pure)
+
+    def _pure(self, decision: NextStep) -> bool:
+        calls = decision.tool_calls
+        return (
+            decision.kind is StepKind.TOOL_EXECUTION
+            and bool(calls)
+            and all(self.tools.is_pure(call) for call in calls)
+        )
 
     # -- the effects --------------------------------------------------------------------------
 
@@ -289,31 +344,36 @@ class Engine:
         if self.views is not None:
             self.views.put(view)
 
-    def _write(self, head: Recorded[Event], pairs: list[Pending]) -> list[Recorded[Event]] | None:
-        """Append `pairs` at exactly `head`; None when anything else was appended first."""
-        meta = effects.metadata(head)
-        batch = [to_message(event, meta, id=id_) for event, id_ in pairs]
+    def _write(
+        self, head: Recorded[Event], events: list[Unwritten]
+    ) -> list[Recorded[Event]] | None:
+        """Append `events` at exactly `head`; None when anything else was appended first."""
+        batch = to_messages(events)
         try:
             position = self.store.write_messages(
                 head.stream_name, batch, expected_version=head.position
             )
         except (ConcurrencyError, DuplicateMessageError):
             return None
-        return effects.recorded(head, pairs, position - len(batch) + 1, self.clock(), meta)
+        first, now, stream = position - len(batch) + 1, self.clock(), head.stream_name
+        return [
+            Recorded(id_, stream, first + i, -1, now, event, meta)
+            for i, (event, id_, meta) in enumerate(events)
+        ]
 
     def _append(self, results: _Unwritten, view: ThreadView) -> tuple[ThreadView, bool]:
         """Append results after their head; if the stream moved on, on their own.
 
         On their own means without `expected_version`, skipping ids that exist (a taken-over
-        attempt may have written one); the thread is then read again, as it really is, and
-        the second value says so.
+        attempt may have written one), and only the results of claims already written: pure
+        steps' unwritten claims and results are dropped. The thread is then read again, as it
+        really is, and the second value says so.
         """
         head = results.after
         if self._write(head, results.events) is not None:
             return view, False
-        meta = effects.metadata(head)
-        for event, id_ in results.events:
-            message = to_message(event, meta, id=id_)
+        owed = results.events[: results.owed]
+        for (_, id_, _), message in zip(owed, to_messages(owed), strict=True):
             try:
                 self.store.write_message(
                     id_, head.stream_name, message.type, message.data, message.metadata
@@ -337,7 +397,7 @@ class Engine:
         last, stop = ran[-1], steps[-1]
         replies = [s.reply for s in ran if s.reply is not None]
         if stop.claimed:
-            not_before = effects.backoff_until(stop.unwritten.events if stop.unwritten else [])
+            not_before = effects.backoff_until(stop.unwritten.pending if stop.unwritten else [])
         else:
             not_before = stop.decision.not_before
         upcoming = view.decide(self.clock(), self.config.policy, self.config.context_budget).kind
@@ -360,3 +420,18 @@ class Engine:
             reply=replies[-1] if replies else None,
             steps=len(ran),
         )
+
+
+def _confirm(steps: list[_Step]) -> None:
+    """The pure steps before the last one are written now: with its claim."""
+    for index, step in enumerate(steps):
+        if step.pure:
+            steps[index] = replace(step, pure=False)
+
+
+def _settle(steps: list[_Step], moved: bool) -> None:
+    """After the chain's last write: its pure steps were written with it, or, when the stream
+    had moved on, dropped (never claimed: the thread decides them again)."""
+    for index, step in enumerate(steps):
+        if step.pure:
+            steps[index] = replace(step, pure=False, claimed=step.claimed and not moved)

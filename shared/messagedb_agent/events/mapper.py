@@ -7,7 +7,7 @@ the functions registered in `UPCASTERS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -34,6 +34,21 @@ def to_message(event: Event, metadata: Metadata, id: str | None = None) -> NewMe
     meta = metadata.to_json()
     meta["schemaVersion"] = event.schema_version
     return NewMessage(type=event.type, data=event.model_dump(mode="json"), metadata=meta, id=id)
+
+
+def to_messages(events: Sequence[tuple[Event, str, Metadata]]) -> list[NewMessage]:
+    """`(event, message id, metadata)` triples as rows; metadata that several events share is
+    rendered once (a step's batch shares it)."""
+    rendered: dict[int, dict[str, Any]] = {}
+    messages: list[NewMessage] = []
+    for event, id_, metadata in events:
+        shared = rendered.get(id(metadata))
+        if shared is None:
+            shared = rendered[id(metadata)] = metadata.to_json()
+        meta = {**shared, "schemaVersion": event.schema_version}
+        data = event.model_dump(mode="json")
+        messages.append(NewMessage(type=event.type, data=data, metadata=meta, id=id_))
+    return messages
 
 
 def from_message(message: MessageData) -> Recorded[Event]:

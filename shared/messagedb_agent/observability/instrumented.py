@@ -192,6 +192,9 @@ class TracedTools:
     def specs(self) -> list[ToolSpec]:
         return self.inner.specs()
 
+    def is_pure(self, call: ToolCall) -> bool:
+        return self.inner.is_pure(call)
+
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
         attributes: dict[str, AttributeValue | None] | None = None
         if can_record():

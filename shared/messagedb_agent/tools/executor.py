@@ -7,11 +7,17 @@ abandoned (Python cannot kill it), which is safe because tools that write are id
 
 The worker threads are long-lived (`ToolWorkers`): starting a thread per call cost about a
 third of an engine step, while handing a call to an idle thread costs a queue hand-off.
-Running known-fast tools inline would save that hand-off too, but "fast" is a promise a tool
-cannot keep under every fault (a locked row, a slow disk, an MCP server that stops
-answering), and an inline call that hangs holds the step, its claim and its lease with no
-timeout at all. One path for every call keeps the timeout a guarantee instead of a
-convention.
+"Fast" is a promise most tools cannot keep under every fault (a locked row, a slow disk, an
+MCP server that stops answering), and an inline call that hangs holds the step, its claim and
+its lease with no timeout at all; so every tool runs on a worker thread, under its timeout,
+except the pure ones (`PURE_TOOLS`), which run inline: they touch nothing outside the process
+(no store, no network, no file), and their work is bounded by their arguments (`echo` returns
+them; `calculate` bounds the expression's length, every exponent and every intermediate
+result before computing it, see `arithmetic`), so they end in microseconds or fail, and the
+timeout could never fire for them. Being the registry's own built-in objects, not names, a
+tool registered under the same name elsewhere is not pure. `get_current_time` is not among
+them: its first use of a zone reads the zone's file from disk. Pure calls may also run before
+their claim is written (see `engine/step.py`).
 """
 
 from __future__ import annotations
@@ -30,11 +36,20 @@ from pydantic_core import to_jsonable_python
 
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.llm.types import ToolSpec
+from messagedb_agent.tools.builtin import calculate, echo
 from messagedb_agent.tools.context import ToolContext, ToolOutcome
 from messagedb_agent.tools.errors import ToolError
-from messagedb_agent.tools.registry import ToolRegistry, is_user_argument
+from messagedb_agent.tools.registry import Tool, ToolRegistry, declared_tool, is_user_argument
 
 _INT64 = 2**63
+# Built-in tools with no effect outside the process and bounded work (see the docstring).
+PURE_TOOLS: tuple[Tool, ...] = tuple(
+    declared for declared in map(declared_tool, (echo, calculate)) if declared is not None
+)
+
+
+def is_pure(declared: Tool | None) -> bool:
+    return declared is not None and any(declared is pure for pure in PURE_TOOLS)
 
 
 class ToolWorkers:
@@ -134,15 +149,23 @@ def execute_tool(
     except ToolError as exc:
         return failed(exc.kind, str(exc), exc.retryable)
 
-    context = contextvars.copy_context()  # the caller's log context and span, in the worker
-    pool = workers or shared_workers()
-    future = pool.submit(lambda: context.run(declared.run, ctx, arguments), "tool")
-    try:
-        error = future.exception(timeout)  # the tool's own exception is returned, not raised
-    except FutureTimeout:
-        return failed("timeout", f"{call.name} did not finish within {timeout:g} s.", True)
+    error: BaseException | None = None
+    if is_pure(declared):  # bounded and without effects: no thread, no timeout to enforce
+        try:
+            value = declared.run(ctx, arguments)
+        except Exception as exc:  # the tool's own exception is its outcome
+            error = exc
+    else:
+        context = contextvars.copy_context()  # the caller's log context and span, in the worker
+        pool = workers or shared_workers()
+        future = pool.submit(lambda: context.run(declared.run, ctx, arguments), "tool")
+        try:
+            error = future.exception(timeout)  # the tool's own exception is returned, not raised
+        except FutureTimeout:
+            return failed("timeout", f"{call.name} did not finish within {timeout:g} s.", True)
+        if error is None:
+            value = future.result()
     if error is None:
-        value = future.result()
         return ToolOutcome(True, json_safe(value), None, None, False, _elapsed_ms(started))
     if isinstance(error, ToolError):
         return failed(error.kind, str(error) or type(error).__name__, error.retryable)
@@ -165,6 +188,9 @@ class RegistryTools:
 
     def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutcome:
         return execute_tool(self.registry, call, ctx, self.timeout, self.workers)
+
+    def is_pure(self, call: ToolCall) -> bool:
+        return is_pure(self.registry.get(call.name))
 
 
 def json_safe(value: Any) -> Any:
