@@ -1,9 +1,11 @@
 """The ingest API as a plain object: `handle(request) -> response`, no server of its own.
 
 Cloud Functions (functions-framework), a local Flask app and tests all call `handle`. Each
-request goes: route → authenticate → rate limit → parse → (replay an idempotent answer) →
-handler → publish → record the answer. Whatever goes wrong becomes a JSON error body; an
-unexpected exception is logged here with its traceback and answered with `internal_error`.
+request goes: route → authenticate → rate limit → parse → handler; a handler's write goes
+through `_write`: replay the answer recorded for its idempotency key, or write and record the
+answer in one transaction (api/idempotency.py) → publish. Whatever goes wrong becomes a JSON
+error body; an unexpected exception is logged here with its traceback and answered with
+`internal_error`.
 """
 
 from __future__ import annotations
@@ -23,13 +25,7 @@ from werkzeug.routing import RequestRedirect, Rule
 from messagedb_agent.api import errors, handlers
 from messagedb_agent.api.auth import Authenticator
 from messagedb_agent.api.errors import ApiError, ErrorItem
-from messagedb_agent.api.idempotency import (
-    HEADER,
-    AnswerLog,
-    RecordedAnswer,
-    fingerprint,
-    valid_key,
-)
+from messagedb_agent.api.idempotency import HEADER, AnswerTable, fingerprint, valid_key
 from messagedb_agent.api.openapi import build_openapi
 from messagedb_agent.api.rate_limit import RateLimiter
 from messagedb_agent.api.routes import ROUTES, Route, url_map
@@ -57,9 +53,6 @@ StoreFactory = Callable[[], "MessageStore"]
 PublisherFactory = Callable[[], NotificationPublisher]
 Clock = Callable[[], datetime]
 
-# How long a request whose write turned out to be a duplicate waits for the first request
-# with the same key to record its answer.
-CONCURRENT_DUPLICATE_WAIT = 2.0
 # What `_read_body` answers for a request without a body, which is not the JSON `null`.
 NO_BODY: Any = object()
 _THREAD_ERROR_STATUS: dict[type[ThreadError], int] = {
@@ -93,6 +86,7 @@ class IngestApi:
         self._store: MessageStore | None = None
         self._publisher: NotificationPublisher | None = None
         self._limiter: RateLimiter | None = None
+        self._answers: AnswerTable | None = None
         self._openapi: dict[str, Any] | None = None
         self._signals: StreamSignals | None = None
         self._lock = threading.Lock()
@@ -103,6 +97,7 @@ class IngestApi:
             prices=price_table(settings.prices),
             clock=clock,
             openapi=self.openapi,
+            write=self._write,
             signals=self.signals,
         )
 
@@ -132,6 +127,11 @@ class IngestApi:
             api = self.settings.api
             self._limiter = RateLimiter(self.store(), api.rate_limit_per_minute, api.burst)
         return self._limiter
+
+    def answers(self) -> AnswerTable:
+        if self._answers is None:
+            self._answers = AnswerTable(self.store(), self.settings.api.idempotency_ttl_seconds)
+        return self._answers
 
     def openapi(self) -> dict[str, Any]:
         if self._openapi is None:
@@ -207,14 +207,15 @@ class IngestApi:
             raise errors.invalid_request(
                 [ErrorItem(field=HEADER, message="must be 1 to 255 visible ASCII characters")]
             )
-        call = handlers.Call(user, params, query, body, key)
-        if key is None:
-            answer = route.handler(self._context, call)
-            return _json_response(answer.status, answer.payload())
-        signature = fingerprint(
-            request.method, request.path, None if raw_body is NO_BODY else raw_body
-        )
-        return self._idempotent(route, call, key, signature)
+        signature = None
+        if key is not None:
+            signature = fingerprint(
+                request.method, request.path, None if raw_body is NO_BODY else raw_body
+            )
+        call = handlers.Call(user, params, query, body, key, signature)
+        answer = route.handler(self._context, call)
+        replayed = {"Idempotent-Replayed": "true"} if answer.replayed else None
+        return _json_response(answer.status, answer.payload(), replayed)
 
     def _match(self, request: flask.Request) -> tuple[Route, dict[str, str]]:
         adapter = self._map.bind("", path_info=request.path)
@@ -252,24 +253,19 @@ class IngestApi:
         except orjson.JSONDecodeError:
             raise errors.invalid_json() from None
 
-    def _idempotent(
-        self, route: Route, call: handlers.Call, key: str, signature: str
-    ) -> flask.Response:
-        answers = AnswerLog(self.store())
-        found = answers.find(call.user, key)
-        if found is not None:
-            return _replay(found, signature)
-        answer = route.handler(self._context, call)
-        if not answer.fresh:
-            # Another request with this key made the write; its answer is the one to give.
-            found = answers.wait_for(call.user, key, CONCURRENT_DUPLICATE_WAIT)
-            if found is not None:
-                return _replay(found, signature)
-        ours = RecordedAnswer(signature, answer.status, answer.payload())
-        kept = answers.record(call.user, key, ours)
-        if kept is ours:
-            return _json_response(ours.status, ours.body)
-        return _replay(kept, signature)
+    def _write(self, call: handlers.Call, write: handlers.Write) -> handlers.Written:
+        """Run a handler's write: with an idempotency key once, its answer recorded in the
+        write's own transaction (or the recorded answer replayed); then publish what it
+        appended, after the commit, so the step reads it."""
+        if call.idempotency_key is None or call.request_fingerprint is None:
+            written = write(self.store())
+        else:
+            written = self.answers().write_once(
+                call.user, call.idempotency_key, call.request_fingerprint, write
+            )
+        if written.appended is not None:
+            self.publish(written.appended)
+        return written
 
     # -- local serving ----------------------------------------------------------------------
 
@@ -280,17 +276,6 @@ class IngestApi:
         app.url_map.add(Rule("/<path:path>", endpoint="run"))
         app.view_functions["run"] = lambda path: self.handle(flask.request)
         return app
-
-
-def _replay(found: RecordedAnswer, signature: str) -> flask.Response:
-    if found.fingerprint != signature:
-        raise ApiError(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used for a different request; "
-            "use a new key for a new request.",
-        )
-    return _json_response(found.status, found.body, {"Idempotent-Replayed": "true"})
 
 
 def _parse_query(route: Route, request: flask.Request) -> BaseModel | None:

@@ -3,8 +3,10 @@
 Message DB's installer creates the `message_store` role and grants it the schema, the table
 and the functions. Cloud SQL creates an IAM user per function service account with no
 privileges at all, so after the install each one is made a member of `message_store`. The
-ingest function also keeps its rate limits in a schema of its own (`agent`), created on first
-use, so it is allowed to create schemas in the database.
+installer's own tables in schema `agent` (the idempotent answers: `postgres/agent_schema.py`)
+are granted to `message_store` by the installer, so membership is all they need. The ingest
+function also keeps its rate limits in `agent`, created on first use, so it is allowed to
+create schemas in the database.
 
 Message DB's functions name its tables and helpers without a schema (`write_message` calls
 `acquire_lock`, which inserts into `messages`), so every session needs

@@ -7,6 +7,13 @@ whichever process wrote; so a waiting request wakes when its reply is durable, w
 the thread ten times a second. Only reply types fire it, so the other writes of a step pay
 nothing but the `WHEN` test. They are named here, not imported: this room sits below the
 events (a test holds them equal to `projections.anchors.REPLY_TYPES`).
+
+`agent.idempotent_responses` keeps the answer to each POST that carried an `Idempotency-Key`
+until it expires (`api/idempotency.py`): operational state with an expiry, not a fact for the
+log. The installer creates it (it runs as the database's owner, before any function) and
+grants its rows to Message DB's `message_store` role, which every function's database user is
+made a member of (`deploy/database_users.py`); so no function needs to create anything, and
+none may alter the table.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
 
 THREAD_EVENTS_CHANNEL = "agent_thread_events"
 ANNOUNCED_TYPES = ("LLMResponseReceived", "SessionCompleted")
+FUNCTIONS_ROLE = "message_store"  # Message DB's role; the functions' users are its members
 
 _TYPES = ", ".join(f"'{name}'" for name in ANNOUNCED_TYPES)
 STATEMENTS = (
@@ -33,6 +41,18 @@ STATEMENTS = (
         AFTER INSERT ON message_store.messages
         FOR EACH ROW WHEN (NEW.type IN ({_TYPES}))
         EXECUTE FUNCTION agent.announce_thread_event()""",
+    """CREATE TABLE IF NOT EXISTS agent.idempotent_responses (
+        key text PRIMARY KEY,
+        request_fingerprint text NOT NULL,
+        status smallint NOT NULL,
+        body jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS idempotent_responses_expires_at
+        ON agent.idempotent_responses (expires_at)""",
+    f"GRANT USAGE ON SCHEMA agent TO {FUNCTIONS_ROLE}",
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON agent.idempotent_responses TO {FUNCTIONS_ROLE}",
 )
 
 

@@ -71,6 +71,13 @@ class ApiSettings(Section):
         le=10 * 1024 * 1024,
         description="Largest request body accepted.",
     )
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        le=30 * 24 * 3600,
+        description="How long the answer to a POST with an `Idempotency-Key` is replayed; "
+        "after it the key counts as new.",
+    )
 
     @property
     def uses_dev_auth(self) -> bool:

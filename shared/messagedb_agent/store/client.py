@@ -547,6 +547,18 @@ class MessageStore:
         benchmarks): the same timeouts, failure conversion and fail-fast as every method."""
         return self._connection()
 
+    @contextmanager
+    def transaction(self) -> Iterator[MessageStore]:
+        """Writes and statements of the caller's own that commit together or not at all: a
+        `MessageStore` bound to one connection inside one transaction (`store/transaction.py`),
+        committed when the block ends, rolled back when an exception leaves it."""
+        from messagedb_agent.store.transaction import Transaction
+
+        with self._connection() as conn, conn.transaction():
+            bound = Transaction(self, conn)
+            yield bound
+            bound.check()
+
     @property
     def unavailable(self) -> str | None:
         """Why the database is known to be down right now, or None."""
