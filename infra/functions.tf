@@ -76,10 +76,11 @@ locals {
 
   # ApiSettings (settings/serving.py): ingest only. JWT_HS256_SECRET comes from Secret Manager.
   api_env = {
-    JWT_LEEWAY_SECONDS    = tostring(var.jwt_leeway_seconds)
-    RATE_LIMIT_PER_MINUTE = tostring(var.rate_limit_per_minute)
-    MAX_WAIT_SECONDS      = tostring(var.max_wait_seconds)
-    MAX_BODY_BYTES        = tostring(var.max_body_bytes)
+    JWT_LEEWAY_SECONDS      = tostring(var.jwt_leeway_seconds)
+    RATE_LIMIT_PER_MINUTE   = tostring(var.rate_limit_per_minute)
+    MAX_WAIT_SECONDS        = tostring(var.max_wait_seconds)
+    MAX_BODY_BYTES          = tostring(var.max_body_bytes)
+    IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
   }
 
   api_optional_env = {
