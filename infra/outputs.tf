@@ -60,3 +60,8 @@ output "connection_budget" {
     max_connections = var.db_max_connections
   }
 }
+
+output "archive_url" {
+  description = "ARCHIVE_URL for `messagedb-agent archive`: where idle threads are exported."
+  value       = "gs://${google_storage_bucket.archive.name}/threads"
+}

@@ -680,6 +680,17 @@ variable "max_body_bytes" {
   default     = 262144
 }
 
+variable "idempotency_ttl_seconds" {
+  description = "IDEMPOTENCY_TTL_SECONDS: how long the answer to a POST with an Idempotency-Key is replayed (agent.idempotent_responses); after it the key counts as new."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.idempotency_ttl_seconds >= 1 && var.idempotency_ttl_seconds <= 2592000
+    error_message = "idempotency_ttl_seconds must be between 1 and 2592000 (30 days)."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Generated secrets (secrets.tf): written only, never stored in the state
 # ---------------------------------------------------------------------------------------------
@@ -704,4 +715,14 @@ variable "callback_signing_secret_version" {
     condition     = var.callback_signing_secret_version >= 1 && floor(var.callback_signing_secret_version) == var.callback_signing_secret_version
     error_message = "callback_signing_secret_version must be a whole number, 1 or more."
   }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Archive
+# ---------------------------------------------------------------------------------------------
+
+variable "archive_operators" {
+  description = "IAM members (e.g. user:ops@example.com, serviceAccount:...) who run `messagedb-agent archive`: they may create and read objects in the archive bucket, never delete or replace them. Deleting the archived rows also needs DELETE on message_store.messages, granted in the database."
+  type        = list(string)
+  default     = []
 }
