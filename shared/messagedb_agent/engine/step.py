@@ -87,13 +87,15 @@ class _Unwritten:
     The first `owed` are the results of claims already written: they are appended whatever
     happened meanwhile. The rest are pure tool steps' claims and results: written at `after`,
     together with whatever follows them, or not at all. `claim` is the last claim among them
-    (or `after`): the next step's claim follows it, as it would had it been written alone.
+    (or `after`): the next step's claim follows it, as it would had it been written alone,
+    and `follows` is that metadata (its results' own).
     """
 
     after: Recorded[Event]
     events: list[Unwritten]
     claim: Recorded[Event]
     owed: int
+    follows: Metadata
 
     @property
     def pending(self) -> list[Pending]:
@@ -215,7 +217,7 @@ class Engine:
         claims = effects.claims(decision, view, now, self.config, self.worker)
         after = carry.after if carry is not None else view.head
         carried = carry.events if carry is not None else []
-        meta = effects.metadata(carry.claim if carry is not None else view.head)
+        meta = carry.follows if carry is not None else effects.metadata(view.head)
         batch = carried + [(event, id_, meta) for event, id_ in claims]
         pure = self._pure(decision)
         if pure:  # nothing to protect: run first, claim with the next write (see the module)
@@ -232,9 +234,9 @@ class Engine:
         done = [(event, id_, meta) for event, id_ in results]
         if pure:
             owed = carry.owed if carry is not None else 0
-            unwritten: _Unwritten | None = _Unwritten(after, batch + done, head, owed)
+            unwritten: _Unwritten | None = _Unwritten(after, batch + done, head, owed, meta)
         else:
-            unwritten = _Unwritten(head, done, head, len(done)) if done else None
+            unwritten = _Unwritten(head, done, head, len(done), meta) if done else None
         reply = effects.turn_reply(claims + results)
         return _Step(decision, view, True, unwritten, reply, pure)
 
