@@ -58,12 +58,7 @@ def test_a_lost_listener_reconnects_and_wakes_waiters_meanwhile(
 ) -> None:
     stream = _stream()
     with signals.watch(stream) as watch:
-        with store.pool.connection() as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query = %s AND pid <> pg_backend_pid()",
-                (f"LISTEN {THREAD_EVENTS_CHANNEL}",),
-            )
+        _terminate_listeners(store)
         assert watch.wait(5)  # told to re-read while the listener was gone
         deadline = time.monotonic() + 10
         while not signals.listening and time.monotonic() < deadline:
@@ -89,3 +84,30 @@ def test_a_notification_sent_before_the_wait_is_not_missed(
         time.sleep(0.2)  # the notification lands before the waiter starts waiting
 
         assert watch.wait(2)
+
+
+def test_a_listener_whose_store_was_closed_stops_instead_of_reconnecting(
+    database_url: str, store: MessageStore
+) -> None:
+    own = MessageStore(database_url).open()
+    signals = StreamSignals(
+        own.dedicated_connection, THREAD_EVENTS_CHANNEL, stop_when=lambda: own.closed
+    ).start()
+    assert signals.listening
+    own.close()
+
+    _terminate_listeners(store)
+
+    deadline = time.monotonic() + 5
+    while not signals.stopped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert signals.stopped
+
+
+def _terminate_listeners(store: MessageStore) -> None:
+    with store.pool.connection() as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query = %s AND pid <> pg_backend_pid()",
+            (f"LISTEN {THREAD_EVENTS_CHANNEL}",),
+        )

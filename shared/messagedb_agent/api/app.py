@@ -119,7 +119,11 @@ class IngestApi:
             store = self.store()
             with self._lock:
                 if self._signals is None:
-                    self._signals = StreamSignals(store.dedicated_connection, THREAD_EVENTS_CHANNEL)
+                    self._signals = StreamSignals(
+                        store.dedicated_connection,
+                        THREAD_EVENTS_CHANNEL,
+                        stop_when=lambda: store.closed,
+                    )
         return self._signals.start()  # waits for the first LISTEN once, briefly
 
     def limiter(self) -> RateLimiter:

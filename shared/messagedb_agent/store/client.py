@@ -187,6 +187,10 @@ class MessageStore:
         )
         self._timeout = timeout
 
+    @property
+    def closed(self) -> bool:
+        return bool(self._pool.closed)
+
     def dedicated_connection(self) -> psycopg.Connection[Any]:
         """A new autocommit connection outside the pool, made as the pool makes its own: for
         a session that must stay open, such as one that LISTENs."""

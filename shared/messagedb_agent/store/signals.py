@@ -20,7 +20,8 @@ import psycopg
 log = logging.getLogger(__name__)
 
 FALLBACK_SECONDS = 1.0
-RECONNECT_SECONDS = 1.0
+RECONNECT_SECONDS = 1.0  # the first retry; doubled after each failure in a row, up to the max
+MAX_RECONNECT_SECONDS = 30.0
 _POLL_NOTIFIES_SECONDS = 0.5  # how often the listener checks whether it was closed
 
 
@@ -46,9 +47,18 @@ class Watch:
 
 
 class StreamSignals:
-    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], channel: str) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        channel: str,
+        *,
+        stop_when: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`stop_when` ends the listener for good (its store was closed), checked after each
+        lost connection; otherwise it reconnects, backing off while the database is away."""
         self._connect = connect
         self._channel = channel
+        self._stop_when = stop_when
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
         self._listening = threading.Event()
@@ -58,6 +68,10 @@ class StreamSignals:
     @property
     def listening(self) -> bool:
         return self._listening.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._closed.is_set()
 
     def start(self, ready_within: float = 2.0) -> StreamSignals:
         """Start listening (once); the first call waits up to `ready_within` for the LISTEN.
@@ -96,21 +110,27 @@ class StreamSignals:
                         del self._watches[stream]
 
     def _run(self) -> None:
+        pause = RECONNECT_SECONDS
         while not self._closed.is_set():
             try:
                 with self._connect() as conn:
                     conn.execute(f"LISTEN {self._channel}")
                     self._listening.set()
+                    pause = RECONNECT_SECONDS
                     log.debug("listening on %s", self._channel)
                     while not self._closed.is_set():
                         for notify in conn.notifies(timeout=_POLL_NOTIFIES_SECONDS):
                             self._wake(notify.payload)
-            except Exception as exc:  # any failure: poll meanwhile, reconnect shortly
-                log.warning("stream signals lost their connection (%s); reconnecting", exc)
+            except Exception as exc:  # any failure: waiters poll meanwhile; reconnect later
+                if self._stop_when():
+                    self._closed.set()
+                elif pause == RECONNECT_SECONDS:  # once per outage, not once per retry
+                    log.warning("stream signals lost their connection (%s); reconnecting", exc)
             finally:
                 self._listening.clear()
                 self._wake_all()  # waiters re-read now rather than trust a gap
-            self._closed.wait(RECONNECT_SECONDS)
+            self._closed.wait(pause)
+            pause = min(pause * 2, MAX_RECONNECT_SECONDS)
 
     def _wake(self, stream: str) -> None:
         with self._lock:
