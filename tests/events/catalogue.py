@@ -37,6 +37,7 @@ from messagedb_agent.events import (
     ToolExecutionRequested,
     UserMessageAdded,
 )
+from messagedb_agent.events.index import ThreadArchived
 from messagedb_agent.store.message import MessageData, NewMessage
 
 STREAM = "thread-3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c"
@@ -161,6 +162,19 @@ SAMPLES: tuple[Event, ...] = (
     TaskDeleted(task_id=3),
     ThreadOpened(
         thread_id="3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c", stream_name=STREAM, title="Milk"
+    ),
+    ThreadArchived(
+        thread_id="3f2b8c1a-5d4e-4f6a-8b7c-9d0e1f2a3b4c",
+        stream_name=STREAM,
+        url=f"gs://archive/threads/{STREAM}/0000000007-0123456789abcdef.jsonl",
+        events=8,
+        sha256="0123456789abcdef" * 4,
+        last_position=7,
+        last_id="5b8f3c1e-0d2a-4c6b-9e7f-1a2b3c4d5e6f",
+        title="Milk",
+        status="active",
+        created_at=datetime(2026, 1, 2, 3, 4, 5),
+        last_activity_at=datetime(2026, 1, 2, 3, 5, 6),
     ),
     PositionRecorded(position=1005, watch={STREAM: LEASE}),
     SnapshotRecorded(
