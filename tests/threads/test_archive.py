@@ -18,7 +18,12 @@ from messagedb_agent.projections.next_step import StepKind, project_next_step
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads import archive
-from messagedb_agent.threads.commands import add_message, resolve_thread, start_thread
+from messagedb_agent.threads.commands import (
+    add_message,
+    request_termination,
+    resolve_thread,
+    start_thread,
+)
 from messagedb_agent.threads.errors import ThreadNotFound
 from messagedb_agent.threads.index import index_stream, list_threads
 from messagedb_agent.threads.reading import read_thread
@@ -326,11 +331,12 @@ def test_a_message_to_an_archived_thread_restores_it_then_is_answered(
     assert "buy milk" in orjson.dumps(events[-1].event.model_dump(mode="json")).decode()
 
 
-def test_a_message_racing_the_delete_restores_instead_of_landing_at_position_zero(
+def test_a_write_racing_the_delete_restores_instead_of_landing_at_position_zero(
     store: MessageStore, settings: Settings, owner: str, folder: archive.FolderStore
 ) -> None:
-    """add_message read the head, then the thread was archived before its write: the write
-    expects that head, is refused, and the next attempt restores the thread first."""
+    """add_message (then request_termination) read the head, then the thread was archived
+    before its write: the write expects that head, is refused, and the next attempt restores
+    the thread first."""
     thread_id, stream = settled_thread(store, settings, owner)
     backdate(store, stream)
     before = rows(store, stream)
@@ -358,3 +364,13 @@ def test_a_message_racing_the_delete_restores_instead_of_landing_at_position_zer
     assert appended.position == len(before)
     assert rows(store, stream)[: len(before)] == before
     assert rows(store, stream)[-1][2] == "UserMessageAdded"
+
+    settle(store, settings, stream, appended.position)
+    backdate(store, stream)
+    before = rows(store, stream)
+    racing = ArchivingAfterRead(store)
+    ending = request_termination(racing, thread_id, owner=owner)  # type: ignore[arg-type]
+
+    assert ending.position == len(before)
+    assert rows(store, stream)[: len(before)] == before
+    assert rows(store, stream)[-1][2] == "SessionTerminationRequested"

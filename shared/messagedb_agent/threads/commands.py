@@ -221,15 +221,29 @@ def request_termination(
     reason: str = "user_requested",
     traceparent: str | None = None,
 ) -> Appended:
-    thread_id, stream = resolve_thread(store, thread, owner)
-    meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
-    new = to_message(SessionTerminationRequested(reason=reason, requested_by=owner), meta)
-    termination_id = message_id(stream, "termination-requested")
-    try:
-        position = store.write_message(termination_id, stream, new.type, new.data, new.metadata)
-    except DuplicateMessageError:
-        return Appended(thread_id, stream, _position_of(store, stream, termination_id), False)
-    return Appended(thread_id, stream, position)
+    for attempt in range(APPEND_ATTEMPTS):  # at the head it read, as add_message appends
+        thread_id, stream = resolve_thread(store, thread, owner)
+        last = store.get_last_stream_message(stream)
+        if last is None:
+            continue  # archived since it was found: resolving it again restores it
+        meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
+        new = to_message(SessionTerminationRequested(reason=reason, requested_by=owner), meta)
+        termination_id = message_id(stream, "termination-requested")
+        try:
+            position = store.write_message(
+                termination_id,
+                stream,
+                new.type,
+                new.data,
+                new.metadata,
+                last.position if attempt < APPEND_ATTEMPTS - 1 else None,
+            )
+        except DuplicateMessageError:
+            return Appended(thread_id, stream, _position_of(store, stream, termination_id), False)
+        except ConcurrencyError:
+            continue
+        return Appended(thread_id, stream, position)
+    raise ThreadNotFound(thread)
 
 
 def fork_thread(
