@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.relay.test_sweep import catch_up, positions, watched
 from tests.threads.archiving import backdate, rows, settle, settled_thread
 from tests.threads.legacy import write_legacy_thread
 
@@ -374,3 +375,23 @@ def test_a_write_racing_the_delete_restores_instead_of_landing_at_position_zero(
     assert ending.position == len(before)
     assert rows(store, stream)[: len(before)] == before
     assert rows(store, stream)[-1][2] == "SessionTerminationRequested"
+
+
+def test_the_relay_reads_a_restored_thread_as_new_events_and_lets_it_rest(
+    store: MessageStore, settings: Settings, owner: str, folder: archive.FolderStore
+) -> None:
+    """Restored rows have new global positions past the relay's cursor: the relay announces
+    the head once (the step finds nothing to do), then leaves a thread that waits for its user."""
+    thread_id, stream = write_legacy_thread(store, owner, "add a task to call mum")
+    settle(store, settings, stream, 1)
+    backdate(store, stream)
+    catch_up(store, now())
+    assert archive.archive_thread(store, folder, stream, now()).result == "archived"
+    assert positions(catch_up(store, now()), stream) == []
+
+    resolve_thread(store, thread_id, owner)
+
+    head = rows(store, stream)[-1][1]
+    assert positions(catch_up(store, now()), stream) == [head]
+    assert positions(catch_up(store, now()), stream) == []  # looked at once more, at most
+    assert stream not in watched(store)
