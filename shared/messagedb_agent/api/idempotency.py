@@ -22,7 +22,10 @@ default). The database's clock decides expiry, so every instance agrees.
 4. A write refused with no answer to replay (an answer that expired, or a write of the previous
    release that crashed before recording its answer) already happened: the command runs
    again on the store itself, outside a transaction, where its own retry handling finds the
-   first write; that answer is recorded.
+   first write; that answer is recorded. So does a write whose expected version was refused
+   `TRANSACTION_ATTEMPTS` times (a thread whose head kept moving): there its answer is
+   recorded just after it, and a crash in between leaves a message whose retry is answered
+   from the log (the key's message id finds it), never written twice.
 
 Expired rows are deleted as answers are recorded: every `PURGE_EVERY`-th answer a process
 records, it deletes at most `PURGE_LIMIT` expired rows (skipping rows another purge holds),
@@ -195,7 +198,7 @@ class AnswerTable:
                     exc.refusal, ConcurrencyError
                 )
                 if isinstance(exc, _Taken) or moved:
-                    continue  # the answer that held the key expired meanwhile; the head moved
+                    continue  # the answer holding the key expired meanwhile; a version moved
                 break  # a duplicate with no answer kept: the write happened earlier
             else:
                 self._after_recording()
