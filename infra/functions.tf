@@ -30,6 +30,7 @@ locals {
     MAX_DELIVERY_ATTEMPTS           = tostring(var.callback_max_delivery_attempts)
     MAX_MESSAGE_LENGTH              = tostring(var.max_message_length)
     THREAD_SHARDS                   = tostring(var.thread_shards)
+    ARCHIVE_URL                     = "gs://${google_storage_bucket.archive.name}/threads"
     DB_POOL_MIN_SIZE                = tostring(var.db_pool_min_size)
     DB_CONNECT_TIMEOUT              = tostring(var.db_connect_timeout_seconds)
     DB_WAIT_TIMEOUT                 = tostring(var.db_wait_timeout_seconds)
