@@ -509,3 +509,29 @@ def test_a_replay_that_asks_to_wait_gets_the_reply_too(
     assert quick.status_code == 202  # what was recorded: the write's answer, not the wait's
     assert quick.get_json() == {"thread_id": thread_id, "position": first.get_json()["position"]}
     assert event_types(store, thread_id).count("UserMessageAdded") == 2
+
+
+def test_before_the_installer_made_the_table_a_keyed_write_is_refused_as_unavailable(
+    client: FlaskClient, auth: dict[str, str], store: MessageStore
+) -> None:
+    """A deploy starts the new ingest before the installer job runs: nothing is written, and the
+    client's retry with the same key is served once the table is there."""
+    thread_id = start(client, auth)
+    headers = keyed(auth)
+    path = f"/v1/threads/{thread_id}/messages"
+    with store.connection() as conn:
+        conn.execute("ALTER TABLE agent.idempotent_responses RENAME TO idempotent_responses_away")
+    try:
+        refused = client.post(path, json={"message": "m"}, headers=headers)
+    finally:
+        with store.connection() as conn:
+            conn.execute(
+                "ALTER TABLE agent.idempotent_responses_away RENAME TO idempotent_responses"
+            )
+
+    assert refused.status_code == 503
+    assert refused.get_json()["error"]["code"] == "unavailable"
+    assert event_types(store, thread_id).count("UserMessageAdded") == 1
+    retry = client.post(path, json={"message": "m"}, headers=headers)
+    assert retry.status_code == 202
+    assert event_types(store, thread_id).count("UserMessageAdded") == 2

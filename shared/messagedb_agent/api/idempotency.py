@@ -27,6 +27,10 @@ default). The database's clock decides expiry, so every instance agrees.
    recorded just after it, and a crash in between leaves a message whose retry is answered
    from the log (the key's message id finds it), never written twice.
 
+Until the installer has made the table (a deploy starts the new functions before its installer
+job runs), a keyed POST is answered 503 with nothing written, so its client's retry, with the
+same key, is served once the table is there.
+
 Expired rows are deleted as answers are recorded: every `PURGE_EVERY`-th answer a process
 records, it deletes at most `PURGE_LIMIT` expired rows (skipping rows another purge holds),
 after the write's transaction, so no write's lock waits for it.
@@ -38,16 +42,19 @@ import hashlib
 import itertools
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
+import psycopg
 
 from messagedb_agent.api.errors import ApiError
 from messagedb_agent.api.handlers import Answer, Write, Written
 from messagedb_agent.events import Event
 from messagedb_agent.store import stream_name as names
-from messagedb_agent.store.errors import ConcurrencyError, StoreError
+from messagedb_agent.store.errors import ConcurrencyError, StoreError, StoreUnavailableError
 from messagedb_agent.store.transaction import TransactionAborted
 
 if TYPE_CHECKING:
@@ -155,7 +162,7 @@ class AnswerTable:
             "stream": record_stream(user, key),
             "ttl": self.ttl_seconds,
         }
-        with self.store.connection() as conn:
+        with _table(), self.store.connection() as conn:
             row = conn.execute(_FIND, params).fetchone()
         if row is None:
             return None
@@ -171,7 +178,7 @@ class AnswerTable:
             "body": orjson.dumps(answer.body).decode(),
             "ttl": self.ttl_seconds,
         }
-        with store.connection() as conn:
+        with _table(), store.connection() as conn:
             return conn.execute(_RECORD, params).fetchone() is not None
 
     def purge(self, limit: int = PURGE_LIMIT) -> int:
@@ -221,6 +228,21 @@ class AnswerTable:
             return
         if deleted:
             log.debug("deleted %d expired idempotent answers", deleted)
+
+
+@contextmanager
+def _table() -> Iterator[None]:
+    """A missing table is the service not ready yet (503), not a fault of the request."""
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, StoreError) as exc:
+        cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+        if not isinstance(cause, psycopg.errors.UndefinedTable):
+            raise
+        raise StoreUnavailableError(
+            "the table agent.idempotent_responses does not exist yet: "
+            "run `messagedb-agent db install` (the installer job)"
+        ) from exc
 
 
 def _answer(signature: str, written: Written) -> RecordedAnswer:
