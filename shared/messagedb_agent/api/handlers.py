@@ -1,17 +1,20 @@
 """One function per operation: validated input in, an answer out; no HTTP in sight.
 
-Handlers call the engine's session commands and read models; every write is followed by a
-publish of its notification (the fast path to the step function). Refusals are raised as
-`ApiError` or the engine's `ThreadError`s; the router turns both into error bodies.
+Handlers call the engine's session commands and read models. A write is a function of the
+store handed to `Context.write`, answering from what it wrote; that runs it (once per
+idempotency key, in one transaction with its recorded answer) and publishes its notification
+(the fast path to the step function). Refusals are raised as `ApiError` or the engine's
+`ThreadError`s; the router turns both into error bodies.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -32,6 +35,7 @@ from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
 from messagedb_agent.threads import commands as session
 from messagedb_agent.threads import index as threads
+from messagedb_agent.threads.archive import ArchiveCorrupted, ArchiveError
 from messagedb_agent.threads.commands import Appended
 from messagedb_agent.threads.reading import read_thread
 
@@ -54,6 +58,10 @@ class Context:
     prices: PriceTable  # MODEL_PRICES over the defaults, priced once per process
     clock: Callable[[], datetime]
     openapi: Callable[[], dict[str, Any]]
+    # Runs a write once per idempotency key, its answer recorded in the write's own
+    # transaction (api/idempotency.py), then publishes what it appended: every POST writes
+    # through it.
+    write: Callable[[Call, Write], Written]
     signals: Callable[[], StreamSignals | None] = lambda: None  # wake-ups for `?wait=`
 
 
@@ -64,6 +72,7 @@ class Call:
     query: BaseModel | None = None
     body: BaseModel | None = None
     idempotency_key: str | None = None
+    request_fingerprint: str | None = None  # with a key: what a replay must match
 
     def body_as(self, model: type[M]) -> M:
         return _typed(self.body, model)
@@ -83,12 +92,24 @@ def _typed(value: BaseModel | None, model: type[M]) -> M:
 class Answer:
     status: int
     body: BaseModel | dict[str, Any]
-    fresh: bool = True  # False: the write had already happened (a retry with the same key)
+    replayed: bool = False  # the answer recorded for this idempotency key, not a new write
 
     def payload(self) -> dict[str, Any]:
         if isinstance(self.body, BaseModel):
             return self.body.model_dump(mode="json")
         return self.body
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write's answer, computed from what it wrote (so it can be recorded in the write's own
+    transaction), and the notification that asks for the next step (None: nothing to ask)."""
+
+    answer: Answer
+    appended: Appended | None = None
+
+
+Write = Callable[["MessageStore"], Written]
 
 
 def _no_nul(text: str | None) -> None:
@@ -98,6 +119,38 @@ def _no_nul(text: str | None) -> None:
 
 
 # -- threads --------------------------------------------------------------------------------
+
+H = TypeVar("H", bound=Callable[["Context", "Call"], "Answer"])
+
+
+def _archive_faults(handler: H) -> H:
+    """An archived thread that cannot be brought back (threads/archive.py) is the service's
+    fault, never the request's: 503 while the archive is unreachable, 500 when its copy no
+    longer matches what was recorded. The details go to the log, not to the client."""
+
+    @functools.wraps(handler)
+    def guarded(ctx: Context, call: Call) -> Answer:
+        try:
+            return handler(ctx, call)
+        except ArchiveCorrupted as exc:
+            log.error("archived thread %s cannot be restored: %s", call.params, exc)
+            raise ApiError(
+                500,
+                "archive_corrupted",
+                "This conversation was archived and its archived copy can't be read back; "
+                "it has been kept as it was. Please contact the operator.",
+            ) from None
+        except ArchiveError as exc:
+            log.warning("archived thread %s not restored: %s", call.params, exc)
+            raise ApiError(
+                503,
+                "archive_unavailable",
+                "This conversation is archived and can't be brought back right now; "
+                "please try again in a moment.",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    return cast(H, guarded)
 
 
 def _wait_seconds(ctx: Context, call: Call) -> float | None:
@@ -120,74 +173,102 @@ def start_thread(ctx: Context, call: Call) -> Answer:
                 [ErrorItem(field="callback_url", message=problem)],
                 f"The callback URL can't be used: {problem}.",
             )
-    store = ctx.store()
-    appended = session.start_thread(
-        store,
-        owner=call.user,
-        message=body.message,
-        now=ctx.clock(),
-        title=body.title or None,
-        callback_url=body.callback_url,
-        idempotency_key=call.idempotency_key,
-        max_length=ctx.settings.threads.max_message_length,
-        traceparent=current_traceparent(),
-        shards=ctx.settings.threads.thread_shards,
-    )
-    ctx.publish(appended)
-    reply = None
-    if wait and body.message is not None:
-        reply = wait_for_reply(
-            store, appended.stream_name, appended.position, wait, signals=ctx.signals()
+
+    def write(store: MessageStore) -> Written:
+        appended = session.start_thread(
+            store,
+            owner=call.user,
+            message=body.message,
+            now=ctx.clock(),
+            title=body.title or None,
+            callback_url=body.callback_url,
+            idempotency_key=call.idempotency_key,
+            max_length=ctx.settings.threads.max_message_length,
+            traceparent=current_traceparent(),
+            shards=ctx.settings.threads.thread_shards,
         )
-    created = models.ThreadCreated(
-        thread_id=appended.thread_id, position=appended.position, status="active", reply=reply
-    )
-    return Answer(201, created, fresh=appended.created)
+        created = models.ThreadCreated(
+            thread_id=appended.thread_id, position=appended.position, status="active"
+        )
+        return Written(Answer(201, created), appended)
+
+    written = ctx.write(call, write)
+    if not wait or body.message is None or written.answer.status != 201:
+        return written.answer
+    created = models.ThreadCreated.model_validate(written.answer.payload())
+    if created.reply is not None:  # recorded with its reply by the previous release
+        return written.answer
+    reply = _reply(ctx, call, written, created.thread_id, created.position, wait)
+    return replace(written.answer, body=created.model_copy(update={"reply": reply}))
 
 
+@_archive_faults
 def add_message(ctx: Context, call: Call) -> Answer:
     body = call.body_as(models.AddMessageRequest)
     wait = _wait_seconds(ctx, call)
     _no_nul(body.message)
-    store = ctx.store()
-    appended = session.add_message(
-        store,
-        call.params["thread_id"],
-        owner=call.user,
-        message=body.message,
-        now=ctx.clock(),
-        idempotency_key=call.idempotency_key,
-        max_length=ctx.settings.threads.max_message_length,
-        traceparent=current_traceparent(),
+
+    def write(store: MessageStore) -> Written:
+        appended = session.add_message(
+            store,
+            call.params["thread_id"],
+            owner=call.user,
+            message=body.message,
+            now=ctx.clock(),
+            idempotency_key=call.idempotency_key,
+            max_length=ctx.settings.threads.max_message_length,
+            traceparent=current_traceparent(),
+        )
+        # a retry's position is the first write's (`add_message` finds it)
+        accepted = models.MessageAccepted(thread_id=appended.thread_id, position=appended.position)
+        return Written(Answer(202, accepted), appended)
+
+    written = ctx.write(call, write)
+    if not wait or written.answer.status != 202:
+        return written.answer
+    accepted = models.MessageAccepted.model_validate(written.answer.payload())
+    reply = _reply(ctx, call, written, accepted.thread_id, accepted.position, wait)
+    if reply is None:
+        return written.answer
+    answered = models.MessageAnswered(
+        thread_id=accepted.thread_id, position=accepted.position, reply=reply
     )
-    position = appended.position  # a retry's is the first write's (`add_message` finds it)
-    ctx.publish(appended)
-    if wait:
-        reply = wait_for_reply(store, appended.stream_name, position, wait, signals=ctx.signals())
-        if reply is not None:
-            answered = models.MessageAnswered(
-                thread_id=appended.thread_id, position=position, reply=reply
-            )
-            return Answer(200, answered, fresh=appended.created)
-    accepted = models.MessageAccepted(thread_id=appended.thread_id, position=position)
-    return Answer(202, accepted, fresh=appended.created)
+    return replace(written.answer, status=200, body=answered)
 
 
+@_archive_faults
 def end_thread(ctx: Context, call: Call) -> Answer:
     """Ask the engine to close the thread; a thread that already ended is answered as is."""
+
+    def write(store: MessageStore) -> Written:
+        thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
+        last = store.get_last_stream_message(stream)
+        if last is not None and last.type == SessionCompleted.type:
+            ended = models.ThreadEnding(thread_id=thread_id, position=last.position)
+            return Written(Answer(200, ended))
+        appended = session.request_termination(
+            store, stream, owner=call.user, traceparent=current_traceparent()
+        )
+        ending = models.ThreadEnding(thread_id=appended.thread_id, position=appended.position)
+        return Written(Answer(202, ending), appended)
+
+    return ctx.write(call, write).answer
+
+
+def _reply(
+    ctx: Context, call: Call, written: Written, thread_id: str, position: int, wait: float
+) -> models.Reply | None:
+    """The reply to the user's message at `position`, waited for after the write has
+    committed (never inside its transaction), for a first answer and a replayed one alike."""
     store = ctx.store()
-    thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
-    last = store.get_last_stream_message(stream)
-    if last is not None and last.type == SessionCompleted.type:
-        return Answer(200, models.ThreadEnding(thread_id=thread_id, position=last.position))
-    appended = session.request_termination(
-        store, stream, owner=call.user, traceparent=current_traceparent()
-    )
-    ctx.publish(appended)
-    ending = models.ThreadEnding(thread_id=appended.thread_id, position=appended.position)
-    return Answer(202, ending, fresh=appended.created)
+    if written.appended is not None:
+        stream = written.appended.stream_name
+    else:
+        _, stream = session.resolve_thread(store, thread_id, call.user)
+    return wait_for_reply(store, stream, position, wait, signals=ctx.signals())
 
 
+@_archive_faults
 def get_thread(ctx: Context, call: Call) -> Answer:
     query = call.query_as(models.ThreadQuery)
     store = ctx.store()
@@ -201,6 +282,7 @@ def get_thread(ctx: Context, call: Call) -> Answer:
     return Answer(200, page)
 
 
+@_archive_faults
 def list_events(ctx: Context, call: Call) -> Answer:
     query = call.query_as(models.EventsQuery)
     store = ctx.store()
