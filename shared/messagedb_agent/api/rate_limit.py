@@ -3,13 +3,13 @@
 Each request is one atomic upsert that refills the user's bucket for the time elapsed, takes a
 token if there is one, and reports whether it did; concurrent requests of the same user queue
 on the row lock, so no two instances can spend the same token. The table is operational
-state, not domain history, so it lives beside Message DB (schema `agent`), not in a stream.
+state, not domain history, so it lives beside Message DB (schema `agent`), not in a stream; the
+installer makes it (`postgres/agent_schema.py`), so no function needs the right to create.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,15 +21,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_CREATE = (
-    "CREATE SCHEMA IF NOT EXISTS agent",
-    """CREATE TABLE IF NOT EXISTS agent.rate_limits (
-        user_id text PRIMARY KEY,
-        tokens double precision NOT NULL,
-        updated_at timestamptz NOT NULL,
-        allowed boolean NOT NULL
-    )""",
-)
 # The refill is computed once (`r`): what was left, plus the rate times the time elapsed since
 # the last request, capped at the burst; a token is taken only if a whole one is there.
 _TAKE = """
@@ -61,8 +52,6 @@ class RateLimiter:
         self.store = store
         self.per_second = per_minute / 60.0
         self.burst = float(burst)
-        self._ready = False
-        self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -71,7 +60,6 @@ class RateLimiter:
     def take(self, user: str) -> Decision:
         if not self.enabled:
             return Decision(True)
-        self._ensure_table()
         params = {"user": user, "burst": self.burst, "per_second": self.per_second}
         row = self._execute(lambda conn: conn.execute(_TAKE, params).fetchone())
         assert row is not None
@@ -80,25 +68,22 @@ class RateLimiter:
             return Decision(True)
         return Decision(False, max(1, math.ceil((1.0 - tokens) / self.per_second)))
 
-    def _ensure_table(self) -> None:
-        """Create the table once per process; an advisory lock serialises racing instances."""
-        if self._ready:
-            return
-        with self._lock:
-            if self._ready:
-                return
-
-            def create(conn: psycopg.Connection[Any]) -> None:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('agent.rate_limits'))")
-                    for statement in _CREATE:
-                        conn.execute(statement)
-
-            self._execute(create)
-            self._ready = True
-
     def _execute(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Through the store's own connections: its wait timeout, its one-line errors, and
-        its refusal at once while the database is known to be down."""
-        with self.store.connection() as conn:
-            return work(conn)
+        its refusal at once while the database is known to be down. A missing table is the
+        service not set up yet (503), never a fault of the request."""
+        import psycopg  # the driver is loaded once a request needs the database anyway
+
+        from messagedb_agent.store.errors import StoreError, StoreUnavailableError
+
+        try:
+            with self.store.connection() as conn:
+                return work(conn)
+        except (psycopg.errors.UndefinedTable, StoreError) as exc:
+            cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+            if not isinstance(cause, psycopg.errors.UndefinedTable):
+                raise
+            raise StoreUnavailableError(
+                "the table agent.rate_limits does not exist yet: "
+                "run `messagedb-agent db install` (the installer job)"
+            ) from exc

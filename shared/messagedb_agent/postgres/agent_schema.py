@@ -8,10 +8,11 @@ the thread ten times a second. Only reply types fire it, so the other writes of 
 nothing but the `WHEN` test. They are named here, not imported: this room sits below the
 events (a test holds them equal to `projections.anchors.REPLY_TYPES`).
 
+`agent.rate_limits` holds each user's token bucket (`api/rate_limit.py`), and
 `agent.idempotent_responses` keeps the answer to each POST that carried an `Idempotency-Key`
 until it expires (`api/idempotency.py`): operational state with an expiry, not a fact for the
-log. The installer creates it (it runs as the database's owner, before any function) and
-grants its rows to Message DB's `message_store` role, which every function's database user is
+log. The installer creates both (it runs as the database's owner, before any function) and
+grants their rows to Message DB's `message_store` role, which every function's database user is
 made a member of (`deploy/database_users.py`); so no function needs to create anything, and
 none may alter the table.
 """
@@ -51,8 +52,15 @@ STATEMENTS = (
     )""",
     """CREATE INDEX IF NOT EXISTS idempotent_responses_expires_at
         ON agent.idempotent_responses (expires_at)""",
+    """CREATE TABLE IF NOT EXISTS agent.rate_limits (
+        user_id text PRIMARY KEY,
+        tokens double precision NOT NULL,
+        updated_at timestamptz NOT NULL,
+        allowed boolean NOT NULL
+    )""",
     f"GRANT USAGE ON SCHEMA agent TO {FUNCTIONS_ROLE}",
     f"GRANT SELECT, INSERT, UPDATE, DELETE ON agent.idempotent_responses TO {FUNCTIONS_ROLE}",
+    f"GRANT SELECT, INSERT, UPDATE ON agent.rate_limits TO {FUNCTIONS_ROLE}",
 )
 
 

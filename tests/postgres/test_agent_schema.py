@@ -1,10 +1,12 @@
-"""The installer makes `agent.idempotent_responses` and grants its rows to Message DB's role,
-so a function's database user, a member of that role and nothing more, can use it."""
+"""The installer makes the `agent` tables (idempotent answers, rate limits) and grants their
+rows to Message DB's role, so a function's database user, a member of that role and nothing
+more, can use them."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -27,11 +29,11 @@ def member(database_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def _as(database_url: str, role: str, statement: str) -> None:
+def _as(database_url: str, role: str, statement: str, params: dict[str, Any] | None = None) -> None:
     with psycopg.connect(database_url) as conn:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
         try:
-            conn.execute(statement)
+            conn.execute(statement, params)
         finally:
             conn.rollback()
 
@@ -65,3 +67,14 @@ def test_a_member_of_message_store_uses_the_rows_and_cannot_change_the_table(
         _as(database_url, member, "ALTER TABLE agent.idempotent_responses ADD COLUMN x int")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         _as(database_url, member, "CREATE TABLE agent.probe (x int)")
+
+
+def test_a_member_of_message_store_takes_rate_limit_tokens_without_creating_anything(
+    database_url: str, member: str
+) -> None:
+    from messagedb_agent.api.rate_limit import _TAKE
+
+    params = {"user": f"u-{member}", "burst": 2.0, "per_second": 1.0}
+    _as(database_url, member, _TAKE, params)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        _as(database_url, member, "ALTER TABLE agent.rate_limits ADD COLUMN x int")
