@@ -13,11 +13,14 @@ locals {
   # Connection budget: each function instance keeps a pool of up to db_pool_max_size
   # connections, and up to max_instances instances run at once, so at worst
   #   ingest 10 × 5 + relay 1 × 2 + step 30 × 3 = 142 pooled connections (the defaults),
-  # plus db_connection_headroom (20) = 162 <= max_connections (200).
+  # plus ingest's 10 LISTEN sessions and db_connection_headroom (20)
+  # = 172 <= max_connections (200).
   # Computed from the variables, so any other scaling is checked the same way (the
   # precondition below); docs/capacity.md sizes it for 100 and 1,000 turns/s.
+  # Each ingest instance also holds one LISTEN session (store/signals.py) outside its pool.
   pooled_connections = sum([for f in values(var.functions) : f.max_instances * f.db_pool_max_size])
-  connection_budget  = local.pooled_connections + var.db_connection_headroom
+  listen_connections = try(var.functions.ingest.max_instances, 0)
+  connection_budget  = local.pooled_connections + local.listen_connections + var.db_connection_headroom
   budget_terms       = join(" + ", [for name, f in var.functions : "${name} ${f.max_instances} × ${f.db_pool_max_size}"])
 }
 
@@ -126,7 +129,7 @@ resource "google_sql_database_instance" "main" {
   lifecycle {
     precondition {
       condition     = local.connection_budget <= var.db_max_connections
-      error_message = "Connection budget exceeded: the functions' max_instances × db_pool_max_size (${local.budget_terms}) sum to ${local.pooled_connections}, plus ${var.db_connection_headroom} headroom is ${local.connection_budget}, over max_connections ${var.db_max_connections}. Lower max_instances or db_pool_max_size, or raise db_max_connections (with a db_tier whose memory carries it: docs/capacity.md)."
+      error_message = "Connection budget exceeded: the functions' max_instances × db_pool_max_size (${local.budget_terms}) sum to ${local.pooled_connections}, plus ${local.listen_connections} ingest LISTEN sessions and ${var.db_connection_headroom} headroom is ${local.connection_budget}, over max_connections ${var.db_max_connections}. Lower max_instances or db_pool_max_size, or raise db_max_connections (with a db_tier whose memory carries it: docs/capacity.md)."
     }
 
     precondition {

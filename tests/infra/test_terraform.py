@@ -376,8 +376,9 @@ def test_every_function_may_publish_notifications(root: Config) -> None:
 def _budget(root: Config) -> tuple[int, int, int]:
     functions = _default(root, "functions")
     pooled = sum(f["max_instances"] * f["db_pool_max_size"] for f in functions.values())
+    listening = functions["ingest"]["max_instances"]  # one LISTEN session per ingest instance
     headroom = _default(root, "db_connection_headroom")
-    return pooled, pooled + headroom, _default(root, "db_max_connections")
+    return pooled, pooled + listening + headroom, _default(root, "db_max_connections")
 
 
 def test_pooled_connections_fit_under_max_connections(root: Config) -> None:
@@ -393,8 +394,9 @@ def test_the_plan_fails_when_the_budget_is_exceeded(root: Config, module: Config
     assert root.locals["pooled_connections"] == Expr(
         "sum([for f in values(var.functions) : f.max_instances * f.db_pool_max_size])"
     )
+    assert root.locals["listen_connections"] == Expr("try(var.functions.ingest.max_instances, 0)")
     assert root.locals["connection_budget"] == Expr(
-        "local.pooled_connections + var.db_connection_headroom"
+        "local.pooled_connections + local.listen_connections + var.db_connection_headroom"
     )
     lifecycle = block(root.resource("google_sql_database_instance", "main"), "lifecycle")
     conditions = [p["condition"] for p in lifecycle["precondition"]]
