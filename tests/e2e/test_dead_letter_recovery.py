@@ -1,9 +1,9 @@
 """Every notification of a thread is dead-lettered, and the thread still gets its answer.
 
 The step function is down (killed, and kept down: the stack's supervisor starts a stand-in
-that answers every push 503 in its place) for longer than Pub/Sub's retry window, so every push of the
-user's message, the ingest's and the relay's alike, fails five times and moves to the
-dead-letter topic. Nobody replays the dead letters. Once the step function is back, the relay,
+that answers every push 503 in its place) for longer than Pub/Sub's retry window, so every push
+of the user's message, the ingest's and the relay's alike, fails five times and moves to the
+dead-letter topic (the relay is held down meanwhile, so that the set of pushes is fixed). Nobody replays the dead letters. Once the step function is back, the relay,
 which re-announces every head that still needs a step until it moves, brings the thread on:
 the dead-letter topic is informational.
 """
@@ -18,7 +18,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,27 +92,36 @@ def _kill(service: Service) -> None:
 
 
 @contextmanager
-def step_function_down(live: Live) -> Iterator[None]:
-    """Kill the step function and keep it down until the block ends; then it comes back."""
-    step = live.service("step")
-    argv = step.argv
-    url = live.stack.urls["step"] + "/"
+def function_down(live: Live, name: str) -> Iterator[None]:
+    """Kill function `name` and keep it down (a stand-in answers 503) until the block ends."""
+    service = live.service(name)
+    argv = service.argv
+    url = live.stack.urls[name] + "/"
     address = urlsplit(url)
-    step.argv = [sys.executable, "-c", UNAVAILABLE, str(address.hostname), str(address.port)]
+    service.argv = [sys.executable, "-c", UNAVAILABLE, str(address.hostname), str(address.port)]
     try:
-        dead_pid = step.pid
-        _kill(step)
+        dead_pid = service.pid
+        _kill(service)
         wait_until(
-            lambda: step.running and step.pid != dead_pid and http_answers(url),
-            "the stand-in",
+            lambda: service.running and service.pid != dead_pid and http_answers(url),
+            f"the {name} stand-in",
             timeout=30,
         )
         yield
     finally:
-        step.argv = argv
-        if step.running:
-            _kill(step)  # the stand-in: the supervisor starts the real function again
-        wait_until(lambda: step.running and http_answers(url), "the step function", timeout=60)
+        service.argv = argv
+        if service.running:
+            _kill(service)  # the stand-in: the supervisor starts the real function again
+        wait_until(
+            lambda: service.running and http_answers(url), f"the {name} function", timeout=60
+        )
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
 
 
 def test_a_thread_whose_notifications_were_all_dead_lettered_is_answered_once_step_is_back(
@@ -129,24 +138,30 @@ def test_a_thread_whose_notifications_were_all_dead_lettered_is_answered_once_st
             # would hold back the dead-lettering this test waits for.
             time.sleep(2)
             dead.drain()
-            with step_function_down(live):
+            with function_down(live, "step"):
                 position = chat.send(QUESTION)
-                # Pub/Sub gives up on each push after MAX_DELIVERY_ATTEMPTS failures; wait until
-                # everything the topic carried for the thread has been dead-lettered, so that
-                # nothing is left for Pub/Sub to deliver once the step function is back.
-                deadline = time.monotonic() + 60
-                while True:
+                # Ingest announced the message, and the relay's pass over it announces it once
+                # more: both pushes fail. Then the relay stops too, so that what Pub/Sub carries
+                # for the thread is a fixed set, and waits until all of it is dead-lettered.
+                _eventually(
+                    lambda: live.tap.counts(stream)[position] >= 2,
+                    "the relay did not announce the message",
+                    timeout=30,
+                )
+                with function_down(live, "relay"):
                     announced = live.tap.counts(stream)[position]
-                    lettered = dead.drain()[(stream, position)]
-                    if announced and lettered >= announced:
-                        break
-                    assert time.monotonic() < deadline, "the notifications were not dead-lettered"
-                    time.sleep(0.5)
+                    _eventually(
+                        lambda: dead.drain()[(stream, position)] >= announced,
+                        "the notifications were not dead-lettered",
+                        timeout=120,
+                    )
+                    before = live.tap.counts(stream)[position]
                 assert MAX_DELIVERY_ATTEMPTS >= 5  # Pub/Sub's own minimum: a real retry window
                 assert [m["role"] for m in chat.detail()["messages"]] == ["user"]
-                before = announced
 
-            reply = chat.reply_after(position, timeout=60)
+            # Nothing is left for Pub/Sub to deliver; the relay has passed the message, so only
+            # its rule for heads that still need a step can bring the thread on.
+            reply = chat.reply_after(position, timeout=90)
 
         assert reply.endswith(ANSWER)  # after the offline model's first-turn note
         # Only the relay publishes a head that is already announced: it did so again.
