@@ -16,20 +16,37 @@ counter here, so the figure is the relay's own reading, deciding and recording.
 Also printed, for docs/capacity.md: commits and appended events per turn, WAL bytes per turn and
 stored bytes per event (pg_total_relation_size of message_store.messages over its rows).
 
-Targets: the shards give >= 1.8x the turns/s of one category at 64 threads; the relay reads
->= 2,000 messages/s.
+Then the same through the local serverless stack (bench/_stack_load.py): the stack started
+once with THREAD_SHARDS=1 and once with THREAD_SHARDS=SHARDS, and 8, 32 and 64 users each asking
+"what is 12*(3+4)" turn after turn with `POST /v1/threads/{id}/messages?wait=30` (the offline
+model: one `calculate` call, then the answer). Printed: turns/s for 1 vs SHARDS shards and their
+ratio, and the turns' p50/p99 latency as the client sees it. On a small machine the functions,
+PostgreSQL, the emulator and the users share the same cores, so the ratio shows how much of a
+turn's cost is the category lock there; it has no target.
 
-Env: THREADS (8,32,64), SHARDS (16), SECONDS (6, per run), BACKLOG (100000), RELAY_POOL (2,
-the relay function's db_pool_max_size in infra/variables.tf), TOOL_CALLS (1 per turn).
+Targets (in-process): the shards give >= 1.8x the turns/s of one category at 64 threads; the
+relay reads >= 2,000 messages/s.
+
+Usage: scale.py (everything), scale.py --quick (in-process only), scale.py --stack (the stack
+only).
+
+Env: THREADS (8,32,64; also the stack's users), SHARDS (16), SECONDS (6, per run), BACKLOG
+(100000), RELAY_POOL (2, the relay function's db_pool_max_size in infra/variables.tf),
+TOOL_CALLS (1 per turn); for the stack: STACK_SECONDS (8, per run), STACK_THREADS (request
+threads of each function process, functions-framework's THREADS; default the most users, so
+every user's request is in flight at once, as Cloud Run instances scaled out would have it),
+STACK_POOL (each function's DB_POOL_MAX_SIZE, 5 as deployed for ingest).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +56,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import bench_database
+from _stack_load import LoadRun, drive, stack_running
 from messagedb_agent.engine.step import Engine
 from messagedb_agent.events import ToolCall
 from messagedb_agent.llm.types import (
@@ -65,6 +83,16 @@ BACKLOG = int(os.environ.get("BACKLOG", "100000"))
 RELAY_POOL = int(os.environ.get("RELAY_POOL", "2"))
 TOOL_CALLS = int(os.environ.get("TOOL_CALLS", "1"))  # tool round-trips per turn
 PER_STREAM = 20  # backlog messages per thread stream, written as one batch
+STACK_SECONDS = float(os.environ.get("STACK_SECONDS", "8"))
+STACK_THREADS = int(os.environ.get("STACK_THREADS", str(max(THREADS))))
+STACK_POOL = int(os.environ.get("STACK_POOL", "5"))
+STACK_ENV = {
+    "MODEL_NAME": "offline",
+    "GOOGLE_CLOUD_PROJECT": "",
+    "RATE_LIMIT_PER_MINUTE": "0",  # off: every user posts as fast as the answers come
+    "THREADS": str(STACK_THREADS),  # functions-framework's; never this benchmark's THREADS
+    "DB_POOL_MAX_SIZE": str(STACK_POOL),
+}
 SHARD_TARGET = 1.8
 RELAY_TARGET = 2000.0
 
@@ -271,7 +299,7 @@ def _template_turn(store: MessageStore) -> list[Any]:
     return store.get_stream_messages(thread.stream_name, 0, PER_STREAM)
 
 
-def main() -> None:
+def in_process() -> None:
     print(
         f"scale benchmark: {', '.join(map(str, THREADS))} threads at once, turns of 1 user "
         f"message + {TOOL_CALLS} tool round-trip(s) on an instant model, {SECONDS:g} s per run; "
@@ -324,6 +352,66 @@ def main() -> None:
     print(
         f"  relay catch-up: {rate:,.0f} messages/s (target >= {RELAY_TARGET:,.0f}): {relay_verdict}"
     )
+
+
+def kinds(failed: Counter[str]) -> str:
+    return ", ".join(f"{n} x {kind}" for kind, n in failed.most_common()) or "none"
+
+
+def through_stack() -> None:
+    print(
+        f"\nthrough the local stack: {', '.join(map(str, THREADS))} users at once, each asking "
+        f"'what is 12*(3+4)' (model -> calculate -> model) with POST ...?wait=30, "
+        f"{STACK_SECONDS:g} s per run; THREAD_SHARDS=1 vs {SHARDS}; functions with "
+        f"{STACK_THREADS} request threads and {STACK_POOL} pooled connections each"
+    )
+    runs: dict[tuple[int, int], LoadRun] = {}
+    for shards in (1, SHARDS):
+        url = bench_database(f"bench_scale_stack_{shards}")
+        with stack_running(url, shards, STACK_ENV) as stack:
+            if shards == 1:
+                transport = (
+                    f"the Pub/Sub emulator at {stack.emulator_host}"
+                    if stack.emulator_host
+                    else "the BUILT-IN topic (gcloud or java missing: not the Pub/Sub emulator)"
+                )
+                print(f"  transport: {transport}")
+            for users in THREADS:
+                runs[users, shards] = drive(stack, users, shards, STACK_SECONDS)
+    print(
+        f"\n  {'users':>7}  {'1 shard turns/s':>15}  {'p50 ms':>7}  {'p99 ms':>7}  "
+        f"{f'{SHARDS} shards turns/s':>17}  {'p50 ms':>7}  {'p99 ms':>7}  {'ratio':>6}"
+    )
+    for users in THREADS:
+        one, many = runs[users, 1], runs[users, SHARDS]
+        ratio = many.turns_per_second / one.turns_per_second
+        print(
+            f"  {users:>7}  {one.turns_per_second:15,.1f}  {one.p50:7,.0f}  {one.p99:7,.0f}  "
+            f"{many.turns_per_second:17,.1f}  {many.p50:7,.0f}  {many.p99:7,.0f}  {ratio:5.2f}x"
+        )
+    missed = [(k, r) for k, r in runs.items() if r.unanswered or r.failed]
+    for (users, shards), run in missed:
+        print(
+            f"  {users} users, {shards} shard(s): {run.unanswered} turns without a reply in "
+            f"30 s, failed requests: {kinds(run.failed)} (not counted above)"
+        )
+    cores = os.cpu_count() or 1
+    print(
+        f"  no target: on {cores} core(s) the functions, PostgreSQL, the emulator and the users "
+        "compete for the same CPU, so the ratio is what the category lock costs here, not in Cloud"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--quick", action="store_true", help="in-process only, no stack")
+    which.add_argument("--stack", action="store_true", help="through the local stack only")
+    args = parser.parse_args()
+    if not args.stack:
+        in_process()
+    if not args.quick:
+        through_stack()
 
 
 if __name__ == "__main__":
