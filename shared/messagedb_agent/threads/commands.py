@@ -7,6 +7,7 @@ calls a model. Idempotency keys make a retried command write nothing new.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from messagedb_agent.events.ids import idempotent_thread_id, message_id
 from messagedb_agent.notification import Notification
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
-from messagedb_agent.store.message import NewMessage
+from messagedb_agent.store.message import MessageData, NewMessage
 from messagedb_agent.threads import archive
 from messagedb_agent.threads.errors import MessageRejected, ThreadClosed, ThreadNotFound
 from messagedb_agent.threads.index import record_in_index
@@ -172,32 +173,44 @@ def add_message(
 ) -> Appended:
     text = clean_message(message, max_length)
     key = idempotency_key or str(uuid.uuid4())
-    for attempt in range(APPEND_ATTEMPTS):
-        thread_id, stream = resolve_thread(store, thread, owner)
-        last = store.get_last_stream_message(stream)
-        if last is None:
-            continue  # archived since it was found: resolving it again restores it
+
+    def said(thread_id: str, stream: str, last: MessageData) -> NewMessage:
         if last.type == SessionCompleted.type:
             raise ThreadClosed(thread_id)
         msg_id = message_id(stream, f"message/{key}")
         meta = Metadata(
             correlation_stream_name=stream, user_id=owner, turn_id=msg_id, traceparent=traceparent
         )
-        new = to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
-        # At the head just read, so a thread archived meanwhile (its rows deleted) refuses the
-        # write instead of taking it at position 0; the next attempt restores it. The last
-        # attempt appends wherever the head is: only a busy thread gets there, never an idle one.
+        return to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
+
+    return _append_at_head(store, thread, owner, said)
+
+
+def _append_at_head(
+    store: MessageStore,
+    thread: str,
+    owner: str,
+    make: Callable[[str, str, MessageData], NewMessage],
+) -> Appended:
+    """Append the message `make` builds from (thread id, stream, head) at the head just read,
+    so a thread archived meanwhile (its rows deleted) refuses the write instead of taking it at
+    position 0; the next attempt restores it. The last attempt appends wherever the head is:
+    only a busy thread gets there, never an idle one. A retried command (the same message id)
+    reports the first write."""
+    for attempt in range(APPEND_ATTEMPTS):
+        thread_id, stream = resolve_thread(store, thread, owner)
+        last = store.get_last_stream_message(stream)
+        if last is None:
+            continue  # archived since it was found: resolving it again restores it
+        new = make(thread_id, stream, last)
+        assert new.id is not None  # derived, so a retry finds its first write
+        expected = last.position if attempt < APPEND_ATTEMPTS - 1 else None
         try:
             position = store.write_message(
-                new.id,
-                stream,
-                new.type,
-                new.data,
-                new.metadata,
-                last.position if attempt < APPEND_ATTEMPTS - 1 else None,
+                new.id, stream, new.type, new.data, new.metadata, expected
             )
         except DuplicateMessageError:
-            return Appended(thread_id, stream, _position_of(store, stream, msg_id), False)
+            return Appended(thread_id, stream, _position_of(store, stream, new.id), False)
         except ConcurrencyError:
             continue  # the head moved (a step's results, another message) or the rows went
         return Appended(thread_id, stream, position)
@@ -221,29 +234,12 @@ def request_termination(
     reason: str = "user_requested",
     traceparent: str | None = None,
 ) -> Appended:
-    for attempt in range(APPEND_ATTEMPTS):  # at the head it read, as add_message appends
-        thread_id, stream = resolve_thread(store, thread, owner)
-        last = store.get_last_stream_message(stream)
-        if last is None:
-            continue  # archived since it was found: resolving it again restores it
+    def ending(thread_id: str, stream: str, last: MessageData) -> NewMessage:
         meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
-        new = to_message(SessionTerminationRequested(reason=reason, requested_by=owner), meta)
-        termination_id = message_id(stream, "termination-requested")
-        try:
-            position = store.write_message(
-                termination_id,
-                stream,
-                new.type,
-                new.data,
-                new.metadata,
-                last.position if attempt < APPEND_ATTEMPTS - 1 else None,
-            )
-        except DuplicateMessageError:
-            return Appended(thread_id, stream, _position_of(store, stream, termination_id), False)
-        except ConcurrencyError:
-            continue
-        return Appended(thread_id, stream, position)
-    raise ThreadNotFound(thread)
+        requested = SessionTerminationRequested(reason=reason, requested_by=owner)
+        return to_message(requested, meta, id=message_id(stream, "termination-requested"))
+
+    return _append_at_head(store, thread, owner, ending)
 
 
 def fork_thread(
