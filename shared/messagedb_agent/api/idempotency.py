@@ -42,19 +42,17 @@ import hashlib
 import itertools
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-import psycopg
 
 from messagedb_agent.api.errors import ApiError
 from messagedb_agent.api.handlers import Answer, Write, Written
 from messagedb_agent.events import Event
+from messagedb_agent.postgres.agent_schema import installed
 from messagedb_agent.store import stream_name as names
-from messagedb_agent.store.errors import ConcurrencyError, StoreError, StoreUnavailableError
+from messagedb_agent.store.errors import ConcurrencyError, StoreError
 from messagedb_agent.store.transaction import TransactionAborted
 
 if TYPE_CHECKING:
@@ -162,7 +160,7 @@ class AnswerTable:
             "stream": record_stream(user, key),
             "ttl": self.ttl_seconds,
         }
-        with _table(), self.store.connection() as conn:
+        with installed("agent.idempotent_responses"), self.store.connection() as conn:
             row = conn.execute(_FIND, params).fetchone()
         if row is None:
             return None
@@ -178,7 +176,7 @@ class AnswerTable:
             "body": orjson.dumps(answer.body).decode(),
             "ttl": self.ttl_seconds,
         }
-        with _table(), store.connection() as conn:
+        with installed("agent.idempotent_responses"), store.connection() as conn:
             return conn.execute(_RECORD, params).fetchone() is not None
 
     def purge(self, limit: int = PURGE_LIMIT) -> int:
@@ -228,21 +226,6 @@ class AnswerTable:
             return
         if deleted:
             log.debug("deleted %d expired idempotent answers", deleted)
-
-
-@contextmanager
-def _table() -> Iterator[None]:
-    """A missing table is the service not ready yet (503), not a fault of the request."""
-    try:
-        yield
-    except (psycopg.errors.UndefinedTable, StoreError) as exc:
-        cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
-        if not isinstance(cause, psycopg.errors.UndefinedTable):
-            raise
-        raise StoreUnavailableError(
-            "the table agent.idempotent_responses does not exist yet: "
-            "run `messagedb-agent db install` (the installer job)"
-        ) from exc
 
 
 def _answer(signature: str, written: Written) -> RecordedAnswer:

@@ -72,18 +72,7 @@ class RateLimiter:
         """Through the store's own connections: its wait timeout, its one-line errors, and
         its refusal at once while the database is known to be down. A missing table is the
         service not set up yet (503), never a fault of the request."""
-        import psycopg  # the driver is loaded once a request needs the database anyway
+        from messagedb_agent.postgres.agent_schema import installed
 
-        from messagedb_agent.store.errors import StoreError, StoreUnavailableError
-
-        try:
-            with self.store.connection() as conn:
-                return work(conn)
-        except (psycopg.errors.UndefinedTable, StoreError) as exc:
-            cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
-            if not isinstance(cause, psycopg.errors.UndefinedTable):
-                raise
-            raise StoreUnavailableError(
-                "the table agent.rate_limits does not exist yet: "
-                "run `messagedb-agent db install` (the installer job)"
-            ) from exc
+        with installed("agent.rate_limits"), self.store.connection() as conn:
+            return work(conn)

@@ -19,6 +19,8 @@ none may alter the table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -68,3 +70,24 @@ def apply(conn: psycopg.Connection) -> None:
     """Create or update the objects; idempotent, so every install run can apply it."""
     for statement in STATEMENTS:
         conn.execute(statement.encode())
+
+
+@contextmanager
+def installed(table: str) -> Iterator[None]:
+    """Use `table` (one of this schema's): missing, it is the service not set up yet (the new
+    code runs before the installer job), so the store's own unavailable error, a 503 at the
+    API, never a fault of the request."""
+    import psycopg  # the driver: loaded only once a caller uses the database anyway
+
+    from messagedb_agent.store.errors import StoreError, StoreUnavailableError
+
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, StoreError) as exc:
+        cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+        if not isinstance(cause, psycopg.errors.UndefinedTable):
+            raise
+        raise StoreUnavailableError(
+            f"the table {table} does not exist yet: "
+            "run `messagedb-agent db install` (the installer job)"
+        ) from exc
