@@ -3,31 +3,13 @@ sharded one: read, listed, answered by the engine, paged, ended."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from flask.testing import FlaskClient
-from tests.api.conftest import MakeApi
-from tests.api.test_user_stories import Stepping
+from tests.api.test_user_stories import chat, stepping
 from tests.threads.legacy import write_legacy_thread
 
-from messagedb_agent.llm.offline import OfflineModel
-from messagedb_agent.runtime import build_engine
-from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 
-
-@pytest.fixture
-def stepping(store: MessageStore, settings: Settings) -> Iterator[Stepping]:
-    publisher = Stepping(build_engine(settings, store, OfflineModel()))
-    yield publisher
-    publisher.join()
-
-
-@pytest.fixture
-def chat(make_api: MakeApi, stepping: Stepping) -> Iterator[FlaskClient]:
-    with make_api(stepping).flask_app().test_client() as test_client:
-        yield test_client
+__all__ = ["chat", "stepping"]  # the user stories' fixtures: the offline model, stepping in-process
 
 
 def test_a_legacy_thread_is_read_answered_listed_and_ended_through_the_api(

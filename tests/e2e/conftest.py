@@ -56,13 +56,19 @@ TAP = "e2e-tap"
 
 
 class Tap:
-    """A pull subscription on the stack's topic: every notification published after its creation."""
+    """A pull subscription: on the stack's topic (`on_topic`), every notification published
+    after its creation; or an existing one, such as the dead-letter subscription."""
 
-    def __init__(self, emulator_host: str, project: str, topic: str) -> None:
+    def __init__(self, emulator_host: str, path: str) -> None:
         self._publisher, self._subscriber = admin_clients(emulator_host)
-        self.path = self._subscriber.subscription_path(project, TAP)
-        self._subscriber.create_subscription(request={"name": self.path, "topic": topic})
+        self.path = path
         self.seen: dict[str, list[int]] = {}
+
+    @classmethod
+    def on_topic(cls, emulator_host: str, project: str, topic: str) -> Tap:
+        tap = cls(emulator_host, f"projects/{project}/subscriptions/{TAP}")
+        tap._subscriber.create_subscription(request={"name": tap.path, "topic": topic})
+        return tap
 
     def drain(self) -> dict[str, list[int]]:
         """Pull and acknowledge what is waiting; returns everything seen so far, by stream."""
@@ -198,7 +204,7 @@ def live(
     try:
         assert stack.emulator_host is not None
         assert stack.topology is not None
-        tap = Tap(stack.emulator_host, stack.project, stack.topology.topic)
+        tap = Tap.on_topic(stack.emulator_host, stack.project, stack.topology.topic)
         shutdown.insert(0, tap.close)
         client = _publisher_client(stack.emulator_host)
         shutdown.insert(0, client.stop)

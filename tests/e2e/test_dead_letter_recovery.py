@@ -10,23 +10,19 @@ the dead-letter topic is informational.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 import uuid
-import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
-from tests.e2e.conftest import Live
+from tests.e2e.conftest import Live, Tap
 from tests.e2e.conversation import Chat
 
-from messagedb_agent.stack.emulator import MAX_DELIVERY_ATTEMPTS, admin_clients
+from messagedb_agent.stack.emulator import MAX_DELIVERY_ATTEMPTS
 from messagedb_agent.stack.processes import Service, http_answers, wait_until
 from messagedb_agent.store import stream_name as names
 
@@ -49,39 +45,11 @@ http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Down).serve_for
 """
 
 
-class DeadLetters:
+def dead_letters(live: Live) -> Tap:
     """The stack's dead-letter subscription, read as Pub/Sub keeps it."""
-
-    def __init__(self, live: Live) -> None:
-        assert live.stack.emulator_host is not None
-        assert live.stack.topology is not None
-        self._publisher, self._subscriber = admin_clients(live.stack.emulator_host)
-        self.path = live.stack.topology.dead_letter_subscription
-        self.seen: Counter[tuple[str, int]] = Counter()
-
-    def drain(self) -> Counter[tuple[str, int]]:
-        while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                response = self._subscriber.pull(
-                    subscription=self.path, max_messages=1000, return_immediately=True, timeout=10
-                )
-            received = response.received_messages
-            if not received:
-                return self.seen
-            self._subscriber.acknowledge(
-                subscription=self.path, ack_ids=[m.ack_id for m in received]
-            )
-            for item in received:
-                payload: dict[str, Any] = json.loads(item.message.data)
-                self.seen[(payload["stream_name"], payload["position"])] += 1
-
-    def of(self, stream: str) -> int:
-        return sum(n for (name, _), n in self.drain().items() if name == stream)
-
-    def close(self) -> None:
-        self._subscriber.close()
-        self._publisher.transport.close()
+    assert live.stack.emulator_host is not None
+    assert live.stack.topology is not None
+    return Tap(live.stack.emulator_host, live.stack.topology.dead_letter_subscription)
 
 
 def _kill(service: Service) -> None:
@@ -127,7 +95,7 @@ def _eventually(check: Callable[[], bool], what: str, timeout: float) -> None:
 def test_a_thread_whose_notifications_were_all_dead_lettered_is_answered_once_step_is_back(
     live: Live,
 ) -> None:
-    dead = DeadLetters(live)
+    dead = dead_letters(live)
     try:
         with live.client(f"dead-letter-{uuid.uuid4().hex[:6]}") as http:
             chat = Chat(http)
@@ -151,7 +119,7 @@ def test_a_thread_whose_notifications_were_all_dead_lettered_is_answered_once_st
                 with function_down(live, "relay"):
                     announced = live.tap.counts(stream)[position]
                     _eventually(
-                        lambda: dead.drain()[(stream, position)] >= announced,
+                        lambda: dead.counts(stream)[position] >= announced,
                         "the notifications were not dead-lettered",
                         timeout=120,
                     )
