@@ -98,6 +98,16 @@ def test_snapshot_and_tail_equal_the_full_replay_for_any_thread_and_cut(
     assert_same_view(restored_at(events, cut), ThreadView(events), (40, 200))
 
 
+def test_the_claims_both_folds_share_are_stored_once_and_restored_apart() -> None:
+    events = replay([("user", "hi"), ("claim", True, 0, 1, 60), ("respond", -1, "hello", 0, None)])
+    state = stored(state_of(ThreadView(events.events)))
+    assert orjson.dumps(state).count(b'"$":"Anchors"') == 1
+    view = restore(state, events.events[-1:], MAX_CHARS)
+    _, progress, context = view.folds()
+    assert context.anchors == progress.anchors
+    assert context.anchors is not progress.anchors
+
+
 def test_every_cut_of_a_long_thread_restores_the_same_view() -> None:
     script: list[Action] = []
     for turn in range(6):

@@ -44,8 +44,10 @@ import hashlib
 import importlib
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,29 +197,74 @@ def _encode_attribute(key: str, value: Any) -> Any:
     return encode(value)
 
 
-_INT = frozenset({int})
+# Decoding checks types a column at a time (`set(map(type, column))`), which runs in C: a
+# snapshot is thousands of small rows, and a Python call per value would cost more than
+# reading the events it stands for.
 
 
-def _ints(value: Any) -> tuple[int, ...]:
-    if type(value) is not list or not set(map(type, value)) <= _INT:
+def _rows_of(body: Any, width: int) -> list[list[Any]]:
+    rows = _items(body)
+    if not set(map(type, rows)) <= _LIST or not set(map(len, rows)) <= {width}:
+        raise SnapshotError(f"a snapshot's rows are not lists of {width}")
+    return rows
+
+
+def _column(rows: list[list[Any]], index: int, kind: type) -> list[Any]:
+    values = list(map(itemgetter(index), rows))
+    if not set(map(type, values)) <= {kind}:
+        raise SnapshotError(f"a snapshot's column holds something other than {kind.__name__}")
+    return values
+
+
+def _keys(values: list[Any]) -> list[tuple[int, ...]]:
+    """Sort keys: lists of integers, as tuples."""
+    if (
+        not set(map(type, values)) <= _LIST
+        or not set(map(type, chain.from_iterable(values))) <= _INT
+    ):
         raise SnapshotError("a snapshot's sort key is not a list of integers")
-    return tuple(value)
+    return list(map(tuple, values))
 
 
-def _rows(decode_row: Callable[[list[Any]], tuple[Any, Any]]) -> Callable[[Any, Any], Any]:
-    def decode_rows(body: Any, _: Any) -> dict[Any, Any]:
-        try:
-            return dict(decode_row(row) for row in _items(body))
-        except (IndexError, TypeError, ValueError) as exc:
-            raise SnapshotError(f"a snapshot's rows do not have this code's shape: {exc}") from exc
+def _claims(body: Any, _: Any) -> dict[int, tuple[str, int]]:
+    rows = _rows_of(body, 3)
+    return dict(
+        zip(
+            _column(rows, 0, int),
+            zip(_column(rows, 1, str), _column(rows, 2, int), strict=True),
+            strict=True,
+        )
+    )
 
-    return decode_rows
+
+def _attempts(body: Any, _: Any) -> dict[str, dict[int, int]]:
+    rows = _rows_of(body, 2)
+    attempts = _column(rows, 1, list)
+    pairs = _rows_of(list(chain.from_iterable(attempts)), 2)
+    _column(pairs, 0, int)
+    _column(pairs, 1, int)
+    return dict(zip(_column(rows, 0, str), map(dict, attempts), strict=True))
 
 
-def _typed(value: Any, kind: type) -> Any:
-    if type(value) is not kind:
-        raise SnapshotError(f"a snapshot holds {type(value).__name__} for {kind.__name__}")
-    return value
+def _sort_keys(body: Any, _: Any) -> dict[str, tuple[int, ...]]:
+    rows = _rows_of(body, 2)
+    return dict(zip(_column(rows, 0, str), _keys(_column(rows, 1, list)), strict=True))
+
+
+def _call_order(body: Any, _: Any) -> dict[tuple[str, str], int]:
+    rows = _rows_of(body, 3)
+    steps, calls = _column(rows, 0, str), _column(rows, 1, str)
+    return dict(zip(zip(steps, calls, strict=True), _column(rows, 2, int), strict=True))
+
+
+_INT = frozenset({int})
+_LIST = frozenset({list})
+_SCALAR = frozenset({str, int, float, bool, type(None)})
+
+
+def _scalars(values: Iterable[Any]) -> bool:
+    """Whether every value is a JSON scalar, which decodes to itself."""
+    return set(map(type, values)) <= _SCALAR
 
 
 # The context's entries, `(sort key, message, tokens)`, as rows: `[kind, key, tokens, fields]`.
@@ -250,56 +297,60 @@ def _encode_entry(entry: tuple[Any, ...]) -> list[Any]:
 _TOOL_CALLS = TypeAdapter(list[ToolCall])
 
 
+_SHAPES = frozenset({("u", 4), ("s", 4), ("a", 6), ("r", 7)})  # (kind, row length)
+
+
 def _decode_entries(body: Any, _: dict[str, Any]) -> list[tuple[Any, ...]]:
     rows = _items(body)
+    if not set(map(type, rows)) <= _LIST:
+        raise SnapshotError("a context entry is not a row")
     try:
+        if not set(zip(map(itemgetter(0), rows), map(len, rows), strict=True)) <= _SHAPES:
+            raise SnapshotError("a context entry of unknown kind or shape")
+        keys = _keys(_column(rows, 1, list))
+        tokens = _column(rows, 2, int)
+        texts = _column(rows, 3, str)
+        assistant = [row for row in rows if row[0] == "a"]
+        results = [row for row in rows if row[0] == "r"]
         # every tool call at once: one validation instead of one per call
-        calls = _TOOL_CALLS.validate_python([c for row in rows if row[0] == "a" for c in row[4]])
-        entries: list[tuple[Any, ...]] = []
-        taken = 0
-        for row in rows:
-            kind, key, tokens = row[0], row[1], row[2]
-            sort_key = _ints(key)
-            if type(tokens) is not int:
-                raise SnapshotError("a context entry's size is not an integer")
-            message: Any
-            if kind == "u" or kind == "s":
-                text_ = _text(row[3])
-                message = UserTurn(text_) if kind == "u" else ContextSummary(text_)
+        calls = iter(
+            _TOOL_CALLS.validate_python(list(chain.from_iterable(_column(assistant, 4, list))))
+        )
+        _column(assistant, 5, dict)
+        signatures = chain.from_iterable(map(dict.items, (row[5] for row in assistant)))
+        if not set(map(type, chain.from_iterable(signatures))) <= _STR:
+            raise SnapshotError("a context entry's thought signatures are not strings")
+        _column(results, 4, str)
+        _column(results, 6, bool)
+        messages: list[Any] = []
+        for row, text_ in zip(rows, texts, strict=True):
+            kind = row[0]
+            if kind == "u":
+                messages.append(UserTurn(text_))
             elif kind == "a":
-                count = len(row[4])
-                signatures = row[5]
-                if not isinstance(signatures, dict):
-                    raise SnapshotError("a context entry's thought signatures are not a map")
-                message = AssistantTurn(
-                    _text(row[3]), tuple(calls[taken : taken + count]), signatures
-                )
-                taken += count
+                taken = tuple(islice(calls, len(row[4])))
+                messages.append(AssistantTurn(text_, taken, row[5]))
             elif kind == "r":
-                if type(row[6]) is not bool:
-                    raise SnapshotError("a tool result's error flag is not a boolean")
-                message = ToolResult(_text(row[3]), _text(row[4]), row[5], row[6])
+                messages.append(ToolResult(text_, row[4], row[5], row[6]))
             else:
-                raise SnapshotError(f"a context entry of unknown kind {kind!r}")
-            entries.append((sort_key, message, tokens))
-    except (IndexError, TypeError, KeyError, ValidationError) as exc:
+                messages.append(ContextSummary(text_))
+    except (IndexError, TypeError, ValidationError) as exc:
         raise SnapshotError(f"a context entry does not have this code's shape: {exc}") from exc
-    return entries
+    return list(zip(keys, messages, tokens, strict=True))
 
 
-def _text(value: Any) -> str:
-    if type(value) is not str:
-        raise SnapshotError("a context entry's text is not a string")
-    return value
+_STR = frozenset({str})
 
 
 def decode(value: Any) -> Any:
     if isinstance(value, list):
-        return [decode(item) for item in value]
+        return value if _scalars(value) else [decode(item) for item in value]
     if not isinstance(value, dict):
         return value
     tag = value.get("$")
     if tag is None:
+        if _scalars(value.values()):
+            return value
         return {key: decode(item) for key, item in value.items()}
     body = value.get("v")
     decoder = _DECODERS.get(tag)
@@ -343,35 +394,43 @@ def _event(body: Any, whole: dict[str, Any]) -> Event:
     return event
 
 
+def _decoded_items(body: Any) -> list[Any]:
+    items = _items(body)
+    return items if _scalars(items) else list(map(decode, items))
+
+
 def _items(body: Any) -> list[Any]:
     if not isinstance(body, list):
         raise SnapshotError("a snapshot's collection is not a list")
     return body
 
 
+# The LLM context's anchors, when equal to the next step's (always, for a thread this code
+# wrote): stored once, since they are a third of a snapshot.
+_SAME_ANCHORS = "sameAnchors"
+
 _DECODERS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
-    "tuple": lambda body, _: tuple(decode(item) for item in _items(body)),
-    "set": lambda body, _: {decode(item) for item in _items(body)},
+    _SAME_ANCHORS: lambda body, _: _SAME_ANCHORS,
+    "tuple": lambda body, _: tuple(_decoded_items(body)),
+    "set": lambda body, _: _validated(lambda: set(_decoded_items(body))),
     "map": lambda body, _: {decode(k): decode(v) for k, v in _items(body)},
     "datetime": lambda body, _: _validated(lambda: datetime.fromisoformat(body)),
     "event": _event,
     "entries": _decode_entries,
-    "claims": _rows(lambda r: (_typed(r[0], int), (_typed(r[1], str), _typed(r[2], int)))),
-    "attempts": _rows(
-        lambda r: (
-            _typed(r[0], str),
-            {_typed(n, int): _typed(at, int) for n, at in _items(r[1])},
-        )
-    ),
-    "keys": _rows(lambda r: (_typed(r[0], str), _ints(r[1]))),
-    "order": _rows(lambda r: ((_typed(r[0], str), _typed(r[1], str)), _typed(r[2], int))),
+    "claims": _claims,
+    "attempts": _attempts,
+    "keys": _sort_keys,
+    "order": _call_order,
 }
 
 
 def state_of(view: ThreadView) -> dict[str, Any]:
     """The view's folded state, as a snapshot stores it (see `ThreadView.folds`)."""
     started, progress, context = view.folds()
-    return {"started": encode(started), "progress": encode(progress), "context": encode(context)}
+    state = {"started": encode(started), "progress": encode(progress), "context": encode(context)}
+    if context.anchors == progress.anchors:  # both folds place responses the same way
+        state["context"]["v"]["anchors"] = {"$": _SAME_ANCHORS}
+    return state
 
 
 def pack(state: dict[str, Any]) -> dict[str, Any]:
@@ -404,6 +463,11 @@ def restore(
         raise SnapshotError("a snapshot's SessionStarted is not one")
     if not isinstance(progress, Progress) or not isinstance(context, llm_context._Acc):
         raise SnapshotError("a snapshot's folds are not this code's")
+    anchors: Any = context.anchors
+    if anchors == _SAME_ANCHORS and isinstance(progress.anchors, Anchors):
+        context.anchors = progress.anchors.copy()
+    elif not (isinstance(anchors, Anchors) and isinstance(progress.anchors, Anchors)):
+        raise SnapshotError("a snapshot's anchors are not this code's")
     if context.tool_result_max_chars != tool_result_max_chars:
         raise SnapshotError("a snapshot folded with another tool result cap")
     return ThreadView.restored(started, progress, context, tail)

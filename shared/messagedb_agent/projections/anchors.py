@@ -32,6 +32,19 @@ class Anchors:
         self._alive: dict[str, dict[int, int]] = {}
         self._latest: dict[str, int] = {}
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Anchors) and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def copy(self) -> Anchors:
+        """An equal, independent accumulator (claims are immutable tuples, shared)."""
+        twin = Anchors()
+        twin._by_position = dict(self._by_position)
+        twin._alive = {step: dict(attempts) for step, attempts in self._alive.items()}
+        twin._latest = dict(self._latest)
+        return twin
+
     def claimed(self, event: LLMCallRequested, position: int) -> None:
         self._by_position[position] = (event.step_id, event.context_position)
         self._alive.setdefault(event.step_id, {}).setdefault(event.attempt, event.context_position)

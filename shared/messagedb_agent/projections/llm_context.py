@@ -15,9 +15,11 @@ decides when to compact, not what is billed.
 from __future__ import annotations
 
 import json
+from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import singledispatch
+from operator import itemgetter
 from typing import Any
 
 from messagedb_agent.events.agent import (
@@ -75,7 +77,10 @@ Entry = tuple[SortKey, Message, int]  # sort key, message, estimated tokens
 
 
 class _Acc:
-    """Mutable only while one projection runs; callers get an immutable LLMContext."""
+    """Mutable only while one projection runs; callers get an immutable LLMContext.
+
+    `entries` is kept in sort-key order as they arrive: nearly every one sorts last, so an
+    insert is an append, and building the context is a copy, not a sort of the thread."""
 
     def __init__(self, tool_result_max_chars: int) -> None:
         self.system_prompt: str | None = None
@@ -91,7 +96,11 @@ class _Acc:
         if self.floor is not None and key < self.floor:
             return  # a late outcome of something already summarised
         tokens = estimate_tokens(message)
-        self.entries.append((key, message, tokens))
+        entries = self.entries
+        if not entries or entries[-1][0] <= key:
+            entries.append((key, message, tokens))
+        else:  # a response placed before a message that arrived while it was generated
+            insort(entries, (key, message, tokens), key=_sort_key)
         self.tokens += tokens
 
 
@@ -157,7 +166,6 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
 @_apply.register
 def _(event: ContextCompacted, recorded: Recorded[Event], acc: _Acc) -> None:
     floor: SortKey = (event.first_kept_position, 0)
-    acc.entries.sort(key=_sort_key)
     kept = [entry for entry in acc.entries if entry[0] >= floor]
     summary = ContextSummary(SUMMARY_PREFIX + event.summary)
     acc.entries = [((event.first_kept_position, -1), summary, estimate_tokens(summary)), *kept]
@@ -191,8 +199,7 @@ class LLMContextFold:
 
     def context(self) -> LLMContext:
         acc = self._acc
-        acc.entries.sort(key=_sort_key)  # nearly sorted already: linear for timsort
-        return LLMContext(acc.system_prompt, tuple(entry[1] for entry in acc.entries))
+        return LLMContext(acc.system_prompt, tuple(map(_message_of, acc.entries)))
 
     def compaction(self, budget: int) -> CompactionPlan | None:
         """What to summarise once the context is over `budget` tokens, or None.
@@ -205,7 +212,6 @@ class LLMContextFold:
         if total <= budget:
             return None
         acc = self._acc
-        acc.entries.sort(key=_sort_key)
         keep, suffix, cut = budget * KEEP_SHARE, 0, None
         for index in range(len(acc.entries) - 1, -1, -1):
             key, message, tokens = acc.entries[index]
@@ -226,6 +232,9 @@ class LLMContextFold:
 
 def _sort_key(entry: Entry) -> SortKey:
     return entry[0]
+
+
+_message_of = itemgetter(1)
 
 
 def project_llm_context(
