@@ -16,7 +16,7 @@ from messagedb_agent.settings import Settings
 runtime = Runtime(Settings())
 configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too
 bound_request_bodies()  # a body that stops arriving is answered 408 after a few seconds
-runtime.freeze_startup_heap()  # last: what the cold start built is never collected
+runtime.tune_collector()  # last: what the cold start built is never walked again
 
 
 @functions_framework.http

@@ -23,7 +23,7 @@ runtime = Runtime(Settings())
 runtime.import_tool_modules()  # a broken TOOL_MODULES module stops the cold start, named
 configure(runtime.settings)  # JSON for Cloud Logging on Cloud Run, readable locally; spans too
 bound_request_bodies()  # a body that stops arriving is answered 408 after a few seconds
-runtime.freeze_startup_heap()  # last: what the cold start built is never collected
+runtime.tune_collector()  # last: what the cold start built is never walked again
 
 
 @functions_framework.errorhandler(Exception)

@@ -23,12 +23,12 @@ from messagedb_agent.channels.callback import HttpReplySender
 from messagedb_agent.engine.cache import ViewCache
 from messagedb_agent.engine.effects import EngineConfig
 from messagedb_agent.engine.runner import run_until_idle
-from messagedb_agent.engine.snapshot import (
+from messagedb_agent.engine.snapshot import _POSITION_FIELD, snapshot_stream
+from messagedb_agent.engine.snapshot_state import (
     SnapshotError,
     decode,
     encode,
     restore,
-    snapshot_stream,
     state_of,
 )
 from messagedb_agent.engine.step import Engine
@@ -140,20 +140,64 @@ def test_the_encoding_keeps_types_json_cannot_tell_apart() -> None:
     assert decode(orjson.loads(orjson.dumps(encode(value)))) == value
 
 
+def _with_progress_anchors(anchors: dict[str, Any], strings: list[Any]) -> dict[str, Any]:
+    """A real thread's state, its anchors' columns replaced by `anchors`."""
+    events = replay([("user", "hi"), ("claim", True, 0, 1, 60)]).events
+    state = stored(state_of(ThreadView(events)))
+    state["progress"]["v"]["anchors"]["v"].update(anchors)
+    state["strings"] = strings
+    return state
+
+
 @pytest.mark.parametrize(
     "state",
     [
         {},
-        {"started": None, "progress": None, "context": None},
-        {"started": None, "progress": {"$": "Progress", "v": {"head": 1}}, "context": None},
-        {"started": None, "progress": {"$": "os.system", "v": "rm"}, "context": None},
-        {"started": {"$": "event", "t": "NoSuchEvent", "v": {}}, "progress": 1, "context": 2},
+        {"strings": [], "started": None, "progress": None, "context": None},
+        {
+            "strings": [],
+            "started": None,
+            "progress": {"$": "Progress", "v": {"head": 1}},
+            "context": None,
+        },
+        {
+            "strings": [],
+            "started": None,
+            "progress": {"$": "os.system", "v": "rm"},
+            "context": None,
+        },
+        {
+            "strings": [],
+            "started": {"$": "event", "t": "NoSuchEvent", "v": {}},
+            "progress": 1,
+            "context": 2,
+        },
+        {"strings": [1], "started": None, "progress": None, "context": None},
+        # a claim whose step is not in the string table, or before it
+        _with_progress_anchors({"_by_position": {"$": "claims", "p": [1], "s": [5], "a": [0]}}, []),
+        _with_progress_anchors(
+            {"_by_position": {"$": "claims", "p": [1], "s": [-1], "a": [0]}}, ["step"]
+        ),
+        # columns of different lengths, attempts that do not add up, a key that is not a list
+        _with_progress_anchors(
+            {"_by_position": {"$": "claims", "p": [1, 2], "s": [0], "a": [0]}}, ["step"]
+        ),
+        _with_progress_anchors(
+            {"_alive": {"$": "attempts", "s": [0], "n": [2], "k": [1], "a": [0]}}, ["step"]
+        ),
+        _with_progress_anchors({"_latest": {"$": "latest", "s": [0], "a": ["0"]}}, ["step"]),
     ],
 )
 def test_a_state_that_is_not_this_codes_is_refused(state: dict[str, Any]) -> None:
     events = replay([("user", "hi")]).events
     with pytest.raises(SnapshotError):
         restore(state, events[-1:], MAX_CHARS)
+
+
+def test_the_position_a_snapshot_is_read_from_is_where_its_message_stores_it() -> None:
+    snapshot = SnapshotRecorded(entity_version=41, head_id="h", fingerprint="f", entity_data={})
+    data = to_message(snapshot, Metadata(), str(uuid.uuid4())).data
+    assert data[_POSITION_FIELD] == 41
 
 
 def test_a_thread_stream_has_its_snapshot_in_its_category_typed() -> None:

@@ -103,6 +103,33 @@ def test_get_last_stream_message_with_and_without_type(store: MessageStore, stre
     assert store.get_last_stream_message(stream, "Never") is None
 
 
+def test_read_after_last_reads_a_snapshot_and_the_stream_from_its_position(
+    store: MessageStore, stream: str
+) -> None:
+    snapshots = f"{stream.split('-', 1)[0]}:snapshot-{stream.split('-', 1)[1]}"
+    assert store.read_after_last(snapshots, stream, "at") == (None, [])
+    store.write_messages(stream, [NewMessage("E", {"n": n}) for n in range(12)])
+    store.write_messages(snapshots, [NewMessage("Snap", {"at": 2}), NewMessage("Snap", {"at": 7})])
+    last, after = store.read_after_last(snapshots, stream, "at")
+    assert last is not None and last.data == {"at": 7}
+    assert [m.position for m in after] == [7, 8, 9, 10, 11]
+    paged = store.read_after_last(snapshots, stream, "at", batch_size=2)[1]
+    assert [m.position for m in paged] == [7, 8, 9, 10, 11]
+
+
+@pytest.mark.parametrize(
+    "recorded", [None, "1", -1, 1.5, "1; DROP TABLE messages", "99999999999999999999", [1]]
+)
+def test_read_after_last_reads_no_stream_without_a_position_in_the_last_message(
+    store: MessageStore, stream: str, recorded: object
+) -> None:
+    snapshots = f"{stream.split('-', 1)[0]}:snapshot-{stream.split('-', 1)[1]}"
+    store.write_messages(stream, [NewMessage("E", {"n": n}) for n in range(3)])
+    store.write_messages(snapshots, [NewMessage("Snap", {"at": recorded})])  # 1 would read 2
+    last, after = store.read_after_last(snapshots, stream, "at")
+    assert last is not None and after == []
+
+
 def test_stream_version_is_none_until_the_first_write(store: MessageStore, stream: str) -> None:
     assert store.stream_version(stream) is None
     store.write_message(None, stream, "First", {})

@@ -22,6 +22,8 @@ from functools import singledispatch
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from messagedb_agent.events.agent import (
     ContextCompacted,
     LLMCallFailed,
@@ -260,7 +262,14 @@ def _estimate(text: str) -> int:
 
 
 def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    """Compact JSON, as the providers are sent it (orjson: a fold sizes every tool call and
+    result, and the standard library's encoder would be most of the fold's time)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits, which JSON allows and orjson refuses
+        return json.dumps(value, default=str, separators=(",", ":"))
 
 
 def _capped(result: Any, limit: int) -> Any:

@@ -63,6 +63,20 @@ _LAZY = "SELECT set_config('synchronous_commit', 'off', true), w.* FROM ({}) AS 
 _GET_STREAM = "SELECT * FROM message_store.get_stream_messages(%s, %s, %s, %s)"
 _GET_CATEGORY = "SELECT * FROM message_store.get_category_messages(%s, %s, %s, %s, %s, %s, %s)"
 _GET_LAST = "SELECT * FROM message_store.get_last_stream_message(%s, %s)"
+# A stream's last message, then another stream from the position that message records in its
+# data (a position that is not a JSON non-negative integer reads nothing: COALESCE in Message DB
+# would turn a NULL into 0, the whole stream).
+_LAST_THEN_STREAM = (
+    "WITH last AS (SELECT * FROM message_store.get_last_stream_message(%s, NULL::varchar))"
+    " SELECT 0 AS part, last.* FROM last"
+    " UNION ALL"
+    " SELECT 1, m.* FROM last"
+    " CROSS JOIN LATERAL (SELECT (last.data::jsonb -> %s) AS at) AS recorded"
+    " CROSS JOIN LATERAL message_store.get_stream_messages(%s,"
+    " CASE WHEN jsonb_typeof(recorded.at) = 'number' AND recorded.at::text ~ '^[0-9]{1,18}$'"
+    " THEN recorded.at::text::bigint ELSE 9223372036854775807 END, %s, NULL::varchar) AS m"
+    " ORDER BY part, position"
+)
 _STREAM_ENDS = (
     "SELECT s.name, 'first' AS part, m.* FROM unnest(%s::varchar[]) AS s(name)"
     " CROSS JOIN LATERAL message_store.get_stream_messages(s.name, 0, %s, NULL::varchar) AS m"
@@ -384,6 +398,30 @@ class MessageStore:
                 if len(rows) <= batch_size:
                     return messages
                 position = messages[-1].position + 1
+
+    def read_after_last(
+        self,
+        last_of: str,
+        stream_name: str,
+        position_field: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> tuple[MessageData | None, list[MessageData]]:
+        """The last message of `last_of`, and `stream_name` from the position that message's
+        data holds under `position_field`, in one round trip: Eventide's snapshot read (an
+        entity's snapshot, then its events from the snapshot's version on). No last message,
+        or no position in it, reads no stream; a rest longer than a batch is paged as
+        `read_stream` pages."""
+        names.validate(last_of)
+        names.validate(stream_name)
+        with self._connection() as conn:
+            rows = conn.execute(
+                _LAST_THEN_STREAM, (last_of, position_field, stream_name, batch_size + 1)
+            ).fetchall()
+        last = next((MessageData(*row[1:]) for row in rows if row[0] == 0), None)
+        after = [MessageData(*row[1:]) for row in rows if row[0] == 1]
+        if len(after) > batch_size:
+            after.extend(self.read_stream(stream_name, after[-1].position + 1, batch_size))
+        return last, after
 
     def get_last_stream_message(
         self, stream_name: str, type: str | None = None
