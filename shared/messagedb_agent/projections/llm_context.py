@@ -89,6 +89,7 @@ class _Acc:
         self.entries: list[Entry] = []
         self.tokens = 0
         self.floor: SortKey | None = None  # what sorts below it is summarised
+        self.reordered = 0  # entries inserted before the last one, or replaced
         self.anchors = Anchors()
         self.responses: dict[str, SortKey] = {}
         self.call_order: dict[tuple[str, str], int] = {}
@@ -103,6 +104,7 @@ class _Acc:
             entries.append((key, message, tokens))
         else:  # a response placed before a message that arrived while it was generated
             insort(entries, (key, message, tokens), key=_sort_key)
+            self.reordered += 1
         self.tokens += tokens
 
 
@@ -173,15 +175,19 @@ def _(event: ContextCompacted, recorded: Recorded[Event], acc: _Acc) -> None:
     acc.entries = [((event.first_kept_position, -1), summary, estimate_tokens(summary)), *kept]
     acc.tokens = sum(entry[2] for entry in acc.entries)
     acc.floor = floor
+    acc.reordered += 1
 
 
 class LLMContextFold:
-    """The same projection, folded incrementally (see `NextStepFold`)."""
+    """The same projection, folded incrementally (see `NextStepFold`). The messages of the
+    last context built are kept, so the next one copies them and adds what was appended."""
 
-    __slots__ = ("_acc",)
+    __slots__ = ("_acc", "_messages", "_mirrored")
 
     def __init__(self, tool_result_max_chars: int = DEFAULT_TOOL_RESULT_MAX_CHARS) -> None:
         self._acc = _Acc(tool_result_max_chars)
+        self._messages: list[Message] = []
+        self._mirrored: tuple[_Acc | None, int, int] = (None, 0, 0)  # acc, entries, reordered
 
     def feed(self, events: Sequence[Recorded[Event]]) -> LLMContextFold:
         acc = self._acc
@@ -201,7 +207,13 @@ class LLMContextFold:
 
     def context(self) -> LLMContext:
         acc = self._acc
-        return LLMContext(acc.system_prompt, tuple(map(_message_of, acc.entries)))
+        source, count, reordered = self._mirrored
+        if source is acc and reordered == acc.reordered and count <= len(acc.entries):
+            self._messages.extend(map(_message_of, acc.entries[count:]))
+        else:
+            self._messages = list(map(_message_of, acc.entries))
+        self._mirrored = (acc, len(acc.entries), acc.reordered)
+        return LLMContext(acc.system_prompt, tuple(self._messages))
 
     def compaction(self, budget: int) -> CompactionPlan | None:
         """What to summarise once the context is over `budget` tokens, or None.
