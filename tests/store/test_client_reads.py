@@ -111,7 +111,8 @@ def test_read_after_last_reads_a_snapshot_and_the_stream_from_its_position(
     store.write_messages(stream, [NewMessage("E", {"n": n}) for n in range(12)])
     store.write_messages(snapshots, [NewMessage("Snap", {"at": 2}), NewMessage("Snap", {"at": 7})])
     last, after = store.read_after_last(snapshots, stream, "at")
-    assert last is not None and last.data == {"at": 7}
+    assert last is not None
+    assert last.data == {"at": 7}
     assert [m.position for m in after] == [7, 8, 9, 10, 11]
     paged = store.read_after_last(snapshots, stream, "at", batch_size=2)[1]
     assert [m.position for m in paged] == [7, 8, 9, 10, 11]
@@ -127,7 +128,8 @@ def test_read_after_last_reads_no_stream_without_a_position_in_the_last_message(
     store.write_messages(stream, [NewMessage("E", {"n": n}) for n in range(3)])
     store.write_messages(snapshots, [NewMessage("Snap", {"at": recorded})])  # 1 would read 2
     last, after = store.read_after_last(snapshots, stream, "at")
-    assert last is not None and after == []
+    assert last is not None
+    assert after == []
 
 
 def test_stream_version_is_none_until_the_first_write(store: MessageStore, stream: str) -> None:
