@@ -13,7 +13,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -78,11 +78,14 @@ def build_engine(
         callbacks.delivery_timeout_seconds,
         allow_private=callbacks.callback_allow_private,
     )
+    approval = tuple(t.name for t in registry if t.approval)  # declared with @tool(approval=...)
+    config = _engine_config(settings)
+    config = replace(config, tools_requiring_approval=(*config.tools_requiring_approval, *approval))
     return Engine(
         store,
         TracedLLM(llm or _llm_client(settings)),  # a span per model call and per tool call
         TracedTools(offered),
-        _engine_config(settings),
+        config,
         replies=replies,
         views=ViewCache(limits.view_cache_events),
     )
@@ -114,6 +117,10 @@ def _engine_config(settings: Settings) -> EngineConfig:
         context_budget=limits.context_budget_tokens
         or default_context_budget(settings.effective_model),
         tool_result_max_chars=limits.tool_result_max_chars,
+        tools_requiring_approval=limits.approval_patterns,
+        approval_ttl=timedelta(seconds=limits.tool_approval_ttl_seconds)
+        if limits.tool_approval_ttl_seconds
+        else None,
     )
 
 

@@ -37,6 +37,8 @@ from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreUnavailableError
 from messagedb_agent.threads.commands import Appended
 from messagedb_agent.threads.errors import (
+    ApprovalDecided,
+    ApprovalNotFound,
     MessageRejected,
     ThreadClosed,
     ThreadError,
@@ -59,6 +61,8 @@ _THREAD_ERROR_STATUS: dict[type[ThreadError], int] = {
     ThreadNotFound: 404,
     ThreadClosed: 409,
     MessageRejected: 422,
+    ApprovalNotFound: 404,
+    ApprovalDecided: 409,
 }
 
 

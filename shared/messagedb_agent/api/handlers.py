@@ -33,6 +33,7 @@ from messagedb_agent.observability.tracing import current_traceparent
 from messagedb_agent.projections.cost import PriceTable
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
+from messagedb_agent.threads import approvals
 from messagedb_agent.threads import commands as session
 from messagedb_agent.threads import index as threads
 from messagedb_agent.threads.archive import ArchiveCorrupted, ArchiveError
@@ -251,6 +252,34 @@ def end_thread(ctx: Context, call: Call) -> Answer:
         )
         ending = models.ThreadEnding(thread_id=appended.thread_id, position=appended.position)
         return Written(Answer(202, ending), appended)
+
+    return ctx.write(call, write).answer
+
+
+def decide_approval(ctx: Context, call: Call) -> Answer:
+    """The owner's decision on a call waiting for approval; the same decision again is
+    answered as it was, a different one is refused (409)."""
+    body = call.body_as(models.ApprovalDecisionRequest)
+
+    def write(store: MessageStore) -> Written:
+        decided = approvals.decide_approval(
+            store,
+            call.params["thread_id"],
+            call.params["tool_call_id"],
+            owner=call.user,
+            approve=body.decision == "approve",
+            reason=body.reason,
+            traceparent=current_traceparent(),
+        )
+        answer = models.ApprovalDecided(
+            thread_id=decided.thread_id,
+            tool_call_id=decided.approval.tool_call_id,
+            decision="approved" if decided.approval.decision == "approved" else "declined",
+            reason=decided.approval.reason,
+            position=decided.position,
+        )
+        appended = Appended(decided.thread_id, decided.stream_name, decided.position)
+        return Written(Answer(200, answer), appended if decided.created else None)
 
     return ctx.write(call, write).answer
 

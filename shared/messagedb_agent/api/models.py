@@ -68,6 +68,18 @@ class AddMessageRequest(_Body):
     message: str = Field(json_schema_extra=MESSAGE_SCHEMA)
 
 
+class ApprovalDecisionRequest(_Body):
+    decision: Literal["approve", "reject"] = Field(
+        description="`approve` runs the call (once); `reject` tells the model the user declined."
+    )
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=NO_NUL,
+        description="Why; a rejection's reason is shown to the model.",
+    )
+
+
 class EndThreadRequest(_Body):
     """No fields yet; an empty object (or no body) ends the thread."""
 
@@ -162,7 +174,7 @@ class ToolCallView(_Out):
     id: str
     name: str
     arguments: dict[str, Any]
-    status: Literal["pending", "completed", "failed"]
+    status: Literal["pending", "awaiting_approval", "completed", "failed", "declined"]
     result: Any = None
     error: str | None = None
     attempts: int = 0
@@ -210,6 +222,23 @@ class MessageCounts(_Out):
     llm_calls: int
 
 
+class PendingApprovalView(_Out):
+    tool_call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    requested_at: Time
+    expires_at: Time | None = Field(description="When it is declined as expired; null: never.")
+    position: int = Field(description="Position of the approval request.")
+
+
+class ApprovalDecided(_Out):
+    thread_id: str
+    tool_call_id: str
+    decision: Literal["approved", "declined"]
+    reason: str | None
+    position: int = Field(description="Position of the decision.")
+
+
 class ThreadDetail(_Out):
     thread_id: str
     title: str | None
@@ -220,6 +249,11 @@ class ThreadDetail(_Out):
     version: int = Field(description="Position of the thread's newest event.")
     messages: list[TranscriptMessage]
     tool_calls: list[ToolCallView]
+    pending_approvals: list[PendingApprovalView] = Field(
+        default_factory=list,
+        description="Tool calls waiting for the owner's decision "
+        "(`POST /v1/threads/{thread_id}/approvals/{tool_call_id}`).",
+    )
     token_usage: TokenUsageView
     cost: CostView
     counts: MessageCounts

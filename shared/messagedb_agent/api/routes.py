@@ -124,6 +124,20 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        "/v1/threads/{thread_id}/approvals/{tool_call_id}",
+        "decideApproval",
+        "Approve or reject a tool call waiting for the owner's approval",
+        handlers.decide_approval,
+        {200: (models.ApprovalDecided, "The decision (the first one, if this repeats it).")},
+        errors=(*WRITES, *ON_A_THREAD, 409, *AUTHENTICATED),
+        body=models.ApprovalDecisionRequest,
+        body_required=True,
+        description="A call's approval is decided once: repeating the same decision answers "
+        "it again, a different one is `409 approval_decided`. An approved call runs exactly "
+        "once; a rejected one is reported to the model as declined, with the reason.",
+    ),
+    Route(
+        "POST",
         "/v1/threads/{thread_id}/end",
         "endThread",
         "End a conversation",

@@ -20,6 +20,7 @@ from messagedb_agent.api.models import (
     EventView,
     MessageCounts,
     ModelCostView,
+    PendingApprovalView,
     ThreadDetail,
     TokenUsageView,
     ToolCallView,
@@ -31,12 +32,17 @@ from messagedb_agent.events import (
     ModelUnavailable,
     Recorded,
     SessionCompleted,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolExecutionCompleted,
     ToolExecutionFailed,
     UserMessageAdded,
 )
 from messagedb_agent.events.ids import tool_step_id
+from messagedb_agent.projections.approvals import project_approvals
 from messagedb_agent.projections.cost import Cost, PriceTable, project_cost
+from messagedb_agent.projections.llm_context import declined_text
 from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store.message import MessageData
 
@@ -77,6 +83,14 @@ def thread_detail(
                 }
         elif isinstance(event, ToolExecutionCompleted | ToolExecutionFailed):
             _tool_outcome(calls, event, recorded.position)
+        elif isinstance(event, ToolApprovalRequested):
+            _tool_status(calls, event.step_id, event.tool_call_id, "awaiting_approval")
+        elif isinstance(event, ToolApprovalGranted):
+            _tool_status(calls, event.step_id, event.tool_call_id, "pending")
+        elif isinstance(event, ToolApprovalDenied):
+            entry = _tool_status(calls, event.step_id, event.tool_call_id, "declined")
+            if entry is not None:
+                entry["error"] = declined_text(event)
         elif isinstance(event, ModelUnavailable) and event.notice:
             messages.append(_message("assistant", event.notice, recorded))
         elif isinstance(event, SessionCompleted) and event.message:
@@ -92,6 +106,19 @@ def thread_detail(
         version=state.version,
         messages=messages,
         tool_calls=[ToolCallView(**fields) for fields in calls.values()],
+        pending_approvals=[
+            PendingApprovalView.model_validate(
+                {
+                    "tool_call_id": approval.tool_call_id,
+                    "tool": approval.tool_name,
+                    "arguments": approval.arguments,
+                    "requested_at": approval.requested_at,
+                    "expires_at": approval.expires_at,
+                    "position": approval.position,
+                }
+            )
+            for approval in project_approvals(events).pending
+        ],
         token_usage=TokenUsageView(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -186,6 +213,15 @@ def _message(role: str, text: str, recorded: Recorded[Event]) -> TranscriptMessa
     return TranscriptMessage.model_validate(
         {"role": role, "text": text, "position": recorded.position, "time": recorded.time}
     )
+
+
+def _tool_status(
+    calls: dict[tuple[str, str], dict[str, Any]], step_id: str, call_id: str, status: str
+) -> dict[str, Any] | None:
+    entry = calls.get((step_id, call_id))
+    if entry is not None:
+        entry["status"] = status
+    return entry
 
 
 def _tool_outcome(

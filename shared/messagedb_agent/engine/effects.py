@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 
 import orjson
 
@@ -23,6 +24,11 @@ from messagedb_agent.events.agent import (
     LLMCallRequested,
     LLMResponseReceived,
     ModelUnavailable,
+)
+from messagedb_agent.events.approval import (
+    EXPIRED,
+    ToolApprovalDenied,
+    ToolApprovalRequested,
 )
 from messagedb_agent.events.base import Event, Metadata, Recorded
 from messagedb_agent.events.delivery import (
@@ -93,6 +99,13 @@ class EngineConfig:
     tool_result_max_chars: int = 20_000
     # events between snapshots of a thread's view (see `snapshot.py`); None: no snapshots
     snapshot_interval: int | None = 100
+    # names (fnmatch patterns) of the tools whose calls wait for their owner's approval, and
+    # how long an approval may wait before it is denied as expired (None: for ever)
+    tools_requiring_approval: tuple[str, ...] = ()
+    approval_ttl: timedelta | None = None
+
+    def requires_approval(self, tool_name: str) -> bool:
+        return any(fnmatchcase(tool_name, pattern) for pattern in self.tools_requiring_approval)
 
     def backoff(self, attempt: int) -> timedelta:
         """Exponential: base, 2 × base, 4 × base... capped at `backoff_max`."""
@@ -143,21 +156,54 @@ def claims(
             lease_expires_at=now + config.delivery_lease,
         )
         return [(delivery, ids.message_id(step_id, f"request-{attempt}"))]
+    if decision.kind is StepKind.EXPIRE_APPROVALS:
+        return [
+            (
+                ToolApprovalDenied(
+                    step_id=step_id,
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                    decided_by=EXPIRED_BY,
+                    reason=EXPIRED,
+                ),
+                ids.approval_decision_id(step_id, call.id),
+            )
+            for call in decision.tool_calls
+        ]
     lease = now + config.tool_lease
-    return [
-        (
-            ToolExecutionRequested(
+    expires = now + config.approval_ttl if config.approval_ttl is not None else None
+    written: list[Pending] = []
+    for call in decision.tool_calls:
+        if awaits_approval(decision, call, config):
+            approval = ToolApprovalRequested(
                 step_id=step_id,
                 tool_call_id=call.id,
                 tool_name=call.name,
                 arguments=call.arguments,
-                attempt=attempt,
-                lease_expires_at=lease,
-            ),
-            ids.message_id(step_id, f"request-{call.id}-{attempt}"),
+                decider=view.owner,
+                expires_at=expires,
+            )
+            written.append((approval, ids.message_id(step_id, f"approval-{call.id}")))
+            continue
+        claim = ToolExecutionRequested(
+            step_id=step_id,
+            tool_call_id=call.id,
+            tool_name=call.name,
+            arguments=call.arguments,
+            attempt=attempt,
+            lease_expires_at=lease,
         )
-        for call in decision.tool_calls
-    ]
+        written.append((claim, ids.message_id(step_id, f"request-{call.id}-{attempt}")))
+    return written
+
+
+EXPIRED_BY = "expiry"  # who decided an approval nobody decided in time
+
+
+def awaits_approval(decision: NextStep, call: ToolCall, config: EngineConfig) -> bool:
+    """Whether `call` must wait for its owner instead of running: its tool requires approval
+    and the owner has not given it yet."""
+    return call.id not in decision.approved and config.requires_approval(call.name)
 
 
 def model_for(view: ThreadView, config: EngineConfig, now: datetime) -> str:

@@ -73,6 +73,7 @@ _FOLD_MODULES = (
     "messagedb_agent.llm.prompts",
     "messagedb_agent.llm.types",
     "messagedb_agent.events.agent",
+    "messagedb_agent.events.approval",
     "messagedb_agent.events.base",
     "messagedb_agent.events.delivery",
     "messagedb_agent.events.ids",

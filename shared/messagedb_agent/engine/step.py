@@ -245,7 +245,11 @@ class Engine:
         return (
             decision.kind is StepKind.TOOL_EXECUTION
             and bool(calls)
-            and all(self.tools.is_pure(call) for call in calls)
+            and all(
+                self.tools.is_pure(call)
+                and not effects.awaits_approval(decision, call, self.config)
+                for call in calls
+            )
         )
 
     # -- the effects --------------------------------------------------------------------------
@@ -257,7 +261,11 @@ class Engine:
         if decision.kind is StepKind.COMPACTION:
             return self._compact(decision, view, now)
         if decision.kind is StepKind.TOOL_EXECUTION:
-            return [self._run_tool(decision, call, view, now) for call in decision.tool_calls]
+            return [
+                self._run_tool(decision, call, view, now)
+                for call in decision.tool_calls
+                if not effects.awaits_approval(decision, call, self.config)
+            ]
         if decision.kind is StepKind.DELIVER_REPLY:
             return self._deliver(decision, view, now)
         return []  # a termination: its claim is the whole of it

@@ -7,6 +7,11 @@ from messagedb_agent.events.agent import (
     LLMResponseReceived,
     ModelUnavailable,
 )
+from messagedb_agent.events.approval import (
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
+)
 from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
 from messagedb_agent.events.delivery import (
     ReplyDelivered,
@@ -58,6 +63,9 @@ __all__ = [
     "TaskUpdated",
     "ThreadOpened",
     "TokenUsage",
+    "ToolApprovalDenied",
+    "ToolApprovalGranted",
+    "ToolApprovalRequested",
     "ToolCall",
     "ToolExecutionCompleted",
     "ToolExecutionFailed",

@@ -51,6 +51,11 @@ def closing_delivery_step_id(stream_name: str) -> str:
     return delivery_step_id(f"{stream_name}/completed")
 
 
+def approval_decision_id(tool_step: str, tool_call_id: str) -> str:
+    """The one decision on a call's approval: granted, denied or expired, whichever is first."""
+    return message_id(tool_step, f"approval-decision-{tool_call_id}")
+
+
 def message_id(step_id: str, part: str) -> str:
     """Id of one event a step writes (`response`, `failure-2`, `result-<call id>`...).
 

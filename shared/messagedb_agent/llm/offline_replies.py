@@ -85,6 +85,8 @@ def _problem(request: Request, call: ToolCall, result: ToolResult | None, error:
     kind = content.get("kind") if isinstance(content, dict) else None
     if result is None:
         return f"I couldn't {verb(request)}: something went wrong; please try again."
+    if isinstance(content, dict) and isinstance(content.get("declined"), str):
+        return f"OK, I didn't {verb(request)}: {shorten(content['declined'], 160)}."
     if kind is None:
         return f"I couldn't {verb(request)}: {shorten(error, 160)}"
     task_id = call.arguments.get("task_id")
@@ -151,6 +153,8 @@ def error_of(result: ToolResult | None) -> str | None:
     if result is None:
         return "the tool returned no result."
     content = result.content
+    if isinstance(content, dict) and isinstance(content.get("declined"), str):
+        return _sentence(content["declined"])
     if isinstance(content, dict) and "error" in content:
         detail = content["error"]
         message = detail.get("message", detail) if isinstance(detail, dict) else detail

@@ -30,6 +30,7 @@ from messagedb_agent.events.agent import (
     LLMCallRequested,
     LLMResponseReceived,
 )
+from messagedb_agent.events.approval import ToolApprovalDenied
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import SessionStarted
@@ -165,6 +166,23 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     content: Any = {"error": event.error_message, "kind": event.error_kind}
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
+
+
+@_apply.register
+def _(event: ToolApprovalDenied, recorded: Recorded[Event], acc: _Acc) -> None:
+    """A call its owner declined (or nobody approved in time) reads as a result that says so,
+    so the model answers knowing it did not happen."""
+    key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
+    content = {"declined": declined_text(event)}
+    acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
+
+
+def declined_text(event: ToolApprovalDenied) -> str:
+    if event.expired:
+        return "nobody approved this call in time, so it was not run"
+    if event.reason:
+        return f"the user declined: {event.reason}"
+    return "the user declined, so it was not run"
 
 
 @_apply.register

@@ -35,8 +35,10 @@ class StepKind(StrEnum):
     TOOL_EXECUTION = "tool_execution"
     TERMINATION = "termination"
     DELIVER_REPLY = "deliver_reply"
+    EXPIRE_APPROVALS = "expire_approvals"  # deny the calls whose approval nobody gave in time
     # no work now, and why
     WAIT_FOR_USER = "waiting"
+    AWAITING_APPROVAL = "awaiting_approval"  # a call waits for its owner's decision
     IN_FLIGHT = "in_flight"  # a live claim exists; its owner will finish it
     RETRY_LATER = "retry_later"  # a backoff is running; try again at `not_before`
     DONE = "done"  # the thread has ended
@@ -59,6 +61,7 @@ _WORK = frozenset(
         StepKind.TOOL_EXECUTION,
         StepKind.TERMINATION,
         StepKind.DELIVER_REPLY,
+        StepKind.EXPIRE_APPROVALS,
     }
 )
 
@@ -82,6 +85,7 @@ class NextStep:
     reason: str | None = None
     message: str | None = None
     reply_position: int = -1
+    approved: frozenset[str] = frozenset()  # calls of `tool_calls` their owner approved
     # a retried model call: how its previous attempt failed, and how many attempts were cut
     # at their output budget (each retry gets twice the budget, up to the ceiling)
     last_failure: LLMCallFailed | None = field(default=None, compare=False)
@@ -158,7 +162,7 @@ def _decide(p: Progress, now: datetime, policy: Policy) -> NextStep:
             reply_position=d.reply_position,
         )
     work = _work(p, now, policy)
-    idle = work.kind in (StepKind.WAIT_FOR_USER, StepKind.DONE)
+    idle = work.kind in (StepKind.WAIT_FOR_USER, StepKind.AWAITING_APPROVAL, StepKind.DONE)
     if not idle or d.attempt >= policy.max_delivery_attempts:
         return work
     if leased:
@@ -233,8 +237,13 @@ def _llm_retry(p: Progress) -> NextStep:
 def _tool_step(
     p: Progress, pending: tuple[ToolCall, ...], now: datetime, policy: Policy
 ) -> NextStep:
-    """Wait while any pending call is leased (running it twice would cost twice), else rerun."""
+    """Calls waiting for approval wait; of the rest, wait while any is leased (running it
+    twice would cost twice), else rerun."""
     assert p.tool_step is not None
+    runnable = tuple(call for call in pending if call.id not in p.tool_awaiting)
+    if not runnable:
+        return _awaiting(p, pending, now)
+    pending = runnable
     attempt = max((p.tool_attempts.get(c.id, 0) for c in pending), default=0)
     live = [lease for c in pending if (lease := p.tool_leases.get(c.id)) and now < lease]
     if live:
@@ -272,7 +281,33 @@ def _tool_step(
         if failures:
             return _give_up(p.head, "failure", failures[0].error_message)
         return _give_up(p.head, "timeout", "a tool did not finish in time")
-    return NextStep(StepKind.TOOL_EXECUTION, p.tool_step, attempt + 1, p.head, tool_calls=pending)
+    approved = frozenset(call.id for call in pending if call.id in p.tool_approved)
+    return NextStep(
+        StepKind.TOOL_EXECUTION,
+        p.tool_step,
+        attempt + 1,
+        p.head,
+        tool_calls=pending,
+        approved=approved,
+    )
+
+
+def _awaiting(p: Progress, waiting: tuple[ToolCall, ...], now: datetime) -> NextStep:
+    """Nothing runs until the owner decides; an approval past its expiry is denied."""
+    assert p.tool_step is not None
+    expired = tuple(
+        call for call in waiting if (end := p.tool_awaiting[call.id]) is not None and now >= end
+    )
+    if expired:
+        return NextStep(StepKind.EXPIRE_APPROVALS, p.tool_step, 1, p.head, tool_calls=expired)
+    ends = [end for call in waiting if (end := p.tool_awaiting[call.id]) is not None]
+    return NextStep(
+        StepKind.AWAITING_APPROVAL,
+        p.tool_step,
+        head=p.head,
+        tool_calls=waiting,
+        not_before=min(ends, default=None),
+    )
 
 
 def _give_up(head: int, reason: str, message: str) -> NextStep:

@@ -19,6 +19,11 @@ from messagedb_agent.events.agent import (
     LLMResponseReceived,
     ModelUnavailable,
 )
+from messagedb_agent.events.approval import (
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
+)
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.delivery import (
     ReplyDelivered,
@@ -76,6 +81,9 @@ class Progress:
     tool_attempts: dict[str, int] = field(default_factory=dict)
     tool_leases: dict[str, datetime] = field(default_factory=dict)
     tool_failures: dict[str, ToolExecutionFailed] = field(default_factory=dict)
+    # calls waiting for their owner's decision, and when each wait ends (None: never)
+    tool_awaiting: dict[str, datetime | None] = field(default_factory=dict)
+    tool_approved: set[str] = field(default_factory=set)
     results_since_response: bool = False
     callback_url: str | None = None
     delivery: Delivery | None = None
@@ -143,6 +151,7 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], p: Progress) -> Non
     p.tool_step = tool_step_id(event.step_id)
     p.tool_calls = event.tool_calls
     p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
+    p.tool_awaiting, p.tool_approved = {}, set()
 
 
 @_apply.register
@@ -202,6 +211,29 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], p: Progress) -> Non
     p.tool_leases.pop(event.tool_call_id, None)
     p.tool_failures[event.tool_call_id] = event
     if not event.retryable:
+        p.tool_done.add(event.tool_call_id)
+        p.results_since_response = True
+
+
+@_apply.register
+def _(event: ToolApprovalRequested, recorded: Recorded[Event], p: Progress) -> None:
+    call = event.tool_call_id
+    if event.step_id == p.tool_step and call not in p.tool_done and call not in p.tool_approved:
+        p.tool_awaiting[call] = aware(event.expires_at) if event.expires_at else None
+
+
+@_apply.register
+def _(event: ToolApprovalGranted, recorded: Recorded[Event], p: Progress) -> None:
+    if event.step_id == p.tool_step and event.tool_call_id in p.tool_awaiting:
+        del p.tool_awaiting[event.tool_call_id]
+        p.tool_approved.add(event.tool_call_id)
+
+
+@_apply.register
+def _(event: ToolApprovalDenied, recorded: Recorded[Event], p: Progress) -> None:
+    """The call's final outcome: the model reads the refusal instead of a result."""
+    if event.step_id == p.tool_step and event.tool_call_id not in p.tool_done:
+        p.tool_awaiting.pop(event.tool_call_id, None)
         p.tool_done.add(event.tool_call_id)
         p.results_since_response = True
 

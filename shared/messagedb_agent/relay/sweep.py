@@ -49,7 +49,7 @@ _DUE_TYPES = frozenset(
     name for name, cls in Event.registry.items() if cls.asks_for_step or cls.due is not Event.due
 )
 RECHECK = timedelta(seconds=30)
-_WAITING = frozenset({StepKind.IN_FLIGHT, StepKind.RETRY_LATER})
+_WAITING = frozenset({StepKind.IN_FLIGHT, StepKind.RETRY_LATER, StepKind.AWAITING_APPROVAL})
 log = logging.getLogger(__name__)
 
 

@@ -158,6 +158,23 @@ class EngineSettings(Section):
         description="Comma-separated Python modules whose @tool functions the agent may use, "
         "beside the built-in ones: myproject.tools,myproject.billing",
     )
+    tools_requiring_approval: str = Field(
+        default="delete_task",
+        description="Comma-separated names of tools (MCP tools included; * and ? match any "
+        "characters) whose calls wait for the thread owner's approval before they run; empty: "
+        "none beyond those declared with @tool(approval=True).",
+    )
+    tool_approval_ttl_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description="How long a call may wait for approval before it is denied as expired; "
+        "unset: it waits for ever.",
+    )
+
+    @property
+    def approval_patterns(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.tools_requiring_approval.split(",") if n.strip())
 
     @field_validator("mcp_servers")
     @classmethod

@@ -25,3 +25,24 @@ class ThreadClosed(ThreadError):
 
 class MessageRejected(ThreadError):
     code = "invalid_message"
+
+
+class ApprovalNotFound(ThreadError):
+    code = "approval_not_found"
+
+    def __init__(self, tool_call_id: str) -> None:
+        super().__init__(f"Nothing in this conversation is waiting for approval as {tool_call_id}.")
+
+
+class ApprovalDecided(ThreadError):
+    """A second, different decision on a call whose approval was already decided."""
+
+    code = "approval_decided"
+
+    def __init__(self, tool_call_id: str, decision: str) -> None:
+        said = {
+            "approved": "was already approved",
+            "declined": "was already declined",
+            "expired": "expired before anyone decided",
+        }.get(decision, "was already decided")
+        super().__init__(f"The call {tool_call_id} {said}; that decision stands.")

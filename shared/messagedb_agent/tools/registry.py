@@ -57,6 +57,7 @@ class Tool:
     parameters: Mapping[str, Any]
     handler: Handler = field(repr=False)
     validator: Validator = field(repr=False)
+    approval: bool = False  # each call waits for the thread owner's approval before it runs
 
     def __post_init__(self) -> None:
         claimed = [p for p in self.parameters.get("properties", {}) if is_user_argument(p)]
@@ -80,7 +81,12 @@ class Tool:
 
     @classmethod
     def from_function(
-        cls, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        approval: bool = False,
     ) -> Tool:
         tool_name = name or fn.__name__
         summary, descriptions = parse_docstring(fn.__doc__)
@@ -94,7 +100,14 @@ class Tool:
         def validator(arguments: dict[str, Any]) -> dict[str, Any]:
             return validate_arguments(tool_name, model, arguments)
 
-        return cls(tool_name, description or summary or tool_name, parameters, handler, validator)
+        return cls(
+            tool_name,
+            description or summary or tool_name,
+            parameters,
+            handler,
+            validator,
+            approval=approval,
+        )
 
     @classmethod
     def from_schema(
@@ -112,14 +125,25 @@ class Tool:
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
-def tool(*, name: str | None = None, description: str | None = None) -> Callable[[F], F]: ...
 def tool(
-    fn: F | None = None, /, *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, approval: bool = False
+) -> Callable[[F], F]: ...
+def tool(
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    approval: bool = False,
 ) -> F | Callable[[F], F]:
-    """Declare a function as a tool; the function itself stays directly callable."""
+    """Declare a function as a tool; the function itself stays directly callable.
+
+    `approval=True`: every call waits for the thread owner's approval before it runs (as for
+    the tools `TOOLS_REQUIRING_APPROVAL` names)."""
 
     def declare(func: F) -> F:
-        setattr(func, _TOOL_ATTRIBUTE, Tool.from_function(func, name=name, description=description))
+        declared = Tool.from_function(func, name=name, description=description, approval=approval)
+        setattr(func, _TOOL_ATTRIBUTE, declared)
         return func
 
     return declare(fn) if fn is not None else declare

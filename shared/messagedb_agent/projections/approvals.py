@@ -1,0 +1,88 @@
+"""The tool calls of a thread waiting for their owner's approval, and how each one was decided.
+
+Only the latest response's calls can wait: a response that calls tools starts a new tool step
+(a final answer does not, so the last decisions stay readable after the turn ends). A call's
+approval is decided once (`ToolApprovalGranted` or `ToolApprovalDenied`, one message id for
+both), so the decision found here is the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from messagedb_agent.events.agent import LLMResponseReceived
+from messagedb_agent.events.approval import (
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
+)
+from messagedb_agent.events.base import Event, Recorded
+from messagedb_agent.events.ids import tool_step_id
+
+Decision = Literal["approved", "declined", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    step_id: str
+    tool_call_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    decider: str
+    requested_at: datetime
+    expires_at: datetime | None
+    position: int  # of the request
+    decision: Decision | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approvals:
+    """The latest tool step's approvals, by call id, in the order they were asked for."""
+
+    step_id: str | None
+    by_call: dict[str, Approval]
+
+    @property
+    def pending(self) -> list[Approval]:
+        return [a for a in self.by_call.values() if a.decision is None]
+
+
+def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
+    step: str | None = None
+    by_call: dict[str, Approval] = {}
+    for recorded in events:
+        event = recorded.event
+        if isinstance(event, LLMResponseReceived) and event.tool_calls:
+            step, by_call = tool_step_id(event.step_id), {}
+        elif isinstance(event, ToolApprovalRequested) and event.step_id == step:
+            by_call.setdefault(
+                event.tool_call_id,
+                Approval(
+                    step,
+                    event.tool_call_id,
+                    event.tool_name,
+                    event.arguments,
+                    event.decider,
+                    recorded.time,
+                    event.expires_at,
+                    recorded.position,
+                ),
+            )
+        elif isinstance(event, ToolApprovalGranted | ToolApprovalDenied) and event.step_id == step:
+            asked = by_call.get(event.tool_call_id)
+            if asked is not None and asked.decision is None:
+                by_call[event.tool_call_id] = _decided(asked, event)
+    return Approvals(step, by_call)
+
+
+def _decided(asked: Approval, event: ToolApprovalGranted | ToolApprovalDenied) -> Approval:
+    decision: Decision
+    if isinstance(event, ToolApprovalGranted):
+        decision = "approved"
+    else:
+        decision = "expired" if event.expired else "declined"
+    return replace(asked, decision=decision, reason=event.reason)

@@ -1,0 +1,99 @@
+"""Deciding a tool call's approval: the owner's one decision, written exactly once.
+
+Granted and denied are written under one message id (`approval_decision_id`), so two
+concurrent decisions cannot both be written: the first is the decision, the same decision
+again is answered as it was, a different one is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from messagedb_agent.events import Metadata, to_message
+from messagedb_agent.events.approval import ToolApprovalDenied, ToolApprovalGranted
+from messagedb_agent.events.ids import approval_decision_id
+from messagedb_agent.notification import Notification
+from messagedb_agent.projections.approvals import Approval, project_approvals
+from messagedb_agent.store.errors import DuplicateMessageError
+from messagedb_agent.threads.commands import resolve_thread
+from messagedb_agent.threads.errors import ApprovalDecided, ApprovalNotFound
+from messagedb_agent.threads.reading import read_thread
+
+if TYPE_CHECKING:
+    from messagedb_agent.store.client import MessageStore
+
+MAX_REASON_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    thread_id: str
+    stream_name: str
+    approval: Approval  # as decided
+    position: int  # of the decision
+    created: bool  # False: this decision had already been made
+
+    @property
+    def notification(self) -> Notification:
+        return Notification(stream_name=self.stream_name, position=self.position)
+
+
+def decide_approval(
+    store: MessageStore,
+    thread: str,
+    tool_call_id: str,
+    *,
+    owner: str,
+    approve: bool,
+    reason: str | None = None,
+    traceparent: str | None = None,
+) -> Decided:
+    """Approve or decline the call `tool_call_id` of the thread's latest tool step."""
+    thread_id, stream = resolve_thread(store, thread, owner)
+    wanted: Literal["approved", "declined"] = "approved" if approve else "declined"
+    asked = _asked(store, stream, tool_call_id)
+    if asked.decision is None:
+        meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
+        event = (
+            ToolApprovalGranted(
+                step_id=asked.step_id, tool_call_id=tool_call_id, decided_by=owner, reason=reason
+            )
+            if approve
+            else ToolApprovalDenied(
+                step_id=asked.step_id,
+                tool_call_id=tool_call_id,
+                tool_name=asked.tool_name,
+                decided_by=owner,
+                reason=reason,
+            )
+        )
+        message = to_message(event, meta, id=approval_decision_id(asked.step_id, tool_call_id))
+        assert message.id is not None
+        try:
+            position = store.write_message(
+                message.id, stream, message.type, message.data, message.metadata
+            )
+        except DuplicateMessageError:
+            asked = _asked(store, stream, tool_call_id)  # decided meanwhile: by whom, how?
+        else:
+            decided = replace(asked, decision=wanted, reason=reason)
+            return Decided(thread_id, stream, decided, position, True)
+    if asked.decision != wanted:
+        raise ApprovalDecided(tool_call_id, asked.decision or "")
+    return Decided(thread_id, stream, asked, _decision_position(store, stream, asked), False)
+
+
+def _asked(store: MessageStore, stream: str, tool_call_id: str) -> Approval:
+    asked = project_approvals(read_thread(store, stream)).by_call.get(tool_call_id)
+    if asked is None:
+        raise ApprovalNotFound(tool_call_id)
+    return asked
+
+
+def _decision_position(store: MessageStore, stream: str, asked: Approval) -> int:
+    wanted = approval_decision_id(asked.step_id, asked.tool_call_id)
+    for message in store.read_stream(stream, asked.position):
+        if message.id == wanted:
+            return message.position
+    return asked.position
