@@ -35,14 +35,16 @@ locals {
     DB_CONNECT_TIMEOUT              = tostring(var.db_connect_timeout_seconds)
     DB_WAIT_TIMEOUT                 = tostring(var.db_wait_timeout_seconds)
     DB_SEARCH_PATH_OPTION           = tostring(!var.db_managed_connection_pooling)
+    TOOLS_REQUIRING_APPROVAL        = var.tools_requiring_approval
   }
 
   # Optional settings are set only when given: an empty value would not mean "unset".
   engine_optional_env = {
-    SYSTEM_PROMPT         = var.system_prompt
-    VERTEX_API_ENDPOINT   = var.vertex_api_endpoint
-    CONTEXT_BUDGET_TOKENS = var.context_budget_tokens == null ? "" : tostring(var.context_budget_tokens)
-    TOOL_MODULES          = var.tool_modules
+    SYSTEM_PROMPT             = var.system_prompt
+    VERTEX_API_ENDPOINT       = var.vertex_api_endpoint
+    CONTEXT_BUDGET_TOKENS     = var.context_budget_tokens == null ? "" : tostring(var.context_budget_tokens)
+    TOOL_MODULES              = var.tool_modules
+    TOOL_APPROVAL_TTL_SECONDS = var.tool_approval_ttl_seconds == null ? "" : tostring(var.tool_approval_ttl_seconds)
   }
 
   # ObservabilitySettings (settings/serving.py); K_SERVICE is set by Cloud Run.

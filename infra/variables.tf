@@ -497,6 +497,23 @@ variable "tool_modules" {
   default     = ""
 }
 
+variable "tools_requiring_approval" {
+  description = "TOOLS_REQUIRING_APPROVAL: comma-separated tool names (MCP tools included; * and ? match) whose calls wait for the thread owner's approval; empty: only tools declared with @tool(approval=True)."
+  type        = string
+  default     = "delete_task"
+}
+
+variable "tool_approval_ttl_seconds" {
+  description = "TOOL_APPROVAL_TTL_SECONDS: how long a call may wait for approval before it is declined as expired; null waits for ever."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.tool_approval_ttl_seconds == null ? true : (var.tool_approval_ttl_seconds > 0 && var.tool_approval_ttl_seconds <= 2592000)
+    error_message = "tool_approval_ttl_seconds must be between 1 second and 30 days."
+  }
+}
+
 variable "context_budget_tokens" {
   description = "CONTEXT_BUDGET_TOKENS: context tokens above which older turns are summarised; null takes half the model's window from the catalogue."
   type        = number
