@@ -14,6 +14,7 @@ from typing import Any
 from messagedb_agent.engine.runner import run_until_idle
 from messagedb_agent.events import from_message
 from messagedb_agent.postgres.connect import database_url, ensure_installed, open_store
+from messagedb_agent.projections.approvals import project_approvals
 from messagedb_agent.projections.cost import price_table
 from messagedb_agent.render import counted, event_line, shorten, summary_line, transcript
 from messagedb_agent.runtime import build_engine
@@ -21,6 +22,7 @@ from messagedb_agent.settings import Settings
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.diagnosis import redact
 from messagedb_agent.store.message import MessageData
+from messagedb_agent.threads.approvals import decide_approval
 from messagedb_agent.threads.commands import add_message, start_thread
 from messagedb_agent.threads.reading import read_thread
 
@@ -29,6 +31,7 @@ DEMO_TURNS = (
     "Add a task to buy milk and add a task to walk the dog",
     "Mark milk done",
     "What time is it and what is 12*(3+4)?",
+    "Delete the completed tasks",
     "Show my pending tasks",
 )
 
@@ -71,6 +74,21 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
                     now=datetime.now(UTC),
                 ).notification
             run_until_idle(engine, notification, chain=50)
+            while pending := project_approvals(read_thread(store, thread.stream_name)).pending:
+                for approval in pending:  # the demo's user approves what the agent asks
+                    echo(f"approval  ? {approval.tool_name}{_arguments(approval.arguments)}")
+                    echo(
+                        f"            approved (messagedb-agent approve {thread.thread_id} "
+                        f"{approval.tool_call_id})"
+                    )
+                    decided = decide_approval(
+                        store,
+                        thread.thread_id,
+                        approval.tool_call_id,
+                        owner=settings.local.local_user,
+                        approve=True,
+                    )
+                run_until_idle(engine, decided.notification, chain=50)
             lines = transcript(read_thread(store, thread.stream_name))
             for line in lines[shown:]:
                 echo(line)
@@ -135,6 +153,19 @@ def run_http_demo(
                     )
                 )
                 thread = _ok(http.get(f"/v1/threads/{thread_id}"))
+                while thread["pending_approvals"]:  # the demo's user approves what it asks
+                    for approval in thread["pending_approvals"]:
+                        call_id = approval["tool_call_id"]
+                        echo(f"approval  ? {approval['tool']}{_arguments(approval['arguments'])}")
+                        echo(f"            POST /v1/threads/{thread_id}/approvals/{call_id}")
+                        _ok(
+                            http.post(
+                                f"/v1/threads/{thread_id}/approvals/{call_id}",
+                                json={"decision": "approve"},
+                            )
+                        )
+                    answer = _await_reply(http, thread_id, answer)
+                    thread = _ok(http.get(f"/v1/threads/{thread_id}"))
                 for call in thread["tool_calls"]:
                     if call["id"] in shown_calls:
                         continue
@@ -172,6 +203,10 @@ def run_http_demo(
         return str(thread_id)
 
 
+def _arguments(arguments: dict[str, Any]) -> str:
+    return "(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")"
+
+
 def _as_message(thread_id: str, event: dict[str, Any]) -> MessageData:
     return MessageData(
         event["id"],
@@ -183,6 +218,21 @@ def _as_message(thread_id: str, event: dict[str, Any]) -> MessageData:
         event["metadata"],
         datetime.fromisoformat(event["time"]),
     )
+
+
+def _await_reply(http: Any, thread_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """After approving, the turn goes on: its reply is the thread's next assistant message."""
+    import time
+
+    for _ in range(200):
+        thread = _ok(http.get(f"/v1/threads/{thread_id}", params={"order": "newest", "limit": 1}))
+        if thread["pending_approvals"]:
+            return answer
+        newest = thread["messages"][0] if thread["messages"] else None
+        if newest is not None and newest["role"] == "assistant":
+            return {"reply": {"text": newest["text"], "position": newest["position"]}}
+        time.sleep(0.1)
+    return {"reply": None}
 
 
 def _ok(response: object) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from messagedb_agent.postgres.agent_schema import ANNOUNCED_TYPES, THREAD_EVENTS_CHANNEL
-from messagedb_agent.projections.anchors import REPLY_TYPES
+from messagedb_agent.projections.anchors import WAKE_TYPES
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.signals import StreamSignals
 
@@ -22,8 +22,8 @@ def signals(store: MessageStore) -> Iterator[StreamSignals]:
     listening.close()
 
 
-def test_the_database_announces_exactly_the_types_that_can_be_a_reply() -> None:
-    assert set(ANNOUNCED_TYPES) == REPLY_TYPES
+def test_the_database_announces_exactly_the_types_that_end_a_wait_for_a_reply() -> None:
+    assert set(ANNOUNCED_TYPES) == WAKE_TYPES
 
 
 def _stream() -> str:

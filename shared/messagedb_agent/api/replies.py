@@ -4,6 +4,8 @@ Which event is that answer is the anchoring projection's call (`projections.anch
 each read takes only the messages after the last one seen and feeds them to it. Reads happen
 when the database announces a possible reply on the thread (`store.signals`), and once a second
 besides; without a listener they fall back to polling, quickly at first, then ten a second.
+A turn that stops to wait for a tool call's approval ends the wait at once: no reply comes
+before the owner decides.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from messagedb_agent.api.models import Reply
 from messagedb_agent.events.agent import LLMCallFailed, LLMCallRequested, LLMResponseReceived
+from messagedb_agent.events.approval import ToolApprovalRequested
 from messagedb_agent.events.mapper import from_message
 from messagedb_agent.events.system import SessionCompleted
 from messagedb_agent.projections.anchors import ReplyWatch, reply_text
@@ -30,7 +33,13 @@ FIRST_POLL_SECONDS = 0.025
 MAX_POLL_SECONDS = 0.1
 # What the watch needs to see; the rest is skipped before it is decoded.
 _ANCHORING = frozenset(
-    {LLMCallRequested.type, LLMCallFailed.type, LLMResponseReceived.type, SessionCompleted.type}
+    {
+        LLMCallRequested.type,
+        LLMCallFailed.type,
+        LLMResponseReceived.type,
+        SessionCompleted.type,
+        ToolApprovalRequested.type,
+    }
 )
 
 
@@ -55,6 +64,8 @@ def wait_for_reply(
             found = watch.feed(from_message(m) for m in messages if m.type in _ANCHORING)
             if found is not None:
                 return Reply(text=reply_text(found), position=found.position)
+            if watch.approval is not None:
+                return None  # the turn waits for its owner's decision, not for the model
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None

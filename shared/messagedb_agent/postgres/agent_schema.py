@@ -1,12 +1,12 @@
 """The project's own objects beside Message DB, in schema `agent`: made by the installer.
 
-One trigger announces, with `NOTIFY`, every appended event that can be the reply a request is
-waiting for, on the channel `agent_thread_events` with the stream name as payload. PostgreSQL
+One trigger announces, with `NOTIFY`, every appended event that can end a request's wait for
+a reply (a reply, or a tool call that now waits for its owner's approval), on the channel `agent_thread_events` with the stream name as payload. PostgreSQL
 delivers a notification only when the writing transaction commits, to every listening session,
 whichever process wrote; so a waiting request wakes when its reply is durable, without polling
-the thread ten times a second. Only reply types fire it, so the other writes of a step pay
+the thread ten times a second. Only those types fire it, so the other writes of a step pay
 nothing but the `WHEN` test. They are named here, not imported: this room sits below the
-events (a test holds them equal to `projections.anchors.REPLY_TYPES`).
+events (a test holds them equal to `projections.anchors.WAKE_TYPES`).
 
 `agent.rate_limits` holds each user's token bucket (`api/rate_limit.py`), and
 `agent.idempotent_responses` keeps the answer to each POST that carried an `Idempotency-Key`
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import psycopg
 
 THREAD_EVENTS_CHANNEL = "agent_thread_events"
-ANNOUNCED_TYPES = ("LLMResponseReceived", "SessionCompleted")
+ANNOUNCED_TYPES = ("LLMResponseReceived", "SessionCompleted", "ToolApprovalRequested")
 FUNCTIONS_ROLE = "message_store"  # Message DB's role; the functions' users are its members
 
 _TYPES = ", ".join(f"'{name}'" for name in ANNOUNCED_TYPES)

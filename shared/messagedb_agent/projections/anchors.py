@@ -20,6 +20,7 @@ from messagedb_agent.events.agent import (
     LLMResponseReceived,
     ModelUnavailable,
 )
+from messagedb_agent.events.approval import ToolApprovalRequested
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.system import SessionCompleted
 
@@ -74,7 +75,10 @@ class Anchors:
 
 
 REPLY_TYPES = frozenset({LLMResponseReceived.type, SessionCompleted.type})
-"""The event types that can be a reply: the only appends worth waking a waiting request for."""
+"""The event types that can be a reply."""
+WAKE_TYPES = REPLY_TYPES | {ToolApprovalRequested.type}
+"""The appends worth waking a request that waits for a reply: a reply, or a call that now
+waits for its owner's approval (no reply can come before that decision)."""
 
 
 class ReplyWatch:
@@ -83,14 +87,17 @@ class ReplyWatch:
     A reply is a final response (no tool calls) whose context reached the message, or the
     thread's closing message. Feed it what was appended after the message, in order, as it is
     read; claims written before the message need not be fed: their calls could not see it.
+    `approval` is a call asked for after the message that waits for its owner: until it is
+    decided, no reply comes.
     """
 
-    __slots__ = ("_anchors", "position", "reply")
+    __slots__ = ("_anchors", "approval", "position", "reply")
 
     def __init__(self, position: int) -> None:
         self.position = position
         self._anchors = Anchors()
         self.reply: Recorded[Event] | None = None
+        self.approval: Recorded[Event] | None = None
 
     def feed(self, events: Iterable[Recorded[Event]]) -> Recorded[Event] | None:
         for recorded in events:
@@ -110,6 +117,8 @@ class ReplyWatch:
                     self.reply = recorded
             elif isinstance(event, SessionCompleted):
                 self.reply = recorded
+            elif isinstance(event, ToolApprovalRequested):
+                self.approval = recorded
         return self.reply
 
 
