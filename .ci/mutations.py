@@ -24,6 +24,8 @@ NEXT = f"{LIB}/projections/next_step.py"
 EVENTS = f"{LIB}/events/base.py"
 SWEEP = f"{LIB}/relay/sweep.py"
 INVARIANTS = "tests/engine/test_invariants.py"
+APPROVAL = "tests/engine/test_approval.py"
+IDS = f"{LIB}/events/ids.py"
 RELAY = "tests/relay/test_sweep.py"
 
 
@@ -159,6 +161,20 @@ MUTATIONS = (
         "expected_version if expected_version is not None else -1",
         "None",
         f"{RELAY}::test_a_relay_that_swept_a_stale_state_loses_the_race_and_the_newer_state_stands",
+    ),
+    Mutation(
+        "17 approval: a call that requires approval runs without it",
+        EFFECTS,
+        "return call.id not in decision.approved and config.requires_approval(call.name)",
+        "return False",
+        f"{APPROVAL}::test_a_call_that_requires_approval_waits_and_the_others_run",
+    ),
+    Mutation(
+        "18 approval: each decision gets an id of its own",
+        IDS,
+        'return message_id(tool_step, f"approval-decision-{tool_call_id}")',
+        "return str(__import__('uuid').uuid4())",
+        f"{APPROVAL}::test_concurrent_duplicate_approvals_write_one_decision_and_run_the_call_once",
     ),
 )
 

@@ -31,6 +31,9 @@ from messagedb_agent.events import (
     TaskUpdated,
     ThreadOpened,
     TokenUsage,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolCall,
     ToolExecutionCompleted,
     ToolExecutionFailed,
@@ -113,6 +116,24 @@ SAMPLES: tuple[Event, ...] = (
         arguments={"title": "buy milk"},
         attempt=2,
         lease_expires_at=LEASE,
+    ),
+    ToolApprovalRequested(
+        step_id="tools-1",
+        tool_call_id="call-2",
+        tool_name="delete_task",
+        arguments={"task_id": 2},
+        decider="alice",
+        expires_at=LEASE,
+    ),
+    ToolApprovalGranted(
+        step_id="tools-1", tool_call_id="call-2", decided_by="alice", reason="go ahead"
+    ),
+    ToolApprovalDenied(
+        step_id="tools-1",
+        tool_call_id="call-3",
+        tool_name="delete_task",
+        decided_by="expiry",
+        reason="expired",
     ),
     ToolExecutionCompleted(
         step_id="tools-1",
