@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,9 @@ from messagedb_agent.events import (
     SessionCompleted,
     SessionStarted,
     SessionTerminationRequested,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolExecutionCompleted,
     ToolExecutionFailed,
     ToolExecutionRequested,
@@ -44,6 +48,19 @@ def _arguments(arguments: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
 
 
+def asks_approval(name: str, arguments: dict[str, Any]) -> str:
+    return f"asks approval to run {name}({_arguments(arguments)})"
+
+
+def decision(event: ToolApprovalGranted | ToolApprovalDenied) -> str:
+    """How a call's approval was decided: `approved by alice`, `declined by alice: why`,
+    `expired: nobody approved in time`."""
+    if isinstance(event, ToolApprovalDenied) and event.expired:
+        return "expired: nobody approved in time"
+    verb = "approved" if isinstance(event, ToolApprovalGranted) else "declined"
+    return f"{verb} by {event.decided_by}" + (f": {shorten(event.reason)}" if event.reason else "")
+
+
 def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
     """What was said and done, one line per message or tool call."""
     lines: list[str] = []
@@ -65,6 +82,15 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
         elif isinstance(event, ToolExecutionFailed) and not event.retryable:
             label = calls.get(event.tool_call_id, event.tool_name)
             lines.append(f"   tool   ✗ {label} → {event.error_message}")
+        elif isinstance(event, ToolApprovalRequested):
+            asked = asks_approval(event.tool_name, event.arguments)
+            lines.append(f"   tool   ⏸ {asked} (call {event.tool_call_id})")
+        elif isinstance(event, ToolApprovalGranted):
+            label = calls.get(event.tool_call_id, event.tool_call_id)
+            lines.append(f"   tool   ✓ {label} {decision(event)}")
+        elif isinstance(event, ToolApprovalDenied):
+            label = calls.get(event.tool_call_id, event.tool_name)
+            lines.append(f"   tool   ✗ {label} {decision(event)}")
         elif isinstance(event, ModelUnavailable):
             if event.notice:
                 lines.append(f"assistant › {event.notice}")
@@ -107,6 +133,17 @@ def event_line(recorded: Recorded[Event]) -> str:
         )
     elif isinstance(event, ToolExecutionFailed):
         summary = f"{event.tool_name} ✗ {event.error_kind}: {shorten(event.error_message, 50)}"
+    elif isinstance(event, ToolApprovalRequested):
+        asked = f"{event.tool_name}({shorten(_arguments(event.arguments), 40)})"
+        summary = f"step {event.step_id[:8]} {event.tool_call_id} asks approval to run {asked}"
+        if event.expires_at is not None:
+            summary += f" until {event.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    elif isinstance(event, ToolApprovalGranted):
+        summary = f"step {event.step_id[:8]} {event.tool_call_id} {decision(event)}"
+    elif isinstance(event, ToolApprovalDenied):
+        summary = (
+            f"step {event.step_id[:8]} {event.tool_call_id} {event.tool_name} {decision(event)}"
+        )
     elif isinstance(event, ModelUnavailable):
         summary = f"attempt {event.attempt} {event.error_kind}: waits until {event.retry_at}"
     elif isinstance(event, LLMCallFailed):

@@ -96,7 +96,9 @@ def _turn() -> Iterator[str | None]:
         flush()
 
 
-def _converse(session: _Session, appended: Any, *, events: bool) -> None:
+def _converse(session: _Session, appended: Any, *, events: bool, since: int | None = None) -> None:
+    """Run THREAD's steps until it needs its user, then print what they added after `since`
+    (the position of what the user just appended, unless told otherwise) and what waits."""
     from messagedb_agent.engine.runner import run_until_idle
     from messagedb_agent.observability import semconv
     from messagedb_agent.observability.tracing import annotate
@@ -110,17 +112,43 @@ def _converse(session: _Session, appended: Any, *, events: bool) -> None:
         }
     )
 
-    before = len(
-        transcript(read_thread(session.store, appended.stream_name, appended.position - 1))
-    )
+    since = appended.position if since is None else since
+    before = len(transcript(read_thread(session.store, appended.stream_name, since - 1)))
     run_until_idle(session.engine(), appended.notification, chain=50)
     recorded = read_thread(session.store, appended.stream_name)
     for line in transcript(recorded)[before:]:
         typer.echo(line)
     if events:
         for item in recorded:
-            if item.position >= appended.position:
+            if item.position >= since:
                 typer.echo(event_line(item))
+    _print_waiting(appended.thread_id, recorded)
+
+
+def _print_waiting(thread_id: str, recorded: Any) -> None:
+    """The calls waiting for the user's approval, each with the commands that decide it."""
+    import json
+
+    from messagedb_agent.projections.approvals import project_approvals
+    from messagedb_agent.projections.session_state import project_session_state
+    from messagedb_agent.render import shorten
+
+    if not project_session_state(recorded).is_open:
+        return
+    for approval in project_approvals(recorded).pending:
+        call = approval.tool_call_id
+        arguments = shorten(json.dumps(approval.arguments, ensure_ascii=False), 80)
+        until = (
+            f", until {approval.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+            if approval.expires_at is not None
+            else ""
+        )
+        typer.secho(
+            f"waiting for your approval: {approval.tool_name} {arguments} (call {call}{until})",
+            fg=typer.colors.YELLOW,
+        )
+        typer.echo(f"  approve: messagedb-agent approve {thread_id} {call}")
+        typer.echo(f"  reject:  messagedb-agent reject {thread_id} {call} [--reason TEXT]")
 
 
 _EVENTS = typer.Option("--events", help="Also print the events this turn appended.")
@@ -174,6 +202,79 @@ def continue_(
         _converse(session, appended, events=events)
 
 
+_CALL = typer.Argument(
+    help="The id of the waiting call, as printed after `waiting for your approval:`."
+)
+_REASON = typer.Option("--reason", help="Why, in a few words; the agent reads it.")
+
+
+def _decide(thread: str, call: str, *, approve: bool, reason: str | None, events: bool) -> None:
+    """Decide CALL of THREAD as the local user, then run the turn on as `continue` does."""
+    from messagedb_agent.threads.approvals import MAX_REASON_LENGTH, decide_approval
+
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > MAX_REASON_LENGTH:
+        raise ValueError(f"--reason is too long: at most {MAX_REASON_LENGTH} characters")
+    if reason is not None and "\x00" in reason:
+        raise ValueError("--reason cannot contain a NUL character")
+    with _Session() as session, _turn() as traceparent:
+        decided = decide_approval(
+            session.store,
+            thread,
+            call,
+            owner=session.settings.local.local_user,
+            approve=approve,
+            reason=reason,
+            traceparent=traceparent,
+        )
+        since = None
+        if not decided.created:
+            how = "approved" if approve else "declined"
+            typer.echo(f"the call {call} was already {how}; nothing more to decide")
+            # The turn may have stopped before it ran on (an interrupted command): run it on,
+            # and print only what is new.
+            since = (session.store.stream_version(decided.stream_name) or 0) + 1
+        _converse(session, decided, events=events, since=since)
+
+
+@app.command("approve")
+@friendly
+def approve(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    call: Annotated[str, _CALL],
+    reason: Annotated[str | None, _REASON] = None,
+    events: Annotated[bool, _EVENTS] = False,
+) -> None:
+    """Allow the waiting tool call CALL of THREAD to run, then run the agent until it answers.
+
+    A turn stops before a tool that needs your approval (see TOOLS_REQUIRING_APPROVAL; by default delete_task) and prints the thread and the call's id. For example:
+
+        messagedb-agent approve 9d2c6f0e-1b7a-4c55-a8e3-2f4b6d1c0a97 c0
+
+    Approving again changes nothing; a call already declined stays declined.
+    """
+    _decide(thread, call, approve=True, reason=reason, events=events)
+
+
+@app.command("reject")
+@friendly
+def reject(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    call: Annotated[str, _CALL],
+    reason: Annotated[str | None, _REASON] = None,
+    events: Annotated[bool, _EVENTS] = False,
+) -> None:
+    """Decline the waiting tool call CALL of THREAD; the agent is told, and answers.
+
+    The call never runs; the agent reads your reason, if you give one. For example:
+
+        messagedb-agent reject 9d2c6f0e-1b7a-4c55-a8e3-2f4b6d1c0a97 c0 --reason "I still need it"
+
+    Declining again changes nothing; a call already approved stays approved.
+    """
+    _decide(thread, call, approve=False, reason=reason, events=events)
+
+
 @app.command("show")
 @friendly
 def show(
@@ -207,7 +308,7 @@ def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = F
     from messagedb_agent.threads.reading import read_thread
 
     with _Session() as session:
-        _, stream = resolve_thread(session.store, thread, session.settings.local.local_user)
+        thread_id, stream = resolve_thread(session.store, thread, session.settings.local.local_user)
         recorded = read_thread(session.store, stream, to)
         head = recorded[-1].position if recorded else -1
         if to is not None and to > head:
@@ -223,6 +324,8 @@ def _print_thread(thread: str, to: int | None, *, events: bool, decide: bool = F
         for line in lines:
             typer.echo(line)
         typer.echo(summary_line(recorded, price_table(session.settings.prices)))
+        if to is None:
+            _print_waiting(thread_id, recorded)
         if decide:
             step = project_next_step(recorded, datetime.now(UTC))
             typer.echo(
@@ -285,8 +388,7 @@ def archive(
 ) -> None:
     """Export idle threads to ARCHIVE_URL, verify each export, then delete its events.
 
-    Only threads waiting for their user or ended are archived; reading an archived thread or
-    sending it a message restores it.
+    Only threads waiting for their user or ended are archived; reading an archived thread or sending it a message restores it.
     """
     from messagedb_agent.relay.run import policy_of
     from messagedb_agent.threads.archive import archive_idle, object_store
