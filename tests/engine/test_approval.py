@@ -26,7 +26,7 @@ from messagedb_agent.projections.approvals import project_approvals
 from messagedb_agent.projections.next_step import StepKind, project_next_step
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.approvals import decide_approval
-from messagedb_agent.threads.errors import ApprovalDecided, ApprovalNotFound
+from messagedb_agent.threads.errors import ApprovalDecided, ApprovalNotFound, MessageRejected
 from messagedb_agent.threads.reading import read_thread
 
 
@@ -216,6 +216,27 @@ def test_an_approval_nobody_gives_in_time_is_denied_as_expired(
         {"declined": "nobody approved this call in time, so it was not run"},
         True,
     )
+
+
+def test_an_approval_past_its_expiry_is_refused_before_the_step_records_it(
+    store: MessageStore, model: ScriptedModel, deleting: EchoTools, clock: Clock
+) -> None:
+    model.script = [calls(("delete_task", {"task_id": 2}))]
+    engine = approving_engine(store, model, deleting, clock, ttl=timedelta(minutes=10))
+    thread = new_thread(store, "delete task 2")
+    drive(engine, thread.stream_name, store)
+    late = clock.now + timedelta(minutes=11)
+    with pytest.raises(ApprovalDecided, match="expired"):
+        decide_approval(store, thread.thread_id, "c0", owner="alice", approve=True, now=late)
+    with pytest.raises(MessageRejected):
+        decide_approval(
+            store, thread.thread_id, "c0", owner="alice", approve=False, reason="x" * 501
+        )
+    assert not any(
+        isinstance(e.event, ToolApprovalGranted | ToolApprovalDenied)
+        for e in read_thread(store, thread.stream_name)
+    )
+    assert deleting.runs == []
 
 
 def test_a_tool_declared_with_approval_waits_without_any_setting(

@@ -8,6 +8,7 @@ again is answered as it was, a different one is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from messagedb_agent.events import Metadata, to_message
@@ -17,7 +18,7 @@ from messagedb_agent.notification import Notification
 from messagedb_agent.projections.approvals import Approval, project_approvals
 from messagedb_agent.store.errors import DuplicateMessageError
 from messagedb_agent.threads.commands import resolve_thread
-from messagedb_agent.threads.errors import ApprovalDecided, ApprovalNotFound
+from messagedb_agent.threads.errors import ApprovalDecided, ApprovalNotFound, MessageRejected
 from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
@@ -48,11 +49,22 @@ def decide_approval(
     approve: bool,
     reason: str | None = None,
     traceparent: str | None = None,
+    now: datetime | None = None,
 ) -> Decided:
-    """Approve or decline the call `tool_call_id` of the thread's latest tool step."""
+    """Approve or decline the call `tool_call_id` of the thread's latest tool step. An
+    approval past its expiry is refused as expired, even before the step has recorded that."""
+    if reason is not None and (len(reason) > MAX_REASON_LENGTH or "\x00" in reason):
+        raise MessageRejected(
+            f"The reason must be at most {MAX_REASON_LENGTH} characters, without NUL."
+        )
     thread_id, stream = resolve_thread(store, thread, owner)
     wanted: Literal["approved", "declined"] = "approved" if approve else "declined"
     asked = _asked(store, stream, tool_call_id)
+    moment, ends = now or datetime.now(UTC), asked.expires_at
+    if ends is not None and ends.tzinfo is None:
+        ends = ends.replace(tzinfo=UTC)  # written without a zone: UTC, as the engine reads it
+    if asked.decision is None and ends is not None and moment >= ends:
+        raise ApprovalDecided(tool_call_id, "expired")  # the step records it when it expires
     if asked.decision is None:
         meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
         event = (
