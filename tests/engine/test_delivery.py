@@ -160,3 +160,43 @@ def test_a_paused_thread_tells_the_callback_once_and_then_delivers_the_real_answ
         run_until_idle(delivering, notification, chain=50, max_wait=0)
     texts = [json.loads(body)["reply"]["text"] for _, body in receiver.received]
     assert texts == [UNAVAILABLE_NOTICE, "back again"]
+
+
+def test_a_call_waiting_for_approval_is_posted_signed_to_the_callback_url_once(
+    store: MessageStore, model: ScriptedModel, tools: EchoTools, clock: Clock, receiver: Receiver
+) -> None:
+    from messagedb_agent.threads.approvals import decide_approval
+
+    tools.functions["delete_task"] = lambda args, ctx: {"deleted": args["task_id"]}
+    engine = Engine(
+        store,
+        model,
+        tools,
+        EngineConfig(model="scripted", tools_requiring_approval=("delete_task",)),
+        clock=clock,
+        worker="test",
+        replies=HttpReplySender(SECRET, timeout=5, allow_private=True),
+    )
+    model.script = [
+        calls(("delete_task", {"task_id": 2}), ("delete_task", {"task_id": 3})),
+        text("both gone"),
+    ]
+    thread = thread_with_callback(store, receiver.url, "delete tasks 2 and 3")
+    run_until_idle(engine, thread.notification, chain=50)
+    [(headers, body)] = receiver.received
+    assert verify(SECRET, body, headers[SIGNATURE_HEADER])
+    asked = json.loads(body)
+    assert asked["type"] == "approval_requested"
+    assert asked["thread_id"] == thread.thread_id
+    assert [(a["tool_call_id"], a["tool"], a["arguments"]) for a in asked["approvals"]] == [
+        ("c0", "delete_task", {"task_id": 2}),
+        ("c1", "delete_task", {"task_id": 3}),
+    ]
+    for call_id in ("c0", "c1"):
+        decided = decide_approval(store, thread.thread_id, call_id, owner="alice", approve=True)
+    run_until_idle(engine, decided.notification, chain=50)
+    assert [json.loads(b)["type"] for _, b in receiver.received] == [
+        "approval_requested",
+        "reply",
+    ]
+    assert json.loads(receiver.received[-1][1])["reply"]["text"] == "both gone"

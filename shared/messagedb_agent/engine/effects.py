@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import Any
 
 import orjson
 
@@ -398,7 +399,8 @@ def reply_body(
     if reply is None:
         reply = view.event_at(claim.reply_position)
     started = view.started
-    payload = {
+    payload: dict[str, Any] = {
+        "type": "reply",
         "thread_id": started.thread_id if started else None,
         "position": claim.reply_position,
         "reply": {
@@ -408,6 +410,20 @@ def reply_body(
         "delivery_id": claim.step_id,
         "attempt": claim.attempt,
     }
+    if reply is not None and isinstance(reply.event, ToolApprovalRequested):
+        # every call of the step that waits, asked for in the one batch that ends at `reply`
+        step = reply.event.step_id
+        payload["type"] = "approval_requested"
+        payload["approvals"] = [
+            {
+                "tool_call_id": asked.tool_call_id,
+                "tool": asked.tool_name,
+                "arguments": asked.arguments,
+                "expires_at": asked.expires_at.isoformat() if asked.expires_at else None,
+            }
+            for e in view.events
+            if isinstance(asked := e.event, ToolApprovalRequested) and asked.step_id == step
+        ]
     return orjson.dumps(payload)
 
 

@@ -220,6 +220,9 @@ def _(event: ToolApprovalRequested, recorded: Recorded[Event], p: Progress) -> N
     call = event.tool_call_id
     if event.step_id == p.tool_step and call not in p.tool_done and call not in p.tool_approved:
         p.tool_awaiting[call] = aware(event.expires_at) if event.expires_at else None
+        if p.callback_url:  # the owner is told what waits, once per tool step
+            step = delivery_step_id(f"{event.step_id}/approval")
+            p.delivery = Delivery(step, recorded.position)
 
 
 @_apply.register
