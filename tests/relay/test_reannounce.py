@@ -32,6 +32,9 @@ from messagedb_agent.events import (
     SessionCompleted,
     SessionStarted,
     SessionTerminationRequested,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolCall,
     ToolExecutionCompleted,
     ToolExecutionFailed,
@@ -135,6 +138,16 @@ class Thread:
             retryable=True,
             retry_at=self.t0 + BACKOFF,
             notice=notice,
+        )
+
+    def asks_approval(self, expires: bool) -> Event:
+        return ToolApprovalRequested(
+            step_id=self.tools,
+            tool_call_id="c0",
+            tool_name="add",
+            arguments={},
+            decider="alice",
+            expires_at=self.t0 + BACKOFF if expires else None,
         )
 
     def delivery_claim(self, step_id: str, reply_position: int) -> Event:
@@ -278,6 +291,29 @@ NEEDS_A_STEP = {
         StepKind.DELIVER_REPLY,
         UNANSWERED,
     ),
+    "an approval that expires": Case(
+        lambda t: [t.started(), said(), t.claim(), t.asks_for_tools(), t.asks_approval(True)],
+        StepKind.EXPIRE_APPROVALS,
+        RETRY_AT,
+    ),
+    "an approval granted": Case(
+        lambda t: [
+            *(t.started(), said(), t.claim(), t.asks_for_tools(), t.asks_approval(False)),
+            ToolApprovalGranted(step_id=t.tools, tool_call_id="c0", decided_by="alice"),
+        ],
+        StepKind.TOOL_EXECUTION,
+        UNANSWERED,
+    ),
+    "an approval denied": Case(
+        lambda t: [
+            *(t.started(), said(), t.claim(), t.asks_for_tools(), t.asks_approval(False)),
+            ToolApprovalDenied(
+                step_id=t.tools, tool_call_id="c0", tool_name="add", decided_by="alice"
+            ),
+        ],
+        StepKind.LLM_CALL,
+        UNANSWERED,
+    ),
     # The notice that the model is unavailable was delivered; the model call it announced
     # waits for its retry time, behind a head (the delivery) that is no failure.
     "a delivered notice while the model is unavailable": Case(
@@ -305,6 +341,10 @@ NEEDS_NO_STEP = {
         SessionCompleted(completion_reason="terminated", message="Goodbye."),
     ],
     "a thread just opened": lambda t: [t.started()],
+    "an approval nobody decided, that never expires": lambda t: [
+        *(t.started(), said(), t.claim(), t.asks_for_tools()),
+        t.asks_approval(False),
+    ],
 }
 
 
