@@ -38,6 +38,7 @@ from messagedb_agent.events import (
     ToolExecutionCompleted,
     ToolExecutionFailed,
     ToolExecutionRequested,
+    TurnCancelled,
     UserMessageAdded,
 )
 from messagedb_agent.events.index import ThreadArchived
@@ -117,6 +118,7 @@ SAMPLES: tuple[Event, ...] = (
         attempt=2,
         lease_expires_at=LEASE,
     ),
+    TurnCancelled(requested_by="alice", reason="changed my mind"),
     ToolApprovalRequested(
         step_id="tools-1",
         tool_call_id="call-2",

@@ -35,7 +35,11 @@ from messagedb_agent.events.tool import (
     ToolExecutionFailed,
     ToolExecutionRequested,
 )
-from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
+from messagedb_agent.events.user import (
+    SessionTerminationRequested,
+    TurnCancelled,
+    UserMessageAdded,
+)
 from messagedb_agent.events.values import TokenUsage, ToolCall
 
 __all__ = [
@@ -70,6 +74,7 @@ __all__ = [
     "ToolExecutionCompleted",
     "ToolExecutionFailed",
     "ToolExecutionRequested",
+    "TurnCancelled",
     "UnknownEvent",
     "UserMessageAdded",
     "from_message",

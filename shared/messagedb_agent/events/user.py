@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from messagedb_agent.events.base import UNANSWERED_AFTER, Event
 
-__all__ = ["UNANSWERED_AFTER", "SessionTerminationRequested", "UserMessageAdded"]
+__all__ = ["UNANSWERED_AFTER", "SessionTerminationRequested", "TurnCancelled", "UserMessageAdded"]
 
 
 class UserMessageAdded(Event):
@@ -24,3 +24,15 @@ class SessionTerminationRequested(Event):
 
     reason: str = "user_requested"
     requested_by: str | None = None
+
+
+class TurnCancelled(Event):
+    """The user stopped the running turn. No step of it starts after this, on any instance
+    (every claim is written at the head its worker read, and this moved the head); a model
+    call or tool already running finishes and is recorded, but nothing acts on it; its calls
+    waiting for approval are withdrawn. The thread waits for the next user message."""
+
+    type: ClassVar[str] = "TurnCancelled"
+
+    requested_by: str
+    reason: str | None = None

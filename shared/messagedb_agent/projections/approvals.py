@@ -21,8 +21,9 @@ from messagedb_agent.events.approval import (
 )
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import tool_step_id
+from messagedb_agent.events.user import TurnCancelled
 
-Decision = Literal["approved", "declined", "expired"]
+Decision = Literal["approved", "declined", "expired", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,10 @@ def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
                     recorded.position,
                 ),
             )
+        elif isinstance(event, TurnCancelled):  # what still waited is withdrawn
+            for call, waiting in by_call.items():
+                if waiting.decision is None:
+                    by_call[call] = replace(waiting, decision="withdrawn")
         elif isinstance(event, ToolApprovalGranted | ToolApprovalDenied) and event.step_id == step:
             asked = by_call.get(event.tool_call_id)
             if asked is not None and asked.decision is None:

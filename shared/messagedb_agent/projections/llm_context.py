@@ -35,7 +35,7 @@ from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import SessionStarted
 from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
-from messagedb_agent.events.user import UserMessageAdded
+from messagedb_agent.events.user import TurnCancelled, UserMessageAdded
 from messagedb_agent.llm.prompts import SUMMARY_PREFIX
 from messagedb_agent.llm.types import (
     AssistantTurn,
@@ -91,6 +91,12 @@ class _Acc:
         self.tokens = 0
         self.floor: SortKey | None = None  # what sorts below it is summarised
         self.reordered = 0  # entries inserted before the last one, or replaced
+        # for cancellations: model steps claimed and not answered, calls without an outcome
+        # (tool step, call id -> tool), and what a cancellation closed
+        self.claimed: set[str] = set()
+        self.open_calls: dict[tuple[str, str], str] = {}
+        self.cancelled: set[str] = set()
+        self.closed: set[tuple[str, str]] = set()
         self.anchors = Anchors()
         self.responses: dict[str, SortKey] = {}
         self.call_order: dict[tuple[str, str], int] = {}
@@ -127,6 +133,8 @@ def _(event: UserMessageAdded, recorded: Recorded[Event], acc: _Acc) -> None:
 @_apply.register
 def _(event: LLMCallRequested, recorded: Recorded[Event], acc: _Acc) -> None:
     acc.anchors.claimed(event, recorded.position)
+    if event.step_id not in acc.cancelled:
+        acc.claimed.add(event.step_id)
 
 
 @_apply.register
@@ -137,11 +145,15 @@ def _(event: LLMCallFailed, recorded: Recorded[Event], acc: _Acc) -> None:
 @_apply.register
 def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
     anchor = acc.anchors.answered_through(event, recorded)
+    acc.claimed.discard(event.step_id)
+    if event.step_id in acc.cancelled:
+        return  # a cancelled turn's late answer: in the log and the transcript, not here
     key = (anchor, 1, recorded.position)
     tools_step = tool_step_id(event.step_id)
     acc.responses[tools_step] = key
     for index, call in enumerate(event.tool_calls):
         acc.call_order[(tools_step, call.id)] = index
+        acc.open_calls[(tools_step, call.id)] = call.name
     acc.add(key, AssistantTurn(event.response_text, event.tool_calls, event.thought_signatures))
 
 
@@ -152,8 +164,19 @@ def _result_key(acc: _Acc, step_id: str, call_id: str, position: int) -> SortKey
     return (*response, 1, acc.call_order.get((step_id, call_id), 0))
 
 
+def _closed(acc: _Acc, step_id: str, call_id: str) -> bool:
+    """Whether the call's outcome is already in the context (a cancellation closed it);
+    otherwise it is now."""
+    if (step_id, call_id) in acc.closed:
+        return True
+    acc.open_calls.pop((step_id, call_id), None)
+    return False
+
+
 @_apply.register
 def _(event: ToolExecutionCompleted, recorded: Recorded[Event], acc: _Acc) -> None:
+    if _closed(acc, event.step_id, event.tool_call_id):
+        return
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     content = _capped(event.result, acc.tool_result_max_chars)
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content))
@@ -163,6 +186,8 @@ def _(event: ToolExecutionCompleted, recorded: Recorded[Event], acc: _Acc) -> No
 def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
     if event.retryable:
         return  # the call will be tried again; only its final outcome belongs in the context
+    if _closed(acc, event.step_id, event.tool_call_id):
+        return
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     content: Any = {"error": event.error_message, "kind": event.error_kind}
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
@@ -172,9 +197,31 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
 def _(event: ToolApprovalDenied, recorded: Recorded[Event], acc: _Acc) -> None:
     """A call its owner declined (or nobody approved in time) reads as a result that says so,
     so the model answers knowing it did not happen."""
+    if _closed(acc, event.step_id, event.tool_call_id):
+        return
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     content = {"declined": declined_text(event)}
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
+
+
+@_apply.register
+def _(event: TurnCancelled, recorded: Recorded[Event], acc: _Acc) -> None:
+    """The cancelled turn stays in the context, marked: each call it left without an outcome
+    reads as cancelled (so every call keeps its result, as providers require), and a note says
+    the user stopped the request. A model step still in flight is dropped: its late answer
+    would be a reply to a request the user withdrew."""
+    acc.cancelled |= acc.claimed
+    acc.claimed.clear()
+    for (step_id, call_id), name in list(acc.open_calls.items()):
+        key = _result_key(acc, step_id, call_id, recorded.position)
+        acc.add(key, ToolResult(call_id, name, {"cancelled": CANCELLED_CALL}, True))
+        acc.closed.add((step_id, call_id))
+    acc.open_calls.clear()
+    acc.add((recorded.position, 0), UserTurn(CANCELLED_NOTE))
+
+
+CANCELLED_CALL = "the user cancelled the request before this call ran"
+CANCELLED_NOTE = "[The user cancelled the request above before it was finished.]"
 
 
 def declined_text(event: ToolApprovalDenied) -> str:

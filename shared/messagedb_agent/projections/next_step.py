@@ -141,6 +141,19 @@ def project_next_step(
     return NextStepFold().feed(events).decide(now, policy)
 
 
+def project_turn_running(
+    events: Sequence[Recorded[Event]], now: datetime, policy: Policy | None = None
+) -> bool:
+    """Whether a turn is under way: a step to run, one running or waiting (for a lease, a
+    backoff or an approval), as opposed to a thread that waits for its user or has ended. A
+    reply owed to the callback URL is not a turn."""
+    p = NextStepFold().feed(events)._progress
+    return _work(p, aware(now), policy or Policy()).kind not in (
+        StepKind.WAIT_FOR_USER,
+        StepKind.DONE,
+    )
+
+
 def project_pending_tool_calls(events: Sequence[Recorded[Event]]) -> tuple[ToolCall, ...]:
     """The unresolved calls of the latest response that asked for tools, in the model's order."""
     return NextStepFold().feed(events).pending_tool_calls()

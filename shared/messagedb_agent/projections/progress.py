@@ -37,7 +37,11 @@ from messagedb_agent.events.tool import (
     ToolExecutionFailed,
     ToolExecutionRequested,
 )
-from messagedb_agent.events.user import SessionTerminationRequested, UserMessageAdded
+from messagedb_agent.events.user import (
+    SessionTerminationRequested,
+    TurnCancelled,
+    UserMessageAdded,
+)
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.projections.anchors import Anchors
 
@@ -65,6 +69,8 @@ class Progress:
     responses_this_turn: int = 0
     anchors: Anchors = field(default_factory=Anchors)
     answered_steps: set[str] = field(default_factory=set)
+    # model steps a cancellation stopped: their late outcomes are recorded, never acted on
+    cancelled_steps: set[str] = field(default_factory=set)
     # the LLM step in progress: claim without an outcome, or the latest failure
     llm_step: str | None = None
     llm_attempt: int = 0
@@ -121,6 +127,19 @@ def _(event: SessionTerminationRequested, recorded: Recorded[Event], p: Progress
 
 
 @_apply.register
+def _(event: TurnCancelled, recorded: Recorded[Event], p: Progress) -> None:
+    """Everything the user said so far counts as handled; the step in flight is stopped."""
+    p.answered_through = max(p.answered_through, p.last_user_position)
+    if p.llm_step is not None and p.llm_step not in p.answered_steps:
+        p.cancelled_steps.add(p.llm_step)
+    p.llm_step, p.llm_open, p.llm_failure, p.llm_lease = None, False, None, None
+    p.llm_truncations, p.responses_this_turn = 0, 0
+    p.tool_step, p.tool_calls, p.results_since_response = None, (), False
+    p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
+    p.tool_awaiting, p.tool_approved = {}, set()
+
+
+@_apply.register
 def _(event: SessionCompleted, recorded: Recorded[Event], p: Progress) -> None:
     p.completed = True
     if p.callback_url and event.message:
@@ -130,7 +149,7 @@ def _(event: SessionCompleted, recorded: Recorded[Event], p: Progress) -> None:
 @_apply.register
 def _(event: LLMCallRequested, recorded: Recorded[Event], p: Progress) -> None:
     p.anchors.claimed(event, recorded.position)
-    if event.step_id in p.answered_steps:
+    if event.step_id in p.answered_steps or event.step_id in p.cancelled_steps:
         return
     if event.step_id != p.llm_step:
         p.llm_failure, p.llm_truncations = None, 0
@@ -142,6 +161,8 @@ def _(event: LLMCallRequested, recorded: Recorded[Event], p: Progress) -> None:
 def _(event: LLMResponseReceived, recorded: Recorded[Event], p: Progress) -> None:
     p.answered_steps.add(event.step_id)
     p.answered_through = max(p.answered_through, p.anchors.answered_through(event, recorded))
+    if event.step_id in p.cancelled_steps:
+        return  # a cancelled turn's answer: in the log, acted on by nobody
     if event.step_id == p.llm_step:
         p.llm_open, p.llm_failure = False, None
     p.responses_this_turn += 1

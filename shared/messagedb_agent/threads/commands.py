@@ -1,4 +1,4 @@
-"""Commands on a thread from outside the step loop: start, add a message, end, fork.
+"""Commands on a thread from outside the step loop: start, add a message, cancel, end, fork.
 
 Each writes events and returns the notification that asks for the next step; nothing here
 calls a model. Idempotency keys make a retried command write nothing new.
@@ -17,12 +17,14 @@ from messagedb_agent.events import (
     SessionCompleted,
     SessionStarted,
     SessionTerminationRequested,
+    TurnCancelled,
     UnknownEvent,
     UserMessageAdded,
     to_message,
 )
 from messagedb_agent.events.ids import idempotent_thread_id, message_id
 from messagedb_agent.notification import Notification
+from messagedb_agent.projections.next_step import project_turn_running
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
 from messagedb_agent.store.message import MessageData, NewMessage
@@ -240,6 +242,62 @@ def request_termination(
         return to_message(requested, meta, id=message_id(stream, "termination-requested"))
 
     return _append_at_head(store, thread, owner, ending)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A cancellation's answer: `appended` is None when nothing was running."""
+
+    thread_id: str
+    stream_name: str
+    appended: Appended | None
+
+
+def cancel_turn(
+    store: MessageStore,
+    thread: str,
+    *,
+    owner: str,
+    now: datetime,
+    reason: str | None = None,
+    traceparent: str | None = None,
+) -> Cancelled:
+    """Stop the running turn: `TurnCancelled`, written at the head whose state said a turn was
+    running (a head that moves meanwhile is read again), so it holds on every instance. When
+    nothing runs, nothing is written. A turn is cancelled once: its cancellation's id is
+    derived from the user message it cancels."""
+    for _ in range(APPEND_ATTEMPTS):
+        thread_id, stream = resolve_thread(store, thread, owner)
+        events = read_thread(store, stream)
+        if not events:
+            continue  # archived since it was found: resolving it again restores it
+        if not project_turn_running(events, now):
+            return Cancelled(thread_id, stream, None)
+        last_user = max(
+            (e.position for e in events if isinstance(e.event, UserMessageAdded)), default=-1
+        )
+        meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
+        message = to_message(
+            TurnCancelled(requested_by=owner, reason=reason),
+            meta,
+            id=message_id(stream, f"cancel/{last_user}"),
+        )
+        assert message.id is not None
+        try:
+            position = store.write_message(
+                message.id,
+                stream,
+                message.type,
+                message.data,
+                message.metadata,
+                events[-1].position,
+            )
+        except DuplicateMessageError:
+            return Cancelled(thread_id, stream, None)  # this turn was cancelled already
+        except ConcurrencyError:
+            continue  # a step or a message moved the head: judge again
+        return Cancelled(thread_id, stream, Appended(thread_id, stream, position))
+    raise ThreadNotFound(thread)
 
 
 def fork_thread(

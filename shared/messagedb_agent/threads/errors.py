@@ -44,5 +44,6 @@ class ApprovalDecided(ThreadError):
             "approved": "was already approved",
             "declined": "was already declined",
             "expired": "expired before anyone decided",
+            "withdrawn": "was withdrawn when the turn was cancelled",
         }.get(decision, "was already decided")
         super().__init__(f"The call {tool_call_id} {said}; that decision stands.")
