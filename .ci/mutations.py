@@ -25,6 +25,8 @@ EVENTS = f"{LIB}/events/base.py"
 SWEEP = f"{LIB}/relay/sweep.py"
 INVARIANTS = "tests/engine/test_invariants.py"
 APPROVAL = "tests/engine/test_approval.py"
+CANCEL = "tests/engine/test_cancel.py"
+PROGRESS = f"{LIB}/projections/progress.py"
 IDS = f"{LIB}/events/ids.py"
 RELAY = "tests/relay/test_sweep.py"
 
@@ -175,6 +177,13 @@ MUTATIONS = (
         'return message_id(tool_step, f"approval-decision-{tool_call_id}")',
         "return str(__import__('uuid').uuid4())",
         f"{APPROVAL}::test_concurrent_duplicate_approvals_write_one_decision_and_run_the_call_once",
+    ),
+    Mutation(
+        "19 cancel: a cancelled turn's late answer is acted on",
+        PROGRESS,
+        "    if event.step_id in p.cancelled_steps:\n        return  # a cancelled turn's answer",
+        "    if False:\n        return  # a cancelled turn's answer",
+        f"{CANCEL}::test_a_cancel_issued_while_a_model_call_is_in_flight_stops_the_turn_on_every_worker",
     ),
 )
 

@@ -25,6 +25,7 @@ from messagedb_agent.events import (
     ToolExecutionCompleted,
     ToolExecutionFailed,
     ToolExecutionRequested,
+    TurnCancelled,
     UnknownEvent,
     UserMessageAdded,
 )
@@ -65,16 +66,27 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
     """What was said and done, one line per message or tool call."""
     lines: list[str] = []
     calls: dict[str, str] = {}
+    cancelled = False  # after a cancellation, until the next message: recorded, not acted on
     for recorded in events:
         event = recorded.event
         if isinstance(event, UserMessageAdded):
+            cancelled = False
             lines.append(f"you       › {event.message}")
+        elif isinstance(event, TurnCancelled):
+            cancelled = True
+            why = f": {shorten(event.reason)}" if event.reason else ""
+            lines.append(f"   turn   ⏹ cancelled by {event.requested_by}{why}")
         elif isinstance(event, LLMResponseReceived):
             for call in event.tool_calls:
                 calls[call.id] = f"{call.name}({_arguments(call.arguments)})"
             if event.response_text.strip():
                 first, *rest = event.response_text.strip().splitlines()
-                lines.append(f"assistant › {first}")
+                mark = (
+                    "assistant ⊘ (after the cancellation, not sent) "
+                    if cancelled
+                    else "assistant › "
+                )
+                lines.append(f"{mark}{first}")
                 lines += [f"            {line}" for line in rest]
         elif isinstance(event, ToolExecutionCompleted):
             label = calls.get(event.tool_call_id, event.tool_name)
@@ -154,6 +166,10 @@ def event_line(recorded: Recorded[Event]) -> str:
         )
     elif isinstance(event, SessionTerminationRequested):
         summary = event.reason
+    elif isinstance(event, TurnCancelled):
+        summary = f"by {event.requested_by}" + (
+            f": {shorten(event.reason, 50)}" if event.reason else ""
+        )
     elif isinstance(event, SessionCompleted):
         summary = event.completion_reason
     elif isinstance(event, UnknownEvent):

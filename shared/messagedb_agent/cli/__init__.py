@@ -275,6 +275,41 @@ def reject(
     _decide(thread, call, approve=False, reason=reason, events=events)
 
 
+@app.command("cancel")
+@friendly
+def cancel(
+    thread: Annotated[str, typer.Argument(help="Thread id (or its stream name).")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+) -> None:
+    """Stop the turn THREAD is running, on whichever instance runs it.
+
+    No step of the turn starts after this; a model call or tool already running finishes and
+    is recorded, but nothing acts on it, and calls waiting for approval are withdrawn. The
+    thread then waits for your next message. For example:
+
+        messagedb-agent cancel 9d2c6f0e-1b7a-4c55-a8e3-2f4b6d1c0a97
+    """
+    from datetime import UTC, datetime
+
+    from messagedb_agent.threads.commands import cancel_turn
+
+    with _Session() as session:
+        cancelled = cancel_turn(
+            session.store,
+            thread,
+            owner=session.settings.local.local_user,
+            now=datetime.now(UTC),
+            reason=(reason or "").strip() or None,
+        )
+    if cancelled.appended is None:
+        typer.echo(f"nothing is running in {cancelled.thread_id}; nothing to cancel")
+    else:
+        typer.echo(
+            f"cancelled the running turn of {cancelled.thread_id} "
+            f"(position {cancelled.appended.position}); it waits for your next message"
+        )
+
+
 @app.command("show")
 @friendly
 def show(
