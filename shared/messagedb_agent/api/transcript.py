@@ -37,12 +37,13 @@ from messagedb_agent.events import (
     ToolApprovalRequested,
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    TurnCancelled,
     UserMessageAdded,
 )
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.projections.approvals import project_approvals
 from messagedb_agent.projections.cost import Cost, PriceTable, project_cost
-from messagedb_agent.projections.llm_context import declined_text
+from messagedb_agent.projections.llm_context import CANCELLED_CALL, declined_text
 from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store.message import MessageData
 
@@ -54,6 +55,8 @@ _PUBLIC_METADATA = {
     "stepId": "step_id",
     "schemaVersion": "schema_version",
 }
+# The error of a call still waiting for approval when its thread ended.
+ENDED_UNAPPROVED = "the conversation ended before anyone approved this call, so it was not run"
 # Payload fields that describe the machine, not the conversation.
 _PRIVATE_DATA = frozenset({"stack_trace", "worker"})
 
@@ -65,6 +68,7 @@ def thread_detail(
     cost = project_cost(events, prices)
     messages: list[TranscriptMessage] = []
     calls: dict[tuple[str, str], dict[str, Any]] = {}
+    ended = False
     for recorded in events:
         event = recorded.event
         if isinstance(event, UserMessageAdded):
@@ -91,10 +95,16 @@ def thread_detail(
             entry = _tool_status(calls, event.step_id, event.tool_call_id, "declined")
             if entry is not None:
                 entry["error"] = declined_text(event)
+        elif isinstance(event, TurnCancelled):  # what waited for approval is withdrawn
+            _unapproved(calls, CANCELLED_CALL)
         elif isinstance(event, ModelUnavailable) and event.notice:
             messages.append(_message("assistant", event.notice, recorded))
-        elif isinstance(event, SessionCompleted) and event.message:
-            messages.append(_message("assistant", event.message, recorded))
+        elif isinstance(event, SessionCompleted):
+            ended = True
+            if event.message:
+                messages.append(_message("assistant", event.message, recorded))
+    if ended:  # nothing waits on an ended thread: a call nobody approved will never run
+        _unapproved(calls, ENDED_UNAPPROVED)
     usage = state.token_usage
     return ThreadDetail(
         thread_id=thread_id,
@@ -117,7 +127,7 @@ def thread_detail(
                     "position": approval.position,
                 }
             )
-            for approval in project_approvals(events).pending
+            for approval in ([] if ended else project_approvals(events).pending)
         ],
         token_usage=TokenUsageView(
             input_tokens=usage.input_tokens,
@@ -213,6 +223,13 @@ def _message(role: str, text: str, recorded: Recorded[Event]) -> TranscriptMessa
     return TranscriptMessage.model_validate(
         {"role": role, "text": text, "position": recorded.position, "time": recorded.time}
     )
+
+
+def _unapproved(calls: dict[tuple[str, str], dict[str, Any]], why: str) -> None:
+    """The calls still waiting for approval will never run: they read as declined, saying why."""
+    for entry in calls.values():
+        if entry["status"] == "awaiting_approval":
+            entry.update(status="declined", error=why)
 
 
 def _tool_status(
