@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -66,12 +67,38 @@ class Thread:
         self.id = start(client, auth, None)
 
     def say(self, message: str) -> str:
+        """The reply; a call that waits for approval (deleting does) is approved first, as
+        the user of a front-end would when asked."""
         response = self.client.post(
             f"/v1/threads/{self.id}/messages?wait=20", json={"message": message}, headers=self.auth
         )
-        assert response.status_code == 200, response.get_json()
-        text: str = response.get_json()["reply"]["text"]
+        if response.status_code == 202:
+            text = self._approved_reply(response.get_json()["position"])
+        else:
+            assert response.status_code == 200, response.get_json()
+            text = response.get_json()["reply"]["text"]
         return text.removeprefix(OFFLINE_NOTE).strip()
+
+    def _approved_reply(self, position: int, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            detail = self.detail()
+            for approval in detail["pending_approvals"]:
+                decided = self.client.post(
+                    f"/v1/threads/{self.id}/approvals/{approval['tool_call_id']}",
+                    json={"decision": "approve"},
+                    headers=self.auth,
+                )
+                assert decided.status_code == 200, decided.get_json()
+            replies = [
+                m["text"]
+                for m in detail["messages"]
+                if m["role"] == "assistant" and m["position"] > position
+            ]
+            if replies and not detail["pending_approvals"]:
+                return str(replies[0])
+            time.sleep(0.05)
+        raise AssertionError(f"no reply after position {position}")
 
     def detail(self) -> dict[str, Any]:
         response = self.client.get(f"/v1/threads/{self.id}", headers=self.auth)

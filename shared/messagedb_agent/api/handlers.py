@@ -30,7 +30,6 @@ from messagedb_agent.api.transcript import (
 from messagedb_agent.channels import outbound
 from messagedb_agent.events import SessionCompleted
 from messagedb_agent.observability.tracing import current_traceparent
-from messagedb_agent.projections.approvals import project_approvals
 from messagedb_agent.projections.cost import PriceTable
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.errors import StoreError
@@ -39,7 +38,6 @@ from messagedb_agent.threads import commands as session
 from messagedb_agent.threads import index as threads
 from messagedb_agent.threads.archive import ArchiveCorrupted, ArchiveError
 from messagedb_agent.threads.commands import Appended
-from messagedb_agent.threads.errors import ThreadClosed
 from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
@@ -266,11 +264,9 @@ def decide_approval(ctx: Context, call: Call) -> Answer:
     tool_call_id = call.params["tool_call_id"]
 
     def write(store: MessageStore) -> Written:
-        thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
-        _refuse_on_ended_thread(store, thread_id, stream, tool_call_id)
         decided = approvals.decide_approval(
             store,
-            stream,
+            call.params["thread_id"],
             tool_call_id,
             owner=call.user,
             approve=body.decision == "approve",
@@ -289,20 +285,6 @@ def decide_approval(ctx: Context, call: Call) -> Answer:
         return Written(Answer(200, answer), appended if decided.created else None)
 
     return ctx.write(call, write).answer
-
-
-def _refuse_on_ended_thread(
-    store: MessageStore, thread_id: str, stream: str, tool_call_id: str
-) -> None:
-    """A first decision on a thread that has ended is refused (409 `thread_closed`): nothing
-    would ever run the call. A decision made before it ended is left to
-    `approvals.decide_approval`, which answers it again or refuses a different one."""
-    events = read_thread(store, stream)
-    asked = project_approvals(events).by_call.get(tool_call_id)
-    if asked is None or asked.decision is not None:
-        return
-    if any(isinstance(recorded.event, SessionCompleted) for recorded in events):
-        raise ThreadClosed(thread_id)
 
 
 def _reply(

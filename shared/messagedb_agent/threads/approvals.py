@@ -11,14 +11,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from messagedb_agent.events import Metadata, to_message
+from messagedb_agent.events import Metadata, SessionCompleted, to_message
 from messagedb_agent.events.approval import ToolApprovalDenied, ToolApprovalGranted
 from messagedb_agent.events.ids import approval_decision_id
 from messagedb_agent.notification import Notification
 from messagedb_agent.projections.approvals import Approval, project_approvals
 from messagedb_agent.store.errors import DuplicateMessageError
 from messagedb_agent.threads.commands import resolve_thread
-from messagedb_agent.threads.errors import ApprovalDecided, ApprovalNotFound, MessageRejected
+from messagedb_agent.threads.errors import (
+    ApprovalDecided,
+    ApprovalNotFound,
+    MessageRejected,
+    ThreadClosed,
+)
 from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
@@ -60,6 +65,8 @@ def decide_approval(
     thread_id, stream = resolve_thread(store, thread, owner)
     wanted: Literal["approved", "declined"] = "approved" if approve else "declined"
     asked = _asked(store, stream, tool_call_id)
+    if asked.decision is None and _ended(store, stream):
+        raise ThreadClosed(thread_id)  # nothing would ever run the call
     moment, ends = now or datetime.now(UTC), asked.expires_at
     if ends is not None and ends.tzinfo is None:
         ends = ends.replace(tzinfo=UTC)  # written without a zone: UTC, as the engine reads it
@@ -101,6 +108,11 @@ def _asked(store: MessageStore, stream: str, tool_call_id: str) -> Approval:
     if asked is None:
         raise ApprovalNotFound(tool_call_id)
     return asked
+
+
+def _ended(store: MessageStore, stream: str) -> bool:
+    last = store.get_last_stream_message(stream, SessionCompleted.type)
+    return last is not None
 
 
 def _decision_position(store: MessageStore, stream: str, asked: Approval) -> int:
