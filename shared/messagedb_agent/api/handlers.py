@@ -287,6 +287,40 @@ def decide_approval(ctx: Context, call: Call) -> Answer:
     return ctx.write(call, write).answer
 
 
+@_archive_faults
+def cancel_turn(ctx: Context, call: Call) -> Answer:
+    """Stop the running turn; with nothing running, say so and write nothing."""
+    body = call.body_as(models.CancelTurnRequest)
+
+    def write(store: MessageStore) -> Written:
+        cancelled = session.cancel_turn(
+            store,
+            call.params["thread_id"],
+            owner=call.user,
+            now=ctx.clock(),
+            reason=body.reason,
+            traceparent=current_traceparent(),
+        )
+        if cancelled.appended is None:
+            answer = models.TurnCancellation(
+                thread_id=cancelled.thread_id,
+                cancelled=False,
+                position=None,
+                message="Nothing is running in this conversation, so there was nothing to cancel.",
+            )
+        else:
+            answer = models.TurnCancellation(
+                thread_id=cancelled.thread_id,
+                cancelled=True,
+                position=cancelled.appended.position,
+                message="Stopped. Nothing more of that request will run; "
+                "the conversation waits for your next message.",
+            )
+        return Written(Answer(200, answer))
+
+    return ctx.write(call, write).answer
+
+
 def _reply(
     ctx: Context, call: Call, written: Written, thread_id: str, position: int, wait: float
 ) -> models.Reply | None:

@@ -80,6 +80,19 @@ class ApprovalDecisionRequest(_Body):
     )
 
 
+class CancelTurnRequest(_Body):
+    reason: str | None = Field(
+        default=None, max_length=500, pattern=NO_NUL, description="Why, for the record."
+    )
+
+
+class TurnCancellation(_Out):
+    thread_id: str
+    cancelled: bool = Field(description="False when no turn was running: nothing was written.")
+    position: int | None = Field(description="Position of the cancellation; null if none.")
+    message: str
+
+
 class EndThreadRequest(_Body):
     """No fields yet; an empty object (or no body) ends the thread."""
 

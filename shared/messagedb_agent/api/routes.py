@@ -138,6 +138,19 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        "/v1/threads/{thread_id}/cancel",
+        "cancelTurn",
+        "Stop the turn the conversation is running",
+        handlers.cancel_turn,
+        {200: (models.TurnCancellation, "Cancelled, or (`cancelled: false`) nothing was running.")},
+        errors=(*WRITES, *ON_A_THREAD, *AUTHENTICATED),
+        body=models.CancelTurnRequest,
+        description="No step of the turn starts after this, on any instance; a model call or "
+        "tool already running finishes and is recorded, but nothing acts on it; calls waiting "
+        "for approval are withdrawn. The conversation then waits for the next message.",
+    ),
+    Route(
+        "POST",
         "/v1/threads/{thread_id}/end",
         "endThread",
         "End a conversation",
