@@ -43,6 +43,7 @@ from messagedb_agent.threads.errors import (
     ThreadClosed,
     ThreadError,
     ThreadNotFound,
+    TurnRunning,
 )
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ _THREAD_ERROR_STATUS: dict[type[ThreadError], int] = {
     MessageRejected: 422,
     ApprovalNotFound: 404,
     ApprovalDecided: 409,
+    TurnRunning: 409,
 }
 
 

@@ -187,6 +187,7 @@ def start_thread(ctx: Context, call: Call) -> Answer:
             max_length=ctx.settings.threads.max_message_length,
             traceparent=current_traceparent(),
             shards=ctx.settings.threads.thread_shards,
+            multitask=body.multitask,
         )
         created = models.ThreadCreated(
             thread_id=appended.thread_id, position=appended.position, status="active"
@@ -219,6 +220,7 @@ def add_message(ctx: Context, call: Call) -> Answer:
             idempotency_key=call.idempotency_key,
             max_length=ctx.settings.threads.max_message_length,
             traceparent=current_traceparent(),
+            multitask=call.query_as(models.MessageQuery).multitask,
         )
         # a retry's position is the first write's (`add_message` finds it)
         accepted = models.MessageAccepted(thread_id=appended.thread_id, position=appended.position)

@@ -52,8 +52,20 @@ class _Out(BaseModel):
 # -- requests -------------------------------------------------------------------------------
 
 
+Multitask = Literal["enqueue", "interrupt", "rollback", "reject"]
+MULTITASK_DESCRIPTION = (
+    "What a message sent while a turn runs does: `enqueue` (answered after it), `interrupt` "
+    "(the turn is cancelled and the message answered with it in context), `rollback` (as "
+    "interrupt, without the cancelled turn in context) or `reject` (409 `turn_running`)."
+)
+
+
 class StartThreadRequest(_Body):
     message: str | None = Field(default=None, json_schema_extra=MESSAGE_SCHEMA)
+    multitask: Multitask | None = Field(
+        default=None,
+        description=MULTITASK_DESCRIPTION + " The thread's default; `enqueue` if unset.",
+    )
     title: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     callback_url: str | None = Field(
         default=None,
@@ -103,6 +115,12 @@ class WaitQuery(_Query):
         gt=0,
         allow_inf_nan=False,
         description="Seconds to wait for the assistant's reply before answering without it.",
+    )
+
+
+class MessageQuery(WaitQuery):
+    multitask: Multitask | None = Field(
+        default=None, description=MULTITASK_DESCRIPTION + " Overrides the thread's default."
     )
 
 

@@ -98,7 +98,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(*WRITES, *ON_A_THREAD, 409, *AUTHENTICATED),
         body=models.AddMessageRequest,
         body_required=True,
-        query=models.WaitQuery,
+        query=models.MessageQuery,
     ),
     Route(
         "GET",

@@ -21,6 +21,14 @@ class SessionStarted(Event):
     forked_from: str | None = None
     forked_at_position: int | None = None
     initial_context: dict[str, Any] | None = None
+    # what a message sent while a turn runs does, unless its request says (see `MULTITASK`)
+    multitask: str | None = None
+
+
+# A message sent while a turn runs: answered after it (`enqueue`, the default); the running turn
+# cancelled and the message answered with it in context (`interrupt`) or without it
+# (`rollback`); or refused (`reject`).
+MULTITASK = ("enqueue", "interrupt", "rollback", "reject")
 
 
 class SessionCompleted(Event):

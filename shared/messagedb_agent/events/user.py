@@ -36,3 +36,5 @@ class TurnCancelled(Event):
 
     requested_by: str
     reason: str | None = None
+    # the turn's messages and results leave the model's context (they stay in the log)
+    rollback: bool = False

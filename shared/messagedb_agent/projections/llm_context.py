@@ -97,6 +97,7 @@ class _Acc:
         self.open_calls: dict[tuple[str, str], str] = {}
         self.cancelled: set[str] = set()
         self.closed: set[tuple[str, str]] = set()
+        self.turn_start: SortKey | None = None  # the running turn's first message
         self.anchors = Anchors()
         self.responses: dict[str, SortKey] = {}
         self.call_order: dict[tuple[str, str], int] = {}
@@ -128,6 +129,8 @@ def _(event: SessionStarted, recorded: Recorded[Event], acc: _Acc) -> None:
 @_apply.register
 def _(event: UserMessageAdded, recorded: Recorded[Event], acc: _Acc) -> None:
     acc.add((recorded.position, 0), UserTurn(event.message))
+    if acc.turn_start is None:
+        acc.turn_start = (recorded.position, 0)
 
 
 @_apply.register
@@ -149,6 +152,8 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], acc: _Acc) -> None:
     if event.step_id in acc.cancelled:
         return  # a cancelled turn's late answer: in the log and the transcript, not here
     key = (anchor, 1, recorded.position)
+    if not event.tool_calls:
+        acc.turn_start = None  # answered: the next message starts a turn
     tools_step = tool_step_id(event.step_id)
     acc.responses[tools_step] = key
     for index, call in enumerate(event.tool_calls):
@@ -209,9 +214,19 @@ def _(event: TurnCancelled, recorded: Recorded[Event], acc: _Acc) -> None:
     """The cancelled turn stays in the context, marked: each call it left without an outcome
     reads as cancelled (so every call keeps its result, as providers require), and a note says
     the user stopped the request. A model step still in flight is dropped: its late answer
-    would be a reply to a request the user withdrew."""
+    would be a reply to a request the user withdrew. A rollback takes the whole turn out
+    instead, from its first message on (the log and the transcript keep it)."""
     acc.cancelled |= acc.claimed
     acc.claimed.clear()
+    start, acc.turn_start = acc.turn_start, None
+    if event.rollback:  # the turn leaves the context whole: its messages, calls and results
+        acc.closed |= set(acc.open_calls)
+        acc.open_calls.clear()
+        if start is not None:
+            acc.entries = [entry for entry in acc.entries if entry[0] < start]
+            acc.tokens = sum(entry[2] for entry in acc.entries)
+            acc.reordered += 1
+        return
     for (step_id, call_id), name in list(acc.open_calls.items()):
         key = _result_key(acc, step_id, call_id, recorded.position)
         acc.add(key, ToolResult(call_id, name, {"cancelled": CANCELLED_CALL}, True))

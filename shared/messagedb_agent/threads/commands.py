@@ -23,13 +23,19 @@ from messagedb_agent.events import (
     to_message,
 )
 from messagedb_agent.events.ids import idempotent_thread_id, message_id
+from messagedb_agent.events.system import MULTITASK
 from messagedb_agent.notification import Notification
 from messagedb_agent.projections.next_step import project_turn_running
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
 from messagedb_agent.store.message import MessageData, NewMessage
 from messagedb_agent.threads import archive
-from messagedb_agent.threads.errors import MessageRejected, ThreadClosed, ThreadNotFound
+from messagedb_agent.threads.errors import (
+    MessageRejected,
+    ThreadClosed,
+    ThreadNotFound,
+    TurnRunning,
+)
 from messagedb_agent.threads.index import record_in_index
 from messagedb_agent.threads.reading import owner_of, read_thread
 
@@ -79,6 +85,7 @@ def start_thread(
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
     traceparent: str | None = None,
     shards: int = names.DEFAULT_THREAD_SHARDS,
+    multitask: str | None = None,
 ) -> Appended:
     """Create a thread (and its first user message); a repeated idempotency key re-finds it.
 
@@ -106,6 +113,7 @@ def start_thread(
                 callback_url=callback_url,
                 model=model,
                 system_prompt=system_prompt,
+                multitask=multitask,
             ),
             meta,
             id=message_id(stream, "started"),
@@ -172,20 +180,66 @@ def add_message(
     idempotency_key: str | None = None,
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
     traceparent: str | None = None,
+    multitask: str | None = None,
 ) -> Appended:
+    """Append the user's message. While a turn runs, `multitask` (else the thread's own
+    policy, else `enqueue`) says what happens: see `events.system.MULTITASK`. Every policy but
+    `enqueue` judges "a turn runs" at the head it read and writes at exactly that head, so two
+    concurrent messages cannot both see an idle thread."""
     text = clean_message(message, max_length)
     key = idempotency_key or str(uuid.uuid4())
 
     def said(thread_id: str, stream: str, last: MessageData) -> NewMessage:
         if last.type == SessionCompleted.type:
             raise ThreadClosed(thread_id)
+        return said_in(stream)
+
+    def said_in(stream: str) -> NewMessage:
         msg_id = message_id(stream, f"message/{key}")
         meta = Metadata(
             correlation_stream_name=stream, user_id=owner, turn_id=msg_id, traceparent=traceparent
         )
         return to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
 
-    return _append_at_head(store, thread, owner, said)
+    policy = multitask or _thread_policy(store, thread, owner)
+    if policy == "enqueue":
+        return _append_at_head(store, thread, owner, said)
+    for _ in range(APPEND_ATTEMPTS * 2):
+        thread_id, stream = resolve_thread(store, thread, owner)
+        events = read_thread(store, stream)
+        if not events:
+            continue  # archived since it was found: resolving it again restores it
+        head = events[-1]
+        if isinstance(head.event, SessionCompleted):
+            raise ThreadClosed(thread_id)
+        new = said_in(stream)
+        batch = [new]
+        if project_turn_running(events, now):
+            if policy == "reject":
+                raise TurnRunning(thread_id)
+            last_user = max(
+                (e.position for e in events if isinstance(e.event, UserMessageAdded)), default=-1
+            )
+            meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
+            stop = TurnCancelled(requested_by=owner, reason=policy, rollback=policy == "rollback")
+            batch = [to_message(stop, meta, id=message_id(stream, f"cancel/{last_user}")), new]
+        try:
+            position = store.write_messages(stream, batch, expected_version=head.position)
+        except DuplicateMessageError:
+            assert new.id is not None
+            return Appended(thread_id, stream, _position_of(store, stream, new.id), False)
+        except ConcurrencyError:
+            continue  # the head moved: judge again at the new one
+        return Appended(thread_id, stream, position)
+    raise ThreadNotFound(thread)
+
+
+def _thread_policy(store: MessageStore, thread: str, owner: str) -> str:
+    """The thread's own multitask policy, from its first message."""
+    _, stream = resolve_thread(store, thread, owner)
+    first = store.get_stream_messages(stream, 0, 1)
+    policy = first[0].data.get("multitask") if first else None
+    return policy if isinstance(policy, str) and policy in MULTITASK else "enqueue"
 
 
 def _append_at_head(

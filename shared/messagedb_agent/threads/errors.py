@@ -47,3 +47,15 @@ class ApprovalDecided(ThreadError):
             "withdrawn": "was withdrawn when the turn was cancelled",
         }.get(decision, "was already decided")
         super().__init__(f"The call {tool_call_id} {said}; that decision stands.")
+
+
+class TurnRunning(ThreadError):
+    """A message refused because a turn runs and the thread (or request) says `reject`."""
+
+    code = "turn_running"
+
+    def __init__(self, thread: str) -> None:
+        super().__init__(
+            f"I'm still working on your previous message in {thread}; please wait for my "
+            "answer (or cancel it) before sending another."
+        )
