@@ -26,6 +26,7 @@ SWEEP = f"{LIB}/relay/sweep.py"
 INVARIANTS = "tests/engine/test_invariants.py"
 APPROVAL = "tests/engine/test_approval.py"
 CANCEL = "tests/engine/test_cancel.py"
+IN_DOUBT = "tests/engine/test_in_doubt.py"
 PROGRESS = f"{LIB}/projections/progress.py"
 IDS = f"{LIB}/events/ids.py"
 RELAY = "tests/relay/test_sweep.py"
@@ -184,6 +185,13 @@ MUTATIONS = (
         "    if event.step_id in p.cancelled_steps:\n        return  # a cancelled turn's answer",
         "    if False:\n        return  # a cancelled turn's answer",
         f"{CANCEL}::test_a_cancel_issued_while_a_model_call_is_in_flight_stops_the_turn_on_every_worker",
+    ),
+    Mutation(
+        "20 effects: a silent worker's non-idempotent call runs again",
+        EFFECTS,
+        "return call.id in decision.silent and not config.idempotent(call.name)",
+        "return False",
+        f"{IN_DOUBT}::test_a_non_idempotent_call_whose_worker_went_silent_is_reported_in_doubt_not_run_again",
     ),
 )
 

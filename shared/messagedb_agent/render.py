@@ -24,6 +24,7 @@ from messagedb_agent.events import (
     ToolApprovalRequested,
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    ToolExecutionInDoubt,
     ToolExecutionRequested,
     TurnCancelled,
     UnknownEvent,
@@ -94,6 +95,11 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
         elif isinstance(event, ToolExecutionFailed) and not event.retryable:
             label = calls.get(event.tool_call_id, event.tool_name)
             lines.append(f"   tool   ✗ {label} → {event.error_message}")
+        elif isinstance(event, ToolExecutionInDoubt):
+            label = calls.get(event.tool_call_id, event.tool_name)
+            lines.append(
+                f"   tool   ? {label} → outcome unknown (its worker stopped); not run again"
+            )
         elif isinstance(event, ToolApprovalRequested):
             asked = asks_approval(event.tool_name, event.arguments)
             lines.append(f"   tool   ⏸ {asked} (call {event.tool_call_id})")
@@ -166,6 +172,10 @@ def event_line(recorded: Recorded[Event]) -> str:
         )
     elif isinstance(event, SessionTerminationRequested):
         summary = event.reason
+    elif isinstance(event, ToolExecutionInDoubt):
+        summary = (
+            f"step {event.step_id[:8]} {event.tool_name} attempt {event.attempt}: outcome unknown"
+        )
     elif isinstance(event, TurnCancelled):
         summary = f"by {event.requested_by}" + (
             f": {shorten(event.reason, 50)}" if event.reason else ""

@@ -80,7 +80,11 @@ def build_engine(
     )
     approval = tuple(t.name for t in registry if t.approval)  # declared with @tool(approval=...)
     config = _engine_config(settings)
-    config = replace(config, tools_requiring_approval=(*config.tools_requiring_approval, *approval))
+    config = replace(
+        config,
+        tools_requiring_approval=(*config.tools_requiring_approval, *approval),
+        idempotent_tools=tuple(t.name for t in registry if t.idempotent),
+    )
     return Engine(
         store,
         TracedLLM(llm or _llm_client(settings)),  # a span per model call and per tool call

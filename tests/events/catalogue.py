@@ -37,6 +37,7 @@ from messagedb_agent.events import (
     ToolCall,
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    ToolExecutionInDoubt,
     ToolExecutionRequested,
     TurnCancelled,
     UserMessageAdded,
@@ -118,7 +119,10 @@ SAMPLES: tuple[Event, ...] = (
         attempt=2,
         lease_expires_at=LEASE,
     ),
-    TurnCancelled(requested_by="alice", reason="changed my mind"),
+    TurnCancelled(requested_by="alice", reason="changed my mind", rollback=True),
+    ToolExecutionInDoubt(
+        step_id="tools-1", tool_call_id="call-1", tool_name="send_email", attempt=1
+    ),
     ToolApprovalRequested(
         step_id="tools-1",
         tool_call_id="call-2",

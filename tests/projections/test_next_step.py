@@ -161,6 +161,8 @@ def test_claimed_tool_calls_with_live_leases_are_in_flight() -> None:
 
 
 def test_tool_calls_whose_leases_expired_are_offered_again_as_the_next_attempt() -> None:
+    """...marked silent: their worker recorded nothing, so only an idempotent tool may run
+    again (the engine reports the others in doubt)."""
     thread = _asked()
     step = thread.claim()
     calls = (call("a"), call("b"))
@@ -168,7 +170,12 @@ def test_tool_calls_whose_leases_expired_are_offered_again_as_the_next_attempt()
     thread.request_tools(step, calls)
     decision = _decide(thread, TOOL_LEASE + timedelta(seconds=1))
     assert decision == NextStep(
-        StepKind.TOOL_EXECUTION, tool_step_id(step), 2, head=thread.head, tool_calls=calls
+        StepKind.TOOL_EXECUTION,
+        tool_step_id(step),
+        2,
+        head=thread.head,
+        tool_calls=calls,
+        silent=frozenset({"a", "b"}),
     )
 
 

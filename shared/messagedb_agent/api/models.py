@@ -205,7 +205,7 @@ class ToolCallView(_Out):
     id: str
     name: str
     arguments: dict[str, Any]
-    status: Literal["pending", "awaiting_approval", "completed", "failed", "declined"]
+    status: Literal["pending", "awaiting_approval", "completed", "failed", "declined", "in_doubt"]
     result: Any = None
     error: str | None = None
     attempts: int = 0

@@ -37,13 +37,14 @@ from messagedb_agent.events import (
     ToolApprovalRequested,
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    ToolExecutionInDoubt,
     TurnCancelled,
     UserMessageAdded,
 )
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.projections.approvals import project_approvals
 from messagedb_agent.projections.cost import Cost, PriceTable, project_cost
-from messagedb_agent.projections.llm_context import CANCELLED_CALL, declined_text
+from messagedb_agent.projections.llm_context import CANCELLED_CALL, IN_DOUBT, declined_text
 from messagedb_agent.projections.session_state import project_session_state
 from messagedb_agent.store.message import MessageData
 
@@ -87,6 +88,10 @@ def thread_detail(
                 }
         elif isinstance(event, ToolExecutionCompleted | ToolExecutionFailed):
             _tool_outcome(calls, event, recorded.position)
+        elif isinstance(event, ToolExecutionInDoubt):
+            entry = _tool_status(calls, event.step_id, event.tool_call_id, "in_doubt")
+            if entry is not None:
+                entry["error"] = IN_DOUBT
         elif isinstance(event, ToolApprovalRequested):
             _tool_status(calls, event.step_id, event.tool_call_id, "awaiting_approval")
         elif isinstance(event, ToolApprovalGranted):

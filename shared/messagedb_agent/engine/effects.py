@@ -41,6 +41,7 @@ from messagedb_agent.events.system import SessionCompleted
 from messagedb_agent.events.tool import (
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    ToolExecutionInDoubt,
     ToolExecutionRequested,
 )
 from messagedb_agent.events.values import ToolCall
@@ -104,9 +105,16 @@ class EngineConfig:
     # how long an approval may wait before it is denied as expired (None: for ever)
     tools_requiring_approval: tuple[str, ...] = ()
     approval_ttl: timedelta | None = None
+    # names (fnmatch patterns) of the tools a call of which may run again when its worker went
+    # silent; any other such call is reported in doubt. The runtime names the tools declared
+    # idempotent (and MCP tools hinted so); an engine built by hand reruns every tool.
+    idempotent_tools: tuple[str, ...] = ("*",)
 
     def requires_approval(self, tool_name: str) -> bool:
         return any(fnmatchcase(tool_name, pattern) for pattern in self.tools_requiring_approval)
+
+    def idempotent(self, tool_name: str) -> bool:
+        return any(fnmatchcase(tool_name, pattern) for pattern in self.idempotent_tools)
 
     def backoff(self, attempt: int) -> timedelta:
         """Exponential: base, 2 × base, 4 × base... capped at `backoff_max`."""
@@ -175,6 +183,13 @@ def claims(
     expires = now + config.approval_ttl if config.approval_ttl is not None else None
     written: list[Pending] = []
     for call in decision.tool_calls:
+        if in_doubt(decision, call, config):
+            doubt = ToolExecutionInDoubt(
+                step_id=step_id, tool_call_id=call.id, tool_name=call.name, attempt=attempt - 1
+            )
+            # a call has one final outcome, whichever it is: the result's id
+            written.append((doubt, ids.message_id(step_id, f"result-{call.id}")))
+            continue
         if awaits_approval(decision, call, config):
             approval = ToolApprovalRequested(
                 step_id=step_id,
@@ -199,6 +214,12 @@ def claims(
 
 
 EXPIRED_BY = "expiry"  # who decided an approval nobody decided in time
+
+
+def in_doubt(decision: NextStep, call: ToolCall, config: EngineConfig) -> bool:
+    """Whether `call` was claimed by a worker that went silent, and its tool is not one that
+    may run twice: it may have taken effect, so it is reported, not run again."""
+    return call.id in decision.silent and not config.idempotent(call.name)
 
 
 def awaits_approval(decision: NextStep, call: ToolCall, config: EngineConfig) -> bool:

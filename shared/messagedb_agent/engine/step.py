@@ -248,6 +248,7 @@ class Engine:
             and all(
                 self.tools.is_pure(call)
                 and not effects.awaits_approval(decision, call, self.config)
+                and not effects.in_doubt(decision, call, self.config)
                 for call in calls
             )
         )
@@ -265,6 +266,7 @@ class Engine:
                 self._run_tool(decision, call, view, now)
                 for call in decision.tool_calls
                 if not effects.awaits_approval(decision, call, self.config)
+                and not effects.in_doubt(decision, call, self.config)
             ]
         if decision.kind is StepKind.DELIVER_REPLY:
             return self._deliver(decision, view, now)

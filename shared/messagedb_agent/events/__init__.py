@@ -33,6 +33,7 @@ from messagedb_agent.events.tasks import (
 from messagedb_agent.events.tool import (
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    ToolExecutionInDoubt,
     ToolExecutionRequested,
 )
 from messagedb_agent.events.user import (
@@ -73,6 +74,7 @@ __all__ = [
     "ToolCall",
     "ToolExecutionCompleted",
     "ToolExecutionFailed",
+    "ToolExecutionInDoubt",
     "ToolExecutionRequested",
     "TurnCancelled",
     "UnknownEvent",

@@ -42,6 +42,20 @@ class ToolExecutionFailed(Failure):
     execution_time_ms: float = 0.0
 
 
+class ToolExecutionInDoubt(Event):
+    """A call's final outcome when its worker went silent (the lease ran out, no outcome was
+    recorded) and its tool is not idempotent: it may or may not have taken effect, so it is
+    never run again, and the model is told not to assume either."""
+
+    type: ClassVar[str] = "ToolExecutionInDoubt"
+    asks_for_step: ClassVar[bool] = True  # the model call that reads it
+
+    step_id: str
+    tool_call_id: str
+    tool_name: str
+    attempt: int  # the attempt whose worker went silent
+
+
 @upcaster("ToolExecutionFailed", 1)
 def _retry_count_was_the_attempt(data: dict[str, Any]) -> dict[str, Any]:
     data = dict(data)

@@ -34,7 +34,11 @@ from messagedb_agent.events.approval import ToolApprovalDenied
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import tool_step_id
 from messagedb_agent.events.system import SessionStarted
-from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
+from messagedb_agent.events.tool import (
+    ToolExecutionCompleted,
+    ToolExecutionFailed,
+    ToolExecutionInDoubt,
+)
 from messagedb_agent.events.user import TurnCancelled, UserMessageAdded
 from messagedb_agent.llm.prompts import SUMMARY_PREFIX
 from messagedb_agent.llm.types import (
@@ -207,6 +211,21 @@ def _(event: ToolApprovalDenied, recorded: Recorded[Event], acc: _Acc) -> None:
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     content = {"declined": declined_text(event)}
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
+
+
+@_apply.register
+def _(event: ToolExecutionInDoubt, recorded: Recorded[Event], acc: _Acc) -> None:
+    if _closed(acc, event.step_id, event.tool_call_id):
+        return
+    key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
+    acc.add(key, ToolResult(event.tool_call_id, event.tool_name, {"in_doubt": IN_DOUBT}, True))
+
+
+IN_DOUBT = (
+    "unknown outcome: the call started but its worker stopped before recording what happened, "
+    "so it may or may not have taken effect; it will not be run again. Do not assume it "
+    "happened or that it did not; tell the user."
+)
 
 
 @_apply.register

@@ -86,6 +86,8 @@ class NextStep:
     message: str | None = None
     reply_position: int = -1
     approved: frozenset[str] = frozenset()  # calls of `tool_calls` their owner approved
+    # calls of `tool_calls` claimed before whose worker went silent (no outcome recorded)
+    silent: frozenset[str] = frozenset()
     # a retried model call: how its previous attempt failed, and how many attempts were cut
     # at their output budget (each retry gets twice the budget, up to the ceiling)
     last_failure: LLMCallFailed | None = field(default=None, compare=False)
@@ -295,6 +297,12 @@ def _tool_step(
             return _give_up(p.head, "failure", failures[0].error_message)
         return _give_up(p.head, "timeout", "a tool did not finish in time")
     approved = frozenset(call.id for call in pending if call.id in p.tool_approved)
+    silent = frozenset(
+        call.id
+        for call in pending
+        if (tried := p.tool_attempts.get(call.id, 0))
+        and not ((failure := p.tool_failures.get(call.id)) and failure.attempt >= tried)
+    )
     return NextStep(
         StepKind.TOOL_EXECUTION,
         p.tool_step,
@@ -302,6 +310,7 @@ def _tool_step(
         p.head,
         tool_calls=pending,
         approved=approved,
+        silent=silent,
     )
 
 

@@ -35,6 +35,7 @@ from messagedb_agent.events.system import SessionCompleted, SessionStarted
 from messagedb_agent.events.tool import (
     ToolExecutionCompleted,
     ToolExecutionFailed,
+    ToolExecutionInDoubt,
     ToolExecutionRequested,
 )
 from messagedb_agent.events.user import (
@@ -232,6 +233,14 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], p: Progress) -> Non
     p.tool_leases.pop(event.tool_call_id, None)
     p.tool_failures[event.tool_call_id] = event
     if not event.retryable:
+        p.tool_done.add(event.tool_call_id)
+        p.results_since_response = True
+
+
+@_apply.register
+def _(event: ToolExecutionInDoubt, recorded: Recorded[Event], p: Progress) -> None:
+    if event.step_id == p.tool_step:
+        p.tool_leases.pop(event.tool_call_id, None)
         p.tool_done.add(event.tool_call_id)
         p.results_since_response = True
 

@@ -12,7 +12,7 @@ from messagedb_agent.tools.errors import ToolInputError
 from messagedb_agent.tools.registry import tool
 
 
-@tool
+@tool(idempotent=True)
 def get_current_time(ctx: ToolContext, timezone: str = "UTC") -> dict[str, Any]:
     """Get the current date and time in a timezone.
 
@@ -29,7 +29,7 @@ def get_current_time(ctx: ToolContext, timezone: str = "UTC") -> dict[str, Any]:
     return {"time": now.astimezone(zone).isoformat(), "timezone": timezone}
 
 
-@tool
+@tool(idempotent=True)
 def calculate(expression: str) -> dict[str, Any]:
     """Evaluate an arithmetic expression exactly, instead of doing the arithmetic yourself.
 
@@ -40,7 +40,7 @@ def calculate(expression: str) -> dict[str, Any]:
     return {"expression": expression, "result": arithmetic.evaluate(expression)}
 
 
-@tool
+@tool(idempotent=True)
 def echo(message: str) -> dict[str, Any]:
     """Repeat a message back, unchanged.
 

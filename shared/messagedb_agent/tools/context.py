@@ -30,6 +30,12 @@ class ToolContext:
     store: MessageStore | None
     now: datetime
 
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every run of this call (a rerun after its worker went silent): the key
+        an idempotent tool hands to what it changes, so the change happens once."""
+        return f"{self.step_id}/{self.tool_call_id}"
+
 
 @dataclass(frozen=True)
 class ToolOutcome:

@@ -166,11 +166,14 @@ class McpConnections:
             return self.call(server, remote.name, arguments)
 
         schema = remote.input_schema or {"type": "object", "properties": {}}
+        hints = remote.annotations
         return Tool.from_schema(
             _tool_name(server, remote.name),
             remote.description or remote.title or remote.name,
             schema,
             handler,
+            # the server's word (MCP's `idempotentHint`); without it, not idempotent
+            idempotent=bool(hints is not None and hints.idempotent_hint),
         )
 
 

@@ -58,6 +58,9 @@ class Tool:
     handler: Handler = field(repr=False)
     validator: Validator = field(repr=False)
     approval: bool = False  # each call waits for the thread owner's approval before it runs
+    # running a call twice has the effect of running it once (it derives its writes from
+    # ToolContext.idempotency_key): a call whose worker went silent may be run again
+    idempotent: bool = False
 
     def __post_init__(self) -> None:
         claimed = [p for p in self.parameters.get("properties", {}) if is_user_argument(p)]
@@ -87,6 +90,7 @@ class Tool:
         name: str | None = None,
         description: str | None = None,
         approval: bool = False,
+        idempotent: bool = False,
     ) -> Tool:
         tool_name = name or fn.__name__
         summary, descriptions = parse_docstring(fn.__doc__)
@@ -107,11 +111,18 @@ class Tool:
             handler,
             validator,
             approval=approval,
+            idempotent=idempotent,
         )
 
     @classmethod
     def from_schema(
-        cls, name: str, description: str, parameters: Mapping[str, Any], handler: Handler
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        handler: Handler,
+        *,
+        idempotent: bool = False,
     ) -> Tool:
         """A tool whose schema comes from elsewhere (an MCP server); checked shallowly here,
         since the remote side validates in full."""
@@ -119,14 +130,18 @@ class Tool:
         def validator(arguments: dict[str, Any]) -> dict[str, Any]:
             return _check_against_schema(name, parameters, arguments)
 
-        return cls(name, description, parameters, handler, validator)
+        return cls(name, description, parameters, handler, validator, idempotent=idempotent)
 
 
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, approval: bool = False
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    approval: bool = False,
+    idempotent: bool = False,
 ) -> Callable[[F], F]: ...
 def tool(
     fn: F | None = None,
@@ -135,14 +150,19 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     approval: bool = False,
+    idempotent: bool = False,
 ) -> F | Callable[[F], F]:
     """Declare a function as a tool; the function itself stays directly callable.
 
     `approval=True`: every call waits for the thread owner's approval before it runs (as for
-    the tools `TOOLS_REQUIRING_APPROVAL` names)."""
+    the tools `TOOLS_REQUIRING_APPROVAL` names). `idempotent=True`: running a call twice has the
+    effect of running it once, so a call whose worker went silent is run again; otherwise it is
+    reported in doubt, never run twice."""
 
     def declare(func: F) -> F:
-        declared = Tool.from_function(func, name=name, description=description, approval=approval)
+        declared = Tool.from_function(
+            func, name=name, description=description, approval=approval, idempotent=idempotent
+        )
         setattr(func, _TOOL_ATTRIBUTE, declared)
         return func
 

@@ -78,7 +78,7 @@ def read_task_list(store: MessageStore, owner: str) -> TaskList:
     return project_task_list(from_messages(store.read_stream(tasks_stream(owner))))
 
 
-@tool
+@tool(idempotent=True)
 def add_task(
     ctx: ToolContext, title: Title, description: Description | None = None
 ) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def add_task(
     return _record(ctx, decide, _task_after)
 
 
-@tool
+@tool(idempotent=True)
 def list_tasks(ctx: ToolContext, status: StatusFilter = "all") -> dict[str, Any]:
     """List the user's tasks, oldest first, with their ids.
 
@@ -106,7 +106,7 @@ def list_tasks(ctx: ToolContext, status: StatusFilter = "all") -> dict[str, Any]
     return {"tasks": [task.to_dict() for task in state.select(status)]}
 
 
-@tool
+@tool(idempotent=True)
 def complete_task(ctx: ToolContext, task_id: int) -> dict[str, Any]:
     """Mark one of the user's tasks as completed.
 
@@ -121,7 +121,7 @@ def complete_task(ctx: ToolContext, task_id: int) -> dict[str, Any]:
     return _record(ctx, decide, _task_after)
 
 
-@tool
+@tool(idempotent=True)
 def update_task(
     ctx: ToolContext,
     task_id: int,
@@ -151,7 +151,7 @@ def update_task(
     return _record(ctx, decide, _task_after)
 
 
-@tool
+@tool(idempotent=True)
 def delete_task(ctx: ToolContext, task_id: int) -> dict[str, Any]:
     """Delete one of the user's tasks for good.
 
