@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import tempfile
 import time
 import uuid
 import warnings
@@ -39,6 +41,7 @@ from messagedb_agent.stack.processes import Service
 
 RATE_LIMIT_BURST = 10
 CALLBACK_SECRET = "e2e-callback-secret-0123456789"
+EFFECTS_FILE = Path(tempfile.gettempdir()) / f"e2e-effects-{os.getpid()}.log"
 FUNCTION_ENV = {
     "MODEL_NAME": "offline",
     "GOOGLE_CLOUD_PROJECT": "",
@@ -49,7 +52,8 @@ FUNCTION_ENV = {
     "CALLBACK_SIGNING_SECRET": CALLBACK_SECRET,
     "CALLBACK_ALLOW_PRIVATE": "true",  # the test's receiver listens on 127.0.0.1, over http
     # a deployer's tool module, found the way the README says: the checkout on the path
-    "TOOL_MODULES": "tests.tools.priority_tools",
+    "TOOL_MODULES": "tests.tools.priority_tools,tests.e2e.slow_tools",
+    "E2E_EFFECTS_FILE": str(EFFECTS_FILE),
     "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
 }
 TAP = "e2e-tap"

@@ -39,7 +39,7 @@ from messagedb_agent.llm.offline_requests import (
     TaskRef,
     parse_requests,
 )
-from messagedb_agent.llm.prompts import COMPACTION_PROMPT
+from messagedb_agent.llm.prompts import CANCELLED_NOTE, COMPACTION_PROMPT
 from messagedb_agent.llm.types import (
     AssistantTurn,
     ContextSummary,
@@ -240,7 +240,7 @@ def _explicit_call(
     """
     start, turn, latest = 0, 0, None
     for index, message in enumerate(messages):
-        if isinstance(message, AssistantTurn) and not message.tool_calls:
+        if _ends_turn(message):
             start = index + 1
         if isinstance(message, UserTurn | ContextSummary):
             turn += 1
@@ -298,11 +298,19 @@ def _recent_task(messages: Sequence[Message]) -> int | None:
     return None
 
 
+def _ends_turn(message: Message) -> bool:
+    """A final answer, or the note that the user cancelled the turn: what comes after it is a
+    new turn."""
+    if isinstance(message, AssistantTurn):
+        return not message.tool_calls
+    return isinstance(message, UserTurn) and message.text == CANCELLED_NOTE
+
+
 def _read_turn(messages: Sequence[Message]) -> _Turn:
     """The requests of every user message after the last final answer, and what was done."""
     start = 0
     for index, message in enumerate(messages):
-        if isinstance(message, AssistantTurn) and not message.tool_calls:
+        if _ends_turn(message):
             start = index + 1
     turn = _Turn()
     turn.recent = _recent_task(messages)

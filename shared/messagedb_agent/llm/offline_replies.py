@@ -155,6 +155,8 @@ def error_of(result: ToolResult | None) -> str | None:
     content = result.content
     if isinstance(content, dict) and isinstance(content.get("declined"), str):
         return _sentence(content["declined"])
+    if isinstance(content, dict) and isinstance(content.get("in_doubt"), str):
+        return _sentence(content["in_doubt"])
     if isinstance(content, dict) and "error" in content:
         detail = content["error"]
         message = detail.get("message", detail) if isinstance(detail, dict) else detail

@@ -18,3 +18,8 @@ Write plain prose of at most 200 words, in the third person, and nothing else.
 """
 
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
+
+
+# What the model reads where the user cancelled a turn (see `projections.llm_context`): the
+# turn before it is over, answered or not.
+CANCELLED_NOTE = "[The user cancelled the request above before it was finished.]"

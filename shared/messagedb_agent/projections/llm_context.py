@@ -40,7 +40,7 @@ from messagedb_agent.events.tool import (
     ToolExecutionInDoubt,
 )
 from messagedb_agent.events.user import TurnCancelled, UserMessageAdded
-from messagedb_agent.llm.prompts import SUMMARY_PREFIX
+from messagedb_agent.llm.prompts import CANCELLED_NOTE, SUMMARY_PREFIX
 from messagedb_agent.llm.types import (
     AssistantTurn,
     ContextSummary,
@@ -255,7 +255,6 @@ def _(event: TurnCancelled, recorded: Recorded[Event], acc: _Acc) -> None:
 
 
 CANCELLED_CALL = "the user cancelled the request before this call ran"
-CANCELLED_NOTE = "[The user cancelled the request above before it was finished.]"
 
 
 def declined_text(event: ToolApprovalDenied) -> str:
