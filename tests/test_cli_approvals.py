@@ -8,36 +8,16 @@ import re
 import uuid
 
 import pytest
-from typer.testing import CliRunner, Result
+from tests.test_cli_threads import env, run, runner, thread_of
+from typer.testing import Result
 
 from messagedb_agent.cli import app
 
-runner = CliRunner()
-
-
-@pytest.fixture
-def env(database_url: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "MODEL_NAME": "offline",
-        "LOCAL_USER": f"cli-{uuid.uuid4().hex[:8]}",
-    }
+__all__ = ["env", "run", "thread_of"]  # shared with the other command-line tests
 
 
 def invoke(env: dict[str, str], *args: str) -> Result:
     return runner.invoke(app, list(args), env=env)
-
-
-def run(env: dict[str, str], *args: str) -> str:
-    result = invoke(env, *args)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def thread_of(output: str) -> str:
-    found = re.search(r"thread ([0-9a-f-]{36})", output)
-    assert found, output
-    return found.group(1)
 
 
 def waiting_call(output: str) -> str:

@@ -934,6 +934,23 @@ def _archived(store: MessageStore, folder: Path, thread: Conversation) -> None:
     assert rows(store, thread.stream) == []
 
 
+def _approved_then_archived(
+    thread: Conversation,
+    approval: dict[str, Any],
+    stepping: Recording,
+    store: MessageStore,
+    folder: Path,
+) -> dict[str, Any]:
+    """Approve, let the turn finish, archive the thread; the decision's answer."""
+    first: dict[str, Any] = thread.decide(
+        approval["tool_call_id"], {"decision": "approve"}
+    ).get_json()
+    thread.reply_after(first["position"])
+    stepping.join()
+    _archived(store, folder, thread)
+    return first
+
+
 def test_a_decision_repeated_on_an_archived_thread_restores_it_and_is_answered(
     waiting: tuple[Conversation, dict[str, Any]],
     stepping: Recording,
@@ -941,10 +958,7 @@ def test_a_decision_repeated_on_an_archived_thread_restores_it_and_is_answered(
     tmp_path: Path,
 ) -> None:
     thread, approval = waiting
-    first = thread.decide(approval["tool_call_id"], {"decision": "approve"}).get_json()
-    thread.reply_after(first["position"])
-    stepping.join()
-    _archived(store, tmp_path, thread)
+    first = _approved_then_archived(thread, approval, stepping, store, tmp_path)
 
     again = thread.decide(approval["tool_call_id"], {"decision": "approve"})
 
@@ -960,10 +974,7 @@ def test_an_archive_that_cannot_be_restored_is_the_services_fault(
     tmp_path: Path,
 ) -> None:
     thread, approval = waiting
-    first = thread.decide(approval["tool_call_id"], {"decision": "approve"}).get_json()
-    thread.reply_after(first["position"])
-    stepping.join()
-    _archived(store, tmp_path, thread)
+    _approved_then_archived(thread, approval, stepping, store, tmp_path)
     (export,) = tmp_path.rglob("*.jsonl")
     export.write_bytes(export.read_bytes().replace(b"milk", b"silk"))
 
