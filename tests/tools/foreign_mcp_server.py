@@ -17,6 +17,7 @@ TOOLS = [
         name="ping",
         description="Answer pong.",
         input_schema={"type": "object", "properties": {"loud": {"type": "boolean"}}},
+        annotations=types.ToolAnnotations(idempotent_hint=True),
     ),
     types.Tool(
         name="read_mail",

@@ -114,6 +114,16 @@ def test_foreign_tools_asking_for_a_user_are_left_out(
         )
 
 
+def test_a_tool_the_server_hints_idempotent_may_run_again_and_no_other() -> None:
+    script = Path(__file__).with_name("foreign_mcp_server.py")
+    with ToolRegistry() as registry:
+        load_mcp_tools([McpServerConfig("mail", [sys.executable, str(script)])], registry)
+        ping, fail = registry.get("mail__ping"), registry.get("mail__fail")
+        assert ping is not None
+        assert fail is not None
+        assert (ping.idempotent, fail.idempotent) == (True, False)
+
+
 def test_a_server_that_does_not_start_is_reported() -> None:
     broken = McpServerConfig("nothing", [sys.executable, "-c", "import sys; sys.exit(3)"])
     with pytest.raises(ConnectionError, match="'nothing'"):
