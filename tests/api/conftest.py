@@ -58,7 +58,11 @@ def publisher() -> RecordingPublisher:
 
 
 @pytest.fixture
-def make_api(store: MessageStore, settings: Settings) -> MakeApi:
+def make_api(store: MessageStore, settings: Settings) -> Iterator[MakeApi]:
+    """APIs over the session's store; each one's LISTEN session (opened by a request that
+    waits) is closed after the test, since the store that would end it outlives the test."""
+    made: list[IngestApi] = []
+
     def make(
         publisher: NotificationPublisher | None = None,
         store_factory: Callable[[], MessageStore] | None = None,
@@ -66,13 +70,17 @@ def make_api(store: MessageStore, settings: Settings) -> MakeApi:
         **overrides: Any,
     ) -> IngestApi:
         chosen = publisher or RecordingPublisher()
-        return create_api(
+        api = create_api(
             store_factory or (lambda: store),
             lambda: chosen,
             api_settings(core or settings, **overrides),
         )
+        made.append(api)
+        return api
 
-    return make
+    yield make
+    for api in made:
+        api.close()
 
 
 @pytest.fixture

@@ -132,6 +132,15 @@ class IngestApi:
                     )
         return self._signals.start()  # waits for the first LISTEN once, briefly
 
+    def close(self) -> None:
+        """Stop the LISTEN session, if a waiting request opened one (the store is the
+        runtime's, closed with it; an API built over a store that outlives it, as in tests,
+        must release its listener itself)."""
+        with self._lock:
+            signals, self._signals = self._signals, None
+        if signals is not None:
+            signals.close()
+
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
             api = self.settings.api
