@@ -148,6 +148,7 @@ class Live:
             base_url=self.ingest,
             headers={"Authorization": f"Bearer {self.token(user)}"},
             timeout=60,
+            transport=_KeepAliveRetry(),
         )
 
     def publish_again(self, notifications: Sequence[Notification]) -> None:
@@ -156,6 +157,19 @@ class Live:
 
     def service(self, name: str) -> Service:
         return next(s for s in self.stack.services if s.name == name)
+
+
+class _KeepAliveRetry(httpx.HTTPTransport):
+    """Sends a request again, once, when the server closed the reused keep-alive connection
+    before reading it ("Server disconnected without sending a response"): the functions'
+    server closes one idle for 2 s, and the tests pause for longer. The server never saw the
+    request, so sending it again sends it once."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.RemoteProtocolError:
+            return super().handle_request(request)
 
 
 def _publisher_client(emulator_host: str) -> Any:

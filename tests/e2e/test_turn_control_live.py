@@ -155,4 +155,6 @@ def test_a_tool_that_is_not_idempotent_killed_after_its_effect_is_reported_in_do
         assert "unknown outcome" in reply
         time.sleep(2.0)
         assert len(effects_for(EFFECTS_FILE, to)) == 1  # never run twice
-        assert _of(chat, "ToolExecutionCompleted") == []
+        # a new connection: the server closes an idle keep-alive one while the test sleeps
+        with httpx.Client(base_url=live.ingest, headers=http.headers, timeout=60) as fresh:
+            assert _of(Chat(fresh, chat.thread_id), "ToolExecutionCompleted") == []

@@ -1,4 +1,5 @@
-"""Tool approval through the running stack: HTTP ingest, the Pub/Sub emulator and the step
+"""Tool approval through the running stack (named to run after the dead-letter test, whose
+dead-lettering is slowed by any other failing push; see the note in that test): HTTP ingest, the Pub/Sub emulator and the step
 function. A deletion (`delete_task` requires approval by default) waits for its owner; approved
 by three racing requests while Pub/Sub delivers every position three times, it runs once;
 rejected, it never runs and the reply says so."""
@@ -29,16 +30,19 @@ def _waiting(chat: Chat, timeout: float = 30.0) -> dict[str, Any]:
     raise AssertionError(f"nothing waits for approval in thread {chat.thread_id}")
 
 
-def _copies(live: Live, chat: Chat, copies: int = 3) -> None:
-    """Every position of the thread delivered `copies` times more, as Pub/Sub may."""
+def _copies(live: Live, chat: Chat, copies: int = 3, last: int = 6) -> None:
+    """The thread's `last` positions (those of the approval at stake) delivered `copies` times
+    more, as Pub/Sub may; then a pause while the emulator pushes them, so that they are not
+    still in flight when a later test takes the step function down."""
     stream = names.thread_stream(chat.thread_id)
     live.publish_again(
         [
             Notification(stream_name=stream, position=event["position"])
-            for event in chat.events()
+            for event in chat.events()[-last:]
             for _ in range(copies)
         ]
     )
+    time.sleep(0.1 * copies * last)
 
 
 def _types(chat: Chat) -> list[str]:
