@@ -50,7 +50,9 @@ def _arguments(arguments: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
 
 
-def asks_approval(name: str, arguments: dict[str, Any]) -> str:
+def asks_approval(name: str, arguments: dict[str, Any], retry_of: int | None = None) -> str:
+    if retry_of is not None:
+        return f"asks approval to run {name}({_arguments(arguments)}) once more"
     return f"asks approval to run {name}({_arguments(arguments)})"
 
 
@@ -97,11 +99,10 @@ def transcript(events: Sequence[Recorded[Event]]) -> list[str]:
             lines.append(f"   tool   ✗ {label} → {event.error_message}")
         elif isinstance(event, ToolExecutionInDoubt):
             label = calls.get(event.tool_call_id, event.tool_name)
-            lines.append(
-                f"   tool   ? {label} → outcome unknown (its worker stopped); not run again"
-            )
+            after = "unless approved again" if event.retry_on_approval else "not run again"
+            lines.append(f"   tool   ? {label} → outcome unknown (its worker stopped); {after}")
         elif isinstance(event, ToolApprovalRequested):
-            asked = asks_approval(event.tool_name, event.arguments)
+            asked = asks_approval(event.tool_name, event.arguments, event.retry_of)
             lines.append(f"   tool   ⏸ {asked} (call {event.tool_call_id})")
         elif isinstance(event, ToolApprovalGranted):
             label = calls.get(event.tool_call_id, event.tool_call_id)
@@ -154,6 +155,8 @@ def event_line(recorded: Recorded[Event]) -> str:
     elif isinstance(event, ToolApprovalRequested):
         asked = f"{event.tool_name}({shorten(_arguments(event.arguments), 40)})"
         summary = f"step {event.step_id[:8]} {event.tool_call_id} asks approval to run {asked}"
+        if event.retry_of is not None:
+            summary += f" again after attempt {event.retry_of}"
         if event.expires_at is not None:
             summary += f" until {event.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     elif isinstance(event, ToolApprovalGranted):

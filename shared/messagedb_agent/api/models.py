@@ -260,6 +260,11 @@ class PendingApprovalView(_Out):
     requested_at: Time
     expires_at: Time | None = Field(description="When it is declined as expired; null: never.")
     position: int = Field(description="Position of the approval request.")
+    retry_of: int | None = Field(
+        default=None,
+        description="Set when the call is in doubt (its worker stopped after this attempt, "
+        "outcome unknown): approving runs it once more, rejecting leaves it in doubt.",
+    )
 
 
 class ApprovalDecided(_Out):

@@ -97,9 +97,15 @@ def thread_detail(
         elif isinstance(event, ToolApprovalGranted):
             _tool_status(calls, event.step_id, event.tool_call_id, "pending")
         elif isinstance(event, ToolApprovalDenied):
-            entry = _tool_status(calls, event.step_id, event.tool_call_id, "declined")
+            rerun_refused = event.retry_of is not None  # the call stays in doubt
+            status = "in_doubt" if rerun_refused else "declined"
+            entry = _tool_status(calls, event.step_id, event.tool_call_id, status)
             if entry is not None:
-                entry["error"] = declined_text(event)
+                entry["error"] = (
+                    f"{IN_DOUBT} ({declined_text(event)})"
+                    if rerun_refused
+                    else declined_text(event)
+                )
         elif isinstance(event, TurnCancelled):  # what waited for approval is withdrawn
             _unapproved(calls, CANCELLED_CALL)
         elif isinstance(event, ModelUnavailable) and event.notice:
@@ -130,6 +136,7 @@ def thread_detail(
                     "requested_at": approval.requested_at,
                     "expires_at": approval.expires_at,
                     "position": approval.position,
+                    "retry_of": approval.retry_of,
                 }
             )
             for approval in ([] if ended else project_approvals(events).pending)

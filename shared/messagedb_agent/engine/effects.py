@@ -166,6 +166,7 @@ def claims(
         )
         return [(delivery, ids.message_id(step_id, f"request-{attempt}"))]
     if decision.kind is StepKind.EXPIRE_APPROVALS:
+        retries = dict(decision.retries)
         return [
             (
                 ToolApprovalDenied(
@@ -174,8 +175,9 @@ def claims(
                     tool_name=call.name,
                     decided_by=EXPIRED_BY,
                     reason=EXPIRED,
+                    retry_of=retries.get(call.id),
                 ),
-                ids.approval_decision_id(step_id, call.id),
+                ids.approval_decision_id(step_id, call.id, retries.get(call.id)),
             )
             for call in decision.tool_calls
         ]
@@ -184,22 +186,22 @@ def claims(
     written: list[Pending] = []
     for call in decision.tool_calls:
         if in_doubt(decision, call, config):
+            ask = config.requires_approval(call.name)  # its owner may have it run again
             doubt = ToolExecutionInDoubt(
-                step_id=step_id, tool_call_id=call.id, tool_name=call.name, attempt=attempt - 1
-            )
-            # a call has one final outcome, whichever it is: the result's id
-            written.append((doubt, ids.message_id(step_id, f"result-{call.id}")))
-            continue
-        if awaits_approval(decision, call, config):
-            approval = ToolApprovalRequested(
                 step_id=step_id,
                 tool_call_id=call.id,
                 tool_name=call.name,
-                arguments=call.arguments,
-                decider=view.owner,
-                expires_at=expires,
+                attempt=attempt - 1,
+                retry_on_approval=ask,
             )
-            written.append((approval, ids.message_id(step_id, f"approval-{call.id}")))
+            if not ask:  # a call has one final outcome, whichever it is: the result's id
+                written.append((doubt, ids.message_id(step_id, f"result-{call.id}")))
+                continue
+            written.append((doubt, ids.message_id(step_id, f"doubt-{call.id}-{attempt - 1}")))
+            written.append(_ask(step_id, call, view.owner, expires, retry_of=attempt - 1))
+            continue
+        if awaits_approval(decision, call, config):
+            written.append(_ask(step_id, call, view.owner, expires))
             continue
         claim = ToolExecutionRequested(
             step_id=step_id,
@@ -211,6 +213,27 @@ def claims(
         )
         written.append((claim, ids.message_id(step_id, f"request-{call.id}-{attempt}")))
     return written
+
+
+def _ask(
+    step_id: str,
+    call: ToolCall,
+    owner: str,
+    expires: datetime | None,
+    retry_of: int | None = None,
+) -> Pending:
+    """The owner's approval asked for the call (or for its rerun, after attempt `retry_of`)."""
+    request = ToolApprovalRequested(
+        step_id=step_id,
+        tool_call_id=call.id,
+        tool_name=call.name,
+        arguments=call.arguments,
+        decider=owner,
+        expires_at=expires,
+        retry_of=retry_of,
+    )
+    again = "" if retry_of is None else f"-retry-{retry_of}"
+    return request, ids.message_id(step_id, f"approval-{call.id}{again}")
 
 
 EXPIRED_BY = "expiry"  # who decided an approval nobody decided in time
@@ -433,7 +456,8 @@ def reply_body(
     }
     if reply is not None and isinstance(reply.event, ToolApprovalRequested):
         # every call of the step that waits, asked for in the one batch that ends at `reply`
-        step = reply.event.step_id
+        # (a rerun's question is asked in its own batch)
+        step, again = reply.event.step_id, reply.event.retry_of
         payload["type"] = "approval_requested"
         payload["approvals"] = [
             {
@@ -441,9 +465,12 @@ def reply_body(
                 "tool": asked.tool_name,
                 "arguments": asked.arguments,
                 "expires_at": asked.expires_at.isoformat() if asked.expires_at else None,
+                "retry_of": asked.retry_of,
             }
             for e in view.events
-            if isinstance(asked := e.event, ToolApprovalRequested) and asked.step_id == step
+            if isinstance(asked := e.event, ToolApprovalRequested)
+            and asked.step_id == step
+            and asked.retry_of == again
         ]
     return orjson.dumps(payload)
 

@@ -7,6 +7,10 @@ declined result. Both decisions are written under the same message id, derived f
 and the call, so whichever is written first is the decision and a second one cannot be; an
 approval left undecided past its `expires_at` is denied by the step with reason "expired", under
 that same id.
+
+A call found in doubt (`ToolExecutionInDoubt.retry_on_approval`) is asked about again, with
+`retry_of` naming the attempt in doubt: granted, it runs once more; denied, the doubt stands.
+That second question has its own decision id, so it is decided once too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class ToolApprovalRequested(Event):
     arguments: dict[str, Any]
     decider: str  # the user who may decide: the thread's owner
     expires_at: datetime | None = None
+    retry_of: int | None = None  # the attempt in doubt whose rerun this asks for
 
     def due(self, written: datetime) -> datetime | None:
         return self.expires_at
@@ -44,6 +49,7 @@ class ToolApprovalGranted(Event):
     tool_call_id: str
     decided_by: str
     reason: str | None = None
+    retry_of: int | None = None
 
 
 class ToolApprovalDenied(Event):
@@ -57,6 +63,7 @@ class ToolApprovalDenied(Event):
     tool_name: str
     decided_by: str
     reason: str | None = None
+    retry_of: int | None = None  # a rerun refused: the call stays in doubt
 
     @property
     def expired(self) -> bool:

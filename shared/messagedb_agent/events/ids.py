@@ -51,9 +51,12 @@ def closing_delivery_step_id(stream_name: str) -> str:
     return delivery_step_id(f"{stream_name}/completed")
 
 
-def approval_decision_id(tool_step: str, tool_call_id: str) -> str:
-    """The one decision on a call's approval: granted, denied or expired, whichever is first."""
-    return message_id(tool_step, f"approval-decision-{tool_call_id}")
+def approval_decision_id(tool_step: str, tool_call_id: str, retry_of: int | None = None) -> str:
+    """The one decision on a call's approval: granted, denied or expired, whichever is first.
+    Asking again whether to rerun a call in doubt after attempt `retry_of` is a question of
+    its own, with its own one decision."""
+    retry = "" if retry_of is None else f"-retry-{retry_of}"
+    return message_id(tool_step, f"approval-decision-{tool_call_id}{retry}")
 
 
 def message_id(step_id: str, part: str) -> str:

@@ -45,7 +45,12 @@ class ToolExecutionFailed(Failure):
 class ToolExecutionInDoubt(Event):
     """A call's final outcome when its worker went silent (the lease ran out, no outcome was
     recorded) and its tool is not idempotent: it may or may not have taken effect, so it is
-    never run again, and the model is told not to assume either."""
+    never run again, and the model is told not to assume either.
+
+    Unless its owner says otherwise: a call of a tool that requires approval is not final in
+    doubt (`retry_on_approval`). Its owner is asked again (a `ToolApprovalRequested` with
+    `retry_of`, written with it): granted, the call runs once more; denied or expired, this
+    is its outcome after all."""
 
     type: ClassVar[str] = "ToolExecutionInDoubt"
     asks_for_step: ClassVar[bool] = True  # the model call that reads it
@@ -54,6 +59,7 @@ class ToolExecutionInDoubt(Event):
     tool_call_id: str
     tool_name: str
     attempt: int  # the attempt whose worker went silent
+    retry_on_approval: bool = False
 
 
 @upcaster("ToolExecutionFailed", 1)

@@ -3,7 +3,8 @@
 Only the latest response's calls can wait: a response that calls tools starts a new tool step
 (a final answer does not, so the last decisions stay readable after the turn ends). A call's
 approval is decided once (`ToolApprovalGranted` or `ToolApprovalDenied`, one message id for
-both), so the decision found here is the decision.
+both), so the decision found here is the decision. A call found in doubt may be asked about
+again (`retry_of`): that newer question replaces the older, decided one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from messagedb_agent.events.approval import (
 )
 from messagedb_agent.events.base import Event, Recorded
 from messagedb_agent.events.ids import tool_step_id
+from messagedb_agent.events.tool import ToolExecutionCompleted, ToolExecutionFailed
 from messagedb_agent.events.user import TurnCancelled
 
 Decision = Literal["approved", "declined", "expired", "withdrawn"]
@@ -38,6 +40,7 @@ class Approval:
     position: int  # of the request
     decision: Decision | None = None
     reason: str | None = None
+    retry_of: int | None = None  # asks whether to rerun the call in doubt after this attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,9 @@ def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
         if isinstance(event, LLMResponseReceived) and event.tool_calls:
             step, by_call = tool_step_id(event.step_id), {}
         elif isinstance(event, ToolApprovalRequested) and event.step_id == step:
-            by_call.setdefault(
-                event.tool_call_id,
-                Approval(
+            asked = by_call.get(event.tool_call_id)
+            if asked is None or (event.retry_of is not None and asked.retry_of != event.retry_of):
+                by_call[event.tool_call_id] = Approval(
                     step,
                     event.tool_call_id,
                     event.tool_name,
@@ -71,15 +74,24 @@ def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
                     recorded.time,
                     event.expires_at,
                     recorded.position,
-                ),
-            )
+                    retry_of=event.retry_of,
+                )
+        elif (
+            isinstance(event, ToolExecutionCompleted | ToolExecutionFailed)
+            and not (isinstance(event, ToolExecutionFailed) and event.retryable)
+            and event.step_id == step
+            and (asked := by_call.get(event.tool_call_id)) is not None
+            and asked.decision is None
+            and asked.retry_of is not None
+        ):  # the call in doubt was only slow: its outcome is known, nothing to rerun
+            by_call[event.tool_call_id] = replace(asked, decision="withdrawn")
         elif isinstance(event, TurnCancelled):  # what still waited is withdrawn
             for call, waiting in by_call.items():
                 if waiting.decision is None:
                     by_call[call] = replace(waiting, decision="withdrawn")
         elif isinstance(event, ToolApprovalGranted | ToolApprovalDenied) and event.step_id == step:
             asked = by_call.get(event.tool_call_id)
-            if asked is not None and asked.decision is None:
+            if asked is not None and asked.decision is None and asked.retry_of == event.retry_of:
                 by_call[event.tool_call_id] = _decided(asked, event)
     return Approvals(step, by_call)
 

@@ -205,17 +205,24 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], acc: _Acc) -> None:
 @_apply.register
 def _(event: ToolApprovalDenied, recorded: Recorded[Event], acc: _Acc) -> None:
     """A call its owner declined (or nobody approved in time) reads as a result that says so,
-    so the model answers knowing it did not happen."""
+    so the model answers knowing it did not happen. A rerun declined leaves the call in
+    doubt, and it reads so."""
     if _closed(acc, event.step_id, event.tool_call_id):
         return
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
-    content = {"declined": declined_text(event)}
+    content = (
+        {"declined": declined_text(event)}
+        if event.retry_of is None
+        else {"in_doubt": IN_DOUBT, "not_run_again": declined_text(event)}
+    )
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, content, True))
 
 
 @_apply.register
 def _(event: ToolExecutionInDoubt, recorded: Recorded[Event], acc: _Acc) -> None:
-    if _closed(acc, event.step_id, event.tool_call_id):
+    """Final, unless its owner was asked whether to rerun it: then the call stays open until
+    the answer, and the rerun's outcome, or the refusal, is its result."""
+    if event.retry_on_approval or _closed(acc, event.step_id, event.tool_call_id):
         return
     key = _result_key(acc, event.step_id, event.tool_call_id, recorded.position)
     acc.add(key, ToolResult(event.tool_call_id, event.tool_name, {"in_doubt": IN_DOUBT}, True))

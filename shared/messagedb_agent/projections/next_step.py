@@ -88,6 +88,8 @@ class NextStep:
     approved: frozenset[str] = frozenset()  # calls of `tool_calls` their owner approved
     # calls of `tool_calls` claimed before whose worker went silent (no outcome recorded)
     silent: frozenset[str] = frozenset()
+    # calls of `tool_calls` asked about again after being in doubt, and the attempt in doubt
+    retries: tuple[tuple[str, int], ...] = ()
     # a retried model call: how its previous attempt failed, and how many attempts were cut
     # at their output budget (each retry gets twice the budget, up to the ceiling)
     last_failure: LLMCallFailed | None = field(default=None, compare=False)
@@ -301,6 +303,7 @@ def _tool_step(
         call.id
         for call in pending
         if (tried := p.tool_attempts.get(call.id, 0))
+        and call.id not in p.tool_retried
         and not ((failure := p.tool_failures.get(call.id)) and failure.attempt >= tried)
     )
     return NextStep(
@@ -321,7 +324,10 @@ def _awaiting(p: Progress, waiting: tuple[ToolCall, ...], now: datetime) -> Next
         call for call in waiting if (end := p.tool_awaiting[call.id]) is not None and now >= end
     )
     if expired:
-        return NextStep(StepKind.EXPIRE_APPROVALS, p.tool_step, 1, p.head, tool_calls=expired)
+        retries = tuple((c.id, n) for c in expired if (n := p.tool_retry_of.get(c.id)) is not None)
+        return NextStep(
+            StepKind.EXPIRE_APPROVALS, p.tool_step, 1, p.head, tool_calls=expired, retries=retries
+        )
     ends = [end for call in waiting if (end := p.tool_awaiting[call.id]) is not None]
     return NextStep(
         StepKind.AWAITING_APPROVAL,

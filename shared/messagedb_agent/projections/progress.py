@@ -91,6 +91,10 @@ class Progress:
     # calls waiting for their owner's decision, and when each wait ends (None: never)
     tool_awaiting: dict[str, datetime | None] = field(default_factory=dict)
     tool_approved: set[str] = field(default_factory=set)
+    # calls in doubt whose owner was asked whether to rerun them (call -> the attempt in
+    # doubt), and those whose rerun was granted and not yet claimed
+    tool_retry_of: dict[str, int] = field(default_factory=dict)
+    tool_retried: set[str] = field(default_factory=set)
     results_since_response: bool = False
     callback_url: str | None = None
     delivery: Delivery | None = None
@@ -137,7 +141,7 @@ def _(event: TurnCancelled, recorded: Recorded[Event], p: Progress) -> None:
     p.llm_truncations, p.responses_this_turn = 0, 0
     p.tool_step, p.tool_calls, p.results_since_response = None, (), False
     p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
-    p.tool_awaiting, p.tool_approved = {}, set()
+    p.tool_awaiting, p.tool_approved, p.tool_retry_of, p.tool_retried = {}, set(), {}, set()
 
 
 @_apply.register
@@ -173,7 +177,7 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], p: Progress) -> Non
     p.tool_step = tool_step_id(event.step_id)
     p.tool_calls = event.tool_calls
     p.tool_done, p.tool_attempts, p.tool_leases, p.tool_failures = set(), {}, {}, {}
-    p.tool_awaiting, p.tool_approved = {}, set()
+    p.tool_awaiting, p.tool_approved, p.tool_retry_of, p.tool_retried = {}, set(), {}, set()
 
 
 @_apply.register
@@ -216,6 +220,7 @@ def _(event: ToolExecutionRequested, recorded: Recorded[Event], p: Progress) -> 
     if event.step_id == p.tool_step and event.attempt >= p.tool_attempts.get(event.tool_call_id, 0):
         p.tool_attempts[event.tool_call_id] = event.attempt
         p.tool_leases[event.tool_call_id] = aware(event.lease_expires_at)
+        p.tool_retried.discard(event.tool_call_id)  # a granted rerun, claimed
 
 
 @_apply.register
@@ -239,20 +244,30 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], p: Progress) -> Non
 
 @_apply.register
 def _(event: ToolExecutionInDoubt, recorded: Recorded[Event], p: Progress) -> None:
+    """Final, unless the owner is asked whether to rerun it (the request follows)."""
     if event.step_id == p.tool_step:
         p.tool_leases.pop(event.tool_call_id, None)
-        p.tool_done.add(event.tool_call_id)
-        p.results_since_response = True
+        if not event.retry_on_approval:
+            p.tool_done.add(event.tool_call_id)
+            p.results_since_response = True
 
 
 @_apply.register
 def _(event: ToolApprovalRequested, recorded: Recorded[Event], p: Progress) -> None:
     call = event.tool_call_id
-    if event.step_id == p.tool_step and call not in p.tool_done and call not in p.tool_approved:
-        p.tool_awaiting[call] = aware(event.expires_at) if event.expires_at else None
-        if p.callback_url:  # the owner is told what waits, once per tool step
-            step = delivery_step_id(f"{event.step_id}/approval")
-            p.delivery = Delivery(step, recorded.position)
+    if event.step_id != p.tool_step or call in p.tool_done:
+        return
+    if event.retry_of is not None:  # asked again: the earlier approval ran its course
+        p.tool_approved.discard(call)
+        p.tool_retry_of[call] = event.retry_of
+    elif call in p.tool_approved:
+        return
+    p.tool_awaiting[call] = aware(event.expires_at) if event.expires_at else None
+    if p.callback_url:  # the owner is told what waits, once per tool step (and per rerun)
+        again = "" if event.retry_of is None else f"-retry-{event.retry_of}"
+        p.delivery = Delivery(
+            delivery_step_id(f"{event.step_id}/approval{again}"), recorded.position
+        )
 
 
 @_apply.register
@@ -260,6 +275,8 @@ def _(event: ToolApprovalGranted, recorded: Recorded[Event], p: Progress) -> Non
     if event.step_id == p.tool_step and event.tool_call_id in p.tool_awaiting:
         del p.tool_awaiting[event.tool_call_id]
         p.tool_approved.add(event.tool_call_id)
+        if event.retry_of is not None:
+            p.tool_retried.add(event.tool_call_id)
 
 
 @_apply.register

@@ -76,7 +76,11 @@ def decide_approval(
         meta = Metadata(correlation_stream_name=stream, user_id=owner, traceparent=traceparent)
         event = (
             ToolApprovalGranted(
-                step_id=asked.step_id, tool_call_id=tool_call_id, decided_by=owner, reason=reason
+                step_id=asked.step_id,
+                tool_call_id=tool_call_id,
+                decided_by=owner,
+                reason=reason,
+                retry_of=asked.retry_of,
             )
             if approve
             else ToolApprovalDenied(
@@ -85,9 +89,11 @@ def decide_approval(
                 tool_name=asked.tool_name,
                 decided_by=owner,
                 reason=reason,
+                retry_of=asked.retry_of,
             )
         )
-        message = to_message(event, meta, id=approval_decision_id(asked.step_id, tool_call_id))
+        decision_id = approval_decision_id(asked.step_id, tool_call_id, asked.retry_of)
+        message = to_message(event, meta, id=decision_id)
         assert message.id is not None
         try:
             position = store.write_message(
@@ -116,7 +122,7 @@ def _ended(store: MessageStore, stream: str) -> bool:
 
 
 def _decision_position(store: MessageStore, stream: str, asked: Approval) -> int:
-    wanted = approval_decision_id(asked.step_id, asked.tool_call_id)
+    wanted = approval_decision_id(asked.step_id, asked.tool_call_id, asked.retry_of)
     for message in store.read_stream(stream, asked.position):
         if message.id == wanted:
             return message.position
