@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from messagedb_agent.events import (
     Metadata,
@@ -37,7 +37,7 @@ from messagedb_agent.threads.errors import (
     TurnRunning,
 )
 from messagedb_agent.threads.index import record_in_index
-from messagedb_agent.threads.reading import owner_of, read_thread
+from messagedb_agent.threads.reading import owner_of, read_thread, started_of
 
 if TYPE_CHECKING:
     from messagedb_agent.store.client import MessageStore
@@ -142,8 +142,28 @@ def start_thread(
     return Appended(thread_id, stream, position)
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A thread the owner may use, and its own settings, read with its owner."""
+
+    thread_id: str
+    stream_name: str
+    started: dict[str, Any]  # the SessionStarted data
+
+    @property
+    def multitask(self) -> str:
+        policy = self.started.get("multitask")
+        return policy if isinstance(policy, str) and policy in MULTITASK else "enqueue"
+
+
 def resolve_thread(store: MessageStore, thread: str, owner: str) -> tuple[str, str]:
-    """(thread id, stream name) for a thread id or stream name the owner may use.
+    """(thread id, stream name) for a thread id or stream name the owner may use."""
+    found = find_thread(store, thread, owner)
+    return found.thread_id, found.stream_name
+
+
+def find_thread(store: MessageStore, thread: str, owner: str) -> Found:
+    """The thread for a thread id or stream name the owner may use, with its first message.
 
     A thread id is looked for in its shard, then in the legacy `thread` category, where
     threads created before sharding stay: only those pay the second read.
@@ -158,15 +178,15 @@ def resolve_thread(store: MessageStore, thread: str, owner: str) -> tuple[str, s
     except (ValueError, names.InvalidStreamName):
         raise ThreadNotFound(thread) from None
     for stream in candidates:
-        found = owner_of(store, stream)
-        if found is not None:
-            if found != owner:
+        started = started_of(store, stream)
+        if started is not None:
+            if started.get("owner") != owner:
                 raise ThreadNotFound(thread_id)
-            return thread_id, stream
+            return Found(thread_id, stream, started)
     # No rows: an archived thread of this owner is put back first (threads/archive.py).
     restored = archive.restore_if_archived(store, owner, candidates)
-    if restored is not None:
-        return thread_id, restored
+    if restored is not None and (started := started_of(store, restored)) is not None:
+        return Found(thread_id, restored, started)
     raise ThreadNotFound(thread_id)
 
 
@@ -201,11 +221,13 @@ def add_message(
         )
         return to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
 
-    policy = multitask or _thread_policy(store, thread, owner)
+    first = find_thread(store, thread, owner)
+    policy = multitask or first.multitask
     if policy == "enqueue":
-        return _append_at_head(store, thread, owner, said)
-    for _ in range(APPEND_ATTEMPTS * 2):
-        thread_id, stream = resolve_thread(store, thread, owner)
+        return _append_at_head(store, thread, owner, said, first)
+    for attempt in range(APPEND_ATTEMPTS * 2):
+        found = first if attempt == 0 else find_thread(store, thread, owner)
+        thread_id, stream = found.thread_id, found.stream_name
         events = read_thread(store, stream)
         if not events:
             continue  # archived since it was found: resolving it again restores it
@@ -234,27 +256,22 @@ def add_message(
     raise ThreadNotFound(thread)
 
 
-def _thread_policy(store: MessageStore, thread: str, owner: str) -> str:
-    """The thread's own multitask policy, from its first message."""
-    _, stream = resolve_thread(store, thread, owner)
-    first = store.get_stream_messages(stream, 0, 1)
-    policy = first[0].data.get("multitask") if first else None
-    return policy if isinstance(policy, str) and policy in MULTITASK else "enqueue"
-
-
 def _append_at_head(
     store: MessageStore,
     thread: str,
     owner: str,
     make: Callable[[str, str, MessageData], NewMessage],
+    first: Found | None = None,
 ) -> Appended:
     """Append the message `make` builds from (thread id, stream, head) at the head just read,
     so a thread archived meanwhile (its rows deleted) refuses the write instead of taking it at
     position 0; the next attempt restores it. The last attempt appends wherever the head is:
     only a busy thread gets there, never an idle one. A retried command (the same message id)
-    reports the first write."""
+    reports the first write. `first`: the thread as the caller just resolved it, for the
+    first attempt."""
     for attempt in range(APPEND_ATTEMPTS):
-        thread_id, stream = resolve_thread(store, thread, owner)
+        found = first if attempt == 0 and first is not None else find_thread(store, thread, owner)
+        thread_id, stream = found.thread_id, found.stream_name
         last = store.get_last_stream_message(stream)
         if last is None:
             continue  # archived since it was found: resolving it again restores it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from messagedb_agent.events import Event, Recorded, SessionStarted, from_messages
 
@@ -20,10 +20,16 @@ def read_thread(
     return events
 
 
-def owner_of(store: MessageStore, stream: str) -> str | None:
-    """The owner recorded by SessionStarted, reading only the first message."""
+def started_of(store: MessageStore, stream: str) -> dict[str, Any] | None:
+    """The SessionStarted data (owner, policies), reading only the first message."""
     first = store.get_stream_messages(stream, 0, 1)
     if not first or first[0].type != SessionStarted.type:
         return None
-    owner = first[0].data.get("owner")
+    return first[0].data
+
+
+def owner_of(store: MessageStore, stream: str) -> str | None:
+    """The owner recorded by SessionStarted, reading only the first message."""
+    started = started_of(store, stream)
+    owner = started.get("owner") if started is not None else None
     return owner if isinstance(owner, str) else None
