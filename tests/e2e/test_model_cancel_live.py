@@ -1,0 +1,128 @@
+"""A cancel issued while a model call is in flight, through a running stack whose step function
+calls Gemini with the real SDK: the ingest function takes the cancel while the step function
+waits for the model. The model is the strict Vertex stand-in (it checks the token google-auth
+got from the local token endpoint with a service-account key, and the request's shape), made
+slow for the first call only.
+
+This stack has its own database and the Pub/Sub emulator; the directory's shared stack runs the
+offline model, whose instant answers leave no call in flight to cancel.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from tests.e2e.conftest import FUNCTION_ENV
+from tests.e2e.conversation import Chat, ok
+from tests.llm.fake_google_auth import FakeTokenEndpoint
+from tests.llm.fake_vertex import FakeVertex, gemini_reply
+
+from messagedb_agent.postgres import embedded
+from messagedb_agent.postgres.connect import ensure_installed
+from messagedb_agent.settings import Settings
+from messagedb_agent.stack import LocalStack, StackOptions
+
+PROJECT = "some-project"
+MODEL = "gemini-3.8-flash"
+THINKING = 6.0  # how long the first model call takes: the cancel lands inside it
+
+
+@pytest.fixture(scope="module")
+def vertex_stack(
+    server_url: str, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalStack, FakeVertex]]:
+    tokens = FakeTokenEndpoint().start()
+    vertex = FakeVertex(authorize=tokens.accepts).start()
+    name = f"e2e_vertex_{uuid.uuid4().hex[:10]}"
+    embedded.create_database(server_url, name)
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    ensure_installed(url, settings)
+    key = tokens.service_account_file(tmp_path_factory.mktemp("vertex"), project=PROJECT)
+    env = {
+        **FUNCTION_ENV,
+        "MODEL_NAME": MODEL,
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+        "VERTEX_API_ENDPOINT": vertex.url,
+        "LLM_LEASE_SECONDS": "60",  # the slow call keeps its claim: nobody takes it over
+    }
+    options = StackOptions(
+        ingest_port=0,
+        relay_port=0,
+        step_port=0,
+        emulator_port=0,
+        local_topic_port=0,
+        transport="emulator",
+        relay_interval=1.0,
+        database_url=url,
+        env=env,
+        startup_timeout=60.0,
+    )
+    stack = LocalStack(settings, options, out=io.StringIO()).start()
+    try:
+        yield stack, vertex
+    finally:
+        stack.stop()
+        vertex.stop()
+        tokens.stop()
+        embedded.drop_database(server_url, name)
+
+
+def _until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not in {timeout} s: {what}"
+        time.sleep(0.1)
+    return found
+
+
+def _types(chat: Chat) -> list[str]:
+    return [e["type"] for e in chat.events()]
+
+
+def test_a_cancel_while_the_model_answers_on_the_step_function_stops_the_turn(
+    vertex_stack: tuple[LocalStack, FakeVertex], tmp_path: Path
+) -> None:
+    stack, vertex = vertex_stack
+    add = {"functionCall": {"name": "add_task", "args": {"title": "buy milk"}}}
+    vertex.reply(gemini_reply({"text": "Adding it."}, add, model_version=MODEL), delay=THINKING)
+    vertex.reply(gemini_reply({"text": "2 + 2 is 4."}, model_version=MODEL))
+    token = stack.dev_token(f"cancel-model-{uuid.uuid4().hex[:6]}")
+    with httpx.Client(
+        base_url=stack.urls["ingest"], headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as http:
+        chat = Chat(http)
+        chat.start()
+        chat.send("add a task to buy milk")
+        _until(lambda: vertex.requests, "the step function calling the model")
+        assert "LLMResponseReceived" not in _types(chat)  # the model is still thinking
+
+        cancelled = ok(http.post(f"/v1/threads/{chat.thread_id}/cancel"))
+        assert cancelled["cancelled"] is True
+
+        _until(lambda: "LLMResponseReceived" in _types(chat), "the late answer", THINKING + 30)
+        time.sleep(2.0)  # the relay and any redelivery have had their chance to act on it
+        types = _types(chat)
+        after = types[types.index("TurnCancelled") :]
+        assert "LLMResponseReceived" in after  # recorded: nothing is lost from the log
+        assert "ToolExecutionRequested" not in types  # its call was never run
+        assert "LLMCallRequested" not in after  # no step of the cancelled turn started
+        assert len(vertex.requests) == 1
+
+        reply = chat.say("what is 2+2?")
+        assert "4" in reply
+        # The next call's context: the cancelled request with the note, not the late answer.
+        contents = vertex.requests[-1].body["contents"]
+        said = [p.get("text", "") for c in contents for p in c["parts"]]
+        assert "add a task to buy milk" in said
+        assert "Adding it." not in said
+        assert not any("functionCall" in p for c in contents for p in c["parts"])
+        assert any("cancel" in text.lower() for text in said)
