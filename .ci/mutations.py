@@ -175,7 +175,7 @@ MUTATIONS = (
     Mutation(
         "18 approval: each decision gets an id of its own",
         IDS,
-        'return message_id(tool_step, f"approval-decision-{tool_call_id}")',
+        'return message_id(tool_step, f"approval-decision-{tool_call_id}{retry}")',
         "return str(__import__('uuid').uuid4())",
         f"{APPROVAL}::test_concurrent_duplicate_approvals_write_one_decision_and_run_the_call_once",
     ),
