@@ -84,6 +84,8 @@ locals {
     MAX_WAIT_SECONDS        = tostring(var.max_wait_seconds)
     MAX_BODY_BYTES          = tostring(var.max_body_bytes)
     IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
+    STREAM_MAX_SECONDS      = tostring(var.stream_max_seconds)
+    STREAMS_PER_USER        = tostring(var.streams_per_user)
   }
 
   api_optional_env = {

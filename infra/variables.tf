@@ -214,7 +214,8 @@ variable "functions" {
     timeout_seconds  = number
   }))
   default = {
-    # Holds `?wait=` requests for up to 30 s; most of a request is waiting, not querying.
+    # Holds `?wait=` requests for up to 30 s and live streams for up to stream_max_seconds
+    # (Cloud Run's longest request is 3600 s); most of a request is waiting, not querying.
     ingest = {
       min_instances    = 0
       max_instances    = 10
@@ -222,7 +223,7 @@ variable "functions" {
       db_pool_max_size = 5
       cpu              = "1"
       memory           = "512Mi"
-      timeout_seconds  = 60
+      timeout_seconds  = 3600
     }
     # One call at a time, sweeping for most of each minute (relay_loop_seconds, well under the
     # timeout); two connections: the thread categories are swept two at a time.
@@ -689,6 +690,23 @@ variable "max_wait_seconds" {
   description = "MAX_WAIT_SECONDS: longest `?wait=` a caller may ask for (keep it under ingest's timeout)."
   type        = number
   default     = 30
+}
+
+variable "stream_max_seconds" {
+  description = "STREAM_MAX_SECONDS: how long a live stream stays open before its client resumes it; under ingest's timeout_seconds, so the stream ends cleanly rather than being cut."
+  type        = number
+  default     = 3300
+
+  validation {
+    condition     = var.stream_max_seconds > 0 && var.stream_max_seconds + 60 <= var.functions["ingest"].timeout_seconds
+    error_message = "stream_max_seconds must be positive and at least 60 s under the ingest function's timeout_seconds."
+  }
+}
+
+variable "streams_per_user" {
+  description = "STREAMS_PER_USER: live streams one user may hold open on one ingest instance."
+  type        = number
+  default     = 5
 }
 
 variable "max_body_bytes" {

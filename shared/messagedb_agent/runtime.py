@@ -136,6 +136,7 @@ def _llm_client(settings: Settings) -> LLMClient:
         project=settings.google_cloud_project,
         location=settings.model.google_cloud_location,
         base_url=settings.model.vertex_api_endpoint,
+        offline_word_delay=settings.model.offline_word_delay_ms / 1000,
     )
 
 

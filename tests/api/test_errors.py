@@ -182,7 +182,7 @@ def test_a_message_to_an_ended_thread_is_thread_closed(
 
 
 def test_an_unknown_route_is_not_found(client: FlaskClient, auth: dict[str, str]) -> None:
-    for path in ("/", "/v2/threads", "/v1/threads/x/y/z", "/favicon.ico"):
+    for path in ("/v2/threads", "/v1/threads/x/y/z", "/favicon.ico", "/ui/nothing.js"):
         response = client.get(path, headers=auth)
         assert response.status_code == 404, path
         assert error_of(response)["code"] == "not_found"

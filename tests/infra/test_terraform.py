@@ -44,6 +44,7 @@ LOCAL_ONLY = {
     "ALLOW_DEV_AUTH": "lets the public development secret through; never in Cloud",
     "CALLBACK_ALLOW_PRIVATE": "lets callbacks reach private addresses over http; never in Cloud",
     "K_SERVICE": "set by Cloud Run itself",
+    "OFFLINE_WORD_DELAY_MS": "paces the offline model, which no Cloud deployment answers with",
 }
 # Must never be set in Cloud: they open a door or point somewhere local.
 NEVER_IN_CLOUD = {

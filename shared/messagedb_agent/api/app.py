@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import RequestRedirect, Rule
 
-from messagedb_agent.api import errors, handlers
+from messagedb_agent.api import errors, handlers, web
 from messagedb_agent.api.auth import Authenticator
 from messagedb_agent.api.errors import ApiError, ErrorItem
 from messagedb_agent.api.idempotency import HEADER, AnswerTable, fingerprint, valid_key
@@ -95,6 +95,7 @@ class IngestApi:
         self._answers: AnswerTable | None = None
         self._openapi: dict[str, Any] | None = None
         self._signals: StreamSignals | None = None
+        self._open_streams: dict[str, int] = {}
         self._lock = threading.Lock()
         self._context = handlers.Context(
             store=self.store,
@@ -203,9 +204,14 @@ class IngestApi:
         return response
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
+        if request.method == "GET" and web.serves(request.path):
+            return web.response(request.path)
         route, params = self._match(request)
         user = ""
-        if route.authenticated:
+        token = request.args.get("token") if route.streams else None
+        if route.authenticated and token is not None and "Authorization" not in request.headers:
+            user = handlers.stream_user(self._context, params["thread_id"], token)
+        elif route.authenticated:
             user = self._authenticator.user_of(request.headers.get("Authorization"))
         note_request(request.method, route.path, user=user, thread_id=params.get("thread_id"))
         if route.rate_limited:
@@ -231,10 +237,47 @@ class IngestApi:
             signature = fingerprint(
                 request.method, request.path, None if raw_body is NO_BODY else raw_body
             )
-        call = handlers.Call(user, params, query, body, key, signature)
+        resume = request.headers.get("Last-Event-ID") if route.streams else None
+        call = handlers.Call(user, params, query, body, key, signature, resume)
+        if route.streams:
+            return self._stream(route, call)
         answer = route.handler(self._context, call)
         replayed = {"Idempotent-Replayed": "true"} if answer.replayed else None
         return _json_response(answer.status, answer.payload(), replayed)
+
+    def _stream(self, route: Route, call: handlers.Call) -> flask.Response:
+        """A Server-Sent Events response; the user's open streams are counted (in this
+        process) from the moment it is granted until the body ends or the client goes."""
+        limit = self.settings.api.streams_per_user
+        with self._lock:
+            if self._open_streams.get(call.user, 0) >= limit:
+                raise ApiError(
+                    429,
+                    "too_many_streams",
+                    f"You already have {limit} live streams open; close one (or wait for it "
+                    "to end) before opening another.",
+                    headers={"Retry-After": "5"},
+                )
+            self._open_streams[call.user] = self._open_streams.get(call.user, 0) + 1
+        try:
+            answer = route.handler(self._context, call)
+        except BaseException:
+            self._stream_closed(call.user)
+            raise
+        assert answer.stream is not None
+        body = _CountedBody(answer.stream, lambda: self._stream_closed(call.user))
+        response = flask.Response(body, status=answer.status, mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Accel-Buffering"] = "no"  # proxies that buffer: pass it through
+        return response
+
+    def _stream_closed(self, user: str) -> None:
+        with self._lock:
+            left = self._open_streams.get(user, 1) - 1
+            if left > 0:
+                self._open_streams[user] = left
+            else:
+                self._open_streams.pop(user, None)
 
     def _match(self, request: flask.Request) -> tuple[Route, dict[str, str]]:
         adapter = self._map.bind("", path_info=request.path)
@@ -295,6 +338,30 @@ class IngestApi:
         app.url_map.add(Rule("/<path:path>", endpoint="run"))
         app.view_functions["run"] = lambda path: self.handle(flask.request)
         return app
+
+
+class _CountedBody:
+    """A stream's body that tells when it is over: the server closes it when the client goes
+    or the body ends (WSGI's `close`), even if it never started. A failure inside ends the
+    stream quietly after logging it: the client resumes from its last id."""
+
+    def __init__(self, body: Iterator[bytes], closed: Callable[[], None]) -> None:
+        self._body = body
+        self._closed: Callable[[], None] | None = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except Exception:
+            log.exception("a stream ended on a failure")
+
+    def close(self) -> None:
+        closed, self._closed = self._closed, None
+        if closed is not None:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+            closed()
 
 
 def _parse_query(route: Route, request: flask.Request) -> BaseModel | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -74,6 +74,7 @@ class Call:
     body: BaseModel | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None  # with a key: what a replay must match
+    resume_from: str | None = None  # a stream's `Last-Event-ID`
 
     def body_as(self, model: type[M]) -> M:
         return _typed(self.body, model)
@@ -94,6 +95,7 @@ class Answer:
     status: int
     body: BaseModel | dict[str, Any]
     replayed: bool = False  # the answer recorded for this idempotency key, not a new write
+    stream: Iterator[bytes] | None = None  # Server-Sent Events, sent as they come
 
     def payload(self) -> dict[str, Any]:
         if isinstance(self.body, BaseModel):
@@ -413,3 +415,145 @@ def health(ctx: Context, call: Call) -> Answer:
 
 def openapi(ctx: Context, call: Call) -> Answer:
     return Answer(200, ctx.openapi())
+
+
+# -- live replies ---------------------------------------------------------------------------
+
+
+def _stream_key(ctx: Context) -> bytes:
+    from messagedb_agent.api.stream_tokens import stream_key
+
+    return stream_key(ctx.settings.callbacks.callback_signing_secret.get_secret_value())
+
+
+@_archive_faults
+def issue_stream_token(ctx: Context, call: Call) -> Answer:
+    """A one-minute token for this thread's stream, for `EventSource` (no headers)."""
+    from messagedb_agent.api.stream_tokens import issue
+
+    thread_id, _ = session.resolve_thread(ctx.store(), call.params["thread_id"], call.user)
+    issued = issue(_stream_key(ctx), call.user, thread_id)
+    return Answer(
+        200,
+        models.StreamTokenIssued(
+            token=issued.token,
+            expires_at=issued.expires_at,
+            stream_url=f"/v1/threads/{thread_id}/stream?token={issued.token}",
+        ),
+    )
+
+
+def stream_user(ctx: Context, thread: str, token: str) -> str:
+    """Who a stream token was issued to, for this thread (the router's check for `?token=`)."""
+    from messagedb_agent.api.stream_tokens import verify
+
+    return verify(_stream_key(ctx), token, thread)
+
+
+@_archive_faults
+def stream_thread(ctx: Context, call: Call) -> Answer:
+    """The thread's events as Server-Sent Events (`live/stream.py`), after the cursor."""
+    from messagedb_agent.live.stream import StreamPlan, thread_events
+
+    query = call.query_as(models.StreamQuery)
+    resume = call.resume_from or query.after
+    cursor = _sse_cursor(resume) if resume is not None else (-1, None)
+    store = ctx.store()
+    thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
+    plan = StreamPlan(thread_id, stream, cursor, query.format, ctx.settings.api.stream_max_seconds)
+    body = thread_events(store, ctx.signals(), plan, ctx.prices)
+    return Answer(200, {}, stream=body)
+
+
+def _sse_cursor(value: str) -> tuple[int, int | None]:
+    import re
+
+    found = re.fullmatch(models.SSE_CURSOR, value.strip())
+    if found is None:
+        message = "must be an SSE id this stream sent: a position, or position.index"
+        raise invalid_request(
+            [ErrorItem(field="Last-Event-ID", message=message)],
+            f"I can't resume from {value[:40]!r}: {message}.",
+        )
+    index = found.group(3)
+    return int(found.group(1)), int(index) if index is not None else None
+
+
+@_archive_faults
+def decide_next_step(ctx: Context, call: Call) -> Answer:
+    """What the step protocol would do next, as of a position: the same pure decision the
+    step function makes, replayed over the thread's events up to there."""
+    from messagedb_agent.projections.next_step import project_next_step
+
+    query = call.query_as(models.DecisionQuery)
+    store = ctx.store()
+    _, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
+    events = read_thread(store, stream, to_position=query.at)
+    if not events or (query.at is not None and events[-1].position < query.at):
+        raise invalid_request(
+            [ErrorItem(field="at", message="no such position in this thread")],
+            f"This conversation has no position {query.at}.",
+        )
+    moment = events[-1].time if query.at is not None else ctx.clock()
+    decision = project_next_step(events, moment)
+    return Answer(
+        200,
+        models.DecisionView(
+            position=events[-1].position,
+            kind=decision.kind.value,
+            step_id=decision.step_id,
+            attempt=decision.attempt,
+            not_before=decision.not_before,
+            reason=decision.reason or decision.message,
+            tool_calls=[models.ToolCallRef(id=c.id, name=c.name) for c in decision.tool_calls],
+        ),
+    )
+
+
+@_archive_faults
+def fork_thread(ctx: Context, call: Call) -> Answer:
+    """A new thread with this one's history up to a position, owned by the same user."""
+    body = call.body_as(models.ForkRequest)
+
+    def write(store: MessageStore) -> Written:
+        source, _ = session.resolve_thread(store, call.params["thread_id"], call.user)
+        forked = session.fork_thread(
+            store,
+            call.params["thread_id"],
+            owner=call.user,
+            at=body.at,
+            shards=ctx.settings.threads.thread_shards,
+        )
+        answer = models.ForkCreated(
+            thread_id=forked.thread_id,
+            forked_from=source,
+            forked_at_position=body.at,
+            position=forked.position,
+        )
+        return Written(Answer(201, answer), forked)
+
+    return ctx.write(call, write).answer
+
+
+MAX_COSTED_THREADS = 1000  # `/v1/me` reads each thread: beyond this many it says so
+
+
+def me(ctx: Context, call: Call) -> Answer:
+    """The signed-in user and the cost of their threads (the newest `MAX_COSTED_THREADS`)."""
+    from messagedb_agent.api.transcript import cost_view
+    from messagedb_agent.projections.cost import project_user_cost
+
+    store = ctx.store()
+    streams: list[str] = []
+    cursor: str | None = None
+    while len(streams) < MAX_COSTED_THREADS:
+        page = threads.list_threads(store, call.user, limit=100, cursor=cursor)
+        streams.extend(item.stream_name for item in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    streams = streams[:MAX_COSTED_THREADS]
+    cost = project_user_cost((read_thread(store, s) for s in streams), ctx.prices)
+    return Answer(
+        200, models.Me(user_id=call.user, threads=len(streams), cost=cost_view(cost.total))
+    )

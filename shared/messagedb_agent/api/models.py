@@ -342,3 +342,74 @@ class Health(_Out):
         default=None,
         description="What is down and why, by component (`database`), when status is unavailable.",
     )
+
+
+# -- live replies ---------------------------------------------------------------------------
+
+SSE_CURSOR = r"^(-1|0|[1-9][0-9]{0,15})(\.(0|[1-9][0-9]{0,5}))?$"
+
+
+class StreamQuery(_Query):
+    after: str | None = Field(
+        default=None,
+        pattern=SSE_CURSOR,
+        description="Resume after this SSE id (`12`, or `12.3` inside position 12's group); "
+        "the `Last-Event-ID` header does the same and wins. Absent: from the start.",
+    )
+    format: Literal["agui", "raw"] = Field(
+        default="agui",
+        description="`agui`: AG-UI protocol events; `raw`: this API's own events as JSON.",
+    )
+    token: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="A stream token (`POST .../stream-token`), for clients such as "
+        "`EventSource` that cannot send an `Authorization` header. Never a bearer token.",
+    )
+
+
+class StreamTokenIssued(_Out):
+    token: str
+    expires_at: Time = Field(description="Open the stream before this; it may then run on.")
+    stream_url: str = Field(description="The stream's path with this token, to open as is.")
+
+
+class DecisionQuery(_Query):
+    at: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_POSITION,
+        description="The position to decide at (the replay projection). Absent: the head.",
+    )
+
+
+class ToolCallRef(_Out):
+    id: str
+    name: str
+
+
+class DecisionView(_Out):
+    position: int = Field(description="The last event the decision saw.")
+    kind: str = Field(description="What the step protocol does next (`llm_call`, `waiting`...).")
+    step_id: str | None
+    attempt: int
+    not_before: Time | None = Field(description="For a wait: when it ends, if it does.")
+    reason: str | None
+    tool_calls: list[ToolCallRef]
+
+
+class ForkRequest(_Body):
+    at: int = Field(ge=0, le=MAX_POSITION, description="The last position the fork keeps.")
+
+
+class ForkCreated(_Out):
+    thread_id: str
+    forked_from: str
+    forked_at_position: int
+    position: int = Field(description="Stream position of the fork's last event.")
+
+
+class Me(_Out):
+    user_id: str
+    threads: int = Field(description="How many threads the cost covers.")
+    cost: CostView

@@ -123,7 +123,10 @@ def _operation(route: Route, api_settings: ApiSettings) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (model, description) in sorted(route.answers.items()):
         answer: dict[str, Any] = {"description": description}
-        answer["content"] = _json(_ref(model) if model is not None else {"type": "object"})
+        if route.streams:
+            answer["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        else:
+            answer["content"] = _json(_ref(model) if model is not None else {"type": "object"})
         responses[str(status)] = answer
     for status in sorted(route.errors):
         error: dict[str, Any] = {

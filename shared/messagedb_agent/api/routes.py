@@ -37,6 +37,8 @@ class Route:
     query: type[BaseModel] | None = None
     authenticated: bool = True
     description: str = ""
+    # Server-Sent Events: also opened with a stream token (`?token=`) instead of a header
+    streams: bool = False
 
     @property
     def rate_limited(self) -> bool:
@@ -162,6 +164,64 @@ ROUTES: tuple[Route, ...] = (
         errors=(*WRITES, *ON_A_THREAD, *AUTHENTICATED),
         body=models.EndThreadRequest,
         description="The thread stays readable; new messages to it are refused once it ends.",
+    ),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}/stream-token",
+        "issueStreamToken",
+        "A short-lived token to open the thread's stream without an Authorization header",
+        handlers.issue_stream_token,
+        {200: (models.StreamTokenIssued, "Valid for one minute, for this thread only.")},
+        errors=(*WRITES, *ON_A_THREAD, *AUTHENTICATED),
+        description="For browsers' `EventSource`, which cannot send headers: the token goes "
+        "in the stream's URL instead of the bearer token, which must never be in a URL.",
+    ),
+    Route(
+        "GET",
+        "/v1/threads/{thread_id}/stream",
+        "streamThread",
+        "The thread's events as Server-Sent Events, then live (AG-UI or raw)",
+        handlers.stream_thread,
+        {200: (None, "`text/event-stream`: each `id:` is a resume cursor.")},
+        errors=(400, *ON_A_THREAD, 429, *AUTHENTICATED),
+        query=models.StreamQuery,
+        streams=True,
+        description="Every event from the cursor on (`Last-Event-ID` or `after`), then each "
+        "one as it is appended; in the AG-UI format, the model's text also arrives as it is "
+        "generated. Reconnecting with the last id received resumes exactly: nothing lost, "
+        "nothing repeated. Comments keep idle connections open; the stream ends after "
+        "STREAM_MAX_SECONDS, and the client resumes. Open streams per user are limited "
+        "(STREAMS_PER_USER, per instance): over it, `429`.",
+    ),
+    Route(
+        "GET",
+        "/v1/threads/{thread_id}/decision",
+        "decideNextStep",
+        "What the step protocol does next, as of a position (the replay projection)",
+        handlers.decide_next_step,
+        {200: (models.DecisionView, "The decision over the events up to `at`.")},
+        errors=(400, *ON_A_THREAD, *AUTHENTICATED),
+        query=models.DecisionQuery,
+    ),
+    Route(
+        "POST",
+        "/v1/threads/{thread_id}/fork",
+        "forkThread",
+        "A new thread with this one's history up to a position",
+        handlers.fork_thread,
+        {201: (models.ForkCreated, "The new thread.")},
+        errors=(*WRITES, *ON_A_THREAD, *AUTHENTICATED),
+        body=models.ForkRequest,
+        body_required=True,
+    ),
+    Route(
+        "GET",
+        "/v1/me",
+        "me",
+        "The signed-in user and what their threads cost",
+        handlers.me,
+        {200: (models.Me, "The user's id and cost.")},
+        errors=AUTHENTICATED,
     ),
     Route(
         "GET",

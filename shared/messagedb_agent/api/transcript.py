@@ -148,7 +148,7 @@ def thread_detail(
             cached_input_tokens=usage.cached_input_tokens,
             thinking_tokens=usage.thinking_tokens,
         ),
-        cost=_cost_view(cost),
+        cost=cost_view(cost),
         counts=MessageCounts(
             user=state.user_message_count,
             assistant=state.assistant_message_count,
@@ -206,7 +206,7 @@ def page_messages(
     return detail.model_copy(update={"messages": messages, "next_cursor": next_cursor})
 
 
-def _cost_view(cost: Cost) -> CostView:
+def cost_view(cost: Cost) -> CostView:
     return CostView(
         usd=_usd(cost.usd),
         by_model=[

@@ -41,6 +41,7 @@ from messagedb_agent.events.base import Event, Metadata, Recorded
 from messagedb_agent.events.delivery import ReplyDeliveryRequested
 from messagedb_agent.events.mapper import to_messages
 from messagedb_agent.events.values import ToolCall
+from messagedb_agent.live.deltas import DeltaPublisher
 from messagedb_agent.llm import errors
 from messagedb_agent.llm.types import LLMClient, LLMError, ToolSpec
 from messagedb_agent.notification import Notification
@@ -274,14 +275,19 @@ class Engine:
 
     def _call_model(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
         config = effects.llm_config(view, self.config)
+        step_id = decision.step_id or ""
+        deltas = DeltaPublisher(self.store, view.stream_name, step_id, decision.attempt)
+        config = replace(config, on_text=deltas)
         messages = list(view.context().messages)
         started = time.perf_counter()
         try:
             response = self.llm.call(messages, self.tools.specs(), config)
         except LLMError as error:
             return effects.llm_failed(decision, error, now, self.config, config.model)
+        finally:
+            deltas.flush()
         latency_ms = (time.perf_counter() - started) * 1000
-        return effects.llm_answered(decision.step_id or "", response, latency_ms)
+        return effects.llm_answered(step_id, response, latency_ms)
 
     def _compact(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
         """Summarise the oldest part of the context; no tools, so nothing else can happen."""

@@ -25,6 +25,7 @@ def create_client(
     location: str,
     base_url: str | None = None,
     credentials: Any = None,
+    offline_word_delay: float = 0.0,
 ) -> LLMClient:
     """The client for `model`; `base_url` overrides the Vertex endpoint root (tests, proxies).
 
@@ -32,7 +33,7 @@ def create_client(
     """
     name = model.strip().lower()
     if name == "offline":
-        return OfflineModel()
+        return OfflineModel(word_delay=offline_word_delay)
     if not name.startswith(("gemini", "claude")):
         raise ValueError(f"Unknown model {model!r}: MODEL_NAME must be {ACCEPTED_FORMS}.")
     if not project:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -69,14 +70,30 @@ _OneTaskChange: TypeAlias = CompleteTask | DeleteTask | RenameTask | DescribeTas
 
 
 class OfflineModel:
-    """An `LLMClient` that never leaves the process; see the module docstring."""
+    """An `LLMClient` that never leaves the process; see the module docstring.
+
+    With a `word_delay` it streams: each word of a reply's text goes to `config.on_text` that
+    many seconds apart, as a real model's tokens would, so the local stack shows live replies.
+    Without one it answers at once (tests, benchmarks), and there is nothing to stream.
+    """
+
+    def __init__(self, word_delay: float = 0.0) -> None:
+        self.word_delay = word_delay
 
     def call(
         self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
     ) -> LLMResponse:
         if config.system_prompt == COMPACTION_PROMPT:
             return summarise(messages)
-        return respond(messages, tools)
+        response = respond(messages, tools)
+        if self.word_delay > 0 and config.on_text is not None:
+            for word in _WORDS.findall(response.text):
+                time.sleep(self.word_delay)
+                config.on_text(word)
+        return response
+
+
+_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 _EARLIER = re.compile(r"(\d+) earlier requests")

@@ -6,6 +6,7 @@ are plain frozen values, cheap to build for every step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,6 +65,9 @@ class LLMConfig:
     # again with more room; once the budget is at its ceiling, a cut reply that has text and
     # no tool calls is returned instead (finish_reason "max_tokens"). A cut call never is.
     accept_truncated: bool = False
+    # Called with each piece of the reply's text as the model makes it, when the client
+    # streams (live replies, `live/deltas.py`); the response still carries the whole text.
+    on_text: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

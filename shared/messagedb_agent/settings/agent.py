@@ -42,6 +42,13 @@ class ModelSettings(Section):
         default=None, description="Override the Vertex AI base URL (private endpoints, tests)."
     )
     system_prompt: str | None = Field(default=None, description="Replaces the default prompt.")
+    offline_word_delay_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="The offline model streams its replies a word at a time with this pause, "
+        "as a real model streams tokens (the local stack sets 40); 0 answers at once.",
+    )
 
     @field_validator("model_name")
     @classmethod

@@ -71,6 +71,16 @@ class ApiSettings(Section):
         le=10 * 1024 * 1024,
         description="Largest request body accepted.",
     )
+    stream_max_seconds: float = Field(
+        default=3300.0,
+        gt=0,
+        le=3600,
+        description="Longest a stream stays open before the client resumes it; under the "
+        "ingest function's request timeout (Terraform sets 3600 s).",
+    )
+    streams_per_user: int = Field(
+        default=5, ge=1, le=1000, description="Open streams one user may hold per instance."
+    )
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600,
         ge=1,

@@ -58,6 +58,9 @@ _START_EMBEDDED = (
 )
 
 
+LOCAL_WORD_DELAY_MS = 40
+
+
 @dataclass(frozen=True)
 class StackOptions:
     host: str = "127.0.0.1"
@@ -307,6 +310,8 @@ class LocalStack:
         # Local work: a front-end's webhook on this machine is a fine callback URL here (never
         # in Cloud); an explicit CALLBACK_ALLOW_PRIVATE=false in the environment still wins.
         env.setdefault("CALLBACK_ALLOW_PRIVATE", "true")
+        # The offline model streams its replies a word at a time, so the chat shows them live.
+        env.setdefault("OFFLINE_WORD_DELAY_MS", str(LOCAL_WORD_DELAY_MS))
         return env
 
     def _launch_functions(

@@ -10,6 +10,8 @@ sent while the listener is reconnecting are lost, so a waiter still reads now an
 from __future__ import annotations
 
 import logging
+import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,10 +21,15 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
 FALLBACK_SECONDS = 1.0
+# How long a new subscription may wait for its LISTEN: the listener applies subscriptions
+# between polls, so this is also the poll's length.
+_POLL_NOTIFIES_SECONDS = 0.2
+MAX_QUEUED_PAYLOADS = 1000  # per subscriber: a reader that stops reading drops, never grows
 RECONNECT_SECONDS = 1.0  # the first retry; doubled after each failure in a row, up to the max
 MAX_RECONNECT_SECONDS = 30.0
-_POLL_NOTIFIES_SECONDS = 0.5  # how often the listener checks whether it was closed
 
 
 class Watch:
@@ -46,6 +53,33 @@ class Watch:
         self._woken.set()
 
 
+class Subscription:
+    """The payloads sent on one channel while subscribed (ephemeral: what was sent before,
+    or while the listener was reconnecting, is not here)."""
+
+    def __init__(self, channel: str, wake: Callable[[], None] | None = None) -> None:
+        self.channel = channel
+        self._wake = wake
+        self._payloads: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._size = 0
+
+    def put(self, payload: str) -> None:
+        if self._size < MAX_QUEUED_PAYLOADS:
+            self._size += 1
+            self._payloads.put(payload)
+        if self._wake is not None:
+            self._wake()
+
+    def drain(self) -> list[str]:
+        drained: list[str] = []
+        while True:
+            try:
+                drained.append(self._payloads.get_nowait())
+            except queue.Empty:
+                self._size = 0
+                return drained
+
+
 class StreamSignals:
     def __init__(
         self,
@@ -61,6 +95,8 @@ class StreamSignals:
         self._stop_when = stop_when
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._listened: set[str] = set()  # channels LISTENed on the current connection
         self._listening = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,18 +145,44 @@ class StreamSignals:
                     if not waiting:
                         del self._watches[stream]
 
+    @contextmanager
+    def subscribe(
+        self, channel: str, wake: Callable[[], None] | None = None
+    ) -> Iterator[Subscription]:
+        """Receive the payloads sent on `channel` (a plain identifier) while in the block,
+        calling `wake` (e.g. a `Watch`'s) on each. The listener LISTENs on it within one poll."""
+        if not _CHANNEL.fullmatch(channel):
+            raise ValueError(f"not a channel name: {channel!r}")
+        subscription = Subscription(channel, wake)
+        with self._lock:
+            self._subscriptions.setdefault(channel, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            with self._lock:
+                subscribed = self._subscriptions.get(channel)
+                if subscribed is not None:
+                    subscribed.discard(subscription)
+                    if not subscribed:
+                        del self._subscriptions[channel]
+
     def _run(self) -> None:
         pause = RECONNECT_SECONDS
         while not self._closed.is_set():
             try:
                 with self._connect() as conn:
                     conn.execute(f"LISTEN {self._channel}")
+                    self._listened = set()
                     self._listening.set()
                     pause = RECONNECT_SECONDS
                     log.debug("listening on %s", self._channel)
                     while not self._closed.is_set():
+                        self._follow_subscriptions(conn)
                         for notify in conn.notifies(timeout=_POLL_NOTIFIES_SECONDS):
-                            self._wake(notify.payload)
+                            if notify.channel == self._channel:
+                                self._wake(notify.payload)
+                            else:
+                                self._deliver(notify.channel, notify.payload)
             except Exception as exc:  # any failure: waiters poll meanwhile; reconnect later
                 if self._stop_when():
                     self._closed.set()
@@ -131,6 +193,21 @@ class StreamSignals:
                 self._wake_all()  # waiters re-read now rather than trust a gap
             self._closed.wait(pause)
             pause = min(pause * 2, MAX_RECONNECT_SECONDS)
+
+    def _follow_subscriptions(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            wanted = set(self._subscriptions)
+        for channel in wanted - self._listened:
+            conn.execute(f"LISTEN {channel}")
+        for channel in self._listened - wanted:
+            conn.execute(f"UNLISTEN {channel}")
+        self._listened = wanted
+
+    def _deliver(self, channel: str, payload: str) -> None:
+        with self._lock:
+            subscribed = list(self._subscriptions.get(channel, ()))
+        for subscription in subscribed:
+            subscription.put(payload)
 
     def _wake(self, stream: str) -> None:
         with self._lock:

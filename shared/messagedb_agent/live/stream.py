@@ -1,0 +1,202 @@
+"""A thread's events as Server-Sent Events: from a position on, then live, resumable exactly.
+
+Each SSE `id:` is a cursor into the log. In the AG-UI format one of our events may become
+several AG-UI events: the last of them carries the event's stream position (`12`), the ones
+before it `12.0`, `12.1`... (`projections/agui.py`). A client that reconnects with
+`Last-Event-ID` (or `?after=`) gets exactly what follows its cursor: the mapping is a pure
+projection, so the same events always give the same AG-UI events and ids. The raw format sends
+our own events as JSON, one per position.
+
+Live text deltas (`live/deltas.py`) travel without an id: they are not in the log, and the
+`LLMResponseReceived` that ends them brings the whole text under the same message id. So a
+client that saw deltas gets only the rest of the text from the event; one that missed them
+gets it all. Heartbeat comments keep proxies from closing an idle stream; the stream ends at
+its maximum duration (under the platform's request timeout) and the client resumes from its
+last id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+import orjson
+
+from messagedb_agent.live.deltas import TextDelta, channel_of, decode
+from messagedb_agent.projections.cost import PriceTable
+from messagedb_agent.store.signals import FALLBACK_SECONDS
+from messagedb_agent.threads.reading import read_thread
+
+if TYPE_CHECKING:
+    from ag_ui.core import BaseEvent
+
+    from messagedb_agent.events import Event, Recorded
+    from messagedb_agent.projections.agui import AguiFold, Emitted
+    from messagedb_agent.store.client import MessageStore
+    from messagedb_agent.store.signals import StreamSignals
+
+log = logging.getLogger(__name__)
+
+Format = Literal["agui", "raw"]
+HEARTBEAT_SECONDS = 15.0
+Cursor = tuple[int, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    thread_id: str
+    stream: str
+    cursor: Cursor
+    format: Format
+    max_seconds: float
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+
+def frame(data: bytes | str, sse_id: str | None = None) -> bytes:
+    """One SSE message. `data` is a single line (JSON), so one `data:` field holds it."""
+    text = data.decode() if isinstance(data, bytes) else data
+    head = f"id: {sse_id}\n" if sse_id is not None else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+def comment(text: str) -> bytes:
+    return f": {text}\n\n".encode()
+
+
+def agui_json(event: BaseEvent) -> str:
+    """As AG-UI's own encoder writes it: camelCase keys, unset fields left out."""
+    return event.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def raw_json(recorded: Recorded[Event]) -> bytes:
+    return orjson.dumps(
+        {
+            "id": recorded.id,
+            "type": recorded.type,
+            "position": recorded.position,
+            "time": recorded.time.isoformat(),
+            "data": recorded.event.model_dump(mode="json"),
+            "metadata": recorded.metadata.model_dump(mode="json", exclude_none=True),
+        }
+    )
+
+
+class _Live:
+    """The text deltas this connection forwarded, by message (the model step), so the final
+    event sends only the rest. Only one attempt's deltas are forwarded, in order: after a gap
+    or a newer attempt, the step's text waits for its event."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, str] = {}
+        self._attempt: dict[str, int] = {}
+        self._next: dict[str, int] = {}
+        self._stopped: set[str] = set()
+
+    def take(self, delta: TextDelta) -> list[BaseEvent]:
+        from ag_ui.core import TextMessageContentEvent, TextMessageStartEvent
+
+        step = delta.step
+        attempt = self._attempt.setdefault(step, delta.attempt)
+        in_order = delta.attempt == attempt and self._next.get(step, 0) == delta.seq
+        if step in self._stopped or not in_order:
+            self._stopped.add(step)
+            return []
+        self._next[step] = delta.seq + 1
+        events: list[BaseEvent] = []
+        if step not in self.sent:
+            events.append(TextMessageStartEvent(message_id=step, role="assistant"))
+        self.sent[step] = self.sent.get(step, "") + delta.text
+        events.append(TextMessageContentEvent(message_id=step, delta=delta.text))
+        return events
+
+
+def thread_events(
+    store: MessageStore,
+    signals: StreamSignals | None,
+    plan: StreamPlan,
+    prices: PriceTable,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[bytes]:
+    """The SSE body. Reads the thread from its start (the AG-UI state needs it), sends what
+    follows the cursor, then follows the thread until the client goes or time is up. The log is read when the database announces the thread, or every
+    `FALLBACK_SECONDS` (not every event type is announced); deltas wake it without a read."""
+    deadline = clock() + plan.max_seconds
+    fold = _fold(plan, prices)
+    live = _Live()
+    position = -1
+    for recorded in read_thread(store, plan.stream):
+        yield from _emit(recorded, fold, plan, live)
+        position = recorded.position
+    # The state travels inside runs (before each one ends): AG-UI clients refuse anything
+    # but a new run after a run has finished, so none is sent here.
+    yield comment("live")
+    if signals is None:
+        return
+    last_sent = last_read = clock()
+    channel = channel_of(plan.stream)
+    with signals.watch(plan.stream) as watch, signals.subscribe(channel, watch.wake) as text:
+        while clock() < deadline:
+            woken = watch.wait(min(FALLBACK_SECONDS, max(0.0, deadline - clock())))
+            out: list[bytes] = []
+            deltas = [d for p in text.drain() if (d := decode(p)) is not None]
+            if fold is not None:
+                for delta in deltas:
+                    out.extend(frame(agui_json(event)) for event in live.take(delta))
+            if not deltas or not woken or clock() - last_read >= FALLBACK_SECONDS:
+                for recorded in read_thread(store, plan.stream, after=position):
+                    out.extend(_emit(recorded, fold, plan, live))
+                    position = recorded.position
+                last_read = clock()
+            if out:
+                yield b"".join(out)
+                last_sent = clock()
+            elif clock() - last_sent >= plan.heartbeat_seconds:
+                yield comment("keep-alive")
+                last_sent = clock()
+    yield comment("max duration reached: reconnect with Last-Event-ID to resume")
+
+
+def _fold(plan: StreamPlan, prices: PriceTable) -> AguiFold | None:
+    if plan.format == "raw":
+        return None
+    from messagedb_agent.projections.agui import AguiFold
+
+    return AguiFold(plan.thread_id, prices)
+
+
+def _emit(
+    recorded: Recorded[Event], fold: AguiFold | None, plan: StreamPlan, live: _Live
+) -> Iterator[bytes]:
+    if fold is None:
+        if recorded.position > plan.cursor[0]:
+            yield frame(raw_json(recorded), str(recorded.position))
+        return
+    from messagedb_agent.projections.agui import after_cursor
+
+    for emitted in _merged(fold.feed(recorded), live):
+        if after_cursor(emitted, plan.cursor):
+            yield frame(agui_json(emitted.event), emitted.sse_id)
+
+
+def _merged(emitted: list[Emitted], live: _Live) -> Iterator[Emitted]:
+    """The final message of a step whose text this connection streamed: its start went out
+    with the first delta, so only the text not streamed yet is sent now. (Start and content
+    are never the last of their group, so the group's id still reaches the client.)"""
+    from ag_ui.core import TextMessageContentEvent, TextMessageStartEvent
+
+    for item in emitted:
+        event = item.event
+        if not isinstance(event, TextMessageStartEvent | TextMessageContentEvent):
+            yield item
+            continue
+        streamed = live.sent.get(event.message_id)
+        if streamed is None:
+            yield item
+        elif isinstance(event, TextMessageContentEvent):
+            if not event.delta.startswith(streamed):
+                yield item  # a different attempt's text: the whole of it, as recorded
+            elif rest := event.delta[len(streamed) :]:
+                yield replace(item, event=event.model_copy(update={"delta": rest}))
