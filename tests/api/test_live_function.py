@@ -94,6 +94,9 @@ def function_url(
         "JWT_HS256_SECRET": SECRET,
         "RATE_LIMIT_PER_MINUTE": "100000",
         "MAX_WAIT_SECONDS": "0.5",
+        # no step function answers here, so a stream (or an AG-UI run) would wait out its
+        # whole time: short, as `wait` is
+        "STREAM_MAX_SECONDS": "0.5",
         "LOCAL_TOPIC_URL": topic.url,
         "PUBSUB_EMULATOR_HOST": "",
         "NO_GCE_CHECK": "True",
@@ -161,13 +164,19 @@ def test_the_live_function_publishes_each_write_to_the_topic(
     assert thread_stream(created.json()["thread_id"]) in topic.streams()
 
 
-def _quiet_about(folder: Path, operation: str) -> Path:
-    """Schemathesis configuration that keeps warnings about `operation` out of the verdict:
+def _quiet_about(folder: Path, *operations: str) -> Path:
+    """Schemathesis configuration that keeps warnings about `operations` out of the verdict:
     with no engine behind this function, nothing ever waits for approval, so every well-formed
-    decision is a 404 and schemathesis warns that it found no data the route accepts. Its
-    answers are still checked for server errors and schema conformance."""
+    decision (and AG-UI `resume` answer) is a 404, and most generated AG-UI run inputs carry
+    no user text the agent can read (a 422); schemathesis warns that it found little data the
+    routes accept. Their answers are still checked for server errors and schema conformance."""
     config = folder / "schemathesis.toml"
-    config.write_text(f'[[operations]]\ninclude-operation-id = "{operation}"\nwarnings = false\n')
+    config.write_text(
+        "".join(
+            f'[[operations]]\ninclude-operation-id = "{operation}"\nwarnings = false\n\n'
+            for operation in operations
+        )
+    )
     return config
 
 
@@ -179,7 +188,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         [
             str(BIN / "schemathesis"),
             "--config-file",
-            str(_quiet_about(tmp_path, "decideApproval")),
+            str(_quiet_about(tmp_path, "decideApproval", "runAgUi")),
             "run",
             f"{function_url}/openapi.json",
             "--header",

@@ -38,6 +38,7 @@ from messagedb_agent.threads import commands as session
 from messagedb_agent.threads import index as threads
 from messagedb_agent.threads.archive import ArchiveCorrupted, ArchiveError
 from messagedb_agent.threads.commands import Appended
+from messagedb_agent.threads.errors import ThreadNotFound
 from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
@@ -557,3 +558,104 @@ def me(ctx: Context, call: Call) -> Answer:
     return Answer(
         200, models.Me(user_id=call.user, threads=len(streams), cost=cost_view(cost.total))
     )
+
+
+@_archive_faults
+def agui_run(ctx: Context, call: Call) -> Answer:
+    """AG-UI's run input: the client's newest user message is appended (once per message id)
+    and the run it starts is streamed until it ends, so an AG-UI client drives a thread with
+    no code of ours. `threadId` names one of the caller's threads; an unknown one is created,
+    under an id derived from the caller and `threadId` (so retries find it and nobody else's
+    thread can be named). `resume` answers the run's interrupts (tool approvals)."""
+    from ag_ui.core import RunAgentInput
+    from pydantic import ValidationError
+
+    from messagedb_agent.live.stream import StreamPlan, thread_events
+
+    given = call.body_as(models.AguiRunInput)
+    try:
+        run = RunAgentInput.model_validate(given.model_dump(by_alias=True))
+    except ValidationError as exc:
+        problems = [
+            ErrorItem(field=".".join(str(p) for p in e["loc"]) or None, message=e["msg"])
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise invalid_request(problems, "This is not an AG-UI run input I can use.") from None
+    store = ctx.store()
+    thread_id, stream, position = _agui_thread(ctx, call, run)
+    for entry in run.resume or []:
+        answer = entry.payload if isinstance(entry.payload, dict) else {}
+        decided = approvals.decide_approval(
+            store,
+            thread_id,
+            entry.interrupt_id.split("@", 1)[0],  # a reused call id, as the stream renamed it
+            owner=call.user,
+            approve=entry.status == "resolved" and answer.get("decision") != "reject",
+            reason=answer.get("reason") if isinstance(answer.get("reason"), str) else None,
+            traceparent=current_traceparent(),
+        )
+        ctx.publish(Appended(decided.thread_id, decided.stream_name, decided.position))
+    text = _agui_text(run)
+    if text is not None:
+        appended = session.add_message(
+            store,
+            thread_id,
+            owner=call.user,
+            message=text,
+            now=ctx.clock(),
+            idempotency_key=f"ag-ui:{_agui_message_id(run)}",
+            max_length=ctx.settings.threads.max_message_length,
+            traceparent=current_traceparent(),
+        )
+        ctx.publish(appended)
+    elif not run.resume:
+        raise ApiError(
+            422, "invalid_message", "The run input needs a user message, or `resume` answers."
+        )
+    plan = StreamPlan(
+        thread_id,
+        stream,
+        (position, None),
+        "agui",
+        ctx.settings.api.stream_max_seconds,
+        until_run_ends=True,
+    )
+    return Answer(200, {}, stream=thread_events(store, ctx.signals(), plan, ctx.prices))
+
+
+def _agui_thread(ctx: Context, call: Call, run: Any) -> tuple[str, str, int]:
+    """(thread id, stream, head before this run's writes) for the run's `threadId`."""
+    store = ctx.store()
+    try:
+        thread_id, stream = session.resolve_thread(store, run.thread_id, call.user)
+    except ThreadNotFound:
+        started = session.start_thread(
+            store,
+            owner=call.user,
+            message=None,
+            now=ctx.clock(),
+            idempotency_key=f"ag-ui-thread:{run.thread_id}",
+            shards=ctx.settings.threads.thread_shards,
+        )
+        thread_id, stream = started.thread_id, started.stream_name
+    head = store.stream_version(stream)
+    return thread_id, stream, -1 if head is None else head
+
+
+def _agui_text(run: Any) -> str | None:
+    """The newest user message's text (text parts joined); the rest of `messages` is the
+    client's copy of the history, which the log already holds."""
+    users = [m for m in run.messages if m.role == "user"]
+    if not users:
+        return None
+    content = users[-1].content
+    if isinstance(content, str):
+        return content
+    parts = [part.text for part in content if getattr(part, "type", None) == "text"]
+    if not parts:
+        raise ApiError(422, "invalid_message", "I can only read text in a user message.")
+    return "\n".join(parts)
+
+
+def _agui_message_id(run: Any) -> str:
+    return str([m for m in run.messages if m.role == "user"][-1].id)

@@ -413,3 +413,22 @@ class Me(_Out):
     user_id: str
     threads: int = Field(description="How many threads the cost covers.")
     cost: CostView
+
+
+class AguiRunInput(BaseModel):
+    """AG-UI's `RunAgentInput`, as far as the router checks it; the handler validates the
+    whole of it with the `ag-ui-protocol` package's own model (loaded only on that route, so
+    no other request's cold start pays for it)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    thread_id: str = Field(alias="threadId", min_length=1, max_length=200)
+    run_id: str = Field(alias="runId", min_length=1, max_length=200)
+    messages: list[dict[str, Any]] = Field(max_length=10_000)
+    resume: list[dict[str, Any]] | None = Field(default=None, max_length=100)
+
+    @classmethod
+    def documented_model(cls) -> type[BaseModel]:
+        from ag_ui.core import RunAgentInput
+
+        return RunAgentInput

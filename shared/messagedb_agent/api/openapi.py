@@ -70,7 +70,7 @@ def _component_schemas(routes: tuple[Route, ...]) -> dict[str, Any]:
     outputs: set[type[BaseModel]] = {ErrorBody}
     for route in routes:
         if route.body is not None:
-            inputs.add(route.body)
+            inputs.add(_documented(route.body))
         outputs.update(model for model, _ in route.answers.values() if model is not None)
     pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)),
@@ -79,6 +79,26 @@ def _component_schemas(routes: tuple[Route, ...]) -> dict[str, Any]:
     _, top = models_json_schema(pairs, ref_template=REF)
     defs: dict[str, Any] = top.get("$defs", {})
     return defs
+
+
+# One Server-Sent Event as a client parses it (OpenAPI 3.2's `itemSchema` reading, which
+# schemathesis applies): `data` is one JSON document, `id` the resume cursor.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+    },
+    "required": ["data"],
+}
+
+
+def _documented(model: type[BaseModel]) -> type[BaseModel]:
+    """The model a body is documented with: its own, or the one it stands for (a body the
+    router checks loosely and its handler wholly, such as AG-UI's run input)."""
+    documented = getattr(model, "documented_model", None)
+    return documented() if callable(documented) else model
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -118,13 +138,13 @@ def _operation(route: Route, api_settings: ApiSettings) -> dict[str, Any]:
     if route.body is not None:
         operation["requestBody"] = {
             "required": route.body_required,
-            "content": _json(_ref(route.body)),
+            "content": _json(_ref(_documented(route.body))),
         }
     responses: dict[str, Any] = {}
     for status, (model, description) in sorted(route.answers.items()):
         answer: dict[str, Any] = {"description": description}
         if route.streams:
-            answer["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+            answer["content"] = {"text/event-stream": {"schema": SSE_EVENT}}
         else:
             answer["content"] = _json(_ref(model) if model is not None else {"type": "object"})
         responses[str(status)] = answer

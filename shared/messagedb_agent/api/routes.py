@@ -194,6 +194,23 @@ ROUTES: tuple[Route, ...] = (
         "(STREAMS_PER_USER, per instance): over it, `429`.",
     ),
     Route(
+        "POST",
+        "/v1/ag-ui",
+        "runAgUi",
+        "Run a turn from AG-UI's run input, streamed as AG-UI events until the run ends",
+        handlers.agui_run,
+        {200: (None, "`text/event-stream` of AG-UI events, ending with the run.")},
+        errors=(*WRITES, *ON_A_THREAD, 409, *AUTHENTICATED),
+        body=models.AguiRunInput,
+        body_required=True,
+        streams=True,
+        description="For AG-UI clients (e.g. CopilotKit's HttpAgent): `threadId` is one of "
+        "your threads (an unknown one is created for you), the last `user` message is appended "
+        "once per message `id`, and `resume` answers the run's interrupts (tool approvals, "
+        '`payload: {"decision": "approve" | "reject", "reason"?}`). The rest of `messages` is '
+        "ignored: the thread's own log is the history. Client-side `tools` are not called.",
+    ),
+    Route(
         "GET",
         "/v1/threads/{thread_id}/decision",
         "decideNextStep",

@@ -27,6 +27,7 @@ import orjson
 
 from messagedb_agent.live.deltas import TextDelta, channel_of, decode
 from messagedb_agent.projections.cost import PriceTable
+from messagedb_agent.projections.progress import aware
 from messagedb_agent.store.signals import FALLBACK_SECONDS
 from messagedb_agent.threads.reading import read_thread
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 Format = Literal["agui", "raw"]
 HEARTBEAT_SECONDS = 15.0
 Cursor = tuple[int, int | None]
+_RUN_ENDS = frozenset({"RUN_FINISHED", "RUN_ERROR"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class StreamPlan:
     format: Format
     max_seconds: float
     heartbeat_seconds: float = HEARTBEAT_SECONDS
+    until_run_ends: bool = False  # an AG-UI run request: its stream ends with the run
 
 
 def frame(data: bytes | str, sse_id: str | None = None) -> bytes:
@@ -77,7 +80,7 @@ def raw_json(recorded: Recorded[Event]) -> bytes:
             "id": recorded.id,
             "type": recorded.type,
             "position": recorded.position,
-            "time": recorded.time.isoformat(),
+            "time": aware(recorded.time).isoformat(),
             "data": recorded.event.model_dump(mode="json"),
             "metadata": recorded.metadata.model_dump(mode="json", exclude_none=True),
         }
@@ -91,6 +94,7 @@ class _Live:
 
     def __init__(self) -> None:
         self.sent: dict[str, str] = {}
+        self.ended = False  # the run this stream was opened for has ended
         self._attempt: dict[str, int] = {}
         self._next: dict[str, int] = {}
         self._stopped: set[str] = set()
@@ -130,6 +134,8 @@ def thread_events(
     for recorded in read_thread(store, plan.stream):
         yield from _emit(recorded, fold, plan, live)
         position = recorded.position
+    if live.ended:
+        return
     # The state travels inside runs (before each one ends): AG-UI clients refuse anything
     # but a new run after a run has finished, so none is sent here.
     yield comment("live")
@@ -153,6 +159,8 @@ def thread_events(
             if out:
                 yield b"".join(out)
                 last_sent = clock()
+            if live.ended:
+                return
             elif clock() - last_sent >= plan.heartbeat_seconds:
                 yield comment("keep-alive")
                 last_sent = clock()
@@ -179,6 +187,8 @@ def _emit(
     for emitted in _merged(fold.feed(recorded), live):
         if after_cursor(emitted, plan.cursor):
             yield frame(agui_json(emitted.event), emitted.sse_id)
+            if plan.until_run_ends and emitted.event.type in _RUN_ENDS:
+                live.ended = True
 
 
 def _merged(emitted: list[Emitted], live: _Live) -> Iterator[Emitted]:
