@@ -16,7 +16,7 @@ import pytest
 from ag_ui.core import Event as AguiEvent
 from flask.testing import FlaskClient
 from pydantic import TypeAdapter
-from tests.api.conftest import MakeApi, bearer, start
+from tests.api.conftest import SECRET, MakeApi, bearer, start
 from tests.api.test_user_stories import Stepping
 
 from messagedb_agent.api.stream_tokens import TTL_SECONDS, issue, stream_key
@@ -147,7 +147,7 @@ def test_an_expired_stream_token_is_refused_with_a_clear_message(
     chat: FlaskClient, auth: dict[str, str], user: str, settings: Settings
 ) -> None:
     thread = start(chat, auth, None)
-    key = stream_key(settings.callbacks.callback_signing_secret.get_secret_value())
+    key = stream_key(SECRET)  # the API's HS256 secret, which the tests' API is given
     token = issue(key, user, thread, now=time.time() - TTL_SECONDS - 30).token
 
     refused = chat.get(f"/v1/threads/{thread}/stream?token={token}")
@@ -244,3 +244,36 @@ def test_the_reply_arrives_word_by_word_then_its_event_adds_nothing_twice(
     assert streamed == final  # the event added only what the deltas had not carried
     starts = [m for m in messages if m.data["type"] == "TEXT_MESSAGE_START"]
     assert len([m for m in starts if m.data["messageId"] == step]) == 1
+
+
+def test_a_stream_token_signed_with_a_published_default_is_refused(
+    chat: FlaskClient, auth: dict[str, str], user: str
+) -> None:
+    from messagedb_agent.settings.serving import DEV_AUTH_SECRET
+
+    thread = start(chat, auth, None)
+    for published in (DEV_AUTH_SECRET, "dev-only-callback-secret-change-me"):
+        forged = issue(stream_key(published), user, thread).token
+        assert chat.get(f"/v1/threads/{thread}/stream?token={forged}").status_code == 401
+
+
+def test_without_a_secret_to_key_them_stream_tokens_are_unavailable_not_forgeable(
+    make_api: MakeApi, auth: dict[str, str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    api = make_api(jwt_hs256_secret=None, jwt_public_key=pem.decode())
+    import jwt
+
+    token = jwt.encode({"sub": "rs-user", "exp": int(time.time()) + 60}, key, algorithm="RS256")
+    with api.flask_app().test_client() as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        thread = start(client, headers, None)
+        refused = client.post(f"/v1/threads/{thread}/stream-token", headers=headers)
+    assert refused.status_code == 503
+    assert refused.get_json()["error"]["code"] == "stream_tokens_unavailable"

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from tests.infra.hcl import ROOT
+from tests.infra.test_terraform import FRAMEWORK_ENV
 
 from messagedb_agent.postgres import installer
 from messagedb_agent.settings import Settings
@@ -92,7 +93,8 @@ def test_each_function_gets_the_stacks_environment(
     assert values["PUBSUB_PROJECT"] == DEFAULT_PUBSUB_PROJECT
     assert values["PUBSUB_TOPIC"] == PubSubSettings.model_fields["pubsub_topic"].default
     assert urlsplit(values["DATABASE_URL"]).hostname == "postgres"
-    Settings(_env_file=None, **{k.lower(): v for k, v in values.items()}).serving_api()  # type: ignore[call-arg]
+    settings = {k.lower(): v for k, v in values.items() if k not in FRAMEWORK_ENV}
+    Settings(_env_file=None, **settings).serving_api()  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

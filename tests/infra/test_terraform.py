@@ -62,7 +62,9 @@ FRAMEWORK_ENV = {"THREADS", "WORKERS"}
 # Settings a function's sections have but it never uses, withheld on purpose (least privilege):
 # only step's engine signs reply deliveries.
 WITHHELD = {
-    "ingest": {"CALLBACK_SIGNING_SECRET"},
+    # ingest's stream tokens are keyed from JWT_HS256_SECRET, which Terraform gives it; their
+    # own secret is only for deployments that verify bearer tokens with RS256 keys
+    "ingest": {"CALLBACK_SIGNING_SECRET", "STREAM_TOKEN_SECRET"},
     "relay": {"CALLBACK_SIGNING_SECRET"},
     "step": set(),
 }

@@ -424,7 +424,15 @@ def openapi(ctx: Context, call: Call) -> Answer:
 def _stream_key(ctx: Context) -> bytes:
     from messagedb_agent.api.stream_tokens import stream_key
 
-    return stream_key(ctx.settings.callbacks.callback_signing_secret.get_secret_value())
+    material = ctx.settings.api.stream_token_material
+    if material is None:
+        raise ApiError(
+            503,
+            "stream_tokens_unavailable",
+            "Stream links are not set up on this server (it needs STREAM_TOKEN_SECRET); "
+            "open the stream with your Authorization header instead.",
+        )
+    return stream_key(material)
 
 
 @_archive_faults

@@ -3,9 +3,9 @@
 `EventSource` cannot send an `Authorization` header, and a bearer token in a URL ends up in
 proxy logs, browser history and `Referer` headers. So a client trades its bearer token (in a
 header) for a stream token: an HS256 JWT naming the user and the one thread, valid for a
-minute, signed with a key of its own. The key is derived from the deployment's callback
-signing secret (a Secret Manager secret every function already reads) by HMAC with a fixed
-label, so no new secret is needed and a stream token can never pass as a bearer token, nor a
+minute, signed with a key of its own. The key is derived by HMAC with a fixed label from a
+secret of the ingest function's (`STREAM_TOKEN_SECRET`, else the API's HS256 secret, which
+Terraform keeps in Secret Manager), so a stream token can never pass as a bearer token, nor a
 bearer token as a stream token: different key, and a different audience.
 
 The token is checked when a stream opens, not while it runs: a stream already open ends at

@@ -71,6 +71,11 @@ class ApiSettings(Section):
         le=10 * 1024 * 1024,
         description="Largest request body accepted.",
     )
+    stream_token_secret: SecretStr | None = Field(
+        default=None,
+        description="Key material for stream tokens (`EventSource` links); unset: derived from "
+        "JWT_HS256_SECRET (or, locally, the development secret). Needed with RS256/JWKS only.",
+    )
     stream_max_seconds: float = Field(
         default=3300.0,
         gt=0,
@@ -88,6 +93,17 @@ class ApiSettings(Section):
         description="How long the answer to a POST with an `Idempotency-Key` is replayed; "
         "after it the key counts as new.",
     )
+
+    @property
+    def stream_token_material(self) -> str | None:
+        """What stream tokens' key is derived from (`api/stream_tokens.py`): a secret only
+        this deployment knows, never a published default."""
+        for secret in (self.stream_token_secret, self.jwt_hs256_secret):
+            if secret is not None:
+                return secret.get_secret_value()
+        if self.uses_dev_auth:
+            return self.dev_auth_secret.get_secret_value()
+        return None
 
     @property
     def uses_dev_auth(self) -> bool:

@@ -59,6 +59,7 @@ _START_EMBEDDED = (
 
 
 LOCAL_WORD_DELAY_MS = 40
+LOCAL_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,8 @@ class LocalStack:
         env.setdefault("CALLBACK_ALLOW_PRIVATE", "true")
         # The offline model streams its replies a word at a time, so the chat shows them live.
         env.setdefault("OFFLINE_WORD_DELAY_MS", str(LOCAL_WORD_DELAY_MS))
+        # Each live stream holds one of functions-framework's threads while it is open.
+        env.setdefault("THREADS", str(LOCAL_THREADS))
         return env
 
     def _launch_functions(
