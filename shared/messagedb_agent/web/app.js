@@ -3,8 +3,8 @@
 // The conversation is rebuilt from the thread's AG-UI event stream (from `after=-1` on open),
 // then follows it live. The stream's `id:` cursor is tracked here, and every reconnect asks
 // for a fresh stream token and resumes after the last id received, so nothing is lost or
-// shown twice. The thread detail (`GET /v1/threads/{id}`) supplies what the stream does not
-// say outright: approvals' tools and arguments, tool failures, cost and token usage.
+// shown twice. The thread detail (`GET /v1/threads/{id}`) gives the title, cost and token
+// usage, and checks the approvals still waiting.
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'messagedb-agent.token';
@@ -19,7 +19,9 @@ const TOOL_STATUS = {
   pending: 'running', awaiting_approval: 'awaiting approval', completed: 'done',
   failed: 'failed', declined: 'declined', in_doubt: 'in doubt',
 };
-const TOOL_FAILED = new Set(['failed', 'declined', 'in_doubt']);
+// The results the stream gives a call that did not run to completion, by their keys.
+const OUTCOMES = { error: 'failed', declined: 'declined', cancelled: 'declined', in_doubt: 'in_doubt' };
+const OUTCOME_KEYS = new Set([...Object.keys(OUTCOMES), 'kind', 'not_run_again']);
 const CONNECTION = { live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
 const CANCELLED = 'The run was cancelled.';
 
@@ -38,14 +40,15 @@ const state = {
 function blankThread() {
   return {
     threadId: null,
-    gen: 0, // bumped whenever the open thread changes: late answers for another one are dropped
+    gen: 0, // bumped whenever the open thread changes: answers about another one are dropped
     items: new Map(), // `m:<messageId>` or `t:<toolCallId>` -> its record and element
-    approvals: new Map(), // tool call id -> approval waiting for the user
+    approvals: new Map(), // call id (as the approval endpoint takes it) -> approval waiting
     pending: [], // user messages sent from here, not yet seen on the stream
     lastUserPos: -1, // position of the newest user message the stream has shown
+    streamPos: -1, // position of the newest recorded event the stream has shown
     streaming: new Set(), running: false,
     baseline: Number.MAX_SAFE_INTEGER, // the thread's version when opened: later is news
-    detail: null, detailTools: new Map(),
+    detail: null,
     es: null, lastId: '-1', connLastId: '', backoff: BACKOFF_MIN, retryTimer: 0,
     events: [], eventsAfter: -1, eventsLoaded: false, eventsChain: Promise.resolve(),
     detailRows: new Map(),
@@ -310,25 +313,10 @@ async function openThread(id, { pendingText } = {}) {
 
 function applyDetail(detail) {
   state.detail = detail;
-  state.detailTools = new Map();
-  for (const call of detail.tool_calls) {
-    // providers may reuse a call id in a later response: such an id matches nothing safely
-    state.detailTools.set(call.id, state.detailTools.has(call.id) ? null : call);
-  }
   $('thread-title').textContent = detail.title || 'Untitled conversation';
   setStatus(detail.status);
-  const waiting = new Set(detail.pending_approvals.map((a) => a.tool_call_id));
-  for (const approval of [...state.approvals.values()]) {
-    if (!waiting.has(approval.id) && approval.pos <= detail.version) dropApproval(approval.id);
-  }
-  for (const a of detail.pending_approvals) {
-    upsertApproval(a.tool_call_id, {
-      tool: a.tool, arguments: a.arguments, expiresAt: a.expires_at, retryOf: a.retry_of, pos: a.position,
-    });
-  }
-  for (const record of state.items.values()) {
-    if (record.kind === 'tool') renderTool(reconcileTool(record));
-  }
+  syncApprovals(detail.pending_approvals.map((a) => ({ ...a, call_id: a.tool_call_id, tool_call_id: null })),
+    detail.version);
   noteThread(detail);
   renderUsage();
 }
@@ -420,19 +408,29 @@ const HANDLERS = {
   RUN_FINISHED: (e, ctx) => runFinished(e.outcome || {}, ctx),
   RUN_ERROR: (e, ctx) => {
     runOver();
-    addNote(e.message || 'The run stopped with an error.', 'error');
+    addNote(e.message || 'The run stopped with an error.', ctx, 'error');
     if (ctx.live && e.message) showAlert(e.message);
   },
-  TEXT_MESSAGE_START: (e, ctx) => ensureMessage(e.messageId, e.role, ctx),
+  TEXT_MESSAGE_START: (e, ctx) => {
+    const known = state.items.get(`m:${e.messageId}`);
+    // the stream repeats a START only when this connection did not carry the message's deltas:
+    // its whole text follows, to replace what streamed on an earlier connection
+    if (known && ctx.hasId) known.whole = true;
+    ensureMessage(e.messageId, e.role, ctx);
+  },
   TEXT_MESSAGE_CONTENT: (e, ctx) => addText(ensureMessage(e.messageId, e.role, ctx), 'text', e.delta, ctx),
-  TEXT_MESSAGE_END: (e) => endMessage(state.items.get(`m:${e.messageId}`)),
-  TOOL_CALL_START: (e, ctx) => ensureTool(e.toolCallId, e.toolCallName, ctx, true),
-  TOOL_CALL_ARGS: (e, ctx) => renderTool(addText(ensureTool(e.toolCallId, null, ctx), 'args', e.delta, ctx)),
-  TOOL_CALL_END: (e, ctx) => ensureTool(e.toolCallId, null, ctx),
-  TOOL_CALL_RESULT: (e, ctx) => toolResult(ensureTool(e.toolCallId, null, ctx), e.content),
+  TEXT_MESSAGE_END: (e, ctx) => {
+    const record = state.items.get(`m:${e.messageId}`);
+    if (record) endMessage(recorded(record, ctx));
+  },
+  TOOL_CALL_START: (e, ctx) => ensureTool(e.toolCallId, ctx, e.toolCallName),
+  TOOL_CALL_ARGS: (e, ctx) => renderTool(addText(ensureTool(e.toolCallId, ctx), 'args', e.delta, ctx)),
+  TOOL_CALL_RESULT: (e, ctx) => toolResult(ensureTool(e.toolCallId, ctx), e.content),
   STATE_SNAPSHOT: (e) => {
-    $('snapshot').textContent = pretty(e.snapshot ?? null);
-    if (typeof e.snapshot?.status === 'string') setStatus(e.snapshot.status);
+    const snapshot = e.snapshot ?? {};
+    $('snapshot').textContent = pretty(snapshot);
+    if (typeof snapshot.status === 'string') setStatus(snapshot.status);
+    if (Array.isArray(snapshot.pending_approvals)) syncApprovals(snapshot.pending_approvals, snapshot.version);
   },
   CUSTOM: (e, ctx) => custom(e.name, e.value && typeof e.value === 'object' ? e.value : {}, ctx),
 };
@@ -449,6 +447,7 @@ function receive(event) {
     state.lastId = id;
     const parsed = Number.parseInt(id, 10); // `12.3`: one of the AG-UI events of position 12
     if (Number.isFinite(parsed)) pos = parsed;
+    state.streamPos = Math.max(state.streamPos, finite(pos));
   }
   state.backoff = BACKOFF_MIN;
   if (state.connection !== 'live') setConnection('live');
@@ -469,40 +468,67 @@ function runOver() {
 
 function runFinished(outcome, ctx) {
   runOver();
-  if (outcome.type === 'cancelled') addNote(CANCELLED);
+  if (outcome.type === 'cancelled') addNote(CANCELLED, ctx);
   if (outcome.type !== 'interrupt') return;
   for (const interrupt of outcome.interrupts || []) {
     if (!interrupt.toolCallId || (interrupt.reason && interrupt.reason !== 'tool_approval')) continue;
-    const { message, expiresAt } = interrupt;
-    upsertApproval(interrupt.toolCallId, { message, expiresAt, pos: ctx.pos });
-    setToolStatus(interrupt.toolCallId, 'awaiting_approval', ctx);
+    const about = interrupt.metadata || {};
+    approvalAsked({ ...about, tool_call_id: interrupt.toolCallId, expires_at: interrupt.expiresAt }, ctx.pos,
+      interrupt.message);
   }
 }
 
 function custom(name, v, ctx) {
-  const callId = v.toolCallId ?? v.tool_call_id;
-  if (name === 'approval_requested' && callId) {
-    upsertApproval(callId, {
-      tool: v.toolCallName ?? v.tool ?? v.tool_name, arguments: v.arguments,
-      expiresAt: v.expiresAt ?? v.expires_at, retryOf: v.retryOf ?? v.retry_of, pos: ctx.pos,
-    });
-    setToolStatus(callId, 'awaiting_approval', ctx);
-  } else if (name === 'approval_decided' && callId) {
-    dropApproval(callId);
-    setToolStatus(callId, ['approve', 'approved'].includes(v.decision) ? 'pending' : 'declined', ctx);
+  if (name === 'approval_requested') approvalAsked(v, ctx.pos);
+  else if (name === 'approval_decided') {
+    dropApproval(v.call_id ?? v.tool_call_id);
+    const record = state.items.get(`t:${v.tool_call_id}`);
+    if (record?.status === 'awaiting_approval') {
+      record.status = v.decision === 'approved' ? 'pending' : 'declined';
+      renderTool(record);
+    }
+  } else if (name === 'in_doubt') {
+    const record = state.items.get(`t:${v.tool_call_id}`);
+    if (record) renderTool(Object.assign(record, { status: 'in_doubt' }));
   } else if (name === 'turn_cancelled') {
-    // what waited for approval is withdrawn with the turn
-    for (const id of [...state.approvals.keys()]) dropApproval(id);
+    for (const id of [...state.approvals.keys()]) dropApproval(id); // withdrawn with the turn
     runOver();
-    addNote(CANCELLED);
-    return;
+    addNote(CANCELLED, ctx);
+  } else if (name === 'late_answer_ignored') {
+    // the answer of a cancelled step: recorded, acted on by nothing, not part of the chat
+    const record = state.items.get(`m:${v.step_id}`);
+    if (record) stick(() => Object.assign(record, { done: true }).el.remove());
   } else if (name === 'compacted') {
-    addNote('Older messages were summarised to keep the conversation within the model’s context.');
+    addNote('Older messages were summarised to keep the conversation within the model’s context.', ctx);
   }
-  if (name.startsWith('approval_')) refreshDetail();
 }
 
 // -- the conversation -------------------------------------------------------------------------
+
+// Items stand in stream order, by the position of the event that recorded them, as they will
+// when the thread is read again. A message streaming live has no position yet: it stays last
+// until its own event places it (events recorded before it may still be on their way).
+function placeAt(el, pos) {
+  const box = $('conversation');
+  el.dataset.pos = Number.isFinite(pos) ? String(pos) : '';
+  let next = null; // the first of the items at the end that belong after this one
+  for (let item = box.lastElementChild; item; item = item.previousElementSibling) {
+    if (item === el) continue;
+    const live = item.dataset.pos === '';
+    if (live ? !Number.isFinite(pos) : !(Number(item.dataset.pos) > pos)) break;
+    next = item;
+  }
+  stick(() => (next ? next.before(el) : box.append(el)));
+}
+
+// A message's first event with an id: it takes its place among the recorded ones.
+function recorded(record, ctx) {
+  if (ctx.hasId && record.unrecorded) {
+    record.unrecorded = false;
+    placeAt(record.el, ctx.pos);
+  }
+  return record;
+}
 
 function stick(change) {
   const box = $('conversation');
@@ -526,7 +552,7 @@ function bubble(role, text, extra = {}) {
 function addPending(text, pos) {
   if (pos >= 0 && pos <= state.lastUserPos) return; // the stream was quicker than the answer
   const { el } = bubble('user', text, { 'data-pending': 'true' });
-  stick((box) => box.append(el));
+  placeAt(el, pos);
   state.pending.push({ pos, el });
 }
 
@@ -535,33 +561,30 @@ function ensureMessage(id, role, ctx) {
   if (state.items.has(key)) return state.items.get(key); // a START after its deltas changes nothing
   const who = role === 'user' ? 'user' : 'assistant';
   const record = { kind: 'message', id, role: who, text: '', done: false, ...bubble(who, '') };
+  if (who === 'user') {
+    if (ctx.hasId) state.lastUserPos = Math.max(state.lastUserPos, ctx.pos);
+    // the message this page sent and already shows: the stream's copy takes its place
+    const index = state.pending.findIndex((p) => p.pos <= ctx.pos);
+    if (index >= 0) state.pending.splice(index, 1)[0].el.replaceWith(record.el);
+  }
+  placeAt(record.el, ctx.pos);
+  record.unrecorded = !ctx.hasId;
   state.items.set(key, record);
-  stick((box) => {
-    if (who === 'user') {
-      if (ctx.hasId) state.lastUserPos = Math.max(state.lastUserPos, ctx.pos);
-      // the message this page sent and already shows: the stream's copy takes its place
-      const index = state.pending.findIndex((p) => p.pos <= ctx.pos);
-      if (index >= 0) state.pending.splice(index, 1)[0].el.remove();
-    }
-    box.append(record.el);
-  });
   return record;
 }
 
-// Appends a delta to a message's text or a tool call's arguments. A recorded delta (one with
-// an id) holds the whole of what it is recorded with, so it replaces what streamed live before.
+// Appends a delta to a message's text or a tool call's arguments. Live deltas (no id) come as
+// the model writes; the recorded text then brings only the rest, unless it comes whole.
 function addText(record, field, delta, ctx) {
-  const recorded = `${field}Recorded`;
   if (typeof delta !== 'string' || record.done) return record;
-  if (ctx.hasId) {
-    if (!record[recorded]) record[field] = '';
-    record[recorded] = true;
-  } else if (record[recorded]) {
-    return record;
+  if (ctx.hasId && record.whole) {
+    record[field] = '';
+    record.whole = false;
   }
   record[field] += delta;
   if (record.kind === 'message') {
-    if (!record.el.isConnected) stick((box) => box.append(record.el));
+    recorded(record, ctx);
+    if (!record.el.isConnected) placeAt(record.el, ctx.pos);
     if (!ctx.hasId) state.streaming.add(record.id);
     record.el.classList.toggle('streaming', !ctx.hasId);
     stick(() => { record.textEl.textContent = record.text; });
@@ -574,11 +597,14 @@ function endMessage(record) {
   if (record && !record.done) settle(record, true);
 }
 
+// An END (`done`), or the end of a run: a message streamed live but not recorded then is put
+// away until it goes on (it was the next run's) or for good (its step was cancelled or failed).
 function settle(record, done) {
   record.done = done;
   record.el.classList.remove('streaming');
   state.streaming.delete(record.id);
-  if (!record.text) stick(() => record.el.remove()); // nothing said (a response of tool calls only)
+  // nothing said (a response of tool calls only)
+  if (!record.text || record.unrecorded) stick(() => record.el.remove());
   updateBusy();
 }
 
@@ -587,24 +613,18 @@ function updateBusy() {
   $('conversation').setAttribute('aria-busy', String(state.streaming.size > 0));
 }
 
-function addNote(text, kind = 'info') {
+function addNote(text, ctx, kind = 'info') {
   const last = $('conversation').lastElementChild;
   if (last?.classList.contains('note') && last.textContent === text) return;
-  stick((box) => box.append(h('li', { class: `note ${kind}`, text })));
+  placeAt(h('li', { class: `note ${kind}`, text }), ctx.pos);
 }
 
-function touch(record, ctx) {
-  record.pos = ctx.hasId ? Math.max(finite(record.pos), ctx.pos) : (record.pos ?? Infinity);
-}
-
-function ensureTool(id, name, ctx, starting = false) {
+function ensureTool(id, ctx, name) {
   const key = `t:${id}`;
   let record = state.items.get(key);
-  if (record && starting && record.finished) record = null; // a later call reusing the id
   if (!record) {
     record = {
-      kind: 'tool', id, name: name || 'tool', args: '', argsObject: null, status: 'pending',
-      result: undefined, error: null, finished: false, pos: undefined,
+      kind: 'tool', id, name: name || 'tool', args: '', status: 'pending', result: undefined,
       nameEl: h('span', { class: 'tool-name' }), argsEl: h('code', { class: 'tool-args' }),
       badgeEl: h('span', { class: 'badge' }), summaryEl: h('summary'), outEl: h('pre'),
     };
@@ -614,62 +634,58 @@ function ensureTool(id, name, ctx, starting = false) {
         record.nameEl, record.argsEl, record.badgeEl),
       record.details);
     state.items.set(key, record);
-    stick((box) => box.append(record.el));
-  } else if (name && record.name === 'tool') {
+    placeAt(record.el, ctx.pos);
+  } else if (name) {
     record.name = name;
   }
-  touch(record, ctx);
-  return renderTool(reconcileTool(record));
+  return renderTool(record);
 }
 
 function toolResult(record, content) {
-  record.result = content;
-  record.finished = true;
-  if (record.status === 'pending' || record.status === 'awaiting_approval') record.status = 'completed';
-  renderTool(reconcileTool(record));
-  refreshDetail(); // a failure, a refusal or an unknown outcome is the detail's to say
-}
-
-function setToolStatus(id, status, ctx) {
-  const record = state.items.get(`t:${id}`);
-  if (!record) return;
-  record.status = status;
-  touch(record, ctx);
+  const value = typeof content === 'string' ? attempt(() => JSON.parse(content), content) : content;
+  const keys = value && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value) : [];
+  const unrun = keys.length > 0 && keys.every((key) => OUTCOME_KEYS.has(key));
+  record.status = (unrun && keys.map((key) => OUTCOMES[key]).find(Boolean)) || 'completed';
+  record.result = value;
   renderTool(record);
-}
-
-function reconcileTool(record) {
-  // the detail is the authority on the events it has read: failures, refusals, doubt
-  const call = state.detailTools.get(record.id);
-  if (!call || !state.detail || record.pos > state.detail.version) return record;
-  record.status = call.status;
-  record.error = call.error ?? null;
-  if (record.result === undefined && call.result !== null) record.result = call.result;
-  record.argsObject ??= call.arguments;
-  if (record.name === 'tool') record.name = call.name;
-  return record;
-}
-
-function argsText(record) {
-  if (!record.args) return record.argsObject ? JSON.stringify(record.argsObject) : '';
-  return attempt(() => JSON.stringify(JSON.parse(record.args)), record.args); // still streaming
 }
 
 function renderTool(record) {
   record.el.dataset.status = record.status;
   record.nameEl.textContent = record.name;
-  record.argsEl.textContent = argsText(record);
+  // arguments arrive as JSON text, maybe in pieces: shown compact once whole
+  record.argsEl.textContent = attempt(() => JSON.stringify(JSON.parse(record.args)), record.args);
   record.badgeEl.textContent = TOOL_STATUS[record.status] || record.status;
   record.badgeEl.className = `badge t-${record.status}`;
-  const isError = Boolean(record.error) && (record.result === undefined || TOOL_FAILED.has(record.status));
-  const shown = isError ? record.error : record.result;
-  record.details.hidden = shown === undefined || shown === null;
-  record.summaryEl.textContent = isError ? 'Error' : 'Result';
-  record.outEl.textContent = record.details.hidden ? '' : pretty(shown);
+  record.details.hidden = record.result === undefined;
+  record.summaryEl.textContent = record.status === 'completed' ? 'Result' : 'Outcome';
+  record.outEl.textContent = record.details.hidden ? '' : pretty(record.result);
   return record;
 }
 
 // -- approvals and cancelling -----------------------------------------------------------------
+
+// Approvals are keyed by the call id the approval endpoint takes: `call_id` on the stream,
+// where `tool_call_id` names the call's card (the two differ when a provider reused an id).
+function approvalAsked(v, pos, message) {
+  const id = v.call_id ?? v.tool_call_id;
+  if (!id) return;
+  const { tool, arguments: args, expires_at: expiresAt, retry_of: retryOf } = v;
+  upsertApproval(id, { tool, args, expiresAt, retryOf, message, pos });
+  const record = state.items.get(`t:${v.tool_call_id}`);
+  if (record) renderTool(Object.assign(record, { status: 'awaiting_approval' }));
+}
+
+// The approvals waiting as of `version` (a detail's or a snapshot's): the others asked by then
+// are gone. What the stream has shown since is newer than such a list, which then says nothing.
+function syncApprovals(list, version) {
+  if (typeof version !== 'number' || version < state.streamPos) return;
+  const waiting = new Set(list.map((a) => a.call_id ?? a.tool_call_id));
+  for (const approval of [...state.approvals.values()]) {
+    if (!waiting.has(approval.id) && approval.pos <= version) dropApproval(approval.id);
+  }
+  for (const a of list) approvalAsked(a, a.position);
+}
 
 function upsertApproval(id, fields) {
   let approval = state.approvals.get(id);
@@ -691,15 +707,13 @@ function upsertApproval(id, fields) {
     if (value === undefined || value === null) continue;
     approval[key] = key === 'pos' ? Math.max(finite(approval.pos), value) : value;
   }
-  const call = state.items.get(`t:${id}`); // the stream's copy of the call, until the detail's
-  const what = approval.tool ? `${approval.tool}(${JSON.stringify(approval.arguments ?? {})})`
-    : call ? `${call.name}(${argsText(call)})` : id;
+  const call = approval.tool ? `${approval.tool}(${JSON.stringify(approval.args ?? {})})` : id;
+  const ask = approval.retryOf
+    ? 'It may have run once already (its outcome is unknown): run it again?'
+    : 'Allow it to run?';
   approval.infoEl.replaceChildren(...[
-    h('p', { class: 'approval-what' }, 'Run ', h('code', { text: what }), '?'),
-    approval.message ? h('p', { text: approval.message }) : null,
-    approval.retryOf
-      ? h('p', { text: 'It may have run once already (its outcome is unknown): approving runs it again.' })
-      : null,
+    h('p', { class: 'approval-what' }, h('code', { text: call })),
+    h('p', { text: approval.message || ask }),
     approval.expiresAt
       ? h('p', { class: 'muted', text: `Declined automatically at ${fmtTime(approval.expiresAt)}.` })
       : null,
