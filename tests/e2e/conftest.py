@@ -54,6 +54,8 @@ FUNCTION_ENV = {
     # a deployer's tool module, found the way the README says: the checkout on the path
     "TOOL_MODULES": "tests.tools.priority_tools,tests.e2e.slow_tools",
     "E2E_EFFECTS_FILE": str(EFFECTS_FILE),
+    # the offline model streams, as on the local stack, but briskly: turns stay short
+    "OFFLINE_WORD_DELAY_MS": "5",
     "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
 }
 TAP = "e2e-tap"

@@ -466,26 +466,34 @@ def stream_thread(ctx: Context, call: Call) -> Answer:
 
     query = call.query_as(models.StreamQuery)
     resume = call.resume_from or query.after
-    cursor = _sse_cursor(resume) if resume is not None else (-1, None)
+    cursor, streamed = _sse_cursor(resume) if resume is not None else ((-1, None), 0)
     store = ctx.store()
     thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
-    plan = StreamPlan(thread_id, stream, cursor, query.format, ctx.settings.api.stream_max_seconds)
+    plan = StreamPlan(
+        thread_id,
+        stream,
+        cursor,
+        query.format,
+        ctx.settings.api.stream_max_seconds,
+        streamed_chars=streamed,
+    )
     body = thread_events(store, ctx.signals(), plan, ctx.prices)
     return Answer(200, {}, stream=body)
 
 
-def _sse_cursor(value: str) -> tuple[int, int | None]:
+def _sse_cursor(value: str) -> tuple[tuple[int, int | None], int]:
+    """((position, index in its group), characters of live text received after it)."""
     import re
 
     found = re.fullmatch(models.SSE_CURSOR, value.strip())
     if found is None:
-        message = "must be an SSE id this stream sent: a position, or position.index"
+        message = "must be an SSE id this stream sent: `12`, `12.3` or `12~40`"
         raise invalid_request(
             [ErrorItem(field="Last-Event-ID", message=message)],
             f"I can't resume from {value[:40]!r}: {message}.",
         )
-    index = found.group(3)
-    return int(found.group(1)), int(index) if index is not None else None
+    position, index, chars = found.groups()
+    return (int(position), int(index) if index is not None else None), int(chars or 0)
 
 
 @_archive_faults

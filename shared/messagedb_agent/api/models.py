@@ -346,15 +346,16 @@ class Health(_Out):
 
 # -- live replies ---------------------------------------------------------------------------
 
-SSE_CURSOR = r"^(-1|0|[1-9][0-9]{0,15})(\.(0|[1-9][0-9]{0,5}))?$"
+SSE_CURSOR = r"^(-1|0|[1-9][0-9]{0,15})(?:\.(0|[1-9][0-9]{0,5})|~(0|[1-9][0-9]{0,8}))?$"
 
 
 class StreamQuery(_Query):
     after: str | None = Field(
         default=None,
         pattern=SSE_CURSOR,
-        description="Resume after this SSE id (`12`, or `12.3` inside position 12's group); "
-        "the `Last-Event-ID` header does the same and wins. Absent: from the start.",
+        description="Resume after this SSE id (`12`; `12.3` inside position 12's group; "
+        "`12~40` after 40 characters of live text following position 12); the "
+        "`Last-Event-ID` header does the same and wins. Absent: from the start.",
     )
     format: Literal["agui", "raw"] = Field(
         default="agui",

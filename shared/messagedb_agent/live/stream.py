@@ -56,6 +56,8 @@ class StreamPlan:
     max_seconds: float
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     until_run_ends: bool = False  # an AG-UI run request: its stream ends with the run
+    # live text the client received after `cursor` on an earlier connection (`12~40`)
+    streamed_chars: int = 0
 
 
 def frame(data: bytes | str, sse_id: str | None = None) -> bytes:
@@ -92,9 +94,13 @@ class _Live:
     event sends only the rest. Only one attempt's deltas are forwarded, in order: after a gap
     or a newer attempt, the step's text waits for its event."""
 
-    def __init__(self) -> None:
+    def __init__(self, carried: int = 0) -> None:
         self.sent: dict[str, str] = {}
+        self.open: dict[str, int] = {}  # live text of messages whose event has not come yet
         self.ended = False  # the run this stream was opened for has ended
+        # live text an earlier connection received of the next assistant message: its first
+        # `carried` characters are not sent again
+        self.carried = carried
         self._attempt: dict[str, int] = {}
         self._next: dict[str, int] = {}
         self._stopped: set[str] = set()
@@ -113,8 +119,14 @@ class _Live:
         if step not in self.sent:
             events.append(TextMessageStartEvent(message_id=step, role="assistant"))
         self.sent[step] = self.sent.get(step, "") + delta.text
+        self.open[step] = self.open.get(step, 0) + len(delta.text)
         events.append(TextMessageContentEvent(message_id=step, delta=delta.text))
         return events
+
+    def cursor(self, position: int) -> str:
+        """The id of a live delta: the last position sent, and how much live text of the
+        message not recorded yet followed it."""
+        return f"{position}~{self.carried + sum(self.open.values())}"
 
 
 def thread_events(
@@ -129,7 +141,7 @@ def thread_events(
     `FALLBACK_SECONDS` (not every event type is announced); deltas wake it without a read."""
     deadline = clock() + plan.max_seconds
     fold = _fold(plan, prices)
-    live = _Live()
+    live = _Live(plan.streamed_chars)
     position = -1
     for recorded in read_thread(store, plan.stream):
         yield from _emit(recorded, fold, plan, live)
@@ -150,7 +162,8 @@ def thread_events(
             deltas = [d for p in text.drain() if (d := decode(p)) is not None]
             if fold is not None:
                 for delta in deltas:
-                    out.extend(frame(agui_json(event)) for event in live.take(delta))
+                    for event in live.take(delta):
+                        out.append(frame(agui_json(event), live.cursor(position)))
             if not deltas or not woken or clock() - last_read >= FALLBACK_SECONDS:
                 for recorded in read_thread(store, plan.stream, after=position):
                     out.extend(_emit(recorded, fold, plan, live))
@@ -195,13 +208,24 @@ def _merged(emitted: list[Emitted], live: _Live) -> Iterator[Emitted]:
     """The final message of a step whose text this connection streamed: its start went out
     with the first delta, so only the text not streamed yet is sent now. (Start and content
     are never the last of their group, so the group's id still reaches the client.)"""
-    from ag_ui.core import TextMessageContentEvent, TextMessageStartEvent
+    from ag_ui.core import TextMessageContentEvent, TextMessageEndEvent, TextMessageStartEvent
 
     for item in emitted:
         event = item.event
+        if isinstance(event, TextMessageEndEvent):
+            live.open.pop(event.message_id, None)
         if not isinstance(event, TextMessageStartEvent | TextMessageContentEvent):
             yield item
             continue
+        if live.carried and isinstance(event, TextMessageStartEvent) and event.role == "assistant":
+            live.sent.setdefault(event.message_id, "")  # it started on the earlier connection
+        elif (
+            live.carried
+            and isinstance(event, TextMessageContentEvent)
+            and live.sent.get(event.message_id) == ""
+        ):
+            live.sent[event.message_id] = event.delta[: live.carried]
+            live.carried = 0
         streamed = live.sent.get(event.message_id)
         if streamed is None:
             yield item
