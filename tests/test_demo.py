@@ -43,6 +43,7 @@ def test_the_http_demo_goes_through_ingest_pubsub_and_step(
     assert text.count("assistant ›") == len(DEMO_TURNS)
     assert "complete_task(task_id=" in text
     assert "ToolExecutionCompleted" in text
+    assert "/ui/#token=" in text  # where to open the web chat
 
 
 def test_the_readmes_sample_transcript_says_what_the_demo_says() -> None:

@@ -7,6 +7,8 @@ cloud, and the tasks it creates live in the user's task stream, so the next run 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -108,7 +110,10 @@ def run_demo(settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DE
 
 
 def run_http_demo(
-    settings: Settings, echo: Echo = print, turns: tuple[str, ...] = DEMO_TURNS
+    settings: Settings,
+    echo: Echo = print,
+    turns: tuple[str, ...] = DEMO_TURNS,
+    keep_serving: bool = False,
 ) -> str:
     """The same conversation as a chat front-end has it: through the local serverless stack.
 
@@ -197,6 +202,15 @@ def run_http_demo(
                 f"{counted(counts['llm_calls'], 'model call')} · "
                 f"{counted(usage['total_tokens'], 'token')} · {counted(len(events), 'event')}"
             )
+        chat = f"{ingest}/ui/#token={token}&thread={thread_id}"
+        if keep_serving:
+            echo(
+                f"\nweb chat  {chat}\n          open it to chat and watch replies stream; Ctrl-C stops"
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+        else:
+            echo(f"\nweb chat  {chat}\n          (served while the stack runs: `make stack`)")
         echo(
             "\nstopping the local stack. Run it again: the first answer lists the tasks this run saved."
         )

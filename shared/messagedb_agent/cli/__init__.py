@@ -471,19 +471,33 @@ def demo(
             help="Run the engine in this process instead of through the local serverless stack.",
         ),
     ] = False,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Keep the stack running after the conversation, for the web chat, until "
+            "Ctrl-C. Default: when run at a terminal, outside CI.",
+        ),
+    ] = None,
 ) -> None:
     """Run a multi-turn conversation on the local defaults and print it with its events.
 
     By default it starts the local stack (Message DB, Pub/Sub emulator, ingest/relay/step
-    functions) and talks to the ingest API as a chat front-end would.
+    functions) and talks to the ingest API as a chat front-end would; then it prints the web
+    chat's URL, and at a terminal keeps serving it until Ctrl-C.
     """
+    import os
+    import sys
+
     from messagedb_agent.demo import run_demo, run_http_demo
 
     settings = load_settings()
     if in_process:
         run_demo(settings, echo=typer.echo)
-    else:
-        run_http_demo(settings, echo=typer.echo)
+        return
+    if serve is None:
+        serve = sys.stdin.isatty() and sys.stdout.isatty() and not os.environ.get("CI")
+    run_http_demo(settings, echo=typer.echo, keep_serving=serve)
 
 
 @app.command("stack")

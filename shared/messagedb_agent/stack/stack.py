@@ -391,6 +391,8 @@ class LocalStack:
                 f'  curl -s -X POST {ingest}/v1/threads -H "Authorization: Bearer $TOKEN" '
                 "-H 'Content-Type: application/json' -d '{\"message\": \"Hello! What can you do?\"}'",
                 f'  curl -s {ingest}/v1/threads/<thread_id> -H "Authorization: Bearer $TOKEN"',
+                "",
+                f"Web chat and thread inspector: {ingest}/ui/#token={token}",
             ]
         lines += ["", "Press Ctrl-C to stop everything."]
         return "\n".join(lines)
