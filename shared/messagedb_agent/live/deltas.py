@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_TEXT_BYTES = 6000  # of one payload's text, well under PostgreSQL's 8000-byte cap
-FLUSH_SECONDS = 0.03  # deltas arriving faster are sent together: one NOTIFY per flush
+FLUSH_SECONDS = (
+    0.1  # deltas arriving faster are sent together: one NOTIFY per flush (docs/capacity.md)
+)
 
 
 def channel_of(stream: str) -> str:

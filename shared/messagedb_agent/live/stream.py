@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Format = Literal["agui", "raw"]
 HEARTBEAT_SECONDS = 15.0
+IDLE_READ_SECONDS = 5.0  # how often a stream with no run under way reads the thread anyway
 Cursor = tuple[int, int | None]
 _RUN_ENDS = frozenset({"RUN_FINISHED", "RUN_ERROR"})
 
@@ -97,6 +98,7 @@ class _Live:
     def __init__(self, carried: int = 0) -> None:
         self.sent: dict[str, str] = {}
         self.open: dict[str, int] = {}  # live text of messages whose event has not come yet
+        self.finished: set[str] = set()  # messages whose event came: later deltas are late
         self.ended = False  # the run this stream was opened for has ended
         # live text an earlier connection received of the next assistant message: its first
         # `carried` characters are not sent again
@@ -109,6 +111,8 @@ class _Live:
         from ag_ui.core import TextMessageContentEvent, TextMessageStartEvent
 
         step = delta.step
+        if step in self.finished:
+            return []  # its event, with the whole text, was sent already
         attempt = self._attempt.setdefault(step, delta.attempt)
         in_order = delta.attempt == attempt and self._next.get(step, 0) == delta.seq
         if step in self._stopped or not in_order:
@@ -157,26 +161,34 @@ def thread_events(
     channel = channel_of(plan.stream)
     with signals.watch(plan.stream) as watch, signals.subscribe(channel, watch.wake) as text:
         while clock() < deadline:
-            woken = watch.wait(min(FALLBACK_SECONDS, max(0.0, deadline - clock())))
+            # While a run is under way its claims and results are not announced: read every
+            # second. Between runs the thread waits for its user, and what ends the wait (a
+            # reply, an approval request) is announced: a rare read covers a lost one.
+            busy = fold is None or fold.run_open or live.open
+            pause = FALLBACK_SECONDS if busy else IDLE_READ_SECONDS
+            woken = watch.wait(min(pause, max(0.0, deadline - clock())))
             out: list[bytes] = []
             deltas = [d for p in text.drain() if (d := decode(p)) is not None]
-            if fold is not None:
-                for delta in deltas:
-                    for event in live.take(delta):
-                        out.append(frame(agui_json(event), live.cursor(position)))
-            if not deltas or not woken or clock() - last_read >= FALLBACK_SECONDS:
+            # The log first: a model's first words come after the message and the run that
+            # asked for them (read now, they are committed), never before.
+            starting = any(d.step not in live.sent for d in deltas)
+            if starting or not deltas or not woken or clock() - last_read >= pause:
                 for recorded in read_thread(store, plan.stream, after=position):
                     out.extend(_emit(recorded, fold, plan, live))
                     position = recorded.position
                 last_read = clock()
+            if fold is not None:
+                for delta in deltas:
+                    for event in live.take(delta):
+                        out.append(frame(agui_json(event), live.cursor(position)))
             if out:
                 yield b"".join(out)
                 last_sent = clock()
-            if live.ended:
-                return
             elif clock() - last_sent >= plan.heartbeat_seconds:
                 yield comment("keep-alive")
                 last_sent = clock()
+            if live.ended:
+                return
     yield comment("max duration reached: reconnect with Last-Event-ID to resume")
 
 
@@ -214,6 +226,7 @@ def _merged(emitted: list[Emitted], live: _Live) -> Iterator[Emitted]:
         event = item.event
         if isinstance(event, TextMessageEndEvent):
             live.open.pop(event.message_id, None)
+            live.finished.add(event.message_id)
         if not isinstance(event, TextMessageStartEvent | TextMessageContentEvent):
             yield item
             continue

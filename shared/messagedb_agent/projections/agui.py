@@ -367,6 +367,11 @@ class AguiFold:
         self._ended = False
 
     @property
+    def run_open(self) -> bool:
+        """Whether a run is under way (its steps write events no announcement covers)."""
+        return self._run is not None
+
+    @property
     def position(self) -> int:
         """The position of the last event fed, -1 before the first."""
         return self._position
