@@ -59,12 +59,7 @@ class LoadRun:
 @contextmanager
 def stack_running(url: str, shards: int, env: Mapping[str, str]) -> Iterator[LocalStack]:
     """The local stack on `url`, its functions started with THREAD_SHARDS=`shards`."""
-    options = StackOptions(
-        ingest_port=0,
-        relay_port=0,
-        step_port=0,
-        emulator_port=0,
-        local_topic_port=0,
+    options = StackOptions.on_free_ports(
         database_url=url,
         env={**env, "THREAD_SHARDS": str(shards)},
     )

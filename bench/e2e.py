@@ -351,12 +351,7 @@ class Run:
 
 @contextmanager
 def running(url: str) -> Iterator[Run]:
-    options = StackOptions(
-        ingest_port=0,
-        relay_port=0,
-        step_port=0,
-        emulator_port=0,
-        local_topic_port=0,
+    options = StackOptions.on_free_ports(
         database_url=url,
         env=FUNCTION_ENV,
     )

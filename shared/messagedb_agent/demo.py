@@ -126,12 +126,7 @@ def run_http_demo(
     from messagedb_agent.stack import StackOptions
     from messagedb_agent.stack.stack import LocalStack
 
-    options = StackOptions(
-        ingest_port=0,
-        relay_port=0,
-        step_port=0,
-        emulator_port=0,
-        local_topic_port=0,
+    options = StackOptions.on_free_ports(
         relay_interval=2.0,
     )
     echo("starting the local stack (Message DB, Pub/Sub, ingest/relay/step functions)…")

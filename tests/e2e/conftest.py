@@ -206,12 +206,7 @@ def live(
     request: pytest.FixtureRequest, e2e_database_url: str, settings: Settings
 ) -> Iterator[Live]:
     """The stack, started once; stopped after this directory's last test (see the hook below)."""
-    options = StackOptions(
-        ingest_port=0,
-        relay_port=0,
-        step_port=0,
-        emulator_port=0,
-        local_topic_port=0,
+    options = StackOptions.on_free_ports(
         transport="emulator",
         relay_interval=1.0,
         database_url=e2e_database_url,

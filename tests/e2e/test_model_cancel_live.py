@@ -54,12 +54,7 @@ def vertex_stack(
         "VERTEX_API_ENDPOINT": vertex.url,
         "LLM_LEASE_SECONDS": "60",  # the slow call keeps its claim: nobody takes it over
     }
-    options = StackOptions(
-        ingest_port=0,
-        relay_port=0,
-        step_port=0,
-        emulator_port=0,
-        local_topic_port=0,
+    options = StackOptions.on_free_ports(
         transport="emulator",
         relay_interval=1.0,
         database_url=url,

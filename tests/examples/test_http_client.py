@@ -21,12 +21,7 @@ SECRET = "example-callback-secret-0123456789"
 @pytest.fixture(scope="module")
 def stack(database_url: str, settings: Settings) -> Iterator[LocalStack]:
     """Ingest and step on free ports, the built-in topic between them, no relay runs."""
-    options = StackOptions(
-        ingest_port=0,
-        relay_port=0,
-        step_port=0,
-        emulator_port=0,
-        local_topic_port=0,
+    options = StackOptions.on_free_ports(
         transport="local",
         relay_interval=0,
         database_url=database_url,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Literal, Self, TextIO
+from typing import Any, Literal, Self, TextIO
 
 from messagedb_agent.settings import Settings
 from messagedb_agent.settings.serving import local_signing_secret
@@ -78,6 +78,19 @@ class StackOptions:
     echo: TextIO | None = None  # where the children's output is echoed, prefixed by name
     search_path: str | None = None  # where to look for gcloud and java (default: PATH)
     startup_timeout: float = 90.0
+
+    @classmethod
+    def on_free_ports(cls, **changes: Any) -> StackOptions:
+        """Every service on a port the system picks: stacks that run beside others (tests,
+        benchmarks, the demo)."""
+        free = {
+            "ingest_port": 0,
+            "relay_port": 0,
+            "step_port": 0,
+            "emulator_port": 0,
+            "local_topic_port": 0,
+        }
+        return cls(**{**free, **changes})
 
 
 def choose_transport(options: StackOptions) -> tuple[Literal["emulator", "local"], str | None]:
