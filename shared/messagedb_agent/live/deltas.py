@@ -6,9 +6,12 @@ text from the event. So deltas go where they cost nothing durable: a `NOTIFY` on
 own channel, delivered only to the sessions `LISTEN`ing on it (the ingest instances serving
 that thread's streams), never written to the log, never delivered to anyone else.
 
-Each notification carries a JSON object `{"step", "attempt", "seq", "text"}`; `seq` counts the
-attempt's deltas from 0, so a reader sees a gap (and waits for the event) instead of garbling
-the text. PostgreSQL caps a payload at 8000 bytes; longer text is split.
+Each notification carries a JSON object `{"step", "attempt", "seq", "text", "full"}`; `seq`
+counts the attempt's notifications from 0, so a reader sees a gap (and waits for the event)
+instead of garbling the text. While the text so far fits in one payload (PostgreSQL caps one at
+8000 bytes), each notification carries all of it (`full`): a stream that starts listening in
+the middle of a reply catches up at once. Past that, only the new text travels, split as needed,
+and only streams that followed from the start go on showing it live.
 """
 
 from __future__ import annotations
@@ -47,10 +50,17 @@ class TextDelta:
     attempt: int
     seq: int
     text: str
+    full: bool = False  # `text` is all of the attempt's text so far, not just the new part
 
 
 def encode(delta: TextDelta) -> str:
-    payload = {"step": delta.step, "attempt": delta.attempt, "seq": delta.seq, "text": delta.text}
+    payload = {
+        "step": delta.step,
+        "attempt": delta.attempt,
+        "seq": delta.seq,
+        "text": delta.text,
+        "full": delta.full,
+    }
     return orjson.dumps(payload).decode()
 
 
@@ -58,7 +68,10 @@ def decode(payload: str) -> TextDelta | None:
     """None for anything that is not a delta (a stray notification on the channel)."""
     try:
         data = orjson.loads(payload)
-        return TextDelta(str(data["step"]), int(data["attempt"]), int(data["seq"]), data["text"])
+        text, full = data["text"], data.get("full", False)
+        if not isinstance(text, str) or not isinstance(full, bool):
+            return None
+        return TextDelta(str(data["step"]), int(data["attempt"]), int(data["seq"]), text, full)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
@@ -99,6 +112,7 @@ class DeltaPublisher:
         self._step, self._attempt = step, attempt
         self._clock = clock
         self._seq = 0
+        self._so_far = ""
         self._held: list[str] = []
         self._last = float("-inf")
         self._broken = False
@@ -114,12 +128,14 @@ class DeltaPublisher:
         if not self._held or self._broken:
             return
         text, self._held = "".join(self._held), []
+        self._so_far += text
+        whole = len(self._so_far.encode()) <= MAX_TEXT_BYTES
         try:
             channel = channel_of(self._stream)
             with self._store.connection() as conn:
-                for part in _split(text):
-                    payload = encode(TextDelta(self._step, self._attempt, self._seq, part))
-                    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+                for part in [self._so_far] if whole else _split(text):
+                    delta = TextDelta(self._step, self._attempt, self._seq, part, whole)
+                    conn.execute("SELECT pg_notify(%s, %s)", (channel, encode(delta)))
                     self._seq += 1
         except Exception as exc:  # the reply is still recorded whole; only liveness is lost
             self._broken = True

@@ -92,8 +92,9 @@ def raw_json(recorded: Recorded[Event]) -> bytes:
 
 class _Live:
     """The text deltas this connection forwarded, by message (the model step), so the final
-    event sends only the rest. Only one attempt's deltas are forwarded, in order: after a gap
-    or a newer attempt, the step's text waits for its event."""
+    event sends only the rest. Only one attempt's text is forwarded, in order: after a gap, a
+    newer attempt, or new text whose start this connection never had, the step's text waits for
+    its event."""
 
     def __init__(self, carried: int = 0) -> None:
         self.sent: dict[str, str] = {}
@@ -111,20 +112,34 @@ class _Live:
         from ag_ui.core import TextMessageContentEvent, TextMessageStartEvent
 
         step = delta.step
-        if step in self.finished:
-            return []  # its event, with the whole text, was sent already
-        attempt = self._attempt.setdefault(step, delta.attempt)
-        in_order = delta.attempt == attempt and self._next.get(step, 0) == delta.seq
-        if step in self._stopped or not in_order:
+        if step in self.finished or step in self._stopped:
+            return []  # its event, with the whole text, was sent already; or it stopped
+        if delta.attempt != self._attempt.setdefault(step, delta.attempt):
+            self._stopped.add(step)
+            return []
+        if delta.seq < self._next.get(step, 0):
+            return []  # older than what was forwarded
+        known = self.sent.get(step)
+        if delta.full and known is None and self.carried:
+            # resumed: the client had the first `carried` characters, and the message's start
+            known = delta.text[: self.carried]
+            self.sent[step], self.open[step], self.carried = known, len(known), 0
+        if delta.full and (known is None or delta.text.startswith(known)):
+            rest = delta.text[len(known or "") :]
+        elif not delta.full and known is not None and self._next.get(step) == delta.seq:
+            rest = delta.text
+        else:  # a gap, or new text of a message whose start this connection never had
             self._stopped.add(step)
             return []
         self._next[step] = delta.seq + 1
         events: list[BaseEvent] = []
-        if step not in self.sent:
+        if known is None:
             events.append(TextMessageStartEvent(message_id=step, role="assistant"))
-        self.sent[step] = self.sent.get(step, "") + delta.text
-        self.open[step] = self.open.get(step, 0) + len(delta.text)
-        events.append(TextMessageContentEvent(message_id=step, delta=delta.text))
+            self.sent[step] = ""
+        if rest:
+            self.sent[step] += rest
+            self.open[step] = self.open.get(step, 0) + len(rest)
+            events.append(TextMessageContentEvent(message_id=step, delta=rest))
         return events
 
     def cursor(self, position: int) -> str:

@@ -440,11 +440,12 @@ function receive(event) {
   if (!message) return;
   // EventSource repeats the previous id on an event that carries none: a new id is a cursor
   const id = event.lastEventId;
-  const hasId = Boolean(id) && id !== state.connLastId;
+  const fresh = Boolean(id) && id !== state.connLastId;
   state.connLastId = id;
+  if (fresh) state.lastId = id; // `12~40` too: live text after 12, resumed without repeats
+  const hasId = fresh && !id.includes('~'); // a recorded event, not live text
   let pos = Infinity; // live (not yet recorded): newer than anything read
   if (hasId) {
-    state.lastId = id;
     const parsed = Number.parseInt(id, 10); // `12.3`: one of the AG-UI events of position 12
     if (Number.isFinite(parsed)) pos = parsed;
     state.streamPos = Math.max(state.streamPos, finite(pos));
