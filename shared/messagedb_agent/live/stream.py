@@ -7,10 +7,10 @@ before it `12.0`, `12.1`... (`projections/agui.py`). A client that reconnects wi
 projection, so the same events always give the same AG-UI events and ids. The raw format sends
 our own events as JSON, one per position.
 
-Live text deltas (`live/deltas.py`) travel without an id: they are not in the log, and the
-`LLMResponseReceived` that ends them brings the whole text under the same message id. So a
-client that saw deltas gets only the rest of the text from the event; one that missed them
-gets it all. Heartbeat comments keep proxies from closing an idle stream; the stream ends at
+Live text (`live/deltas.py`) is not in the log: its ids say how much text followed which
+position (`12~40`), and the `LLMResponseReceived` that ends it brings the whole text under the
+same message id. So a client that saw the live text gets only the rest from the event (also
+after resuming from `12~40`); one that missed it gets it all. Heartbeat comments keep proxies from closing an idle stream; the stream ends at
 its maximum duration (under the platform's request timeout) and the client resumes from its
 last id.
 """
@@ -37,12 +37,14 @@ if TYPE_CHECKING:
     from messagedb_agent.events import Event, Recorded
     from messagedb_agent.projections.agui import AguiFold, Emitted
     from messagedb_agent.store.client import MessageStore
-    from messagedb_agent.store.signals import StreamSignals
+    from messagedb_agent.store.signals import StreamSignals, Subscription, Watch
 
 log = logging.getLogger(__name__)
 
 Format = Literal["agui", "raw"]
-HEARTBEAT_SECONDS = 15.0
+# A comment this often keeps proxies from closing an idle stream, and finds a client that
+# left (the second write after it went fails) within two of them.
+HEARTBEAT_SECONDS = 5.0
 IDLE_READ_SECONDS = 5.0  # how often a stream with no run under way reads the thread anyway
 Cursor = tuple[int, int | None]
 _RUN_ENDS = frozenset({"RUN_FINISHED", "RUN_ERROR"})
@@ -156,54 +158,78 @@ def thread_events(
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[bytes]:
     """The SSE body. Reads the thread from its start (the AG-UI state needs it), sends what
-    follows the cursor, then follows the thread until the client goes or time is up. The log is read when the database announces the thread, or every
-    `FALLBACK_SECONDS` (not every event type is announced); deltas wake it without a read."""
+    follows the cursor, then follows the thread until the client goes or time is up.
+
+    It watches the thread before that first read, so nothing appended meanwhile goes
+    unannounced. The log is read again when the database announces the thread (replies,
+    approval requests), before a model's first words, and otherwise every `FALLBACK_SECONDS`
+    while a run is under way (claims and tool results are not announced) or every
+    `IDLE_READ_SECONDS` between runs. Live text wakes it without a read."""
+    if signals is None:
+        yield from _replayed(store, plan, _fold(plan, prices), _Live(plan.streamed_chars))[0]
+        return
+    channel = channel_of(plan.stream)
+    with signals.watch(plan.stream) as watch, signals.subscribe(channel, watch.nudge) as text:
+        yield from _follow(store, watch, text, plan, prices, clock)
+
+
+def _replayed(
+    store: MessageStore, plan: StreamPlan, fold: AguiFold | None, live: _Live
+) -> tuple[list[bytes], int]:
+    """What the thread holds after the cursor, and the last position read."""
+    out: list[bytes] = []
+    position = -1
+    for recorded in read_thread(store, plan.stream):
+        out.extend(_emit(recorded, fold, plan, live))
+        position = recorded.position
+    return out, position
+
+
+def _follow(
+    store: MessageStore,
+    watch: Watch,
+    text: Subscription,
+    plan: StreamPlan,
+    prices: PriceTable,
+    clock: Callable[[], float],
+) -> Iterator[bytes]:
     deadline = clock() + plan.max_seconds
     fold = _fold(plan, prices)
     live = _Live(plan.streamed_chars)
-    position = -1
-    for recorded in read_thread(store, plan.stream):
-        yield from _emit(recorded, fold, plan, live)
-        position = recorded.position
+    replay, position = _replayed(store, plan, fold, live)
+    yield from replay
     if live.ended:
         return
     # The state travels inside runs (before each one ends): AG-UI clients refuse anything
     # but a new run after a run has finished, so none is sent here.
     yield comment("live")
-    if signals is None:
-        return
     last_sent = last_read = clock()
-    channel = channel_of(plan.stream)
-    with signals.watch(plan.stream) as watch, signals.subscribe(channel, watch.wake) as text:
-        while clock() < deadline:
-            # While a run is under way its claims and results are not announced: read every
-            # second. Between runs the thread waits for its user, and what ends the wait (a
-            # reply, an approval request) is announced: a rare read covers a lost one.
-            busy = fold is None or fold.run_open or live.open
-            pause = FALLBACK_SECONDS if busy else IDLE_READ_SECONDS
-            woken = watch.wait(min(pause, max(0.0, deadline - clock())))
-            out: list[bytes] = []
-            deltas = [d for p in text.drain() if (d := decode(p)) is not None]
-            # The log first: a model's first words come after the message and the run that
-            # asked for them (read now, they are committed), never before.
-            starting = any(d.step not in live.sent for d in deltas)
-            if starting or not deltas or not woken or clock() - last_read >= pause:
-                for recorded in read_thread(store, plan.stream, after=position):
-                    out.extend(_emit(recorded, fold, plan, live))
-                    position = recorded.position
-                last_read = clock()
-            if fold is not None:
-                for delta in deltas:
-                    for event in live.take(delta):
-                        out.append(frame(agui_json(event), live.cursor(position)))
-            if out:
-                yield b"".join(out)
-                last_sent = clock()
-            elif clock() - last_sent >= plan.heartbeat_seconds:
-                yield comment("keep-alive")
-                last_sent = clock()
-            if live.ended:
-                return
+    while clock() < deadline:
+        busy = fold is None or fold.run_open or bool(live.open)
+        pause = FALLBACK_SECONDS if busy else IDLE_READ_SECONDS
+        watch.wait(min(pause, max(0.0, deadline - clock())))
+        out: list[bytes] = []
+        deltas = [d for p in text.drain() if (d := decode(p)) is not None]
+        # The log first: a model's first words come after the message and the run that
+        # asked for them (read now, they are committed), never before.
+        starting = any(d.step not in live.sent for d in deltas)
+        if watch.announced() or starting or clock() - last_read >= pause:
+            for recorded in read_thread(store, plan.stream, after=position):
+                out.extend(_emit(recorded, fold, plan, live))
+                position = recorded.position
+            last_read = clock()
+        if fold is not None:
+            for delta in deltas:
+                for event in live.take(delta):
+                    out.append(frame(agui_json(event), live.cursor(position)))
+        if out:
+            yield b"".join(out)
+            last_sent = clock()
+        elif clock() - last_sent >= plan.heartbeat_seconds:
+            yield comment("keep-alive")
+            last_sent = clock()
+        if live.ended:
+            return
     yield comment("max duration reached: reconnect with Last-Event-ID to resume")
 
 

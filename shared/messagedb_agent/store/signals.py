@@ -38,19 +38,31 @@ class Watch:
     def __init__(self, signals: StreamSignals) -> None:
         self._signals = signals
         self._woken = threading.Event()
+        self._announced = False
 
     @property
     def listening(self) -> bool:
         return self._signals.listening
 
     def wait(self, seconds: float) -> bool:
-        """Wait until the stream is announced or `seconds` pass; True when it was."""
+        """Wait until the stream is announced (or nudged) or `seconds` pass; True when it was."""
         woken = self._woken.wait(seconds)
         self._woken.clear()
         return woken
 
     def wake(self) -> None:
+        """The stream was announced (or the listener lost its connection: read to be sure)."""
+        self._announced = True
         self._woken.set()
+
+    def nudge(self) -> None:
+        """Something else for this waiter arrived (a subscription's payload): wake it only."""
+        self._woken.set()
+
+    def announced(self) -> bool:
+        """Whether the stream was announced since the last call."""
+        announced, self._announced = self._announced, False
+        return announced
 
 
 class Subscription:
