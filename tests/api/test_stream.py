@@ -277,3 +277,42 @@ def test_without_a_secret_to_key_them_stream_tokens_are_unavailable_not_forgeabl
         refused = client.post(f"/v1/threads/{thread}/stream-token", headers=headers)
     assert refused.status_code == 503
     assert refused.get_json()["error"]["code"] == "stream_tokens_unavailable"
+
+
+def test_the_whole_stream_of_the_demo_conversation_is_what_ag_ui_clients_accept(
+    make_api: MakeApi, store: MessageStore, settings: Settings, auth: dict[str, str]
+) -> None:
+    """The demo's turns (an approval among them, approved as the demo does) through the API;
+    every event of the thread's stream validated by the package's models, in a sequence an
+    AG-UI client's verifier accepts."""
+    from tests.api.test_approvals import DEFAULT_APPROVAL
+    from tests.projections.test_agui import verify_sequence
+
+    from messagedb_agent.demo import DEMO_TURNS
+
+    engine_settings = settings.replace(tools_requiring_approval=DEFAULT_APPROVAL)
+    stepping = Stepping(build_engine(engine_settings, store, OfflineModel()))
+    api = make_api(stepping, stream_max_seconds=0.05)
+    with api.flask_app().test_client() as chat:
+        thread = start(chat, auth, None)
+        for turn in DEMO_TURNS:
+            said = chat.post(
+                f"/v1/threads/{thread}/messages?wait=20", json={"message": turn}, headers=auth
+            )
+            assert said.status_code in (200, 202), said.get_json()  # 202: it asks approval
+            for pending in chat.get(f"/v1/threads/{thread}", headers=auth).get_json()[
+                "pending_approvals"
+            ]:
+                path = f"/v1/threads/{thread}/approvals/{pending['tool_call_id']}"
+                assert (
+                    chat.post(path, json={"decision": "approve"}, headers=auth).status_code == 200
+                )
+            stepping.join()
+        messages = read(chat, f"/v1/threads/{thread}/stream", **auth)
+    stepping.join()
+
+    events = [AGUI.validate_python(m.data) for m in messages]
+    verify_sequence(events, thread)
+    runs = [e for e in events if e.type.value == "RUN_FINISHED"]
+    assert len(runs) >= len(DEMO_TURNS)
+    assert any(r.outcome is not None and r.outcome.type == "interrupt" for r in runs)

@@ -242,7 +242,7 @@ class Thread(ThreadEvents):
 # -- what every stream must satisfy -----------------------------------------------------------
 
 
-def verify_sequence(events: Sequence[BaseEvent]) -> None:
+def verify_sequence(events: Sequence[BaseEvent], thread: str = THREAD) -> None:
     """The sequence rules of the AG-UI client's `verifyEvents`, and a little more: runs are
     named once, closed by the run that opened them, and close no message or call half-sent."""
     run: str | None = None
@@ -257,7 +257,7 @@ def verify_sequence(events: Sequence[BaseEvent]) -> None:
             assert isinstance(event, RunStartedEvent), f"{where} outside a run"
         if isinstance(event, RunStartedEvent):
             assert run is None, f"{where}: a run is still open"
-            assert event.thread_id == THREAD
+            assert event.thread_id == thread
             assert event.run_id not in run_ids, f"{where}: run id {event.run_id} used again"
             run = event.run_id
             run_ids.add(run)
@@ -266,7 +266,7 @@ def verify_sequence(events: Sequence[BaseEvent]) -> None:
             assert not calls, f"{where}: tool calls still open: {calls}"
             if isinstance(event, RunFinishedEvent):
                 assert event.run_id == run
-                assert event.thread_id == THREAD
+                assert event.thread_id == thread
             errored = isinstance(event, RunErrorEvent)
             run = None
         elif isinstance(event, TextMessageStartEvent):
