@@ -124,11 +124,11 @@ def run_http_demo(
     import httpx
 
     from messagedb_agent.stack import StackOptions
-    from messagedb_agent.stack.stack import LocalStack
+    from messagedb_agent.stack.stack import LOCAL_WORD_DELAY_MS, LocalStack
 
-    options = StackOptions.on_free_ports(
-        relay_interval=2.0,
-    )
+    # served for a person afterwards: the offline model streams, so the chat shows it live
+    paced = {"OFFLINE_WORD_DELAY_MS": str(LOCAL_WORD_DELAY_MS)} if keep_serving else {}
+    options = StackOptions.on_free_ports(relay_interval=2.0, env=paced)
     echo("starting the local stack (Message DB, Pub/Sub, ingest/relay/step functions)…")
     with LocalStack(settings, options, out=_Quiet(echo)) as stack:  # type: ignore[arg-type]
         ingest = stack.urls["ingest"]

@@ -543,8 +543,11 @@ def stack(
 
     The ports in use are printed once everything answers. A part that dies is started again.
     """
+    import os
+
     from messagedb_agent.runtime import Runtime
     from messagedb_agent.stack import StackOptions, run
+    from messagedb_agent.stack.stack import LOCAL_WORD_DELAY_MS
 
     if transport not in ("auto", "emulator", "local"):
         raise ValueError("--transport must be auto, emulator or local")
@@ -564,6 +567,12 @@ def stack(
                 relay_interval=relay_interval,
                 database_url=database_url,
                 echo=sys.stdout,
+                # the offline model streams its replies, so the web chat shows them live
+                env={
+                    "OFFLINE_WORD_DELAY_MS": os.environ.get(
+                        "OFFLINE_WORD_DELAY_MS", str(LOCAL_WORD_DELAY_MS)
+                    )
+                },
             ),
         )
     )

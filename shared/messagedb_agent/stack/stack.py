@@ -58,6 +58,8 @@ _START_EMBEDDED = (
 )
 
 
+# What `make stack` and a demo that keeps serving the web chat set, so the offline model's
+# replies stream visibly; stacks for tests and benchmarks answer at once unless they ask.
 LOCAL_WORD_DELAY_MS = 40
 LOCAL_THREADS = 64
 
@@ -324,8 +326,6 @@ class LocalStack:
         # Local work: a front-end's webhook on this machine is a fine callback URL here (never
         # in Cloud); an explicit CALLBACK_ALLOW_PRIVATE=false in the environment still wins.
         env.setdefault("CALLBACK_ALLOW_PRIVATE", "true")
-        # The offline model streams its replies a word at a time, so the chat shows them live.
-        env.setdefault("OFFLINE_WORD_DELAY_MS", str(LOCAL_WORD_DELAY_MS))
         # Each live stream holds one of functions-framework's threads while it is open.
         env.setdefault("THREADS", str(LOCAL_THREADS))
         return env
