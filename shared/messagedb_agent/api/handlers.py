@@ -29,6 +29,7 @@ from messagedb_agent.api.transcript import (
 )
 from messagedb_agent.channels import outbound
 from messagedb_agent.events import SessionCompleted
+from messagedb_agent.live.cursor import START, Cursor, parse_cursor
 from messagedb_agent.observability.tracing import current_traceparent
 from messagedb_agent.projections.cost import PriceTable
 from messagedb_agent.settings import Settings
@@ -466,7 +467,7 @@ def stream_thread(ctx: Context, call: Call) -> Answer:
 
     query = call.query_as(models.StreamQuery)
     resume = call.resume_from or query.after
-    cursor, streamed = _sse_cursor(resume) if resume is not None else ((-1, None), 0)
+    cursor = _sse_cursor(resume) if resume is not None else START
     store = ctx.store()
     thread_id, stream = session.resolve_thread(store, call.params["thread_id"], call.user)
     plan = StreamPlan(
@@ -475,25 +476,20 @@ def stream_thread(ctx: Context, call: Call) -> Answer:
         cursor,
         query.format,
         ctx.settings.api.stream_max_seconds,
-        streamed_chars=streamed,
     )
     body = thread_events(store, ctx.signals(), plan, ctx.prices)
     return Answer(200, {}, stream=body)
 
 
-def _sse_cursor(value: str) -> tuple[tuple[int, int | None], int]:
-    """((position, index in its group), characters of live text received after it)."""
-    import re
-
-    found = re.fullmatch(models.SSE_CURSOR, value.strip())
-    if found is None:
+def _sse_cursor(value: str) -> Cursor:
+    try:
+        return parse_cursor(value.strip())
+    except ValueError:
         message = "must be an SSE id this stream sent: `12`, `12.3` or `12~40`"
         raise invalid_request(
             [ErrorItem(field="Last-Event-ID", message=message)],
             f"I can't resume from {value[:40]!r}: {message}.",
-        )
-    position, index, chars = found.groups()
-    return (int(position), int(index) if index is not None else None), int(chars or 0)
+        ) from None
 
 
 @_archive_faults
@@ -631,7 +627,7 @@ def agui_run(ctx: Context, call: Call) -> Answer:
     plan = StreamPlan(
         thread_id,
         stream,
-        (position, None),
+        Cursor(position),
         "agui",
         ctx.settings.api.stream_max_seconds,
         until_run_ends=True,

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from messagedb_agent.live.cursor import PATTERN as SSE_CURSOR
+
 # The form of a callback URL; where it may lead (public addresses, https) depends on
 # CALLBACK_ALLOW_PRIVATE and is checked by the handler (`channels.outbound`).
 CALLBACK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$"
@@ -345,8 +347,6 @@ class Health(_Out):
 
 
 # -- live replies ---------------------------------------------------------------------------
-
-SSE_CURSOR = r"^(-1|0|[1-9][0-9]{0,15})(?:\.(0|[1-9][0-9]{0,5})|~(0|[1-9][0-9]{0,8}))?$"
 
 
 class StreamQuery(_Query):

@@ -2,10 +2,10 @@
 
 Each SSE `id:` is a cursor into the log. In the AG-UI format one of our events may become
 several AG-UI events: the last of them carries the event's stream position (`12`), the ones
-before it `12.0`, `12.1`... (`projections/agui.py`). A client that reconnects with
-`Last-Event-ID` (or `?after=`) gets exactly what follows its cursor: the mapping is a pure
-projection, so the same events always give the same AG-UI events and ids. The raw format sends
-our own events as JSON, one per position.
+before it `12.0`, `12.1`... (`projections/agui.py`; `cursor.py` reads ids back). A client
+that reconnects with `Last-Event-ID` (or `?after=`) gets exactly what follows its cursor: the
+mapping is a pure projection, so the same events always give the same AG-UI events and ids. The
+raw format sends our own events as JSON, one per position.
 
 Live text (`live/deltas.py`) is not in the log: its ids say how much text followed which
 position (`12~40`), and the `LLMResponseReceived` that ends it brings the whole text under the
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import orjson
 
+from messagedb_agent.live.cursor import Cursor, after_cursor
 from messagedb_agent.live.deltas import TextDelta, channel_of, decode
 from messagedb_agent.projections.cost import PriceTable
 from messagedb_agent.projections.progress import aware
@@ -46,7 +47,6 @@ Format = Literal["agui", "raw"]
 # left (the second write after it went fails) within two of them.
 HEARTBEAT_SECONDS = 5.0
 IDLE_READ_SECONDS = 5.0  # how often a stream with no run under way reads the thread anyway
-Cursor = tuple[int, int | None]
 _RUN_ENDS = frozenset({"RUN_FINISHED", "RUN_ERROR"})
 
 
@@ -59,8 +59,6 @@ class StreamPlan:
     max_seconds: float
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     until_run_ends: bool = False  # an AG-UI run request: its stream ends with the run
-    # live text the client received after `cursor` on an earlier connection (`12~40`)
-    streamed_chars: int = 0
 
 
 def frame(data: bytes | str, sse_id: str | None = None) -> bytes:
@@ -166,7 +164,7 @@ def thread_events(
     while a run is under way (claims and tool results are not announced) or every
     `IDLE_READ_SECONDS` between runs. Live text wakes it without a read."""
     if signals is None:
-        yield from _replayed(store, plan, _fold(plan, prices), _Live(plan.streamed_chars))[0]
+        yield from _replayed(store, plan, _fold(plan, prices), _Live(plan.cursor.chars))[0]
         return
     channel = channel_of(plan.stream)
     with signals.watch(plan.stream) as watch, signals.subscribe(channel, watch.nudge) as text:
@@ -195,7 +193,7 @@ def _follow(
 ) -> Iterator[bytes]:
     deadline = clock() + plan.max_seconds
     fold = _fold(plan, prices)
-    live = _Live(plan.streamed_chars)
+    live = _Live(plan.cursor.chars)
     replay, position = _replayed(store, plan, fold, live)
     yield from replay
     if live.ended:
@@ -245,11 +243,9 @@ def _emit(
     recorded: Recorded[Event], fold: AguiFold | None, plan: StreamPlan, live: _Live
 ) -> Iterator[bytes]:
     if fold is None:
-        if recorded.position > plan.cursor[0]:
+        if recorded.position > plan.cursor.position:
             yield frame(raw_json(recorded), str(recorded.position))
         return
-    from messagedb_agent.projections.agui import after_cursor
-
     for emitted in _merged(fold.feed(recorded), live):
         if after_cursor(emitted, plan.cursor):
             yield frame(agui_json(emitted.event), emitted.sse_id)

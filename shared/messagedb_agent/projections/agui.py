@@ -3,7 +3,7 @@
 Each stored event maps to a group of AG-UI events (often none), all carrying its stream
 position. A group's last event has the SSE id `"<position>"`, the ones before it
 `"<position>.<index>"`, so a client that reconnects with `Last-Event-ID` resumes exactly where
-it stopped, even in the middle of a group (`parse_cursor`, `after_cursor`). The mapping is a
+it stopped, even in the middle of a group (`live/cursor.py` reads the ids back). The mapping is a
 function of the events alone (times come from the events, ids from stored ids), so replaying a
 thread yields the same stream, ids included, every time.
 
@@ -74,7 +74,6 @@ Why these choices:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -149,8 +148,6 @@ __all__ = [
     "ENDED_UNAPPROVED",
     "AguiFold",
     "Emitted",
-    "after_cursor",
-    "parse_cursor",
     "project_agui",
 ]
 
@@ -178,7 +175,6 @@ APPROVAL_ANSWER: dict[str, Any] = {
     "required": ["decision"],
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR = re.compile(r"(0|[1-9][0-9]{0,17})(?:\.(0|[1-9][0-9]{0,17}))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,28 +184,6 @@ class Emitted:
     sse_id: str
     position: int
     event: BaseEvent
-
-
-def parse_cursor(value: str) -> tuple[int, int | None]:
-    """A `Last-Event-ID` as (position, index in its group): "12" is all of position 12,
-    "12.3" its group up to index 3. Anything this module never hands out is a ValueError."""
-    match = _CURSOR.fullmatch(value)
-    if match is None:
-        raise ValueError(f"not an event id of this stream: {value!r}")
-    position, index = match.groups()
-    return int(position), None if index is None else int(index)
-
-
-def after_cursor(emitted: Emitted, cursor: tuple[int, int | None]) -> bool:
-    """Whether `emitted` comes after `cursor`. A group's last event has no index in its id,
-    and no cursor inside a group can name it, so it follows every such cursor."""
-    position, index = cursor
-    if emitted.position != position:
-        return emitted.position > position
-    if index is None:
-        return False
-    _, dot, own = emitted.sse_id.partition(".")
-    return not dot or int(own) > index
 
 
 @dataclass(slots=True)
@@ -338,7 +312,7 @@ class AguiFold:
     """The projection, fed one event at a time (`feed`), as a live stream needs it.
 
     `project_agui(events)` equals the concatenation of `feed` over `events`; a stream served
-    from a cursor is the suffix `after_cursor` selects.
+    from a cursor is the suffix `live.cursor.after_cursor` selects.
     """
 
     __slots__ = (
