@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from tests.projections.thread_events import ThreadEvents
 
-from messagedb_agent.events import LLMResponseReceived, TokenUsage
-from messagedb_agent.events.ids import message_id
+from messagedb_agent.events import ContextCompacted, LLMResponseReceived, TokenUsage
+from messagedb_agent.events.ids import compaction_step_id, message_id
 from messagedb_agent.llm.catalogue import CATALOGUE
 from messagedb_agent.projections.cost import (
+    Cost,
+    CostFold,
     ModelPrice,
     PriceTable,
     price_table,
@@ -251,9 +256,6 @@ def test_malformed_model_prices_are_refused_at_start(
 
 
 def test_a_compaction_is_a_paid_call_and_counts_in_the_cost() -> None:
-    from messagedb_agent.events import ContextCompacted
-    from messagedb_agent.events.ids import compaction_step_id
-
     thread = ThreadEvents()
     thread.started()
     thread.user("hi")
@@ -275,3 +277,78 @@ def test_a_compaction_is_a_paid_call_and_counts_in_the_cost() -> None:
     cost = project_cost(thread.events)
     assert cost.usd == 2 * alone > 0
     assert cost.by_model[0].calls == 2
+
+
+# "" answers as the model its claim asked for ("offline"); gpt-4o has no price here
+_model = st.sampled_from(("offline", "gemini-3.8-flash", "gpt-4o", ""))
+_tokens = st.integers(min_value=0, max_value=2_000_000)
+_calls = st.lists(
+    st.one_of(
+        st.tuples(st.just("respond"), _model, _tokens, _tokens, _tokens, st.booleans()),
+        st.tuples(st.just("compact"), _model, _tokens, _tokens),
+        st.tuples(st.just("fail")),
+        st.tuples(st.just("user")),
+    ),
+    max_size=25,
+)
+
+
+def _history(calls: list[tuple[Any, ...]]) -> ThreadEvents:
+    """Responses to claimed steps (or, `claimed` False, to steps nobody claimed),
+    compactions, failed calls and user messages."""
+    thread = ThreadEvents()
+    thread.started()
+    for kind, *args in calls:
+        if kind == "user":
+            thread.user("more")
+        elif kind == "fail":
+            thread.fail_llm(thread.claim(), retryable=True)
+        elif kind == "respond":
+            model, tokens_in, tokens_out, cached, claimed = args
+            step = thread.claim() if claimed else f"unclaimed-{thread.head}"
+            usage = TokenUsage(
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                cached_input_tokens=min(cached, tokens_in),
+            )
+            thread.add(
+                LLMResponseReceived(step_id=step, model_name=model, token_usage=usage),
+                message_id(step, "response"),
+            )
+        else:
+            model, tokens_in, tokens_out = args
+            step = compaction_step_id(thread.stream, thread.head)
+            thread.add(
+                ContextCompacted(
+                    step_id=step,
+                    summary="so far",
+                    first_kept_position=thread.head,
+                    summarised_messages=1,
+                    tokens_before=tokens_in,
+                    model_name=model,
+                    token_usage=TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out),
+                ),
+                message_id(step, "compacted"),
+            )
+    return thread
+
+
+@settings(max_examples=150, deadline=None)
+@given(_calls)
+def test_folding_one_event_at_a_time_equals_projecting_every_prefix(
+    calls: list[tuple[Any, ...]],
+) -> None:
+    events = _history(calls).events
+    prices = PriceTable(
+        {
+            "offline": ModelPrice(Decimal(1), Decimal(4), Decimal("0.5")),
+            "gemini-3.8-flash": ModelPrice(Decimal("0.3"), Decimal("2.5")),
+        }
+    )
+    fold = CostFold(prices)
+    seen: list[Cost] = []
+    for recorded in events:
+        fold.apply(recorded)
+        seen.append(fold.cost)
+    # read after the whole history was applied: a value handed out earlier did not move
+    assert seen == [project_cost(events[: k + 1], prices) for k in range(len(events))]

@@ -75,9 +75,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import singledispatch
 from typing import Any, Literal
 
@@ -129,15 +128,8 @@ from messagedb_agent.events.user import (
     TurnCancelled,
     UserMessageAdded,
 )
-from messagedb_agent.events.values import TokenUsage
-from messagedb_agent.projections.approvals import Approval, Decision
-from messagedb_agent.projections.cost import (
-    UNKNOWN_MODEL,
-    Cost,
-    ModelCost,
-    PriceTable,
-    call_cost,
-)
+from messagedb_agent.projections.approvals import Approval, ApprovalsFold, Decision
+from messagedb_agent.projections.cost import Cost, CostFold, PriceTable
 from messagedb_agent.projections.llm_context import CANCELLED_CALL, IN_DOUBT, declined_text
 from messagedb_agent.projections.next_step import NextStep, NextStepFold, StepKind
 from messagedb_agent.projections.progress import Progress, aware, fold
@@ -236,13 +228,13 @@ class _Group:
 class _Seen:
     """What the mapping remembers of the thread: the steps a cancel stopped (read from
     `Progress`, the step protocol's own fold), the AG-UI id of every call shown, and the
-    latest tool step's approvals, by the rules of `projections.approvals`."""
+    latest tool step's approvals (`projections.approvals`' own fold). An event's handler sees
+    the approvals as they were before it, so a cancel can name the calls it withdraws."""
 
     progress: Progress = field(default_factory=Progress)
     call_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     used_ids: set[str] = field(default_factory=set)
-    approval_step: str | None = None
-    approvals: dict[str, Approval] = field(default_factory=dict)
+    approvals: ApprovalsFold = field(default_factory=ApprovalsFold)
 
     def new_call_id(self, tool_step: str, call_id: str, position: int) -> str:
         """The call's own id unless an earlier call of the thread had it already."""
@@ -270,42 +262,7 @@ class _Seen:
 
     @property
     def pending(self) -> list[Approval]:
-        return [a for a in self.approvals.values() if a.decision is None]
-
-
-class _CostFold:
-    """`project_cost`, one event at a time: the same pricing, summed as it comes."""
-
-    __slots__ = ("_claimed", "_prices", "cost")
-
-    def __init__(self, prices: PriceTable) -> None:
-        self._prices = prices
-        self._claimed: dict[str, str] = {}
-        self.cost = Cost()
-
-    def add(self, recorded: Recorded[Event]) -> tuple[str, TokenUsage] | None:
-        """Counts a priced call; returns its model and usage, None for any other event."""
-        event = recorded.event
-        if isinstance(event, LLMCallRequested):
-            self._claimed[event.step_id] = event.model
-            return None
-        if not isinstance(event, LLMResponseReceived | ContextCompacted):
-            return None
-        model = event.model_name or self._claimed.get(event.step_id) or UNKNOWN_MODEL
-        usage = event.token_usage
-        price = self._prices.price_of(model, recorded.time)
-        item = ModelCost(
-            model,
-            usage.input_tokens,
-            usage.output_tokens,
-            1,
-            call_cost(price, usage) if price else Decimal(0),
-            price is not None,
-            usage.cached_input_tokens,
-            usage.thinking_tokens,
-        )
-        self.cost = self.cost + Cost((item,))
-        return model, usage
+        return self.approvals.approvals.pending
 
 
 class AguiFold:
@@ -320,7 +277,7 @@ class AguiFold:
         "_ended",
         "_position",
         "_run",
-        "_run_usage",
+        "_run_cost",
         "_seen",
         "_state",
         "_steps",
@@ -333,11 +290,11 @@ class AguiFold:
         self._steps = NextStepFold()
         self._seen = _Seen()
         self._state = SessionState()
-        self._cost = _CostFold(prices or PriceTable())
+        self._cost = CostFold(prices)
         self._position = -1
         self._time: int | None = None
         self._run: str | None = None
-        self._run_usage: dict[str, TokenUsage] = {}
+        self._run_cost = Cost()  # the usage of the run's model calls
         self._ended = False
 
     @property
@@ -363,9 +320,10 @@ class AguiFold:
         fold([recorded], self._seen.progress)
         self._steps.feed([_without_callback(recorded)])
         self._state = project_session_state([recorded], self._state)
-        priced = self._cost.add(recorded)
+        priced = self._cost.apply(recorded)
         group = _Group(self._time)
         _show(recorded.event, recorded, self._seen, group)
+        self._seen.approvals.apply(recorded)
         if self._ended:
             return []
         decision = self._steps.decide(recorded.time)
@@ -380,8 +338,7 @@ class AguiFold:
             return []
         out.extend(event for event, _ in group.shown)
         if priced is not None:
-            model, usage = priced
-            self._run_usage[model] = self._run_usage.get(model, TokenUsage()) + usage
+            self._run_cost = self._run_cost + Cost((priced,))
         if group.completion is not None:
             out.extend(self._complete(group.completion, group.time))
         elif group.cancelled:
@@ -427,7 +384,7 @@ class AguiFold:
             timestamp=time,
         )
         snapshot = StateSnapshotEvent(snapshot=self._snapshot(), timestamp=time)
-        self._run, self._run_usage = None, {}
+        self._run, self._run_cost = None, Cost()
         return [snapshot, finished]
 
     def _complete(self, event: SessionCompleted, time: int) -> list[BaseEvent]:
@@ -443,24 +400,24 @@ class AguiFold:
             timestamp=time,
         )
         snapshot = StateSnapshotEvent(snapshot=self._snapshot(), timestamp=time)
-        self._run, self._run_usage = None, {}
+        self._run, self._run_cost = None, Cost()
         return [snapshot, failed]
 
     def _usage(self) -> list[UsageEntry] | None:
         """The run's model calls, one entry per model (AG-UI's accounting is ours: cached
         input is part of the input, thinking part of the output)."""
-        if not self._run_usage:
+        if not self._run_cost.by_model:
             return None
         return [
             UsageEntry(
-                model=model,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                total_tokens=usage.total_tokens,
-                cached_input_tokens=usage.cached_input_tokens,
-                reasoning_tokens=usage.thinking_tokens,
+                model=calls.model,
+                input_tokens=calls.input_tokens,
+                output_tokens=calls.output_tokens,
+                total_tokens=calls.input_tokens + calls.output_tokens,
+                cached_input_tokens=calls.cached_input_tokens,
+                reasoning_tokens=calls.thinking_tokens,
             )
-            for model, usage in sorted(self._run_usage.items())
+            for calls in self._run_cost.by_model
         ]
 
     def _snapshot(self) -> dict[str, Any]:
@@ -519,8 +476,6 @@ def _(event: UserMessageAdded, recorded: Recorded[Event], seen: _Seen, group: _G
 @_show.register
 def _(event: LLMResponseReceived, recorded: Recorded[Event], seen: _Seen, group: _Group) -> None:
     tool_step = tool_step_id(event.step_id)
-    if event.tool_calls:  # a response that calls tools starts the approvals of a new step
-        seen.approval_step, seen.approvals = tool_step, {}
     if event.step_id in seen.progress.cancelled_steps:
         group.custom(
             "late_answer_ignored",
@@ -608,7 +563,6 @@ def _(event: ToolExecutionRequested, recorded: Recorded[Event], seen: _Seen, gro
 
 @_show.register
 def _(event: ToolExecutionCompleted, recorded: Recorded[Event], seen: _Seen, group: _Group) -> None:
-    _settled(seen, event.step_id, event.tool_call_id)
     group.result(recorded.id, seen.call_id(event.step_id, event.tool_call_id), event.result)
 
 
@@ -628,7 +582,6 @@ def _(event: ToolExecutionFailed, recorded: Recorded[Event], seen: _Seen, group:
             },
         )
         return
-    _settled(seen, event.step_id, event.tool_call_id)
     group.result(
         recorded.id,
         seen.call_id(event.step_id, event.tool_call_id),
@@ -655,21 +608,6 @@ def _(event: ToolExecutionInDoubt, recorded: Recorded[Event], seen: _Seen, group
 
 @_show.register
 def _(event: ToolApprovalRequested, recorded: Recorded[Event], seen: _Seen, group: _Group) -> None:
-    asked = seen.approvals.get(event.tool_call_id)
-    if event.step_id == seen.approval_step and (
-        asked is None or (event.retry_of is not None and asked.retry_of != event.retry_of)
-    ):
-        seen.approvals[event.tool_call_id] = Approval(
-            event.step_id,
-            event.tool_call_id,
-            event.tool_name,
-            event.arguments,
-            event.decider,
-            recorded.time,
-            event.expires_at,
-            recorded.position,
-            retry_of=event.retry_of,
-        )
     group.custom(
         "approval_requested",
         {
@@ -685,7 +623,6 @@ def _(event: ToolApprovalRequested, recorded: Recorded[Event], seen: _Seen, grou
 
 @_show.register
 def _(event: ToolApprovalGranted, recorded: Recorded[Event], seen: _Seen, group: _Group) -> None:
-    _decide(seen, event, "approved")
     group.custom("approval_decided", _decision(seen, event, "approved"), fact=True)
 
 
@@ -693,7 +630,6 @@ def _(event: ToolApprovalGranted, recorded: Recorded[Event], seen: _Seen, group:
 def _(event: ToolApprovalDenied, recorded: Recorded[Event], seen: _Seen, group: _Group) -> None:
     """The call's outcome: declined, or (a rerun refused) still in doubt, as the model reads it."""
     decision: Decision = "expired" if event.expired else "declined"
-    _decide(seen, event, decision)
     content = (
         {"declined": declined_text(event)}
         if event.retry_of is None
@@ -732,11 +668,9 @@ def _(
 def _(event: TurnCancelled, recorded: Recorded[Event], seen: _Seen, group: _Group) -> None:
     """The calls still waiting for approval are withdrawn: each gets the result the model
     reads for it, so no interrupt stays open in the client."""
-    for call, waiting in list(seen.approvals.items()):
-        if waiting.decision is None:
-            seen.approvals[call] = replace(waiting, decision="withdrawn")
-            ident = seen.call_id(waiting.step_id, call)
-            group.result(f"{recorded.id}/{ident}", ident, {"cancelled": CANCELLED_CALL})
+    for waiting in seen.pending:
+        ident = seen.call_id(waiting.step_id, waiting.tool_call_id)
+        group.result(f"{recorded.id}/{ident}", ident, {"cancelled": CANCELLED_CALL})
     group.custom(
         "turn_cancelled",
         {"requested_by": event.requested_by, "reason": event.reason, "rollback": event.rollback},
@@ -769,31 +703,6 @@ def _(event: ErrorOccurred, recorded: Recorded[Event], seen: _Seen, group: _Grou
 
 
 # -- shared by the handlers -------------------------------------------------------------------------
-
-
-def _settled(seen: _Seen, step_id: str, call_id: str) -> None:
-    """A call in doubt that was only slow: its outcome is known, there is nothing to rerun."""
-    asked = seen.approvals.get(call_id)
-    if (
-        step_id == seen.approval_step
-        and asked is not None
-        and asked.decision is None
-        and asked.retry_of is not None
-    ):
-        seen.approvals[call_id] = replace(asked, decision="withdrawn")
-
-
-def _decide(
-    seen: _Seen, event: ToolApprovalGranted | ToolApprovalDenied, decision: Decision
-) -> None:
-    asked = seen.approvals.get(event.tool_call_id)
-    if (
-        event.step_id == seen.approval_step
-        and asked is not None
-        and asked.decision is None
-        and asked.retry_of == event.retry_of
-    ):
-        seen.approvals[event.tool_call_id] = replace(asked, decision=decision, reason=event.reason)
 
 
 def _decision(

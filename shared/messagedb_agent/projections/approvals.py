@@ -55,13 +55,25 @@ class Approvals:
         return [a for a in self.by_call.values() if a.decision is None]
 
 
-def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
-    step: str | None = None
-    by_call: dict[str, Approval] = {}
-    for recorded in events:
-        event = recorded.event
+class ApprovalsFold:
+    """The approvals, one event at a time, for a view kept current as events arrive (the AG-UI
+    stream); `project_approvals(events)` is this fold over `events`."""
+
+    __slots__ = ("_by_call", "_step")
+
+    def __init__(self) -> None:
+        self._step: str | None = None
+        self._by_call: dict[str, Approval] = {}
+
+    @property
+    def approvals(self) -> Approvals:
+        """As of the events applied so far; later events do not change it."""
+        return Approvals(self._step, dict(self._by_call))
+
+    def apply(self, recorded: Recorded[Event]) -> None:
+        event, step, by_call = recorded.event, self._step, self._by_call
         if isinstance(event, LLMResponseReceived) and event.tool_calls:
-            step, by_call = tool_step_id(event.step_id), {}
+            self._step, self._by_call = tool_step_id(event.step_id), {}
         elif isinstance(event, ToolApprovalRequested) and event.step_id == step:
             asked = by_call.get(event.tool_call_id)
             if asked is None or (event.retry_of is not None and asked.retry_of != event.retry_of):
@@ -93,7 +105,13 @@ def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
             asked = by_call.get(event.tool_call_id)
             if asked is not None and asked.decision is None and asked.retry_of == event.retry_of:
                 by_call[event.tool_call_id] = _decided(asked, event)
-    return Approvals(step, by_call)
+
+
+def project_approvals(events: Sequence[Recorded[Event]]) -> Approvals:
+    fold = ApprovalsFold()
+    for recorded in events:
+        fold.apply(recorded)
+    return fold.approvals
 
 
 def _decided(asked: Approval, event: ToolApprovalGranted | ToolApprovalDenied) -> Approval:

@@ -28,6 +28,7 @@ from messagedb_agent.settings.agent import PriceSettings
 
 __all__ = [
     "Cost",
+    "CostFold",
     "ModelCost",
     "ModelPrice",
     "PriceTable",
@@ -161,37 +162,60 @@ class UserCost:
     total: Cost = field(default_factory=Cost)
 
 
-def project_cost(events: Sequence[Recorded[Event]], prices: PriceTable | None = None) -> Cost:
-    """The priced token usage of every model response (and compaction) in a thread.
+class CostFold:
+    """The cost, one event at a time, for a view kept current as events arrive (the AG-UI
+    stream); `project_cost(events, prices)` is this fold over `events`.
 
     A response is priced by the model that answered (`model_name`), or, when a provider did
     not say, the model its claim asked for, at the price in force when it was recorded.
     Failed calls report no usage and cost nothing here.
     """
-    table = prices or PriceTable()
-    claimed: dict[str, str] = {}
-    calls: list[ModelCost] = []
-    for recorded in events:
+
+    __slots__ = ("_by_model", "_claimed", "_prices")
+
+    def __init__(self, prices: PriceTable | None = None) -> None:
+        self._prices = prices or PriceTable()
+        self._claimed: dict[str, str] = {}
+        self._by_model: dict[str, ModelCost] = {}
+
+    @property
+    def cost(self) -> Cost:
+        """As of the events applied so far."""
+        return Cost(tuple(self._by_model[name] for name in sorted(self._by_model)))
+
+    def apply(self, recorded: Recorded[Event]) -> ModelCost | None:
+        """Counts a model call (a response or a compaction); returns it, priced, or None for
+        any other event."""
         event = recorded.event
         if isinstance(event, LLMCallRequested):
-            claimed[event.step_id] = event.model
-        elif isinstance(event, LLMResponseReceived | ContextCompacted):
-            model = event.model_name or claimed.get(event.step_id) or UNKNOWN_MODEL
-            usage = event.token_usage
-            price = table.price_of(model, recorded.time)
-            calls.append(
-                ModelCost(
-                    model,
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    1,
-                    call_cost(price, usage) if price else Decimal(0),
-                    price is not None,
-                    usage.cached_input_tokens,
-                    usage.thinking_tokens,
-                )
-            )
-    return _combine(calls)
+            self._claimed[event.step_id] = event.model
+            return None
+        if not isinstance(event, LLMResponseReceived | ContextCompacted):
+            return None
+        model = event.model_name or self._claimed.get(event.step_id) or UNKNOWN_MODEL
+        usage = event.token_usage
+        price = self._prices.price_of(model, recorded.time)
+        item = ModelCost(
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            1,
+            call_cost(price, usage) if price else Decimal(0),
+            price is not None,
+            usage.cached_input_tokens,
+            usage.thinking_tokens,
+        )
+        known = self._by_model.get(model)
+        self._by_model[model] = item if known is None else known + item
+        return item
+
+
+def project_cost(events: Sequence[Recorded[Event]], prices: PriceTable | None = None) -> Cost:
+    """The priced token usage of every model response (and compaction) in a thread."""
+    fold = CostFold(prices)
+    for recorded in events:
+        fold.apply(recorded)
+    return fold.cost
 
 
 def project_user_cost(
