@@ -104,7 +104,12 @@ def test_a_gemini_model_passes_a_tool_calling_round_trip(run: Invoke, vertex: Fa
     assert result.output.startswith("pass  gemini-3.8-flash: called echo")
     assert "The echo tool returned ping." in result.output
     first, second = vertex.requests
-    assert first.params == {"project": PROJECT, "location": "global", "model": "gemini-3.8-flash"}
+    assert first.params == {
+        "project": PROJECT,
+        "location": "global",
+        "model": "gemini-3.8-flash",
+        "method": "generateContent",
+    }
     assert first.body["tools"][0]["functionDeclarations"][0]["name"] == "echo"
     # the result went back with the call's thought signature (the stand-in refuses it without)
     answer = second.body["contents"][-1]["parts"][0]["functionResponse"]

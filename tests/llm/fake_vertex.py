@@ -1,8 +1,10 @@
-"""A local HTTP server speaking the two Vertex AI REST routes the providers use.
+"""A local HTTP server speaking the Vertex AI REST routes the providers use.
 
-It serves Gemini's `generateContent` and Claude's `rawPredict` on 127.0.0.1, records every
-request (path, headers, JSON body) so tests can assert on what the real SDKs put on the wire,
-and answers from a queue of scripted replies, which may be errors or slow.
+It serves Gemini's `generateContent` and `streamGenerateContent` and Claude's `rawPredict` and
+`streamRawPredict` on 127.0.0.1, records every request (path, query, headers, JSON body) so
+tests can assert on what the real SDKs put on the wire, and answers from a queue of scripted
+replies, which may be errors, slow, paced piece by piece, or broken off in mid-stream. A
+streamed answer is the scripted reply cut the way the service cuts it (`vertex_streams`).
 
 It is as strict as the real service about the request rules it knows: a request that breaks
 one (no or a wrong bearer token when tokens are checked, a model it does not serve, a body
@@ -15,26 +17,29 @@ services document, including the awkward ones: cut at the output limit, empty, b
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import re
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from tests.llm import vertex_streams
 from tests.local_service import LocalService
 
 GEMINI_ROUTE = re.compile(
     r"^/v1beta1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-    r"/publishers/google/models/(?P<model>[^/:]+):generateContent$"
+    r"/publishers/google/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
 )
 CLAUDE_ROUTE = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-    r"/publishers/anthropic/models/(?P<model>[^/:]+):(?:rawPredict|streamRawPredict)$"
+    r"/publishers/anthropic/models/(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)$"
 )
 
 # The placeholder Google documents for function calls whose signature was never issued
@@ -131,13 +136,26 @@ class Recorded:
     params: dict[str, str]
     headers: dict[str, str]
     body: dict[str, Any]
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def streamed(self) -> bool:
+        return self.params.get("method") in ("streamGenerateContent", "streamRawPredict")
 
 
 @dataclass(frozen=True)
 class Reply:
+    """`delay` comes before the answer; `pace` between the pieces of a streamed one. After
+    `fail_after` pieces an error event breaks the stream off (the service's mid-stream error);
+    after `cut_after` pieces the connection just closes (a dropped stream)."""
+
     status: int
     body: dict[str, Any]
     delay: float = 0.0
+    pace: float = 0.0
+    fail_after: int | None = None
+    cut_after: int | None = None
+    failure: dict[str, Any] | None = None  # the mid-stream error's body, else the usual one
 
 
 @dataclass
@@ -159,9 +177,20 @@ class FakeVertex(LocalService):
     _server: ThreadingHTTPServer | None = None
     thread_name: ClassVar[str] = "fake-vertex"
 
-    def reply(self, body: dict[str, Any], *, status: int = 200, delay: float = 0.0) -> None:
+    def reply(
+        self,
+        body: dict[str, Any],
+        *,
+        status: int = 200,
+        delay: float = 0.0,
+        pace: float = 0.0,
+        fail_after: int | None = None,
+        cut_after: int | None = None,
+        failure: dict[str, Any] | None = None,
+    ) -> None:
         with self._lock:
-            self._replies.append(Reply(status, body, delay))
+            reply = Reply(status, body, delay, pace, fail_after, cut_after, failure)
+            self._replies.append(reply)
 
     def error(self, status: int, message: str, *, delay: float = 0.0) -> None:
         """An error in Google's API format, which Vertex uses for both publishers."""
@@ -193,7 +222,8 @@ class FakeVertex(LocalService):
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else {}
-        path = handler.path.split("?", 1)[0]
+        path, _, query_string = handler.path.partition("?")
+        query = dict(urllib.parse.parse_qsl(query_string))
         api, match = "gemini", GEMINI_ROUTE.match(path)
         if match is None:
             api, match = "claude", CLAUDE_ROUTE.match(path)
@@ -203,7 +233,7 @@ class FakeVertex(LocalService):
         params = match.groupdict()
         headers = dict(handler.headers.items())
         with self._lock:
-            self.requests.append(Recorded(api, path, params, headers, body))
+            self.requests.append(Recorded(api, path, params, headers, body, query))
             reply = self._rejection(api, params, headers, body)
             if reply is None and self._replies:
                 reply = self._replies.popleft()
@@ -211,7 +241,10 @@ class FakeVertex(LocalService):
                     reply = self._signed(reply)
         if reply is None:
             reply = Reply(500, google_error(500, "no reply scripted"))
-        self._send(handler, reply)
+        if reply.status == 200 and _streams(api, params, body):
+            self._send_stream(handler, api, reply, sse=query.get("alt") == "sse")
+        else:
+            self._send(handler, reply)
 
     def _rejection(
         self, api: str, params: dict[str, str], headers: dict[str, str], body: dict[str, Any]
@@ -250,7 +283,7 @@ class FakeVertex(LocalService):
                 signature = base64.b64encode(raw).decode()
                 calls[0]["thoughtSignature"] = signature
                 self.issued_signatures[_call_key(calls[0]["functionCall"])] = signature
-        return Reply(reply.status, body, reply.delay)
+        return dataclasses.replace(reply, body=body)
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
@@ -265,6 +298,45 @@ class FakeVertex(LocalService):
             handler.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting: exactly what a timeout test wants
+
+    @staticmethod
+    def _send_stream(handler: BaseHTTPRequestHandler, api: str, reply: Reply, *, sse: bool) -> None:
+        if reply.delay:
+            time.sleep(reply.delay)
+        if api == "gemini":
+            pieces = vertex_streams.gemini_chunks(reply.body)
+            failure = vertex_streams.GEMINI_UNAVAILABLE
+        else:
+            pieces = vertex_streams.claude_events(reply.body)
+            failure = vertex_streams.CLAUDE_OVERLOADED
+        if reply.fail_after is not None:
+            pieces = [*pieces[: reply.fail_after], reply.failure or failure]
+        elif reply.cut_after is not None:
+            pieces = pieces[: reply.cut_after]
+        if api == "claude":
+            frames, kind = vertex_streams.claude_sse(pieces), "text/event-stream"
+        elif sse:
+            frames, kind = vertex_streams.gemini_sse(pieces), "text/event-stream"
+        else:
+            frames, kind = vertex_streams.gemini_json_array(pieces), "application/json"
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", f"{kind}; charset=UTF-8")
+            handler.end_headers()  # no length: HTTP/1.0, the body ends when the connection does
+            for index, frame in enumerate(frames):
+                if index and reply.pace:
+                    time.sleep(reply.pace)
+                handler.wfile.write(frame)
+                handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def _streams(api: str, params: dict[str, str], body: dict[str, Any]) -> bool:
+    """Gemini streams on its own route; Claude's SDK sends `stream: true` to streamRawPredict."""
+    if api == "gemini":
+        return params["method"] == "streamGenerateContent"
+    return body.get("stream") is True
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -65,7 +65,12 @@ def test_text_reply_sends_a_top_level_system_prompt(
     assert response.model_name == "claude-sonnet-4-5"
     sent = vertex.last
     assert sent.api == "claude"
-    assert sent.params == {"project": PROJECT, "location": LOCATION, "model": MODEL}
+    assert sent.params == {
+        "project": PROJECT,
+        "location": LOCATION,
+        "model": MODEL,
+        "method": "rawPredict",
+    }
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
     assert sent.body["system"] == "Be brief."
     assert sent.body["temperature"] == 0.3

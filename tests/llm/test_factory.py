@@ -44,6 +44,7 @@ def test_gemini_names_get_a_gemini_client_on_the_given_endpoint(
         "project": "p1",
         "location": "europe-west4",
         "model": "gemini-2.5-flash",
+        "method": "generateContent",
     }
 
 
@@ -60,7 +61,12 @@ def test_claude_names_get_a_claude_client_on_the_given_endpoint(
 
     assert isinstance(client, ClaudeModel)
     assert reply.text == "hello"
-    assert vertex.last.params == {"project": "p2", "location": "us-east5", "model": model}
+    assert vertex.last.params == {
+        "project": "p2",
+        "location": "us-east5",
+        "model": model,
+        "method": "rawPredict",
+    }
 
 
 def test_an_unknown_model_name_lists_the_accepted_forms() -> None:

@@ -75,7 +75,12 @@ def test_text_reply_sends_system_instruction_and_user_content(
     assert response.model_name == "gemini-2.5-flash-001"
     sent = vertex.last
     assert sent.api == "gemini"
-    assert sent.params == {"project": PROJECT, "location": LOCATION, "model": MODEL}
+    assert sent.params == {
+        "project": PROJECT,
+        "location": LOCATION,
+        "model": MODEL,
+        "method": "generateContent",
+    }
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
     assert sent.body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
     assert sent.body["contents"] == [{"role": "user", "parts": [{"text": "Hi!"}]}]

@@ -1,6 +1,8 @@
 """Claude on Vertex AI through `anthropic.AnthropicVertex` and the Messages API.
 
-`max_retries=0`: the engine records every attempt as an event and owns backoff. Consecutive
+`max_retries=0`: the engine records every attempt as an event and owns backoff. With an
+`on_text` the reply is streamed (`streamRawPredict`), and a stream that breaks off is a failed
+attempt like any other. Consecutive
 messages of one role are merged, so tool results (and a user message sent while they were
 being produced) form the single user message the API expects after a `tool_use` turn.
 """
@@ -8,7 +10,7 @@ being produced) form the single user message the API expects after a `tool_use` 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anthropic
@@ -82,17 +84,20 @@ class ClaudeModel:
             extra_body["temperature"] = config.temperature
         if tools:
             request["tools"] = to_tools(tools)
+        request.update(
+            model=config.model,
+            max_tokens=config.max_output_tokens or DEFAULT_MAX_TOKENS,
+            messages=to_messages(messages),
+            timeout=config.timeout_seconds,
+            extra_body=extra_body,
+        )
         try:
-            response = self._client.messages.create(
-                model=config.model,
-                max_tokens=config.max_output_tokens or DEFAULT_MAX_TOKENS,
-                messages=to_messages(messages),
-                timeout=config.timeout_seconds,
-                extra_body=extra_body,
-                **request,
-            )
+            if config.on_text is None:
+                response = self._client.messages.create(**request)
+            else:
+                response = self._streamed(request, config.on_text)
         except anthropic.APIStatusError as error:
-            raise errors.from_status(error.status_code, str(error)) from error
+            raise errors.from_status(_status_of(error), str(error)) from error
         except anthropic.APITimeoutError as error:
             raise errors.timed_out(str(error)) from error
         except anthropic.APIConnectionError as error:
@@ -102,6 +107,46 @@ class ClaudeModel:
         except auth_errors.GoogleAuthError as error:
             raise errors.credentials_failed(str(error), retryable=error.retryable) from error
         return parse_message(response, config)
+
+    def _streamed(self, request: dict[str, Any], on_text: Callable[[str], None]) -> ClaudeMessage:
+        """The streamed reply, its text handed to `on_text` piece by piece, as one message.
+
+        The SDK assembles the message from the events; one without a `stop_reason` never got
+        its `message_delta`, so the stream broke off and its content is incomplete.
+        """
+        with self._client.messages.stream(**request) as stream:
+            for text in stream.text_stream:
+                on_text(text)
+            message = stream.get_final_message()
+        if message.stop_reason is None:
+            raise errors.unavailable("Claude's stream ended before its stop reason")
+        return message
+
+
+# Anthropic's error types and the statuses they stand for (https://docs.anthropic.com/en/api/errors).
+# An error in the middle of a stream comes as an `error` event on a 200 response, and its type
+# is all that says what happened (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _status_of(error: anthropic.APIStatusError) -> int:
+    if error.status_code >= 400:
+        return error.status_code
+    body = error.body if isinstance(error.body, dict) else {}
+    detail = body.get("error")
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    return _ERROR_STATUS.get(str(kind), 500)
 
 
 def to_messages(messages: Sequence[Message]) -> list[MessageParam]:

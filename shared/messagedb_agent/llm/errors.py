@@ -40,6 +40,8 @@ def from_status(status: int, message: str) -> LLMError:
         return LLMError(message, kind=SERVER, retryable=True, status=status)
     if status in (401, 403):
         return LLMError(message, kind=AUTH, retryable=False, status=status)
+    if status == 402:  # Anthropic's billing_error: the account's payment needs a person
+        return LLMError(message, kind=QUOTA, retryable=False, status=status)
     if status == 404:
         return LLMError(
             f"model not found in this region/project: {message}",

@@ -1,7 +1,9 @@
 """Gemini on Vertex AI through the `google.genai` SDK.
 
 The SDK's own retries are off: the engine records every attempt as an event and owns backoff.
-Tool results travel as `functionResponse` parts, whose `response` must be a JSON object.
+For the same reason a stream is not resumed by the SDK (`automatic_continuation`): a stream
+that breaks off is a failed attempt, recorded, and asked again whole. Tool results travel as
+`functionResponse` parts, whose `response` must be a JSON object.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from google import genai
@@ -96,12 +98,19 @@ class GeminiModel:
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
+        contents = to_contents(messages, signed=not _UNSIGNED_MODELS.match(config.model))
         try:
-            response = self._client.models.generate_content(
-                model=config.model,
-                contents=to_contents(messages, signed=not _UNSIGNED_MODELS.match(config.model)),
-                config=request,
-            )
+            if config.on_text is None:
+                response = self._client.models.generate_content(
+                    model=config.model, contents=contents, config=request
+                )
+            else:
+                # `streamGenerateContent?alt=sse`: the text reaches `on_text` as it is made.
+                request.automatic_continuation = False
+                chunks = self._client.models.generate_content_stream(
+                    model=config.model, contents=contents, config=request
+                )
+                response = gather_stream(chunks, config.on_text)
         except genai_errors.APIError as error:
             raise errors.from_status(error.code, _api_message(error)) from error
         except auth_errors.TransportError as error:
@@ -114,6 +123,50 @@ class GeminiModel:
                 raise
             raise classified from error
         return parse_response(response, config)
+
+
+def gather_stream(
+    chunks: Iterable[types.GenerateContentResponse], on_text: Callable[[str], None]
+) -> types.GenerateContentResponse:
+    """The streamed chunks as the one response `generateContent` would have given.
+
+    Parts are kept in order (text pieces joined by `parse_response` as usual); the finish
+    reason, its message and the prompt feedback come from the chunk that has them; usage is
+    a running total, so the last report wins. A stream that ends with no finish reason broke
+    off: its text is incomplete, so the attempt fails and is asked again.
+    """
+    parts: list[types.Part] = []
+    last: types.GenerateContentResponse | None = None
+    finish: types.Candidate | None = None
+    feedback, usage, version = None, None, None
+    for chunk in chunks:
+        last = chunk
+        feedback = chunk.prompt_feedback or feedback
+        usage = chunk.usage_metadata or usage
+        version = chunk.model_version or version
+        if not chunk.candidates:
+            continue
+        candidate = chunk.candidates[0]
+        for part in (candidate.content.parts or []) if candidate.content else []:
+            parts.append(part)
+            if part.text and not part.thought:
+                on_text(part.text)
+        if candidate.finish_reason is not None:
+            finish = candidate
+    if last is None:
+        raise errors.unavailable("Gemini's stream ended before its first chunk")
+    if finish is None and feedback is None:
+        raise errors.unavailable("Gemini's stream ended before a finish reason")
+    candidates = []
+    if finish is not None:
+        content = types.Content(role="model", parts=parts)
+        candidates.append(finish.model_copy(update={"content": content}))
+    return types.GenerateContentResponse(
+        candidates=candidates,
+        prompt_feedback=feedback,
+        usage_metadata=usage,
+        model_version=version,
+    )
 
 
 def to_contents(messages: Sequence[Message], *, signed: bool = False) -> list[types.Content]:

@@ -1,8 +1,11 @@
-"""A cancel issued while a model call is in flight, through a running stack whose step function
-calls Gemini with the real SDK: the ingest function takes the cancel while the step function
-waits for the model. The model is the strict Vertex stand-in (it checks the token google-auth
-got from the local token endpoint with a service-account key, and the request's shape), made
-slow for the first call only.
+"""A running stack whose step function calls Gemini with the real SDK. The model is the strict
+Vertex stand-in (it checks the token google-auth got from the local token endpoint with a
+service-account key, and the request's shape).
+
+- A cancel issued while a model call is in flight: the ingest function takes the cancel while
+  the step function waits for the model, made slow for that call.
+- The model's reply streamed (`streamGenerateContent`, paced piece by piece) reaches a client of
+  the ingest function's SSE stream piece by piece, well before the reply's event is recorded.
 
 This stack has its own database and the Pub/Sub emulator; the directory's shared stack runs the
 offline model, whose instant answers leave no call in flight to cancel.
@@ -11,6 +14,7 @@ offline model, whose instant answers leave no call in flight to cancel.
 from __future__ import annotations
 
 import io
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 import pytest
 from tests.e2e.conftest import FUNCTION_ENV
 from tests.e2e.conversation import Chat, ok
@@ -121,3 +126,58 @@ def test_a_cancel_while_the_model_answers_on_the_step_function_stops_the_turn(
         assert "Adding it." not in said
         assert not any("functionCall" in p for c in contents for p in c["parts"])
         assert any("cancel" in text.lower() for text in said)
+
+
+def _sse(http: httpx.Client, path: str) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    with http.stream("GET", path, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        sse_id: str | None = None
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                sse_id = line[4:]
+            elif line.startswith("data: "):
+                yield sse_id, orjson.loads(line[6:])
+            elif line == "":
+                sse_id = None
+
+
+def test_the_models_streamed_reply_reaches_an_sse_client_piece_by_piece(
+    vertex_stack: tuple[LocalStack, FakeVertex],
+) -> None:
+    stack, vertex = vertex_stack
+    text = "Here is a longer answer, " + " ".join(f"word{i}" for i in range(40)) + "."
+    vertex.reply(gemini_reply({"text": text}, model_version=MODEL), pace=0.2)
+    token = stack.dev_token(f"stream-model-{uuid.uuid4().hex[:6]}")
+    headers = {"Authorization": f"Bearer {token}"}
+    arrived: list[tuple[float, str | None, dict[str, Any]]] = []
+    with (
+        httpx.Client(base_url=stack.urls["ingest"], headers=headers, timeout=60) as http,
+        httpx.Client(base_url=stack.urls["ingest"], headers=headers) as reader_http,
+    ):
+        chat = Chat(http)
+        chat.start()
+
+        def read() -> None:
+            for sse_id, data in _sse(reader_http, f"/v1/threads/{chat.thread_id}/stream"):
+                arrived.append((time.monotonic(), sse_id, data))
+                if data["type"] == "RUN_FINISHED":
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        chat.send("tell me something long")
+        reader.join(60)
+
+    assert vertex.last.streamed
+    said = next(
+        d["messageId"]
+        for _, _, d in arrived
+        if d["type"] == "TEXT_MESSAGE_START" and d["role"] == "assistant"
+    )
+    mine = [(t, i, d) for t, i, d in arrived if d.get("messageId") == said]
+    contents = [(t, i, d) for t, i, d in mine if d["type"] == "TEXT_MESSAGE_CONTENT"]
+    live = [(t, i) for t, i, _ in contents if i is not None and "~" in i]
+    assert len(live) >= 5, [(round(t, 2), i, d["type"]) for t, i, d in mine]
+    ended = next(t for t, _, d in mine if d["type"] == "TEXT_MESSAGE_END")
+    assert ended - live[0][0] >= 1.5  # the first words came long before the whole reply
+    assert "".join(d["delta"] for _, _, d in contents) == text  # once each, none missing
