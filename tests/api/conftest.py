@@ -18,6 +18,7 @@ from messagedb_agent.notification import (
 from messagedb_agent.settings import Settings
 from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.stream_name import thread_stream
+from messagedb_agent.threads import commands
 
 SECRET = "api-tests-secret-0123456789abcdef0123456789"
 
@@ -100,6 +101,20 @@ def start(client: FlaskClient, auth: dict[str, str], message: str | None = "hell
     assert response.status_code == 201, response.get_json()
     thread_id: str = response.get_json()["thread_id"]
     return thread_id
+
+
+@pytest.fixture
+def finds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each thread a request looks up (`find_thread`, which every command resolves with)."""
+    looked_up: list[str] = []
+    find = commands.find_thread
+
+    def counted(store: MessageStore, thread: str, owner: str) -> commands.Found:
+        looked_up.append(thread)
+        return find(store, thread, owner)
+
+    monkeypatch.setattr(commands, "find_thread", counted)
+    return looked_up
 
 
 def event_types(store: MessageStore, thread_id: str) -> list[str]:

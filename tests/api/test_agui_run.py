@@ -116,6 +116,21 @@ def test_an_approval_interrupt_is_answered_with_resume(
     assert any("deleted" in r["content"] for r in results)
 
 
+def test_a_run_input_finds_its_thread_once_for_its_message_and_for_its_answers(
+    chat: FlaskClient, auth: dict[str, str], finds: list[str]
+) -> None:
+    thread = start(chat, auth, None)
+    finds.clear()
+    asked = run(chat, auth, run_input(thread, "delete task 1"))
+    assert finds == [thread]
+
+    [interrupt] = asked[-1].data["outcome"]["interrupts"]
+    resume = [{"interruptId": interrupt["id"], "status": "resolved"}]
+    finds.clear()
+    run(chat, auth, run_input(thread, None, resume=resume))
+    assert finds == [thread]
+
+
 def test_run_inputs_it_cannot_use_are_clear_4xx_errors(
     chat: FlaskClient, auth: dict[str, str]
 ) -> None:

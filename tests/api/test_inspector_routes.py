@@ -74,6 +74,18 @@ def test_a_fork_at_a_position_is_a_new_thread_with_the_history_up_to_it(
     assert beyond.status_code == 422
 
 
+def test_a_fork_finds_its_source_thread_once(
+    chat: FlaskClient, auth: dict[str, str], finds: list[str]
+) -> None:
+    thread, _ = answered(chat, auth)
+    finds.clear()
+
+    forked = chat.post(f"/v1/threads/{thread}/fork", json={"at": 1}, headers=auth)
+
+    assert forked.status_code == 201, forked.get_json()
+    assert finds == [thread]
+
+
 def test_me_sums_the_cost_of_the_users_threads(chat: FlaskClient, auth: dict[str, str]) -> None:
     answered(chat, auth)
     answered(chat, auth)

@@ -529,17 +529,17 @@ def fork_thread(ctx: Context, call: Call) -> Answer:
     body = call.body_as(models.ForkRequest)
 
     def write(store: MessageStore) -> Written:
-        source, _ = session.resolve_thread(store, call.params["thread_id"], call.user)
+        source = session.find_thread(store, call.params["thread_id"], call.user)
         forked = session.fork_thread(
             store,
-            call.params["thread_id"],
+            source,
             owner=call.user,
             at=body.at,
             shards=ctx.settings.threads.thread_shards,
         )
         answer = models.ForkCreated(
             thread_id=forked.thread_id,
-            forked_from=source,
+            forked_from=source.thread_id,
             forked_at_position=body.at,
             position=forked.position,
         )
@@ -594,12 +594,12 @@ def agui_run(ctx: Context, call: Call) -> Answer:
         ]
         raise invalid_request(problems, "This is not an AG-UI run input I can use.") from None
     store = ctx.store()
-    thread_id, stream, position = _agui_thread(ctx, call, run)
+    thread, position = _agui_thread(ctx, call, run)
     for entry in run.resume or []:
         answer = entry.payload if isinstance(entry.payload, dict) else {}
         decided = approvals.decide_approval(
             store,
-            thread_id,
+            thread,
             entry.interrupt_id.split("@", 1)[0],  # a reused call id, as the stream renamed it
             owner=call.user,
             approve=entry.status == "resolved" and answer.get("decision") != "reject",
@@ -611,7 +611,7 @@ def agui_run(ctx: Context, call: Call) -> Answer:
     if text is not None:
         appended = session.add_message(
             store,
-            thread_id,
+            thread,
             owner=call.user,
             message=text,
             now=ctx.clock(),
@@ -625,8 +625,8 @@ def agui_run(ctx: Context, call: Call) -> Answer:
             422, "invalid_message", "The run input needs a user message, or `resume` answers."
         )
     plan = StreamPlan(
-        thread_id,
-        stream,
+        thread.thread_id,
+        thread.stream_name,
         Cursor(position),
         "agui",
         ctx.settings.api.stream_max_seconds,
@@ -635,11 +635,12 @@ def agui_run(ctx: Context, call: Call) -> Answer:
     return Answer(200, {}, stream=thread_events(store, ctx.signals(), plan, ctx.prices))
 
 
-def _agui_thread(ctx: Context, call: Call, run: Any) -> tuple[str, str, int]:
-    """(thread id, stream, head before this run's writes) for the run's `threadId`."""
+def _agui_thread(ctx: Context, call: Call, run: Any) -> tuple[session.Found, int]:
+    """The run's `threadId`, found (the run's writes take it as found), and its head before
+    this run's writes."""
     store = ctx.store()
     try:
-        thread_id, stream = session.resolve_thread(store, run.thread_id, call.user)
+        found = session.find_thread(store, run.thread_id, call.user)
     except ThreadNotFound:
         started = session.start_thread(
             store,
@@ -649,9 +650,9 @@ def _agui_thread(ctx: Context, call: Call, run: Any) -> tuple[str, str, int]:
             idempotency_key=f"ag-ui-thread:{run.thread_id}",
             shards=ctx.settings.threads.thread_shards,
         )
-        thread_id, stream = started.thread_id, started.stream_name
-    head = store.stream_version(stream)
-    return thread_id, stream, -1 if head is None else head
+        found = session.find_thread(store, started.thread_id, call.user)
+    head = store.stream_version(found.stream_name)
+    return found, -1 if head is None else head
 
 
 def _agui_text(run: Any) -> str | None:

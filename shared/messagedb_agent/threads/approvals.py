@@ -17,7 +17,7 @@ from messagedb_agent.events.ids import approval_decision_id
 from messagedb_agent.notification import Notification
 from messagedb_agent.projections.approvals import Approval, project_approvals
 from messagedb_agent.store.errors import DuplicateMessageError
-from messagedb_agent.threads.commands import resolve_thread
+from messagedb_agent.threads.commands import Found, resolve_thread
 from messagedb_agent.threads.errors import (
     ApprovalDecided,
     ApprovalNotFound,
@@ -47,7 +47,7 @@ class Decided:
 
 def decide_approval(
     store: MessageStore,
-    thread: str,
+    thread: str | Found,
     tool_call_id: str,
     *,
     owner: str,
@@ -57,7 +57,8 @@ def decide_approval(
     now: datetime | None = None,
 ) -> Decided:
     """Approve or decline the call `tool_call_id` of the thread's latest tool step. An
-    approval past its expiry is refused as expired, even before the step has recorded that."""
+    approval past its expiry is refused as expired, even before the step has recorded that.
+    `thread` may be the thread as the caller just found it, which is not read again."""
     if reason is not None and (len(reason) > MAX_REASON_LENGTH or "\x00" in reason):
         raise MessageRejected(
             f"The reason must be at most {MAX_REASON_LENGTH} characters, without NUL."

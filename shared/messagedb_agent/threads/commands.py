@@ -156,9 +156,16 @@ class Found:
         return policy if isinstance(policy, str) and policy in MULTITASK else "enqueue"
 
 
-def resolve_thread(store: MessageStore, thread: str, owner: str) -> tuple[str, str]:
-    """(thread id, stream name) for a thread id or stream name the owner may use."""
-    found = find_thread(store, thread, owner)
+def _found(store: MessageStore, thread: str | Found, owner: str) -> Found:
+    """`thread` found for `owner`. A request that found it already hands down its `Found`
+    (from `find_thread`, for the same owner), so the thread is read once per request."""
+    return thread if isinstance(thread, Found) else find_thread(store, thread, owner)
+
+
+def resolve_thread(store: MessageStore, thread: str | Found, owner: str) -> tuple[str, str]:
+    """(thread id, stream name) for a thread id or stream name the owner may use (or a
+    `Found`, not read again)."""
+    found = _found(store, thread, owner)
     return found.thread_id, found.stream_name
 
 
@@ -192,7 +199,7 @@ def find_thread(store: MessageStore, thread: str, owner: str) -> Found:
 
 def add_message(
     store: MessageStore,
-    thread: str,
+    thread: str | Found,
     *,
     owner: str,
     message: str,
@@ -205,7 +212,8 @@ def add_message(
     """Append the user's message. While a turn runs, `multitask` (else the thread's own
     policy, else `enqueue`) says what happens: see `events.system.MULTITASK`. Every policy but
     `enqueue` judges "a turn runs" at the head it read and writes at exactly that head, so two
-    concurrent messages cannot both see an idle thread."""
+    concurrent messages cannot both see an idle thread. `thread` may be the thread as the
+    caller just found it: the first attempt does not read it again."""
     text = clean_message(message, max_length)
     key = idempotency_key or str(uuid.uuid4())
 
@@ -221,12 +229,13 @@ def add_message(
         )
         return to_message(UserMessageAdded(message=text, timestamp=now), meta, id=msg_id)
 
-    first = find_thread(store, thread, owner)
+    first = _found(store, thread, owner)
+    name = first.thread_id if isinstance(thread, Found) else thread  # what a retry resolves
     policy = multitask or first.multitask
     if policy == "enqueue":
-        return _append_at_head(store, thread, owner, said, first)
+        return _append_at_head(store, name, owner, said, first)
     for attempt in range(APPEND_ATTEMPTS * 2):
-        found = first if attempt == 0 else find_thread(store, thread, owner)
+        found = first if attempt == 0 else find_thread(store, name, owner)
         thread_id, stream = found.thread_id, found.stream_name
         events = read_thread(store, stream)
         if not events:
@@ -253,7 +262,7 @@ def add_message(
         except ConcurrencyError:
             continue  # the head moved: judge again at the new one
         return Appended(thread_id, stream, position)
-    raise ThreadNotFound(thread)
+    raise ThreadNotFound(name)
 
 
 def _append_at_head(
@@ -373,7 +382,7 @@ def cancel_turn(
 
 def fork_thread(
     store: MessageStore,
-    thread: str,
+    thread: str | Found,
     *,
     owner: str,
     at: int,
@@ -382,7 +391,8 @@ def fork_thread(
     """A new thread whose history is the original's up to `at`, at the same positions.
 
     Positions are kept so that every position recorded inside the copied events (claims'
-    context positions) still means the same thing in the fork.
+    context positions) still means the same thing in the fork. `thread` may be the thread as
+    the caller just found it, which is not read again.
     """
     source_id, source = resolve_thread(store, thread, owner)
     history = read_thread(store, source, to_position=at)
