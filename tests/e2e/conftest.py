@@ -150,7 +150,7 @@ class Live:
             base_url=self.ingest,
             headers={"Authorization": f"Bearer {self.token(user)}"},
             timeout=60,
-            transport=_KeepAliveRetry(),
+            transport=KeepAliveRetry(),
         )
 
     def publish_again(self, notifications: Sequence[Notification]) -> None:
@@ -161,7 +161,7 @@ class Live:
         return next(s for s in self.stack.services if s.name == name)
 
 
-class _KeepAliveRetry(httpx.HTTPTransport):
+class KeepAliveRetry(httpx.HTTPTransport):
     """Sends a request again, once, when the server closed the reused keep-alive connection
     before reading it ("Server disconnected without sending a response"): the functions'
     server closes one idle for 2 s, and the tests pause for longer. The server never saw the

@@ -6,6 +6,8 @@ service-account key, and the request's shape).
   the step function waits for the model, made slow for that call.
 - The model's reply streamed (`streamGenerateContent`, paced piece by piece) reaches a client of
   the ingest function's SSE stream piece by piece, well before the reply's event is recorded.
+- A stream the service breaks off in the middle: the client sees that attempt's message ended,
+  then the retry's text as a message of its own, in a sequence an AG-UI client accepts.
 
 This stack has its own database and the Pub/Sub emulator; the directory's shared stack runs the
 offline model, whose instant answers leave no call in flight to cancel.
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 import pytest
-from tests.e2e.conftest import FUNCTION_ENV
+from tests.e2e.conftest import FUNCTION_ENV, KeepAliveRetry
 from tests.e2e.conversation import Chat, ok
 from tests.llm.fake_google_auth import FakeTokenEndpoint
 from tests.llm.fake_vertex import FakeVertex, gemini_reply
@@ -76,6 +78,15 @@ def vertex_stack(
         embedded.drop_database(server_url, name)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_script(vertex_stack: tuple[LocalStack, FakeVertex]) -> Iterator[None]:
+    """Each test scripts its own replies: one left over by a failed test is dropped."""
+    vertex = vertex_stack[1]
+    vertex.forget()
+    yield
+    vertex.forget()
+
+
 def _until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (found := check()):
@@ -97,7 +108,10 @@ def test_a_cancel_while_the_model_answers_on_the_step_function_stops_the_turn(
     vertex.reply(gemini_reply({"text": "2 + 2 is 4."}, model_version=MODEL))
     token = stack.dev_token(f"cancel-model-{uuid.uuid4().hex[:6]}")
     with httpx.Client(
-        base_url=stack.urls["ingest"], headers={"Authorization": f"Bearer {token}"}, timeout=60
+        base_url=stack.urls["ingest"],
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+        transport=KeepAliveRetry(),
     ) as http:
         chat = Chat(http)
         chat.start()
@@ -141,6 +155,71 @@ def _sse(http: httpx.Client, path: str) -> Iterator[tuple[str | None, dict[str, 
                 sse_id = None
 
 
+def _read_turn(
+    stack: LocalStack, user: str, message: str
+) -> tuple[str, list[tuple[float, str | None, dict[str, Any]]]]:
+    """Start a thread, send `message`, and read its stream until the run finishes."""
+    token = stack.dev_token(f"{user}-{uuid.uuid4().hex[:6]}")
+    headers = {"Authorization": f"Bearer {token}"}
+    arrived: list[tuple[float, str | None, dict[str, Any]]] = []
+    with (
+        httpx.Client(
+            base_url=stack.urls["ingest"], headers=headers, timeout=60, transport=KeepAliveRetry()
+        ) as http,
+        httpx.Client(base_url=stack.urls["ingest"], headers=headers) as reader_http,
+    ):
+        chat = Chat(http)
+        chat.start()
+
+        def read() -> None:
+            for sse_id, data in _sse(reader_http, f"/v1/threads/{chat.thread_id}/stream"):
+                arrived.append((time.monotonic(), sse_id, data))
+                if data["type"] == "RUN_FINISHED":
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        chat.send(message)
+        reader.join(60)
+    return chat.thread_id, arrived
+
+
+def test_a_stream_broken_off_midway_ends_its_message_and_the_retry_writes_anew(
+    vertex_stack: tuple[LocalStack, FakeVertex],
+) -> None:
+    from ag_ui.core import Event as AguiEvent
+    from pydantic import TypeAdapter
+    from tests.projections.test_agui import verify_sequence
+
+    stack, vertex = vertex_stack
+    broken = "First try: " + " ".join(f"lost{i}" for i in range(20)) + "."
+    whole = "Second try: " + " ".join(f"kept{i}" for i in range(12)) + "."
+    vertex.reply(gemini_reply({"text": broken}, model_version=MODEL), pace=0.2, fail_after=4)
+    vertex.reply(gemini_reply({"text": whole}, model_version=MODEL), pace=0.1)
+
+    thread, arrived = _read_turn(stack, "broken-stream", "tell me something long")
+
+    events = [TypeAdapter(AguiEvent).validate_python(d) for _, _, d in arrived]
+    verify_sequence(events, thread)  # every message ended before the run did
+    said: dict[str, str] = {}
+    order: list[str] = []
+    for _, _, d in arrived:
+        if d["type"] == "TEXT_MESSAGE_START" and d["role"] == "assistant":
+            order.append(d["messageId"])
+            said[d["messageId"]] = ""
+        elif d["type"] == "TEXT_MESSAGE_CONTENT" and d["messageId"] in said:
+            said[d["messageId"]] += d["delta"]
+    first, second = order
+    assert second == f"{first}/2"  # the retry's own message
+    assert broken.startswith(said[first])
+    assert said[first]  # some of the broken attempt went out live...
+    assert said[second] == whole  # ...and the retry's text arrived whole, once
+    types = [(d["type"], d.get("messageId"), d.get("name")) for _, _, d in arrived]
+    assert types.index(("TEXT_MESSAGE_END", first, None)) < types.index(("CUSTOM", None, "retry"))
+    retry = next(d for _, _, d in arrived if d.get("name") == "retry")
+    assert retry["value"]["message_id"] == first
+
+
 def test_the_models_streamed_reply_reaches_an_sse_client_piece_by_piece(
     vertex_stack: tuple[LocalStack, FakeVertex],
 ) -> None:
@@ -151,7 +230,9 @@ def test_the_models_streamed_reply_reaches_an_sse_client_piece_by_piece(
     headers = {"Authorization": f"Bearer {token}"}
     arrived: list[tuple[float, str | None, dict[str, Any]]] = []
     with (
-        httpx.Client(base_url=stack.urls["ingest"], headers=headers, timeout=60) as http,
+        httpx.Client(
+            base_url=stack.urls["ingest"], headers=headers, timeout=60, transport=KeepAliveRetry()
+        ) as http,
         httpx.Client(base_url=stack.urls["ingest"], headers=headers) as reader_http,
     ):
         chat = Chat(http)

@@ -207,6 +207,12 @@ class FakeVertex(LocalService):
         format (https://docs.anthropic.com/en/api/errors)."""
         self.reply(anthropic_error(error_type, message), status=status)
 
+    def forget(self) -> None:
+        """Drop the scripted replies not served yet and the requests recorded so far."""
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+
     @property
     def last(self) -> Recorded:
         assert self.requests, "the server received no request"

@@ -8,11 +8,10 @@ mapping is a pure projection, so the same events always give the same AG-UI even
 raw format sends our own events as JSON, one per position.
 
 Live text (`live/deltas.py`) is not in the log: its ids say how much text followed which
-position (`12~40`), and the `LLMResponseReceived` that ends it brings the whole text under the
-same message id. So a client that saw the live text gets only the rest from the event (also
-after resuming from `12~40`); one that missed it gets it all. Heartbeat comments keep proxies from closing an idle stream; the stream ends at
-its maximum duration (under the platform's request timeout) and the client resumes from its
-last id.
+position (`12~40`), and `live/text.py` weaves it into the log's events, so a client gets each
+word once, whether it saw it live, resumed in the middle, or missed it. Heartbeat comments keep
+proxies from closing an idle stream; the stream ends at its maximum duration (under the
+platform's request timeout) and the client resumes from its last id.
 """
 
 from __future__ import annotations
@@ -20,13 +19,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import orjson
 
-from messagedb_agent.live.cursor import Cursor, after_cursor
-from messagedb_agent.live.deltas import TextDelta, channel_of, decode
+from messagedb_agent.live.cursor import Cursor
+from messagedb_agent.live.deltas import channel_of, decode
+from messagedb_agent.live.text import LiveText
 from messagedb_agent.projections.cost import PriceTable
 from messagedb_agent.projections.progress import aware
 from messagedb_agent.store.signals import FALLBACK_SECONDS
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ag_ui.core import BaseEvent
 
     from messagedb_agent.events import Event, Recorded
-    from messagedb_agent.projections.agui import AguiFold, Emitted
+    from messagedb_agent.projections.agui import AguiFold
     from messagedb_agent.store.client import MessageStore
     from messagedb_agent.store.signals import StreamSignals, Subscription, Watch
 
@@ -90,64 +90,6 @@ def raw_json(recorded: Recorded[Event]) -> bytes:
     )
 
 
-class _Live:
-    """The text deltas this connection forwarded, by message (the model step), so the final
-    event sends only the rest. Only one attempt's text is forwarded, in order: after a gap, a
-    newer attempt, or new text whose start this connection never had, the step's text waits for
-    its event."""
-
-    def __init__(self, carried: int = 0) -> None:
-        self.sent: dict[str, str] = {}
-        self.open: dict[str, int] = {}  # live text of messages whose event has not come yet
-        self.finished: set[str] = set()  # messages whose event came: later deltas are late
-        self.ended = False  # the run this stream was opened for has ended
-        # live text an earlier connection received of the next assistant message: its first
-        # `carried` characters are not sent again
-        self.carried = carried
-        self._attempt: dict[str, int] = {}
-        self._next: dict[str, int] = {}
-        self._stopped: set[str] = set()
-
-    def take(self, delta: TextDelta) -> list[BaseEvent]:
-        from ag_ui.core import TextMessageContentEvent, TextMessageStartEvent
-
-        step = delta.step
-        if step in self.finished or step in self._stopped:
-            return []  # its event, with the whole text, was sent already; or it stopped
-        if delta.attempt != self._attempt.setdefault(step, delta.attempt):
-            self._stopped.add(step)
-            return []
-        if delta.seq < self._next.get(step, 0):
-            return []  # older than what was forwarded
-        known = self.sent.get(step)
-        if delta.full and known is None and self.carried:
-            # resumed: the client had the first `carried` characters, and the message's start
-            known = delta.text[: self.carried]
-            self.sent[step], self.open[step], self.carried = known, len(known), 0
-        if delta.full and (known is None or delta.text.startswith(known)):
-            rest = delta.text[len(known or "") :]
-        elif not delta.full and known is not None and self._next.get(step) == delta.seq:
-            rest = delta.text
-        else:  # a gap, or new text of a message whose start this connection never had
-            self._stopped.add(step)
-            return []
-        self._next[step] = delta.seq + 1
-        events: list[BaseEvent] = []
-        if known is None:
-            events.append(TextMessageStartEvent(message_id=step, role="assistant"))
-            self.sent[step] = ""
-        if rest:
-            self.sent[step] += rest
-            self.open[step] = self.open.get(step, 0) + len(rest)
-            events.append(TextMessageContentEvent(message_id=step, delta=rest))
-        return events
-
-    def cursor(self, position: int) -> str:
-        """The id of a live delta: the last position sent, and how much live text of the
-        message not recorded yet followed it."""
-        return f"{position}~{self.carried + sum(self.open.values())}"
-
-
 def thread_events(
     store: MessageStore,
     signals: StreamSignals | None,
@@ -164,7 +106,7 @@ def thread_events(
     while a run is under way (claims and tool results are not announced) or every
     `IDLE_READ_SECONDS` between runs. Live text wakes it without a read."""
     if signals is None:
-        yield from _replayed(store, plan, _fold(plan, prices), _Live(plan.cursor.chars))[0]
+        yield from _replayed(store, plan, _fold(plan, prices), LiveText(plan.cursor))[0]
         return
     channel = channel_of(plan.stream)
     with signals.watch(plan.stream) as watch, signals.subscribe(channel, watch.nudge) as text:
@@ -172,7 +114,7 @@ def thread_events(
 
 
 def _replayed(
-    store: MessageStore, plan: StreamPlan, fold: AguiFold | None, live: _Live
+    store: MessageStore, plan: StreamPlan, fold: AguiFold | None, live: LiveText
 ) -> tuple[list[bytes], int]:
     """What the thread holds after the cursor, and the last position read."""
     out: list[bytes] = []
@@ -180,6 +122,7 @@ def _replayed(
     for recorded in read_thread(store, plan.stream):
         out.extend(_emit(recorded, fold, plan, live))
         position = recorded.position
+    live.resume()
     return out, position
 
 
@@ -193,7 +136,7 @@ def _follow(
 ) -> Iterator[bytes]:
     deadline = clock() + plan.max_seconds
     fold = _fold(plan, prices)
-    live = _Live(plan.cursor.chars)
+    live = LiveText(plan.cursor)
     replay, position = _replayed(store, plan, fold, live)
     yield from replay
     if live.ended:
@@ -203,14 +146,14 @@ def _follow(
     yield comment("live")
     last_sent = last_read = clock()
     while clock() < deadline:
-        busy = fold is None or fold.run_open or bool(live.open)
+        busy = fold is None or fold.run_open or bool(live.chars)
         pause = FALLBACK_SECONDS if busy else IDLE_READ_SECONDS
         watch.wait(min(pause, max(0.0, deadline - clock())))
         out: list[bytes] = []
         deltas = [d for p in text.drain() if (d := decode(p)) is not None]
         # The log first: a model's first words come after the message and the run that
         # asked for them (read now, they are committed), never before.
-        starting = any(d.step not in live.sent for d in deltas)
+        starting = any(live.is_new(d) for d in deltas)
         if watch.announced() or starting or clock() - last_read >= pause:
             for recorded in read_thread(store, plan.stream, after=position):
                 out.extend(_emit(recorded, fold, plan, live))
@@ -218,8 +161,11 @@ def _follow(
             last_read = clock()
         if fold is not None:
             for delta in deltas:
-                for event in live.take(delta):
-                    out.append(frame(agui_json(event), live.cursor(position)))
+                if events := live.take(delta, run_open=fold.run_open):
+                    # one write, one id: how much live text follows the last position read
+                    sse_id = live.id_for(position)
+                    out.extend(frame(agui_json(event), sse_id) for event in events)
+                    live.last_id = sse_id
         if out:
             yield b"".join(out)
             last_sent = clock()
@@ -240,47 +186,13 @@ def _fold(plan: StreamPlan, prices: PriceTable) -> AguiFold | None:
 
 
 def _emit(
-    recorded: Recorded[Event], fold: AguiFold | None, plan: StreamPlan, live: _Live
+    recorded: Recorded[Event], fold: AguiFold | None, plan: StreamPlan, live: LiveText
 ) -> Iterator[bytes]:
     if fold is None:
         if recorded.position > plan.cursor.position:
             yield frame(raw_json(recorded), str(recorded.position))
         return
-    for emitted in _merged(fold.feed(recorded), live):
-        if after_cursor(emitted, plan.cursor):
-            yield frame(agui_json(emitted.event), emitted.sse_id)
-            if plan.until_run_ends and emitted.event.type in _RUN_ENDS:
-                live.ended = True
-
-
-def _merged(emitted: list[Emitted], live: _Live) -> Iterator[Emitted]:
-    """The final message of a step whose text this connection streamed: its start went out
-    with the first delta, so only the text not streamed yet is sent now. (Start and content
-    are never the last of their group, so the group's id still reaches the client.)"""
-    from ag_ui.core import TextMessageContentEvent, TextMessageEndEvent, TextMessageStartEvent
-
-    for item in emitted:
-        event = item.event
-        if isinstance(event, TextMessageEndEvent):
-            live.open.pop(event.message_id, None)
-            live.finished.add(event.message_id)
-        if not isinstance(event, TextMessageStartEvent | TextMessageContentEvent):
-            yield item
-            continue
-        if live.carried and isinstance(event, TextMessageStartEvent) and event.role == "assistant":
-            live.sent.setdefault(event.message_id, "")  # it started on the earlier connection
-        elif (
-            live.carried
-            and isinstance(event, TextMessageContentEvent)
-            and live.sent.get(event.message_id) == ""
-        ):
-            live.sent[event.message_id] = event.delta[: live.carried]
-            live.carried = 0
-        streamed = live.sent.get(event.message_id)
-        if streamed is None:
-            yield item
-        elif isinstance(event, TextMessageContentEvent):
-            if not event.delta.startswith(streamed):
-                yield item  # a different attempt's text: the whole of it, as recorded
-            elif rest := event.delta[len(streamed) :]:
-                yield replace(item, event=event.model_copy(update={"delta": rest}))
+    for emitted in live.weave(fold.feed(recorded)):
+        yield frame(agui_json(emitted.event), emitted.sse_id)
+        if plan.until_run_ends and emitted.event.type in _RUN_ENDS:
+            live.ended = True

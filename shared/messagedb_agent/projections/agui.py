@@ -10,7 +10,7 @@ thread yields the same stream, ids included, every time.
 | stored event                         | AG-UI events                                              |
 | ------------------------------------ | --------------------------------------------------------- |
 | UserMessageAdded                     | RUN_STARTED if no run is open; TEXT_MESSAGE_* role user   |
-| LLMResponseReceived                  | TEXT_MESSAGE_* (id = step id); TOOL_CALL_START/ARGS/END   |
+| LLMResponseReceived                  | TEXT_MESSAGE_* (id: `answer_message_id`); TOOL_CALL_*     |
 | ... of a step a cancel stopped       | CUSTOM late_answer_ignored                                |
 | ToolExecutionCompleted               | TOOL_CALL_RESULT                                          |
 | ToolExecutionFailed                  | TOOL_CALL_RESULT (error); retryable: CUSTOM retry         |
@@ -55,9 +55,12 @@ Why these choices:
   RUN_ERROR, not after, and nothing follows the SessionCompleted group: the thread is over.
 - Run ids come from stored ids (the user message's `turn_id`, else its message id; the id of
   whatever else opened the run), so replays produce identical runs.
-- An answer's text message has the step id as its message id, the id under which live text
-  deltas are streamed while the model generates, so the final text replaces the streamed one
-  instead of appearing twice. Its tool calls name that message as their parent.
+- An answer's text message is named by its step and attempt (`answer_message_id`: the step id
+  for the first attempt), the id under which that attempt's live text is streamed while the
+  model generates, so the final text completes the streamed one instead of appearing twice.
+  A retried attempt writes anew under an id of its own: AG-UI cannot take back text, so the
+  stream ends a failed attempt's message and a client may drop it (the `retry` CUSTOM names
+  it as `message_id`). Its tool calls name the answer's message as their parent.
 - Providers may reuse call ids from one response to the next (Gemini's made-up `call_0_x`),
   and AG-UI clients find a call by its id across the whole thread, so a reused id would
   attach arguments and results to an older call. A call keeps its own id the first time it
@@ -140,8 +143,15 @@ __all__ = [
     "ENDED_UNAPPROVED",
     "AguiFold",
     "Emitted",
+    "answer_message_id",
     "project_agui",
 ]
+
+
+def answer_message_id(step_id: str, attempt: int) -> str:
+    """The AG-UI message of one attempt of a model step: the step id for the first."""
+    return step_id if attempt <= 1 else f"{step_id}/{attempt}"
+
 
 # The thread waits for someone outside it: no run is under way. A call whose approval expired
 # waits too, until the step that denies it writes the denial.
@@ -263,6 +273,12 @@ class _Seen:
     @property
     def pending(self) -> list[Approval]:
         return self.approvals.approvals.pending
+
+    def answer_id(self, step_id: str) -> str:
+        """The message of the step's latest claimed attempt: the one whose text streamed."""
+        progress = self.progress
+        attempt = progress.llm_attempt if progress.llm_step == step_id else 1
+        return answer_message_id(step_id, attempt)
 
 
 class AguiFold:
@@ -481,6 +497,7 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], seen: _Seen, group:
             "late_answer_ignored",
             {
                 "step_id": event.step_id,
+                "message_id": seen.answer_id(event.step_id),
                 "model": event.model_name,
                 "text": event.response_text,
                 "tool_calls": [call.name for call in event.tool_calls],
@@ -488,15 +505,16 @@ def _(event: LLMResponseReceived, recorded: Recorded[Event], seen: _Seen, group:
             fact=True,
         )
         return
+    message_id = seen.answer_id(event.step_id)
     if event.response_text.strip():
-        group.text(event.step_id, "assistant", event.response_text)
+        group.text(message_id, "assistant", event.response_text)
     for call in event.tool_calls:
         ident = seen.new_call_id(tool_step, call.id, recorded.position)
         group.fact(
             ToolCallStartEvent(
                 tool_call_id=ident,
                 tool_call_name=call.name,
-                parent_message_id=event.step_id,
+                parent_message_id=message_id,
                 timestamp=group.time,
             )
         )
@@ -760,6 +778,7 @@ def _llm_failure(event: LLMCallFailed) -> dict[str, Any]:
         "kind": "llm",
         "step_id": event.step_id,
         "attempt": event.attempt,
+        "message_id": answer_message_id(event.step_id, event.attempt),
         "error_kind": event.error_kind,
         "error_message": event.error_message,
         "retryable": event.retryable,

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from messagedb_agent.pubsub.envelope import cloud_event_headers, encode_push
+from messagedb_agent.stack.processes import FUNCTION_CLIENT_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class LocalTopic:
         return None
 
     def _deliver_loop(self) -> None:
-        with httpx.Client(timeout=self.push_timeout) as client:
+        with httpx.Client(timeout=self.push_timeout, limits=FUNCTION_CLIENT_LIMITS) as client:
             while (pending := self._next_due()) is not None:
                 self._push(client, pending)
 

@@ -21,6 +21,11 @@ from typing import TextIO
 
 import httpx
 
+# functions-framework's server (gunicorn) closes a keep-alive connection idle for 2 s. A client
+# that sends on one at that very moment gets "Server disconnected without sending a response",
+# so the stack's own clients (the relay trigger, the built-in topic's pushes) drop theirs first.
+FUNCTION_CLIENT_LIMITS = httpx.Limits(keepalive_expiry=1.0)
+
 
 class StackError(RuntimeError):
     """The local stack could not start; the message says which part and why."""

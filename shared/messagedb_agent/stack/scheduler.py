@@ -7,6 +7,8 @@ import threading
 
 import httpx
 
+from messagedb_agent.stack.processes import FUNCTION_CLIENT_LIMITS
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ class RelayTrigger:
             self._thread.join(self.timeout)
 
     def _loop(self) -> None:
-        with httpx.Client(timeout=self.timeout) as client:
+        with httpx.Client(timeout=self.timeout, limits=FUNCTION_CLIENT_LIMITS) as client:
             while not self._stop.wait(self.interval):
                 try:
                     response = client.post(self.url)

@@ -497,11 +497,20 @@ function custom(name, v, ctx) {
     addNote(CANCELLED, ctx);
   } else if (name === 'late_answer_ignored') {
     // the answer of a cancelled step: recorded, acted on by nothing, not part of the chat
-    const record = state.items.get(`m:${v.step_id}`);
-    if (record) stick(() => Object.assign(record, { done: true }).el.remove());
+    dropMessage(v.message_id ?? v.step_id);
+  } else if (name === 'retry' || name === 'attempt_failed') {
+    // words of a model attempt that failed: never recorded, so a reload would not show them
+    const record = state.items.get(`m:${v.message_id}`);
+    if (record?.unrecorded) dropMessage(v.message_id);
   } else if (name === 'compacted') {
     addNote('Older messages were summarised to keep the conversation within the model’s context.', ctx);
   }
+}
+
+function dropMessage(id) {
+  const record = state.items.get(`m:${id}`);
+  if (!record) return;
+  stick(() => Object.assign(record, { done: true }).el.remove());
 }
 
 // -- the conversation -------------------------------------------------------------------------
