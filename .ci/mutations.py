@@ -30,6 +30,8 @@ IN_DOUBT = "tests/engine/test_in_doubt.py"
 PROGRESS = f"{LIB}/projections/progress.py"
 IDS = f"{LIB}/events/ids.py"
 RELAY = "tests/relay/test_sweep.py"
+LIVE_TEXT = f"{LIB}/live/text.py"
+LIVE_TESTS = "tests/live/test_text.py"
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,34 @@ MUTATIONS = (
         "return call.id in decision.silent and not config.idempotent(call.name)",
         "return False",
         f"{IN_DOUBT}::test_a_non_idempotent_call_whose_worker_went_silent_is_reported_in_doubt_not_run_again",
+    ),
+    Mutation(
+        "21 live text: a recorded message repeats the words that streamed live",
+        LIVE_TEXT,
+        "(rest := event.delta[had:])",
+        "(rest := event.delta)",
+        f"{LIVE_TESTS}::test_the_text_so_far_is_forwarded_once_and_the_event_sends_only_the_rest",
+    ),
+    Mutation(
+        "22 live text: a failed attempt's streamed message is left open",
+        LIVE_TEXT,
+        'yield from self._ends([str(value.get("message_id"))], item)',
+        "yield from ()",
+        f"{LIVE_TESTS}::test_the_log_saying_an_attempt_failed_ends_its_message_under_the_id_before",
+    ),
+    Mutation(
+        "23 gemini: a stream broken off before its finish reason is taken for the answer",
+        f"{LIB}/llm/gemini.py",
+        "if finish is None and feedback is None:",
+        "if False:",
+        "tests/llm/test_gemini_stream.py::test_a_dropped_stream_is_never_taken_for_a_whole_answer",
+    ),
+    Mutation(
+        "24 claude: a stream broken off before its stop reason is taken for the answer",
+        f"{LIB}/llm/claude.py",
+        "if message.stop_reason is None:",
+        "if False:",
+        "tests/llm/test_claude_stream.py::test_a_dropped_stream_is_never_taken_for_a_whole_answer",
     ),
 )
 
