@@ -75,6 +75,32 @@ def test_a_run_input_appends_the_message_and_streams_the_run_to_its_end(
     assert [e["type"] for e in events].count("UserMessageAdded") == 1
 
 
+def test_a_front_ends_tools_context_and_state_are_accepted_and_the_agent_runs_its_own(
+    chat: FlaskClient, auth: dict[str, str]
+) -> None:
+    """What CopilotKit sends along with a message: its own actions, readable context, state."""
+    thread = start(chat, auth, None)
+    action = {
+        "name": "show_confetti",
+        "description": "Celebrate on screen.",
+        "parameters": {"type": "object", "properties": {}},
+    }
+    body = run_input(
+        thread,
+        "add a task to buy milk",
+        tools=[action],
+        context=[{"description": "the page", "value": "tasks"}],
+        state={"theme": "dark"},
+        forwardedProps={},
+    )
+
+    messages = run(chat, auth, body)
+
+    assert messages[-1].data["outcome"]["type"] == "success"
+    called = [m.data["toolCallName"] for m in messages if m.data["type"] == "TOOL_CALL_START"]
+    assert called == ["add_task"]  # the server's tool, never the front-end's
+
+
 def test_an_unknown_thread_id_is_a_new_thread_of_the_caller_and_never_someone_elses(
     chat: FlaskClient, auth: dict[str, str]
 ) -> None:
