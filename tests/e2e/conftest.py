@@ -37,7 +37,7 @@ from messagedb_agent.pubsub.publisher import PubSubPublisher
 from messagedb_agent.settings import Settings
 from messagedb_agent.stack import LocalStack, StackOptions
 from messagedb_agent.stack.emulator import admin_clients
-from messagedb_agent.stack.processes import Service
+from messagedb_agent.stack.processes import FUNCTION_CLIENT_LIMITS, Service
 
 RATE_LIMIT_BURST = 10
 CALLBACK_SECRET = "e2e-callback-secret-0123456789"
@@ -162,15 +162,23 @@ class Live:
 
 
 class KeepAliveRetry(httpx.HTTPTransport):
-    """Sends a request again, once, when the server closed the reused keep-alive connection
-    before reading it ("Server disconnected without sending a response"): the functions'
-    server closes one idle for 2 s, and the tests pause for longer. The server never saw the
-    request, so sending it again sends it once."""
+    """Drops idle connections before the functions' server does (it closes one idle for 2 s),
+    and sends a request again, once, when the server closed the reused connection before
+    reading it anyway: "Server disconnected without sending a response", or, for a GET, a
+    reset while waiting for the answer. The server never saw the request, so sending it
+    again sends it once."""
+
+    def __init__(self) -> None:
+        super().__init__(limits=FUNCTION_CLIENT_LIMITS)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return super().handle_request(request)
         except httpx.RemoteProtocolError:
+            return super().handle_request(request)
+        except httpx.ReadError:
+            if request.method != "GET":
+                raise
             return super().handle_request(request)
 
 
