@@ -223,6 +223,31 @@ MUTATIONS = (
         "if False:",
         "tests/llm/test_claude_stream.py::test_a_dropped_stream_is_never_taken_for_a_whole_answer",
     ),
+    Mutation(
+        "25 slack: a request Slack did not sign is taken",
+        f"{LIB}/channels/slack.py",
+        "    def events(self, body: bytes, headers: Mapping[str, str]) -> Answer:\n"
+        "        if not verified(self._secret, body, headers, self._now):",
+        "    def events(self, body: bytes, headers: Mapping[str, str]) -> Answer:\n"
+        "        if False:",
+        "tests/channels/test_slack.py::"
+        "test_a_request_slack_did_not_sign_just_now_is_refused_and_appends_nothing",
+    ),
+    Mutation(
+        "26 slack: a retried or duplicated message is appended again",
+        f"{LIB}/channels/slack.py",
+        "message_key=channel_key(SCHEME, team, channel, ts),",
+        "message_key=str(__import__('uuid').uuid4()),",
+        "tests/channels/test_slack.py::"
+        "test_a_retry_storm_of_one_event_appends_it_once_and_answers_once",
+    ),
+    Mutation(
+        "27 api: a bearer token acts as a chat platform's user",
+        f"{LIB}/api/auth.py",
+        "if is_channel_user(subject):",
+        "if False:",
+        "tests/channels/test_slack.py::test_an_api_token_can_never_act_as_a_slack_user",
+    ),
 )
 
 

@@ -192,9 +192,12 @@ module "ingest" {
   vpc_connector         = var.vpc_connector
   ingress               = "ALLOW_ALL"
   environment           = local.ingest_env
-  secret_env            = local.ingest_secrets
-  project_roles         = []
-  invokers              = { for index, member in var.ingest_invokers : "invoker-${index}" => member }
+  secret_env = {
+    for key, secret in local.ingest_secrets : key => secret
+    if !anytrue([for prefix in local.channel_secret_prefixes : startswith(key, prefix)])
+  }
+  project_roles = []
+  invokers      = { for index, member in var.ingest_invokers : "invoker-${index}" => member }
 
   depends_on = [
     google_project_iam_member.build,
@@ -247,9 +250,12 @@ module "step" {
   vpc_connector         = var.vpc_connector
   ingress               = "ALLOW_INTERNAL_ONLY"
   environment           = local.step_env
-  secret_env            = local.step_secrets
-  project_roles         = ["roles/aiplatform.user"]
-  invokers              = { pubsub_push = "serviceAccount:${google_service_account.step_push.email}" }
+  secret_env = {
+    for key, secret in local.step_secrets : key => secret
+    if !anytrue([for prefix in local.channel_secret_prefixes : startswith(key, prefix)])
+  }
+  project_roles = ["roles/aiplatform.user"]
+  invokers      = { pubsub_push = "serviceAccount:${google_service_account.step_push.email}" }
 
   depends_on = [
     google_project_iam_member.build,

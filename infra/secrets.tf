@@ -8,13 +8,43 @@
 locals {
   # Environment variable => secret, per function. Each function's service account is
   # granted exactly these (see modules/function).
+  # The Slack secrets are mounted only once `slack_enabled` is set (functions.tf filters
+  # them out before), since a function cannot start on a secret that has no version yet.
   ingest_secrets = {
-    JWT_HS256_SECRET = google_secret_manager_secret.jwt_hs256_secret.secret_id
+    JWT_HS256_SECRET     = google_secret_manager_secret.jwt_hs256_secret.secret_id
+    SLACK_SIGNING_SECRET = google_secret_manager_secret.slack_signing_secret.secret_id
+    SLACK_BOT_TOKEN      = google_secret_manager_secret.slack_bot_token.secret_id
   }
   relay_secrets = {}
   step_secrets = {
     CALLBACK_SIGNING_SECRET = google_secret_manager_secret.callback_signing_secret.secret_id
+    SLACK_BOT_TOKEN         = google_secret_manager_secret.slack_bot_token.secret_id
   }
+  channel_secret_prefixes = var.slack_enabled ? [] : ["SLACK_"]
+}
+
+# Slack's secrets come from the Slack app, not from Terraform: they are created empty here and
+# given their values with `gcloud secrets versions add` (infra/README.md, "Connect Slack").
+resource "google_secret_manager_secret" "slack_signing_secret" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}-slack-signing-secret"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret" "slack_bot_token" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}-slack-bot-token"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_secret_manager_secret" "jwt_hs256_secret" {

@@ -741,6 +741,12 @@ variable "jwt_hs256_secret_version" {
   }
 }
 
+variable "slack_enabled" {
+  description = "Mount the Slack app's secrets (SLACK_SIGNING_SECRET on ingest, SLACK_BOT_TOKEN on ingest and step), which turns the Slack endpoints on. Add both secrets' values first (infra/README.md, \"Connect Slack\")."
+  type        = bool
+  default     = false
+}
+
 variable "callback_signing_secret_version" {
   description = "Version of the generated CALLBACK_SIGNING_SECRET; change it to have Terraform write a new random key (front ends must then verify with the new one)."
   type        = number

@@ -21,6 +21,7 @@ from messagedb_agent.settings import Settings
 
 if TYPE_CHECKING:
     from messagedb_agent.api.app import IngestApi
+    from messagedb_agent.channels.callback import ReplySender
     from messagedb_agent.engine.effects import EngineConfig
     from messagedb_agent.engine.step import Engine
     from messagedb_agent.llm.types import LLMClient
@@ -50,6 +51,7 @@ def build_engine(
     module that cannot be imported or has no tools, is an error here, at start-up.
     """
     from messagedb_agent.channels.callback import HttpReplySender
+    from messagedb_agent.channels.replies import RoutedReplies
     from messagedb_agent.engine.cache import ViewCache
     from messagedb_agent.engine.step import Engine
     from messagedb_agent.observability.instrumented import TracedLLM, TracedTools
@@ -73,11 +75,12 @@ def build_engine(
         load_mcp_tools(servers_from_json(limits.mcp_servers), registry)
     offered = RegistryTools(registry, limits.tool_timeout_seconds)
     callbacks = settings.callbacks
-    replies = HttpReplySender(
+    webhooks = HttpReplySender(
         callbacks.callback_signing_secret.get_secret_value(),
         callbacks.delivery_timeout_seconds,
         allow_private=callbacks.callback_allow_private,
     )
+    replies = RoutedReplies(webhooks, channel_senders(settings))
     approval = tuple(t.name for t in registry if t.approval)  # declared with @tool(approval=...)
     config = _engine_config(settings)
     config = replace(
@@ -93,6 +96,19 @@ def build_engine(
         replies=replies,
         views=ViewCache(limits.view_cache_events),
     )
+
+
+def channel_senders(settings: Settings) -> dict[str, ReplySender]:
+    """The chat platforms this deployment can reply on: those whose credentials are set."""
+    senders: dict[str, ReplySender] = {}
+    slack = settings.slack
+    if slack.slack_bot_token is not None:
+        from messagedb_agent.channels.slack import SlackReplies
+
+        token = slack.slack_bot_token.get_secret_value()
+        timeout = settings.callbacks.delivery_timeout_seconds
+        senders["slack"] = SlackReplies(token, slack.slack_api_url, timeout)
+    return senders
 
 
 def _engine_config(settings: Settings) -> EngineConfig:

@@ -1,8 +1,9 @@
-"""Fixtures for outbound requests: a resolver the test controls."""
+"""Fixtures for channels: a resolver the test controls, and APIs serving the endpoints."""
 
 from __future__ import annotations
 
 import pytest
+from tests.api.conftest import make_api  # noqa: F401 -- the API fixture, for the channels' endpoints
 from tests.channels.dns import FakeDns, install_fake_dns
 
 

@@ -28,6 +28,7 @@ COMMON_SECTIONS = (
     "threads",
     "pubsub",
     "observability",
+    "slack",
 )
 API_SECTIONS = ("api",)
 RELAY_SECTIONS = ("relay",)  # read by the function that runs the relay only

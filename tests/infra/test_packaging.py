@@ -29,7 +29,9 @@ from messagedb_agent.deploy.packaging import (
 DEV_ONLY = ("pytest", "ruff", "mypy", "hypothesis", "schemathesis", "testcontainers")
 # The CLI's packages: typer, and what only typer brings (rich is the one that costs: structlog
 # imports it whenever it is installed).
-CLI_ONLY = ("typer", "rich", "shellingham", "markdown-it-py", "mdurl", "pygments")
+# rich's own dependencies markdown-it-py and mdurl are the functions' too: slackify-markdown
+# renders Slack replies with them.
+CLI_ONLY = ("typer", "rich", "shellingham", "pygments")
 
 
 @pytest.fixture(scope="module")

@@ -64,15 +64,23 @@ FRAMEWORK_ENV = {"THREADS", "WORKERS"}
 WITHHELD = {
     # ingest's stream tokens are keyed from JWT_HS256_SECRET, which Terraform gives it; their
     # own secret is only for deployments that verify bearer tokens with RS256 keys
-    "ingest": {"CALLBACK_SIGNING_SECRET", "STREAM_TOKEN_SECRET"},
-    "relay": {"CALLBACK_SIGNING_SECRET"},
-    "step": set(),
+    "ingest": {"CALLBACK_SIGNING_SECRET", "STREAM_TOKEN_SECRET", "SLACK_API_URL"},
+    "relay": {
+        "CALLBACK_SIGNING_SECRET",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_BOT_TOKEN",
+        "SLACK_API_URL",
+    },
+    # Slack's API at its real address: SLACK_API_URL is for proxies and local stand-ins
+    "step": {"SLACK_SIGNING_SECRET", "SLACK_API_URL"},
 }
+# Secrets whose values come from elsewhere (a chat platform's app), added by the operator.
+OPERATOR_SECRETS = {"slack_signing_secret", "slack_bot_token"}
 # Who reads which secret (least privilege: no other function may read it).
 EXPECTED_SECRETS = {
-    "ingest": {"JWT_HS256_SECRET"},
+    "ingest": {"JWT_HS256_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"},
     "relay": set(),
-    "step": {"CALLBACK_SIGNING_SECRET"},
+    "step": {"CALLBACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"},
 }
 BASE_ROLES = {
     "roles/cloudsql.client",
@@ -106,9 +114,10 @@ def _environment(root: Config, module: Config, name: str) -> set[str]:
 
 
 def _secrets(root: Config, name: str) -> dict[str, Any]:
+    """The function's secrets as written (a chat platform's only once it is enabled)."""
     secret_env = root.modules[name]["secret_env"]
     assert isinstance(secret_env, Expr)
-    (local,) = secret_env.refs("local")
+    (local,) = [ref for ref in secret_env.refs("local") if ref.endswith("_secrets")]
     secrets: dict[str, Any] = root.locals[local]
     return secrets
 
@@ -325,9 +334,24 @@ def test_each_function_reads_exactly_its_own_secrets(root: Config) -> None:
         for value in mapping.values():
             (resource,) = re.findall(r"google_secret_manager_secret\.(\w+)\.secret_id", value.text)
             assert resource in secrets
+            if resource in OPERATOR_SECRETS:
+                assert resource not in versions, "the operator adds its value, not Terraform"
+                continue
             assert versions[resource]["secret"] == Expr(
                 f"google_secret_manager_secret.{resource}.id"
             )
+
+
+def test_a_chat_platforms_secrets_are_mounted_only_once_it_is_enabled(root: Config) -> None:
+    """A function cannot start on a secret without a version, and the operator adds Slack's
+    values only when setting Slack up."""
+    assert root.variables["slack_enabled"]["default"] is False
+    assert root.locals["channel_secret_prefixes"] == Expr('var.slack_enabled ? [] : ["SLACK_"]')
+    for name in ("ingest", "step"):
+        secret_env = root.modules[name]["secret_env"]
+        assert isinstance(secret_env, Expr)
+        assert "local.channel_secret_prefixes" in secret_env.text
+        assert "startswith(key, prefix)" in secret_env.text
 
 
 def test_secrets_are_mounted_and_granted_from_the_same_map(module: Config) -> None:

@@ -47,6 +47,7 @@ from messagedb_agent.threads.errors import (
 )
 
 if TYPE_CHECKING:
+    from messagedb_agent.channels.inbound import Inbound
     from messagedb_agent.store.client import MessageStore
     from messagedb_agent.store.signals import StreamSignals
 
@@ -56,6 +57,8 @@ StoreFactory = Callable[[], "MessageStore"]
 PublisherFactory = Callable[[], NotificationPublisher]
 Clock = Callable[[], datetime]
 
+# Chat platforms' endpoints (`channels/`): signed by the platform, outside the route table.
+CHANNELS = "/v1/channels/"
 # What `_read_body` answers for a request without a body, which is not the JSON `null`.
 NO_BODY: Any = object()
 _THREAD_ERROR_STATUS: dict[type[ThreadError], int] = {
@@ -96,6 +99,7 @@ class IngestApi:
         self._openapi: dict[str, Any] | None = None
         self._signals: StreamSignals | None = None
         self._open_streams: dict[str, int] = {}
+        self._channels: dict[str, Inbound | None] = {}
         self._lock = threading.Lock()
         self._context = handlers.Context(
             store=self.store,
@@ -206,6 +210,8 @@ class IngestApi:
     def _dispatch(self, request: flask.Request) -> flask.Response:
         if request.method == "GET" and web.serves(request.path):
             return web.response(request.path)
+        if request.path.startswith(CHANNELS):
+            return self._channel(request)
         route, params = self._match(request)
         user = ""
         token = request.args.get("token") if route.streams else None
@@ -244,6 +250,56 @@ class IngestApi:
         answer = route.handler(self._context, call)
         replayed = {"Idempotent-Replayed": "true"} if answer.replayed else None
         return _json_response(answer.status, answer.payload(), replayed)
+
+    def _channel(self, request: flask.Request) -> flask.Response:
+        """A chat platform's request: signed by the platform, not by a bearer token, and
+        answered as the platform expects. A channel that is not configured is not there."""
+        platform, _, endpoint = request.path[len(CHANNELS) :].partition("/")
+        inbound = self._inbound(platform)
+        handle = inbound.endpoints().get(endpoint) if inbound is not None else None
+        if handle is None:
+            raise errors.not_found()
+        if request.method != "POST":
+            raise errors.method_not_allowed(["POST"])
+        note_request(request.method, request.path, user="", thread_id=None)
+        limit = self.settings.api.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise errors.payload_too_large(limit)
+        request.max_content_length = limit
+        try:
+            data = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            raise errors.payload_too_large(limit) from None
+        answer = handle(data, dict(request.headers.items()))
+        return _json_response(answer.status, answer.body, answer.headers)
+
+    def _inbound(self, platform: str) -> Inbound | None:
+        if platform not in self._channels:
+            built = self._build_inbound(platform)  # outside the lock: it takes the store's
+            with self._lock:
+                self._channels.setdefault(platform, built)
+        return self._channels[platform]
+
+    def _build_inbound(self, platform: str) -> Inbound | None:
+        from messagedb_agent.channels.conversations import Conversations
+        from messagedb_agent.runtime import channel_senders
+
+        if platform == "slack" and self.settings.slack.enabled:
+            from messagedb_agent.channels.slack import SlackInbound, SlackReplies
+
+            secret = self.settings.slack.slack_signing_secret
+            assert secret is not None
+            replies = channel_senders(self.settings).get("slack")
+            conversations = Conversations(
+                self.store(),
+                self.publish,
+                self.clock,
+                self.limiter,
+                self.settings.threads.thread_shards,
+            )
+            told = replies if isinstance(replies, SlackReplies) else None
+            return SlackInbound(secret.get_secret_value(), conversations, told)
+        return None
 
     def _stream(self, route: Route, call: handlers.Call) -> flask.Response:
         """A Server-Sent Events response; the user's open streams are counted (in this

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from messagedb_agent.api.errors import ApiError
-from messagedb_agent.events.ids import MAX_USER_ID_LENGTH, user_id_problem
+from messagedb_agent.events.ids import MAX_USER_ID_LENGTH, is_channel_user, user_id_problem
 from messagedb_agent.settings.serving import ApiSettings
 
 SESSION_EXPIRED = "Your session expired, please log in again."
@@ -23,6 +23,10 @@ UNUSABLE_USER = (
     "Your sign-in names a user id I can't accept: it must be 1 to "
     f"{MAX_USER_ID_LENGTH} printable characters, with no control characters or surrounding "
     "spaces."
+)
+CHANNEL_SUBJECT = (
+    "Your sign-in names a chat platform's user (slack:..., telegram:..., google-chat:...); "
+    "those users reach me through their platform only."
 )
 
 
@@ -80,6 +84,8 @@ class Authenticator:
             raise _unauthorized("unauthorized", NOT_VERIFIED, "invalid_token")
         if user_id_problem(subject) is not None:
             raise _unauthorized("unauthorized", UNUSABLE_USER, "invalid_token")
+        if is_channel_user(subject):  # a token must never act as a platform's user
+            raise _unauthorized("unauthorized", CHANNEL_SUBJECT, "invalid_token")
         return subject
 
     def _decode(self, token: str) -> dict[str, Any]:

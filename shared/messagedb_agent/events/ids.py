@@ -77,6 +77,33 @@ def idempotent_thread_id(owner: str, idempotency_key: str) -> uuid.UUID:
     return uuid.uuid5(_IDEMPOTENT_THREAD_NAMESPACE, _joined(owner, idempotency_key))
 
 
+# Users who reach the agent through a chat platform: `<platform>:<workspace>:<user>`, e.g.
+# `slack:T123:U456`, so one platform's or workspace's user is never another's. The API refuses
+# tokens whose subject is in these namespaces (`is_channel_user`), so no bearer token can act
+# as, or read the threads of, a platform's user.
+CHANNEL_PLATFORMS = ("slack", "telegram", "google-chat")
+
+
+def channel_user(platform: str, workspace: str, user: str) -> str:
+    """A platform user's id; ValueError for parts that could make two users' ids meet."""
+    if platform not in CHANNEL_PLATFORMS:
+        raise ValueError(f"not a chat platform: {platform!r}")
+    for part in (workspace, user):
+        if not part or ":" in part or not part.isprintable() or part != part.strip():
+            raise ValueError(f"not a {platform} id: {part!r}")
+    return f"{platform}:{workspace}:{user}"
+
+
+def is_channel_user(user: str) -> bool:
+    return user.partition(":")[0] in CHANNEL_PLATFORMS and ":" in user
+
+
+def channel_key(platform: str, *parts: str) -> str:
+    """A thread's or a message's identity on a platform, as an idempotency key: its parts
+    length-prefixed, so no two tuples of parts give one key."""
+    return _joined(platform, *parts)
+
+
 def _joined(*parts: str) -> str:
     """The parts, each preceded by its length: decodable one way only, whatever they hold."""
     return "".join(f"{len(part)}:{part}" for part in parts)

@@ -36,6 +36,7 @@ from messagedb_agent.settings.agent import (
     PriceSettings,
     ThreadSettings,
 )
+from messagedb_agent.settings.channels import SlackSettings
 from messagedb_agent.settings.relay import RelaySettings
 from messagedb_agent.settings.section import unset_if_blank
 from messagedb_agent.settings.serving import (
@@ -89,6 +90,7 @@ class Settings(BaseSettings):
     pubsub: PubSubSettings = Field(default_factory=PubSubSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     prices: PriceSettings = Field(default_factory=PriceSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,133 @@
+"""What a chat platform's user said, into that user's thread: the part every channel shares.
+
+A platform thread maps to one of our threads per user: its id is derived from the user and the
+platform's own thread identity (`idempotent_thread_id(user, channel_key(...))`), and its
+`SessionStarted` names the reply address (`callback_url`, e.g. `slack:T1/C2/1700.0001`). So the
+mapping is a function plus the thread's own first event: nothing to look up, nothing mutable.
+Two people in one platform thread each talk to the agent in a thread of their own, as two API
+users would: neither's messages, replies or approvals ever reach the other's conversation.
+
+A platform message's identity (`channel_key` of its own id) is the user message's idempotency
+key, so a platform retry, a duplicate delivery, or the same message arriving as two events
+(Slack's `app_mention` and `message`) appends it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from messagedb_agent.events.ids import idempotent_thread_id
+from messagedb_agent.store import stream_name as names
+from messagedb_agent.threads.approvals import decide_approval
+from messagedb_agent.threads.commands import (
+    Appended,
+    Found,
+    add_message,
+    find_thread,
+    start_thread,
+)
+from messagedb_agent.threads.errors import ThreadNotFound
+
+if TYPE_CHECKING:
+    from messagedb_agent.api.rate_limit import RateLimiter
+    from messagedb_agent.store.client import MessageStore
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage:
+    user: str  # `ids.channel_user(...)`
+    thread_key: str  # `ids.channel_key(...)` of the platform thread
+    message_key: str  # `ids.channel_key(...)` of the platform message
+    text: str
+    reply_to: str  # the reply address, the thread's `callback_url`
+    title: str | None = None
+    # a DM or a mention may start a conversation; any other message only continues one
+    starts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What became of a platform message."""
+
+    appended: Appended | None  # None: not for the agent (no conversation to continue)
+    retry_after: int | None = None  # over the user's rate limit: nothing appended
+
+    @property
+    def new(self) -> bool:
+        return self.appended is not None and self.appended.created
+
+
+class Conversations:
+    def __init__(
+        self,
+        store: MessageStore,
+        publish: Callable[[Appended], None],
+        clock: Callable[[], datetime],
+        limiter: Callable[[], RateLimiter | None] = lambda: None,
+        shards: int = names.DEFAULT_THREAD_SHARDS,
+    ) -> None:
+        self._store = store
+        self._publish = publish
+        self._clock = clock
+        self._limiter = limiter
+        self._shards = shards
+
+    def thread_of(self, user: str, thread_key: str) -> str:
+        return str(names.in_shard(idempotent_thread_id(user, thread_key), self._shards))
+
+    def find(self, user: str, thread_key: str) -> Found | None:
+        try:
+            return find_thread(self._store, self.thread_of(user, thread_key), user)
+        except ThreadNotFound:
+            return None
+
+    def said(self, message: ChannelMessage) -> Said:
+        """Append the message once (a repeat finds the first), and ask for the next step.
+
+        Raises the thread's own errors (a closed thread, a rejected message) for the channel
+        to tell its user in words."""
+        found = self.find(message.user, message.thread_key)
+        if found is None and not message.starts:
+            return Said(None)
+        limiter = self._limiter()
+        if limiter is not None:
+            decision = limiter.take(message.user)
+            if not decision.allowed:
+                return Said(None, retry_after=decision.retry_after)
+        now = self._clock()
+        if found is None:
+            started = start_thread(
+                self._store,
+                owner=message.user,
+                message=None,
+                now=now,
+                title=message.title,
+                callback_url=message.reply_to,
+                idempotency_key=message.thread_key,
+                shards=self._shards,
+            )
+            found = find_thread(self._store, started.thread_id, message.user)
+        appended = add_message(
+            self._store,
+            found,
+            owner=message.user,
+            message=message.text,
+            now=now,
+            idempotency_key=message.message_key,
+        )
+        if appended.created:
+            self._publish(appended)
+        return Said(appended)
+
+    def decide(self, user: str, thread_id: str, tool_call_id: str, *, approve: bool) -> bool:
+        """A platform user's answer to an approval button: as that user, so a button pressed
+        by anyone but the thread's owner finds no thread. True when it was new."""
+        decided = decide_approval(
+            self._store, thread_id, tool_call_id, owner=user, approve=approve, now=self._clock()
+        )
+        if decided.created:
+            self._publish(Appended(decided.thread_id, decided.stream_name, decided.position, True))
+        return decided.created

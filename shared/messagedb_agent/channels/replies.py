@@ -1,0 +1,38 @@
+"""Reply deliveries by address: a chat platform's scheme (`slack:...`) goes to that platform,
+anything else is a callback URL.
+
+Only the channels' own endpoints create threads with a platform address: the API accepts
+https callback URLs only (`outbound`), so no caller can make the agent post into a platform
+conversation by naming one. Every delivery, whatever its address, is the same claimed step
+(`ReplyDeliveryRequested`, then `ReplyDelivered` or `ReplyDeliveryFailed`): retried with
+backoff, never sent again once recorded as delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from messagedb_agent.channels.callback import DeliveryError, ReplySender
+
+
+@dataclass(frozen=True)
+class RoutedReplies:
+    webhooks: ReplySender
+    platforms: Mapping[str, ReplySender] = field(default_factory=dict)
+
+    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+        scheme, colon, _ = url.partition(":")
+        sender = self.platforms.get(scheme) if colon else None
+        if sender is not None:
+            return sender.send(url, body, delivery_id)
+        if scheme in KNOWN_PLATFORMS:
+            raise DeliveryError(
+                f"replies to {scheme} are not configured on this deployment", retryable=True
+            )
+        return self.webhooks.send(url, body, delivery_id)
+
+
+# Addresses of a platform whose credentials are missing wait (retried, with backoff) for an
+# operator to configure it, as any operator fault does, instead of going to the webhook sender.
+KNOWN_PLATFORMS = frozenset({"slack", "telegram", "google-chat"})

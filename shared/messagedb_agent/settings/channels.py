@@ -1,0 +1,38 @@
+"""Chat platforms the agent answers on. A channel is on when its secrets are set."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from messagedb_agent.settings.section import Section, unset_if_blank
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class SlackSettings(Section):
+    """The Slack app: its signing secret checks what Slack sends, its bot token replies."""
+
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret (Basic Information); checks every request "
+        "Slack sends. Set it to turn the Slack endpoints on.",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's bot token (xoxb-...), for replies with chat.postMessage.",
+    )
+    slack_api_url: str = Field(
+        default=SLACK_API_URL,
+        min_length=8,
+        max_length=500,
+        description="Slack's Web API base URL; point it at a proxy, or a local stand-in.",
+    )
+
+    @field_validator("slack_signing_secret", "slack_bot_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return unset_if_blank(value)
+
+    @property
+    def enabled(self) -> bool:
+        return self.slack_signing_secret is not None
