@@ -358,3 +358,22 @@ def test_the_api_refuses_a_slack_address_as_a_callback_url(
             headers=bearer("someone"),
         )
     assert answered.status_code in (400, 422)
+
+
+def test_what_a_client_gets_wrong_at_the_channel_endpoints_is_a_clear_4xx(
+    app: FlaskClient, make_api: MakeApi, slack_settings: Settings
+) -> None:
+    not_json = b"{not json"
+    assert app.post(EVENTS, data=not_json, headers=signed(not_json)).status_code == 400
+    listed = b"[1, 2]"
+    assert app.post(EVENTS, data=listed, headers=signed(listed)).status_code == 400
+    no_payload = b"actions=1"
+    assert (
+        app.post(INTERACTIONS, data=no_payload, headers=form_signed(no_payload)).status_code == 400
+    )
+    assert app.get(EVENTS).status_code == 405
+    assert app.post("/v1/channels/slack/nowhere", data=b"{}").status_code == 404
+    assert app.post("/v1/channels/irc/events", data=b"{}").status_code == 404
+    with make_api(core=slack_settings, max_body_bytes=1024).flask_app().test_client() as small:
+        big = json.dumps(message_event("x" * 2000)).encode()
+        assert small.post(EVENTS, data=big, headers=signed(big)).status_code == 413

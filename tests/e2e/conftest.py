@@ -29,6 +29,9 @@ import httpx
 import pytest
 from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from tests.channels.fake_slack import BOT_TOKEN as SLACK_BOT_TOKEN
+from tests.channels.fake_slack import SIGNING_SECRET as SLACK_SIGNING_SECRET
+from tests.channels.fake_slack import FakeSlack
 
 from messagedb_agent.notification import Notification
 from messagedb_agent.postgres import embedded
@@ -130,6 +133,7 @@ class Live:
     stack: LocalStack
     tap: Tap
     publisher: PubSubPublisher  # the project's publisher, bound to the stack's emulator topic
+    slack: FakeSlack  # the Slack the stack's Slack channel talks to
 
     @property
     def database_url(self) -> str:
@@ -213,16 +217,24 @@ HERE = Path(__file__).parent
 def live(
     request: pytest.FixtureRequest, e2e_database_url: str, settings: Settings
 ) -> Iterator[Live]:
-    """The stack, started once; stopped after this directory's last test (see the hook below)."""
+    """The stack, started once; stopped after this directory's last test (see the hook below).
+    Its Slack channel is on, talking to a local Slack."""
+    slack = FakeSlack().start()
+    env = {
+        **FUNCTION_ENV,
+        "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+        "SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
+        "SLACK_API_URL": slack.api_url,
+    }
     options = StackOptions.on_free_ports(
         transport="emulator",
         relay_interval=1.0,
         database_url=e2e_database_url,
-        env=FUNCTION_ENV,
+        env=env,
         startup_timeout=60.0,
     )
     stack = LocalStack(settings, options, out=io.StringIO()).start()
-    shutdown: list[Callable[[], None]] = [stack.stop]
+    shutdown: list[Callable[[], None]] = [stack.stop, slack.stop]
     request.session.stash[SHUTDOWN] = lambda: _run_all(shutdown)
     try:
         assert stack.emulator_host is not None
@@ -232,7 +244,7 @@ def live(
         client = _publisher_client(stack.emulator_host)
         shutdown.insert(0, client.stop)
         publisher = PubSubPublisher(stack.project, stack.pubsub.pubsub_topic, client=client)
-        yield Live(stack, tap, publisher)
+        yield Live(stack, tap, publisher, slack)
     finally:
         _run_all(shutdown)
 
