@@ -64,7 +64,7 @@ unit: setup ## pytest against the real Message DB
 
 test: lint typecheck checkov unit ## Everything CI checks
 
-bench: setup ## Benchmarks: store, step, end to end, cold start, long thread, scale, live streams (ratios against baselines run alongside; not part of `make test`)
+bench: setup ## Benchmarks: store, step, end to end, cold start, long thread, scale, live streams, chat channels (ratios against baselines run alongside; not part of `make test`)
 	@$(BIN)/python bench/store.py
 	@$(BIN)/python bench/step.py
 	@$(BIN)/python bench/e2e.py
@@ -72,6 +72,7 @@ bench: setup ## Benchmarks: store, step, end to end, cold start, long thread, sc
 	@$(BIN)/python bench/long_thread.py
 	@$(BIN)/python bench/scale.py
 	@$(BIN)/python bench/stream.py
+	@$(BIN)/python bench/channels.py
 
 bench-compare: setup ## The step benchmark beside LangGraph and ADK (runs ../shared/peers/run_all.sh)
 	@$(BIN)/python bench/compare.py
