@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from messagedb_agent.llm.offline import OFFLINE_NOTE
 
@@ -207,3 +209,20 @@ def turn_starts(events: list[dict[str, Any]]) -> list[int]:
             and e["metadata"]["causation_position"] in said
         }
     )
+
+
+def sse_messages(
+    http: httpx.Client, path: str, last_id: str | None = None
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """A live stream's SSE messages (id, data) as they arrive; heartbeats carry no id."""
+    headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+    with http.stream("GET", path, headers=headers, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        sse_id: str | None = None
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                sse_id = line[4:]
+            elif line.startswith("data: "):
+                yield sse_id, orjson.loads(line[6:])
+            elif line == "":
+                sse_id = None

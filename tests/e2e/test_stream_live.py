@@ -14,27 +14,11 @@ from contextlib import closing
 from typing import Any
 
 import httpx
-import orjson
 from tests.e2e.conftest import Live
-from tests.e2e.conversation import Chat, ok
+from tests.e2e.conversation import Chat, ok, sse_messages
 
 STREAMS = 20
 REQUEST = "Add a task to buy milk and add a task to walk the dog, then list my tasks"
-
-
-def _messages(http: httpx.Client, path: str, last_id: str | None) -> Any:
-    """SSE messages (id, data) from `path`, as they arrive."""
-    headers = {"Last-Event-ID": last_id} if last_id is not None else {}
-    with http.stream("GET", path, headers=headers, timeout=60) as response:
-        assert response.status_code == 200, response.read()
-        sse_id: str | None = None
-        for line in response.iter_lines():
-            if line.startswith("id: "):
-                sse_id = line[4:]
-            elif line.startswith("data: "):
-                yield sse_id, orjson.loads(line[6:])
-            elif line == "":
-                sse_id = None
 
 
 def _until_finished(
@@ -44,7 +28,7 @@ def _until_finished(
     (then the connection is dropped). Returns what had a cursor, the last cursor, and
     whether the run finished."""
     got: list[tuple[str, dict[str, Any]]] = []
-    for sse_id, data in _messages(http, path, last_id):
+    for sse_id, data in sse_messages(http, path, last_id):
         if sse_id is None:
             continue  # heartbeats carry no cursor
         got.append((sse_id, data))

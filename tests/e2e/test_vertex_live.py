@@ -25,10 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import orjson
 import pytest
 from tests.e2e.conftest import FUNCTION_ENV, KeepAliveRetry
-from tests.e2e.conversation import Chat, ok
+from tests.e2e.conversation import Chat, ok, sse_messages
 from tests.llm.fake_google_auth import FakeTokenEndpoint
 from tests.llm.fake_vertex import FakeVertex, gemini_reply
 
@@ -142,19 +141,6 @@ def test_a_cancel_while_the_model_answers_on_the_step_function_stops_the_turn(
         assert any("cancel" in text.lower() for text in said)
 
 
-def _sse(http: httpx.Client, path: str) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    with http.stream("GET", path, timeout=60) as response:
-        assert response.status_code == 200, response.read()
-        sse_id: str | None = None
-        for line in response.iter_lines():
-            if line.startswith("id: "):
-                sse_id = line[4:]
-            elif line.startswith("data: "):
-                yield sse_id, orjson.loads(line[6:])
-            elif line == "":
-                sse_id = None
-
-
 def _read_turn(
     stack: LocalStack, user: str, message: str
 ) -> tuple[str, list[tuple[float, str | None, dict[str, Any]]]]:
@@ -172,7 +158,7 @@ def _read_turn(
         chat.start()
 
         def read() -> None:
-            for sse_id, data in _sse(reader_http, f"/v1/threads/{chat.thread_id}/stream"):
+            for sse_id, data in sse_messages(reader_http, f"/v1/threads/{chat.thread_id}/stream"):
                 arrived.append((time.monotonic(), sse_id, data))
                 if data["type"] == "RUN_FINISHED":
                     return
@@ -226,28 +212,7 @@ def test_the_models_streamed_reply_reaches_an_sse_client_piece_by_piece(
     stack, vertex = vertex_stack
     text = "Here is a longer answer, " + " ".join(f"word{i}" for i in range(40)) + "."
     vertex.reply(gemini_reply({"text": text}, model_version=MODEL), pace=0.2)
-    token = stack.dev_token(f"stream-model-{uuid.uuid4().hex[:6]}")
-    headers = {"Authorization": f"Bearer {token}"}
-    arrived: list[tuple[float, str | None, dict[str, Any]]] = []
-    with (
-        httpx.Client(
-            base_url=stack.urls["ingest"], headers=headers, timeout=60, transport=KeepAliveRetry()
-        ) as http,
-        httpx.Client(base_url=stack.urls["ingest"], headers=headers) as reader_http,
-    ):
-        chat = Chat(http)
-        chat.start()
-
-        def read() -> None:
-            for sse_id, data in _sse(reader_http, f"/v1/threads/{chat.thread_id}/stream"):
-                arrived.append((time.monotonic(), sse_id, data))
-                if data["type"] == "RUN_FINISHED":
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        chat.send("tell me something long")
-        reader.join(60)
+    _, arrived = _read_turn(stack, "stream-model", "tell me something long")
 
     assert vertex.last.streamed
     said = next(

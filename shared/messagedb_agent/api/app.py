@@ -262,14 +262,7 @@ class IngestApi:
         if request.method != "POST":
             raise errors.method_not_allowed(["POST"])
         note_request(request.method, request.path, user="", thread_id=None)
-        limit = self.settings.api.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise errors.payload_too_large(limit)
-        request.max_content_length = limit
-        try:
-            data = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            raise errors.payload_too_large(limit) from None
+        data = self._bounded(request, cache=False)  # the raw bytes, as the platform signed them
         answer = handle(data, dict(request.headers.items()))
         return _json_response(answer.status, answer.body, answer.headers)
 
@@ -354,14 +347,7 @@ class IngestApi:
         """
         if route.body is None:
             return NO_BODY
-        limit = self.settings.api.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise errors.payload_too_large(limit)
-        request.max_content_length = limit
-        try:
-            data = request.get_data(cache=True)
-        except RequestEntityTooLarge:
-            raise errors.payload_too_large(limit) from None
+        data = self._bounded(request, cache=True)
         if not data.strip():
             return NO_BODY
         if not _declares_json(request):
@@ -370,6 +356,17 @@ class IngestApi:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             raise errors.invalid_json() from None
+
+    def _bounded(self, request: flask.Request, *, cache: bool) -> bytes:
+        """The body, refused with a 413 past MAX_BODY_BYTES (declared or as it arrives)."""
+        limit = self.settings.api.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise errors.payload_too_large(limit)
+        request.max_content_length = limit
+        try:
+            return request.get_data(cache=cache)
+        except RequestEntityTooLarge:
+            raise errors.payload_too_large(limit) from None
 
     def _write(self, call: handlers.Call, write: handlers.Write) -> handlers.Written:
         """Run a handler's write: with an idempotency key once, its answer recorded in the
