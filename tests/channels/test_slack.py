@@ -377,3 +377,18 @@ def test_what_a_client_gets_wrong_at_the_channel_endpoints_is_a_clear_4xx(
     with make_api(core=slack_settings, max_body_bytes=1024).flask_app().test_client() as small:
         big = json.dumps(message_event("x" * 2000)).encode()
         assert small.post(EVENTS, data=big, headers=signed(big)).status_code == 413
+
+
+def test_a_person_over_the_rate_limit_is_told_so_in_slack_and_nothing_is_appended(
+    make_api: MakeApi, store: MessageStore, slack: FakeSlack, slack_settings: Settings
+) -> None:
+    user = f"U{time.time_ns() % 10**9:09d}"
+    limited = make_api(core=slack_settings, rate_limit_per_minute=1, rate_limit_burst=1)
+    with limited.flask_app().test_client() as app:
+        send(app, message_event("first", user=user))
+        send(app, message_event("second, too soon", user=user))
+    told = replies(slack, "D0DIRECT01", 1)[-1]
+    assert "faster than I can keep up" in told.text
+    key = channel_key("slack", TEAM, "D0DIRECT01", "")
+    said = thread_events(store, channel_user("slack", TEAM, user), key)
+    assert [e.event.message for e in said if e.type == "UserMessageAdded"] == ["first"]
