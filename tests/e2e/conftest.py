@@ -219,7 +219,19 @@ def live(
 ) -> Iterator[Live]:
     """The stack, started once; stopped after this directory's last test (see the hook below).
     Its Slack channel is on, talking to a local Slack."""
+    shutdown: list[Callable[[], None]] = []
+    request.session.stash[SHUTDOWN] = lambda: _run_all(shutdown)
+    try:
+        yield start_live(settings, e2e_database_url, shutdown)
+    finally:
+        _run_all(shutdown)
+
+
+def start_live(settings: Settings, database_url: str, shutdown: list[Callable[[], None]]) -> Live:
+    """A stack on `database_url` with the Pub/Sub emulator and a local Slack; what stops it
+    goes into `shutdown`, in the order to run it."""
     slack = FakeSlack().start()
+    shutdown.append(slack.stop)
     env = {
         **FUNCTION_ENV,
         "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
@@ -229,24 +241,20 @@ def live(
     options = StackOptions.on_free_ports(
         transport="emulator",
         relay_interval=1.0,
-        database_url=e2e_database_url,
+        database_url=database_url,
         env=env,
         startup_timeout=60.0,
     )
     stack = LocalStack(settings, options, out=io.StringIO()).start()
-    shutdown: list[Callable[[], None]] = [stack.stop, slack.stop]
-    request.session.stash[SHUTDOWN] = lambda: _run_all(shutdown)
-    try:
-        assert stack.emulator_host is not None
-        assert stack.topology is not None
-        tap = Tap.on_topic(stack.emulator_host, stack.project, stack.topology.topic)
-        shutdown.insert(0, tap.close)
-        client = _publisher_client(stack.emulator_host)
-        shutdown.insert(0, client.stop)
-        publisher = PubSubPublisher(stack.project, stack.pubsub.pubsub_topic, client=client)
-        yield Live(stack, tap, publisher, slack)
-    finally:
-        _run_all(shutdown)
+    shutdown.insert(0, stack.stop)
+    assert stack.emulator_host is not None
+    assert stack.topology is not None
+    tap = Tap.on_topic(stack.emulator_host, stack.project, stack.topology.topic)
+    shutdown.insert(0, tap.close)
+    client = _publisher_client(stack.emulator_host)
+    shutdown.insert(0, client.stop)
+    publisher = PubSubPublisher(stack.project, stack.pubsub.pubsub_topic, client=client)
+    return Live(stack, tap, publisher, slack)
 
 
 def _run_all(steps: list[Callable[[], None]]) -> None:
