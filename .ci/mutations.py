@@ -248,6 +248,22 @@ MUTATIONS = (
         "if False:",
         "tests/channels/test_slack.py::test_an_api_token_can_never_act_as_a_slack_user",
     ),
+    Mutation(
+        "28 telegram: an update without the webhook's secret is taken",
+        f"{LIB}/channels/telegram.py",
+        "if not hmac.compare_digest(given.encode(), self._secret.encode()):",
+        "if False:",
+        "tests/channels/test_telegram.py::"
+        "test_an_update_without_the_webhook_secret_is_refused_and_appends_nothing",
+    ),
+    Mutation(
+        "29 telegram: a repeated update is appended again",
+        f"{LIB}/channels/telegram.py",
+        "message_key=channel_key(SCHEME, bot, str(chat_id), str(message_id)),",
+        "message_key=str(__import__('uuid').uuid4()),",
+        "tests/channels/test_telegram.py::"
+        "test_the_same_update_four_times_at_once_is_appended_and_answered_once",
+    ),
 )
 
 

@@ -108,6 +108,13 @@ def channel_senders(settings: Settings) -> dict[str, ReplySender]:
         token = slack.slack_bot_token.get_secret_value()
         timeout = settings.callbacks.delivery_timeout_seconds
         senders["slack"] = SlackReplies(token, slack.slack_api_url, timeout)
+    telegram = settings.telegram
+    if telegram.telegram_bot_token is not None:
+        from messagedb_agent.channels.telegram import TelegramReplies
+
+        token = telegram.telegram_bot_token.get_secret_value()
+        timeout = settings.callbacks.delivery_timeout_seconds
+        senders["telegram"] = TelegramReplies(token, telegram.telegram_api_url, timeout)
     return senders
 
 

@@ -292,6 +292,26 @@ class IngestApi:
             )
             told = replies if isinstance(replies, SlackReplies) else None
             return SlackInbound(secret.get_secret_value(), conversations, told)
+        telegram = self.settings.telegram
+        if platform == "telegram" and telegram.enabled:
+            from messagedb_agent.channels.telegram import TelegramInbound, TelegramReplies
+
+            assert telegram.telegram_webhook_secret is not None
+            assert telegram.telegram_bot_token is not None
+            token = telegram.telegram_bot_token.get_secret_value()
+            conversations = Conversations(
+                self.store(),
+                self.publish,
+                self.clock,
+                self.limiter,
+                self.settings.threads.thread_shards,
+            )
+            return TelegramInbound(
+                telegram.telegram_webhook_secret.get_secret_value(),
+                token.partition(":")[0],  # the bot's own id: its updates' namespace
+                conversations,
+                TelegramReplies(token, telegram.telegram_api_url),
+            )
         return None
 
     def _stream(self, route: Route, call: handlers.Call) -> flask.Response:

@@ -36,7 +36,7 @@ from messagedb_agent.settings.agent import (
     PriceSettings,
     ThreadSettings,
 )
-from messagedb_agent.settings.channels import SlackSettings
+from messagedb_agent.settings.channels import SlackSettings, TelegramSettings
 from messagedb_agent.settings.relay import RelaySettings
 from messagedb_agent.settings.section import unset_if_blank
 from messagedb_agent.settings.serving import (
@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     prices: PriceSettings = Field(default_factory=PriceSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -36,3 +36,34 @@ class SlackSettings(Section):
     @property
     def enabled(self) -> bool:
         return self.slack_signing_secret is not None
+
+
+TELEGRAM_API_URL = "https://api.telegram.org"
+
+
+class TelegramSettings(Section):
+    """The Telegram bot: its webhook secret checks what Telegram sends, its token replies."""
+
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, description="The bot's token from @BotFather, for replies (sendMessage)."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The `secret_token` given to setWebhook; Telegram sends it in "
+        "X-Telegram-Bot-Api-Secret-Token. Set it (with the token) to turn the endpoint on.",
+    )
+    telegram_api_url: str = Field(
+        default=TELEGRAM_API_URL,
+        min_length=8,
+        max_length=500,
+        description="The Bot API's base URL (methods are <url>/bot<token>/<method>).",
+    )
+
+    @field_validator("telegram_bot_token", "telegram_webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return unset_if_blank(value)
+
+    @property
+    def enabled(self) -> bool:
+        return self.telegram_webhook_secret is not None and self.telegram_bot_token is not None

@@ -1,0 +1,231 @@
+"""Telegram: webhook updates in, `sendMessage` out, as the Bot API documents them.
+
+In (`TelegramInbound`, behind `POST /v1/channels/telegram/webhook`):
+
+- Telegram sends the `secret_token` given to `setWebhook` in `X-Telegram-Bot-Api-Secret-Token`
+  on every request (https://core.telegram.org/bots/api#setwebhook); it is compared in constant
+  time, and a request without it gets a 401 and appends nothing.
+- A text message from a person is appended and the request answered at once. Telegram repeats
+  an update until it gets a 2xx, so a repeat must append nothing: the message's identity (chat,
+  `message_id`) is its key; `update_id` identifies the same update
+  (https://core.telegram.org/bots/api#update).
+- The 200 carries a `sendChatAction` "typing" for the chat: Telegram runs a method given in the
+  webhook's answer (https://core.telegram.org/bots/api#making-requests-when-getting-updates), so
+  the busy indicator costs no request of its own.
+- Conversations: a private chat is one; a group's forum topic (`message_thread_id`) or the
+  group itself is one per person. Bots (`from.is_bot`) are ignored.
+
+Out (`TelegramReplies`, the `telegram:` reply address): `sendMessage` through plain httpx, not
+python-telegram-bot: that library is asyncio-only (a function would run an event loop per
+call, and a `Bot` reused across `asyncio.run` calls fails), and costs over half a second of
+import at every cold start, for the two methods used here. Text is split at 4,096 UTF-16 code
+units, the most the documented "1-4096 characters" can mean
+(https://core.telegram.org/bots/api#sendmessage), on paragraph or line ends where possible.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from messagedb_agent.channels.callback import DeliveryError
+from messagedb_agent.channels.conversations import ChannelMessage, Conversations
+from messagedb_agent.channels.inbound import Answer, Endpoint
+from messagedb_agent.events.ids import channel_key, channel_user
+from messagedb_agent.threads.errors import ThreadError
+
+log = logging.getLogger(__name__)
+
+SCHEME = "telegram"
+SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 -- a header name
+TEXT_LIMIT = 4096  # UTF-16 code units, the strictest reading of the documented limit
+_OK = Answer(200, {})
+_UNVERIFIED = Answer(
+    401, {"error": {"code": "unauthorized", "message": "The webhook secret is missing or wrong."}}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramAddress:
+    bot: str
+    chat: str
+    topic: str  # `message_thread_id`, or `-`
+
+    def uri(self) -> str:
+        return f"{SCHEME}:{self.bot}/{self.chat}/{self.topic}"
+
+    @classmethod
+    def parse(cls, uri: str) -> TelegramAddress:
+        scheme, _, rest = uri.partition(":")
+        parts = rest.split("/")
+        if scheme != SCHEME or len(parts) != 3 or not all(parts):
+            raise ValueError(f"not a Telegram reply address: {uri!r}")
+        return cls(*parts)
+
+
+def message_of(update: dict[str, Any], bot: str) -> ChannelMessage | None:
+    """The person's text message an update carries, or None (edits, bots, channels, service
+    messages, anything without text)."""
+    message = update.get("message")
+    if not isinstance(message, dict):
+        return None
+    person, chat, text = message.get("from"), message.get("chat"), message.get("text")
+    if not (isinstance(person, dict) and isinstance(chat, dict) and isinstance(text, str)):
+        return None
+    if person.get("is_bot") or chat.get("type") == "channel" or not text.strip():
+        return None
+    chat_id, message_id, user = chat.get("id"), message.get("message_id"), person.get("id")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (chat_id, message_id, user)):
+        return None
+    topic = message.get("message_thread_id") if message.get("is_topic_message") else None
+    where = str(topic) if isinstance(topic, int) else "-"
+    try:
+        who = channel_user(SCHEME, bot, str(user))
+    except ValueError:
+        return None
+    return ChannelMessage(
+        user=who,
+        thread_key=channel_key(SCHEME, bot, str(chat_id), where),
+        message_key=channel_key(SCHEME, bot, str(chat_id), str(message_id)),
+        text=text,
+        reply_to=TelegramAddress(bot, str(chat_id), where).uri(),
+        title=" ".join(text.split())[:80],
+    )
+
+
+class TelegramInbound:
+    def __init__(
+        self, secret: str, bot: str, conversations: Conversations, replies: TelegramReplies
+    ) -> None:
+        self._secret = secret
+        self._bot = bot  # the numeric id before the token's colon: whose updates these are
+        self._conversations = conversations
+        self._replies = replies
+
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        return {"webhook": self.webhook}
+
+    def webhook(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        given = next((v for k, v in headers.items() if k.lower() == SECRET_HEADER), "")
+        if not hmac.compare_digest(given.encode(), self._secret.encode()):
+            return _UNVERIFIED
+        try:
+            update = json.loads(body)
+        except ValueError:
+            return Answer(400, {"error": {"code": "invalid_json", "message": "Not JSON."}})
+        if not isinstance(update, dict):
+            return Answer(400, {"error": {"code": "invalid_json", "message": "Not an object."}})
+        message = message_of(update, self._bot)
+        if message is None:
+            return _OK
+        address = TelegramAddress.parse(message.reply_to)
+        try:
+            said = self._conversations.said(message)
+        except ThreadError as error:
+            self._replies.tell(address, str(error))
+            return _OK
+        if said.retry_after is not None:
+            wait = f"please wait {said.retry_after} seconds"
+            self._replies.tell(
+                address, f"You're sending messages faster than I can keep up; {wait}."
+            )
+            return _OK
+        return Answer(200, typing(address))
+
+
+def typing(address: TelegramAddress) -> dict[str, Any]:
+    action: dict[str, Any] = {"method": "sendChatAction", "chat_id": int(address.chat)}
+    if address.topic != "-":
+        action["message_thread_id"] = int(address.topic)
+    return action | {"action": "typing"}
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Pieces of at most `limit` UTF-16 units, cut at a paragraph, else a line, else a space."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest:
+        if utf16_len(rest) <= limit:
+            pieces.append(rest)
+            break
+        fits = len(rest)
+        while utf16_len(rest[:fits]) > limit:  # UTF-16 units >= characters: shrink to fit
+            fits -= max(1, (utf16_len(rest[:fits]) - limit) // 2)
+        window = rest[:fits]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < fits // 2:
+            cut = fits
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return pieces
+
+
+class TelegramReplies:
+    """A `ReplySender` for `telegram:` addresses."""
+
+    def __init__(self, token: str, api_url: str, timeout: float = 10.0) -> None:
+        self._base = f"{api_url.rstrip('/')}/bot{token}"
+        self._timeout = timeout
+
+    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+        try:
+            address = TelegramAddress.parse(url)
+            payload = json.loads(body)
+        except ValueError as error:
+            raise DeliveryError(str(error), retryable=False) from error
+        text = str((payload.get("reply") or {}).get("text") or "")
+        if payload.get("type") == "approval_requested":
+            text = "I need your approval to go on; answer in the web chat or the API."
+        for piece in split(text):
+            self._call("sendMessage", _message(address, piece))
+        return 200
+
+    def tell(self, address: TelegramAddress, text: str) -> None:
+        try:
+            self._call("sendMessage", _message(address, text))
+        except DeliveryError as error:
+            log.warning("could not tell chat %s on Telegram: %s", address.chat, error)
+
+    def _call(self, method: str, arguments: dict[str, Any]) -> None:
+        try:
+            answer = httpx.post(f"{self._base}/{method}", json=arguments, timeout=self._timeout)
+        except httpx.HTTPError as error:
+            raise DeliveryError(f"could not reach Telegram: {error}", retryable=True) from error
+        try:
+            data = answer.json()
+        except ValueError:
+            data = {}
+        if answer.status_code == 200 and data.get("ok") is True:
+            return
+        status = answer.status_code
+        description = str(data.get("description") or status)
+        retry_after = (data.get("parameters") or {}).get("retry_after")
+        wait = f" (retry after {retry_after} s)" if retry_after else ""
+        # 401: the token; 403: blocked by the person, or not in the group: an operator's or a
+        # person's fix, so retried with backoff; 400 is a request that will never pass.
+        raise DeliveryError(
+            f"Telegram refused {method}: {description}{wait}",
+            retryable=status != 400,
+            status_code=status,
+        )
+
+
+def _message(address: TelegramAddress, text: str) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "chat_id": int(address.chat),
+        "text": text,
+        "link_preview_options": {"is_disabled": True},
+    }
+    if address.topic != "-":
+        arguments["message_thread_id"] = int(address.topic)
+    return arguments

@@ -1,0 +1,191 @@
+"""A local Telegram Bot API: the methods the agent calls, as strict as Telegram about them, and
+updates shaped as the Bot API documents them.
+
+Requests (https://core.telegram.org/bots/api#making-requests): `POST /bot<token>/<method>`
+with a JSON or form body; an unknown token is `401 Unauthorized`. Every answer is
+`{"ok": true, "result": ...}` or `{"ok": false, "error_code": N, "description": "..."}`, with
+N as the HTTP status too; a rate limit adds `parameters.retry_after` and a `Retry-After`
+header. `sendMessage` (https://core.telegram.org/bots/api#sendmessage): `chat_id` must be a chat
+the bot is in (`400 Bad Request: chat not found`), `text` 1-4096 characters (`message text is
+empty`, `message is too long`); `message_thread_id` must be a topic of the chat.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+from tests.local_service import LocalService
+
+BOT_ID = 7000000001
+TOKEN = f"{BOT_ID}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+SECRET = "webhook-secret_0123456789"
+PRIVATE_CHAT = 111222333
+GROUP = -1001234567890
+TOPIC = 4990
+
+
+@dataclass(frozen=True)
+class Sent:
+    method: str
+    body: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+
+@dataclass
+class FakeTelegram(LocalService):
+    chats: dict[int, set[int]] = field(
+        default_factory=lambda: {PRIVATE_CHAT: set(), GROUP: {TOPIC}}
+    )
+    sent: list[Sent] = field(default_factory=list)
+    _failures: deque[tuple[int, str, int | None]] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+    thread_name: ClassVar[str] = "fake-telegram"
+
+    def fail(
+        self, status: int = 502, description: str = "Bad Gateway", retry_after: int | None = None
+    ) -> None:
+        with self._lock:
+            self._failures.append((status, description, retry_after))
+
+    def in_chat(self, chat: int) -> list[Sent]:
+        with self._lock:
+            return [s for s in self.sent if s.body.get("chat_id") == chat]
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        _, _, rest = handler.path.partition("/bot")
+        token, _, method = rest.partition("/")
+        if token != TOKEN:
+            self._send(
+                handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            )
+            return
+        kind = (handler.headers.get("Content-Type") or "").split(";")[0].strip()
+        if kind == "application/json":
+            body = json.loads(raw or b"{}")
+        else:
+            body = {k: _maybe_json(v) for k, v in urllib.parse.parse_qsl(raw.decode())}
+        status, answer, headers = self._answer(method.split("?")[0].lower(), body)
+        self._send(handler, status, answer, headers)
+
+    def _answer(
+        self, method: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method not in ("sendmessage", "sendchataction"):
+            return (
+                404,
+                {"ok": False, "error_code": 404, "description": "Not Found: method not found"},
+                {},
+            )
+        with self._lock:
+            if self._failures:
+                status, description, retry = self._failures.popleft()
+                answer: dict[str, Any] = {
+                    "ok": False,
+                    "error_code": status,
+                    "description": description,
+                }
+                if retry is not None:
+                    answer["parameters"] = {"retry_after": retry}
+                    return status, answer, {"Retry-After": str(retry)}
+                return status, answer, {}
+            problem = _problem(method, body, self.chats)
+            if problem is not None:
+                return (
+                    400,
+                    {"ok": False, "error_code": 400, "description": f"Bad Request: {problem}"},
+                    {},
+                )
+            self.sent.append(Sent(method, body))
+        if method == "sendchataction":
+            return 200, {"ok": True, "result": True}, {}
+        result = {"message_id": len(self.sent), "date": int(time.time()), "text": body["text"]}
+        return 200, {"ok": True, "result": result}, {}
+
+    @staticmethod
+    def _send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        payload = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+
+def _maybe_json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _problem(method: str, body: dict[str, Any], chats: dict[int, set[int]]) -> str | None:
+    chat = body.get("chat_id")
+    if chat not in chats:
+        return "chat not found"
+    topic = body.get("message_thread_id")
+    if topic is not None and topic not in chats[chat]:
+        return "message thread not found"
+    if method == "sendmessage":
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return "message text is empty"
+        if len(text) > 4096:  # code points, as the Bot API server counts
+            return "message is too long"
+    return None
+
+
+_UPDATES = 804193870
+
+
+def text_update(
+    text: str,
+    *,
+    user: int = 123456789,
+    chat: int = PRIVATE_CHAT,
+    topic: int | None = None,
+    message_id: int | None = None,
+    is_bot: bool = False,
+) -> dict[str, Any]:
+    """An update shaped as the Bot API's `Update` and `Message`
+    (https://core.telegram.org/bots/api#update, #message)."""
+    global _UPDATES
+    _UPDATES += 1
+    chat_object: dict[str, Any] = (
+        {"id": chat, "first_name": "Ada", "type": "private"}
+        if chat > 0
+        else {"id": chat, "title": "Team", "is_forum": True, "type": "supergroup"}
+    )
+    message: dict[str, Any] = {
+        "message_id": message_id or _UPDATES % 100000,
+        "from": {"id": user, "is_bot": is_bot, "first_name": "Ada", "language_code": "en"},
+        "chat": chat_object,
+        "date": int(time.time()),
+        "text": text,
+    }
+    if topic is not None:
+        message |= {"message_thread_id": topic, "is_topic_message": True}
+    return {"update_id": _UPDATES, "message": message}
+
+
+def headers(secret: str = SECRET) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
