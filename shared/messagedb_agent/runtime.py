@@ -21,7 +21,6 @@ from messagedb_agent.settings import Settings
 
 if TYPE_CHECKING:
     from messagedb_agent.api.app import IngestApi
-    from messagedb_agent.channels.callback import ReplySender
     from messagedb_agent.engine.effects import EngineConfig
     from messagedb_agent.engine.step import Engine
     from messagedb_agent.llm.types import LLMClient
@@ -50,6 +49,7 @@ def build_engine(
     a program that builds its own engine), then the MCP servers'; a name taken twice, or a
     module that cannot be imported or has no tools, is an error here, at start-up.
     """
+    from messagedb_agent.channels import platforms
     from messagedb_agent.channels.callback import HttpReplySender
     from messagedb_agent.channels.replies import RoutedReplies
     from messagedb_agent.engine.cache import ViewCache
@@ -80,7 +80,7 @@ def build_engine(
         callbacks.delivery_timeout_seconds,
         allow_private=callbacks.callback_allow_private,
     )
-    replies = RoutedReplies(webhooks, channel_senders(settings))
+    replies = RoutedReplies(webhooks, platforms.senders(settings))
     approval = tuple(t.name for t in registry if t.approval)  # declared with @tool(approval=...)
     config = _engine_config(settings)
     config = replace(
@@ -96,26 +96,6 @@ def build_engine(
         replies=replies,
         views=ViewCache(limits.view_cache_events),
     )
-
-
-def channel_senders(settings: Settings) -> dict[str, ReplySender]:
-    """The chat platforms this deployment can reply on: those whose credentials are set."""
-    senders: dict[str, ReplySender] = {}
-    slack = settings.slack
-    if slack.slack_bot_token is not None:
-        from messagedb_agent.channels.slack import SlackReplies
-
-        token = slack.slack_bot_token.get_secret_value()
-        timeout = settings.callbacks.delivery_timeout_seconds
-        senders["slack"] = SlackReplies(token, slack.slack_api_url, timeout)
-    telegram = settings.telegram
-    if telegram.telegram_bot_token is not None:
-        from messagedb_agent.channels.telegram import TelegramReplies
-
-        token = telegram.telegram_bot_token.get_secret_value()
-        timeout = settings.callbacks.delivery_timeout_seconds
-        senders["telegram"] = TelegramReplies(token, telegram.telegram_api_url, timeout)
-    return senders
 
 
 def _engine_config(settings: Settings) -> EngineConfig:

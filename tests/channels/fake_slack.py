@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from tests.local_service import LocalService
+from tests.local_service import LocalService, send_json
 
 BOT_TOKEN = "xoxb-test-bot-token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -105,11 +105,11 @@ class FakeSlack(LocalService):
         raw = handler.rfile.read(length) if length else b""
         path = handler.path.split("?", 1)[0]
         if not path.startswith("/api/"):
-            self._send(handler, 404, {"ok": False, "error": "unknown_method"})
+            send_json(handler, 404, {"ok": False, "error": "unknown_method"})
             return
         method = path[len("/api/") :]
         status, answer, headers = self._answer(method, handler, raw)
-        self._send(handler, status, answer, headers)
+        send_json(handler, status, answer, headers)
 
     def _answer(
         self, method: str, handler: BaseHTTPRequestHandler, raw: bytes
@@ -167,22 +167,6 @@ class FakeSlack(LocalService):
             return False
         sent.append(now)
         return True
-
-    @staticmethod
-    def _send(
-        handler: BaseHTTPRequestHandler,
-        status: int,
-        body: dict[str, Any],
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(payload)
 
 
 def _post_problem(body: dict[str, Any], channels: set[str]) -> str | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from tests.local_service import LocalService
+from tests.local_service import LocalService, send_json
 
 BOT_ID = 7000000001
 TOKEN = f"{BOT_ID}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -68,9 +68,7 @@ class FakeTelegram(LocalService):
         _, _, rest = handler.path.partition("/bot")
         token, _, method = rest.partition("/")
         if token != TOKEN:
-            self._send(
-                handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
-            )
+            send_json(handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
             return
         kind = (handler.headers.get("Content-Type") or "").split(";")[0].strip()
         if kind == "application/json":
@@ -78,7 +76,7 @@ class FakeTelegram(LocalService):
         else:
             body = {k: _maybe_json(v) for k, v in urllib.parse.parse_qsl(raw.decode())}
         status, answer, headers = self._answer(method.split("?")[0].lower(), body)
-        self._send(handler, status, answer, headers)
+        send_json(handler, status, answer, headers)
 
     def _answer(
         self, method: str, body: dict[str, Any]
@@ -113,22 +111,6 @@ class FakeTelegram(LocalService):
             return 200, {"ok": True, "result": True}, {}
         result = {"message_id": len(self.sent), "date": int(time.time()), "text": body["text"]}
         return 200, {"ok": True, "result": result}, {}
-
-    @staticmethod
-    def _send(
-        handler: BaseHTTPRequestHandler,
-        status: int,
-        body: dict[str, Any],
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(payload)
 
 
 def _maybe_json(value: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,8 @@ from messagedb_agent.threads.errors import (
 )
 
 if TYPE_CHECKING:
+    from messagedb_agent.channels.callback import ReplySender
+    from messagedb_agent.channels.conversations import Conversations
     from messagedb_agent.channels.inbound import Inbound
     from messagedb_agent.store.client import MessageStore
     from messagedb_agent.store.signals import StreamSignals
@@ -100,6 +102,8 @@ class IngestApi:
         self._signals: StreamSignals | None = None
         self._open_streams: dict[str, int] = {}
         self._channels: dict[str, Inbound | None] = {}
+        self._conversations: Conversations | None = None
+        self._senders: Mapping[str, ReplySender] = {}
         self._lock = threading.Lock()
         self._context = handlers.Context(
             store=self.store,
@@ -274,45 +278,19 @@ class IngestApi:
         return self._channels[platform]
 
     def _build_inbound(self, platform: str) -> Inbound | None:
+        from messagedb_agent.channels import platforms
         from messagedb_agent.channels.conversations import Conversations
-        from messagedb_agent.runtime import channel_senders
 
-        if platform == "slack" and self.settings.slack.enabled:
-            from messagedb_agent.channels.slack import SlackInbound, SlackReplies
-
-            secret = self.settings.slack.slack_signing_secret
-            assert secret is not None
-            replies = channel_senders(self.settings).get("slack")
-            conversations = Conversations(
+        if self._conversations is None:  # shared by every platform, built by the first
+            self._conversations = Conversations(
                 self.store(),
                 self.publish,
                 self.clock,
                 self.limiter,
                 self.settings.threads.thread_shards,
             )
-            told = replies if isinstance(replies, SlackReplies) else None
-            return SlackInbound(secret.get_secret_value(), conversations, told)
-        telegram = self.settings.telegram
-        if platform == "telegram" and telegram.enabled:
-            from messagedb_agent.channels.telegram import TelegramInbound, TelegramReplies
-
-            assert telegram.telegram_webhook_secret is not None
-            assert telegram.telegram_bot_token is not None
-            token = telegram.telegram_bot_token.get_secret_value()
-            conversations = Conversations(
-                self.store(),
-                self.publish,
-                self.clock,
-                self.limiter,
-                self.settings.threads.thread_shards,
-            )
-            return TelegramInbound(
-                telegram.telegram_webhook_secret.get_secret_value(),
-                token.partition(":")[0],  # the bot's own id: its updates' namespace
-                conversations,
-                TelegramReplies(token, telegram.telegram_api_url),
-            )
-        return None
+            self._senders = platforms.senders(self.settings)
+        return platforms.inbound(platform, self.settings, self._conversations, self._senders)
 
     def _stream(self, route: Route, call: handlers.Call) -> flask.Response:
         """A Server-Sent Events response; the user's open streams are counted (in this

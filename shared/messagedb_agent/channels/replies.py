@@ -33,6 +33,21 @@ class RoutedReplies:
         return self.webhooks.send(url, body, delivery_id)
 
 
+def address_uri(scheme: str, *parts: str) -> str:
+    """A platform reply address: `scheme:part/part/...`, each part the platform's own id, `-`
+    for one that does not apply (a DM's thread)."""
+    return f"{scheme}:{'/'.join(parts)}"
+
+
+def address_parts(uri: str, scheme: str, count: int) -> tuple[str, ...]:
+    """The parts of a `scheme:` address, or ValueError for anything else."""
+    given, _, rest = uri.partition(":")
+    parts = tuple(rest.split("/"))
+    if given != scheme or len(parts) != count or not all(parts):
+        raise ValueError(f"not a {scheme} reply address: {uri!r}")
+    return parts
+
+
 # Addresses of a platform whose credentials are missing wait (retried, with backoff) for an
 # operator to configure it, as any operator fault does, instead of going to the webhook sender.
 KNOWN_PLATFORMS = frozenset({"slack", "telegram", "google-chat"})

@@ -46,6 +46,7 @@ from typing import Any
 from messagedb_agent.channels.callback import DeliveryError
 from messagedb_agent.channels.conversations import ChannelMessage, Conversations
 from messagedb_agent.channels.inbound import Answer, Endpoint
+from messagedb_agent.channels.replies import address_parts, address_uri
 from messagedb_agent.events.ids import channel_key, channel_user
 from messagedb_agent.threads.errors import ThreadError
 
@@ -69,15 +70,11 @@ class SlackAddress:
     thread_ts: str
 
     def uri(self) -> str:
-        return f"{SCHEME}:{self.team}/{self.channel}/{self.thread_ts}"
+        return address_uri(SCHEME, self.team, self.channel, self.thread_ts)
 
     @classmethod
     def parse(cls, uri: str) -> SlackAddress:
-        scheme, _, rest = uri.partition(":")
-        parts = rest.split("/")
-        if scheme != SCHEME or len(parts) != 3 or not all(parts):
-            raise ValueError(f"not a Slack reply address: {uri!r}")
-        return cls(*parts)
+        return cls(*address_parts(uri, SCHEME, 3))
 
 
 _OK = Answer(200, {"ok": True})
@@ -86,26 +83,28 @@ _UNVERIFIED = Answer(
 )
 
 
-def verified(
-    secret: str, body: bytes, headers: Mapping[str, str], now: Callable[[], float] = time.time
-) -> bool:
-    """Whether Slack signed `body`, within the five-minute window. The SDK's verifier raises
-    on some malformed headers (a non-numeric timestamp, a non-ASCII signature): those are
-    forgeries too."""
-    from slack_sdk.signature import Clock, SignatureVerifier
+class _Verifier:
+    """Whether Slack signed a body, within the five-minute window: the official verifier, built
+    once. It raises on some malformed headers (a non-numeric timestamp, a non-ASCII
+    signature): those are forgeries too."""
 
-    class _Now(Clock):
-        def now(self) -> float:
-            return now()
+    def __init__(self, secret: str, now: Callable[[], float]) -> None:
+        from slack_sdk.signature import Clock, SignatureVerifier
 
-    lowered = {key.lower(): value for key, value in headers.items()}
-    try:
-        verifier = SignatureVerifier(secret, clock=_Now())
-        return verifier.is_valid(
-            body, lowered.get("x-slack-request-timestamp"), lowered.get("x-slack-signature")
-        )
-    except (ValueError, TypeError, UnicodeDecodeError):
-        return False
+        class _Now(Clock):
+            def now(self) -> float:
+                return now()
+
+        self._verifier = SignatureVerifier(secret, clock=_Now())
+
+    def __call__(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        lowered = {key.lower(): value for key, value in headers.items()}
+        try:
+            return self._verifier.is_valid(
+                body, lowered.get("x-slack-request-timestamp"), lowered.get("x-slack-signature")
+            )
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return False
 
 
 def message_of(envelope: dict[str, Any]) -> ChannelMessage | None:
@@ -160,16 +159,15 @@ class SlackInbound:
         replies: SlackReplies | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = signing_secret
+        self._verified = _Verifier(signing_secret, now)
         self._conversations = conversations
         self._replies = replies
-        self._now = now
 
     def endpoints(self) -> Mapping[str, Endpoint]:
         return {"events": self.events, "interactions": self.interactions}
 
     def events(self, body: bytes, headers: Mapping[str, str]) -> Answer:
-        if not verified(self._secret, body, headers, self._now):
+        if not self._verified(body, headers):
             return _UNVERIFIED
         try:
             envelope = json.loads(body)
@@ -195,7 +193,7 @@ class SlackInbound:
         return _OK
 
     def interactions(self, body: bytes, headers: Mapping[str, str]) -> Answer:
-        if not verified(self._secret, body, headers, self._now):
+        if not self._verified(body, headers):
             return _UNVERIFIED
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         try:

@@ -37,6 +37,7 @@ import httpx
 from messagedb_agent.channels.callback import DeliveryError
 from messagedb_agent.channels.conversations import ChannelMessage, Conversations
 from messagedb_agent.channels.inbound import Answer, Endpoint
+from messagedb_agent.channels.replies import address_parts, address_uri
 from messagedb_agent.events.ids import channel_key, channel_user
 from messagedb_agent.threads.errors import ThreadError
 
@@ -58,15 +59,11 @@ class TelegramAddress:
     topic: str  # `message_thread_id`, or `-`
 
     def uri(self) -> str:
-        return f"{SCHEME}:{self.bot}/{self.chat}/{self.topic}"
+        return address_uri(SCHEME, self.bot, self.chat, self.topic)
 
     @classmethod
     def parse(cls, uri: str) -> TelegramAddress:
-        scheme, _, rest = uri.partition(":")
-        parts = rest.split("/")
-        if scheme != SCHEME or len(parts) != 3 or not all(parts):
-            raise ValueError(f"not a Telegram reply address: {uri!r}")
-        return cls(*parts)
+        return cls(*address_parts(uri, SCHEME, 3))
 
 
 def message_of(update: dict[str, Any], bot: str) -> ChannelMessage | None:
