@@ -19,7 +19,8 @@ locals {
 }
 
 resource "google_project_service" "apis" {
-  for_each = toset(local.services)
+  # the Chat API only for a deployment that answers on Google Chat
+  for_each = toset(concat(local.services, var.google_chat_audience == "" ? [] : ["chat.googleapis.com"]))
 
   project            = var.project_id
   service            = each.value

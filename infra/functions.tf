@@ -96,8 +96,16 @@ locals {
     RATE_LIMIT_BURST = var.rate_limit_burst == null ? "" : tostring(var.rate_limit_burst)
   }
 
+  # GoogleChatSettings (settings/channels.py): ingest verifies Chat's tokens, step replies as
+  # its own service account; no secret either way.
+  google_chat_optional_env = {
+    GOOGLE_CHAT_AUDIENCE = var.google_chat_audience
+    GOOGLE_CHAT_CALLER   = var.google_chat_audience == "" ? "" : var.google_chat_caller
+  }
+
   common_env = merge(
     local.engine_env,
+    { for key, value in local.google_chat_optional_env : key => value if value != "" },
     { for key, value in local.engine_optional_env : key => value if value != "" },
     local.observability_env,
     { for key, value in local.observability_optional_env : key => value if value != "" },

@@ -8,19 +8,26 @@
 locals {
   # Environment variable => secret, per function. Each function's service account is
   # granted exactly these (see modules/function).
-  # The Slack secrets are mounted only once `slack_enabled` is set (functions.tf filters
-  # them out before), since a function cannot start on a secret that has no version yet.
+  # A chat platform's secrets are mounted only once it is enabled (`slack_enabled`,
+  # `telegram_enabled`; functions.tf filters them out before), since a function cannot start
+  # on a secret that has no version yet.
   ingest_secrets = {
-    JWT_HS256_SECRET     = google_secret_manager_secret.jwt_hs256_secret.secret_id
-    SLACK_SIGNING_SECRET = google_secret_manager_secret.slack_signing_secret.secret_id
-    SLACK_BOT_TOKEN      = google_secret_manager_secret.slack_bot_token.secret_id
+    JWT_HS256_SECRET        = google_secret_manager_secret.jwt_hs256_secret.secret_id
+    SLACK_SIGNING_SECRET    = google_secret_manager_secret.slack_signing_secret.secret_id
+    SLACK_BOT_TOKEN         = google_secret_manager_secret.slack_bot_token.secret_id
+    TELEGRAM_WEBHOOK_SECRET = google_secret_manager_secret.telegram_webhook_secret.secret_id
+    TELEGRAM_BOT_TOKEN      = google_secret_manager_secret.telegram_bot_token.secret_id
   }
   relay_secrets = {}
   step_secrets = {
     CALLBACK_SIGNING_SECRET = google_secret_manager_secret.callback_signing_secret.secret_id
     SLACK_BOT_TOKEN         = google_secret_manager_secret.slack_bot_token.secret_id
+    TELEGRAM_BOT_TOKEN      = google_secret_manager_secret.telegram_bot_token.secret_id
   }
-  channel_secret_prefixes = var.slack_enabled ? [] : ["SLACK_"]
+  channel_secret_prefixes = concat(
+    var.slack_enabled ? [] : ["SLACK_"],
+    var.telegram_enabled ? [] : ["TELEGRAM_"],
+  )
 }
 
 # Slack's secrets come from the Slack app, not from Terraform: they are created empty here and
@@ -39,6 +46,30 @@ resource "google_secret_manager_secret" "slack_signing_secret" {
 resource "google_secret_manager_secret" "slack_bot_token" {
   project   = var.project_id
   secret_id = "${var.name_prefix}-slack-bot-token"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Telegram's too: the bot token from @BotFather, and the webhook secret the operator chooses and
+# gives to setWebhook (infra/README.md, "Connect Telegram").
+resource "google_secret_manager_secret" "telegram_bot_token" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}-telegram-bot-token"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret" "telegram_webhook_secret" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}-telegram-webhook-secret"
 
   replication {
     auto {}

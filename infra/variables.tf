@@ -747,6 +747,29 @@ variable "slack_enabled" {
   default     = false
 }
 
+variable "telegram_enabled" {
+  description = "Mount the Telegram bot's secrets (TELEGRAM_WEBHOOK_SECRET on ingest, TELEGRAM_BOT_TOKEN on ingest and step), which turns the Telegram endpoint on. Add both secrets' values first (infra/README.md, \"Connect Telegram\")."
+  type        = bool
+  default     = false
+}
+
+variable "google_chat_audience" {
+  description = "The Google Chat app's Authentication Audience: the project number, or the ingest endpoint URL exactly as configured; empty leaves the Google Chat endpoint off (infra/README.md, \"Connect Google Chat\")."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.google_chat_audience == "" || can(regex("^([0-9]+|https://.+)$", var.google_chat_audience))
+    error_message = "google_chat_audience must be a project number or an https:// URL."
+  }
+}
+
+variable "google_chat_caller" {
+  description = "With an endpoint-URL audience, the account Chat's token must name: chat@system.gserviceaccount.com, or for an app built as a Workspace add-on service-<project number>@gcp-sa-gsuiteaddons.iam.gserviceaccount.com."
+  type        = string
+  default     = "chat@system.gserviceaccount.com"
+}
+
 variable "callback_signing_secret_version" {
   description = "Version of the generated CALLBACK_SIGNING_SECRET; change it to have Terraform write a new random key (front ends must then verify with the new one)."
   type        = number

@@ -28,6 +28,9 @@ class LocalService:
             def do_POST(self) -> None:
                 service._handle(self)
 
+            def do_GET(self) -> None:
+                service._handle_get(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests assert on what the stand-in recorded instead."""
 
@@ -50,6 +53,9 @@ class LocalService:
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
+
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        send_json(handler, 405, {"error": {"code": 405, "message": "POST only"}})
 
 
 def send_json(

@@ -29,6 +29,8 @@ COMMON_SECTIONS = (
     "pubsub",
     "observability",
     "slack",
+    "telegram",
+    "google_chat",
 )
 API_SECTIONS = ("api",)
 RELAY_SECTIONS = ("relay",)  # read by the function that runs the relay only

@@ -59,28 +59,50 @@ NEVER_IN_CLOUD = {
 # Read by functions-framework's gunicorn, not by the settings: threads (and processes) per
 # instance, set to the function's request concurrency.
 FRAMEWORK_ENV = {"THREADS", "WORKERS"}
+# The platforms' APIs and keys at their real addresses: these are for proxies and local stand-ins.
+PLATFORM_URLS = {
+    "SLACK_API_URL",
+    "TELEGRAM_API_URL",
+    "GOOGLE_CHAT_API_ENDPOINT",
+    "GOOGLE_CHAT_KEYS_URL",
+}
+# Set only when the deployment answers on Google Chat (`google_chat_audience`).
+GOOGLE_CHAT = {"GOOGLE_CHAT_AUDIENCE", "GOOGLE_CHAT_CALLER"}
 # Settings a function's sections have but it never uses, withheld on purpose (least privilege):
 # only step's engine signs reply deliveries.
 WITHHELD = {
     # ingest's stream tokens are keyed from JWT_HS256_SECRET, which Terraform gives it; their
     # own secret is only for deployments that verify bearer tokens with RS256 keys
-    "ingest": {"CALLBACK_SIGNING_SECRET", "STREAM_TOKEN_SECRET", "SLACK_API_URL"},
+    "ingest": {"CALLBACK_SIGNING_SECRET", "STREAM_TOKEN_SECRET", *PLATFORM_URLS},
     "relay": {
         "CALLBACK_SIGNING_SECRET",
         "SLACK_SIGNING_SECRET",
         "SLACK_BOT_TOKEN",
-        "SLACK_API_URL",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "TELEGRAM_BOT_TOKEN",
+        *GOOGLE_CHAT,
+        *PLATFORM_URLS,
     },
-    # Slack's API at its real address: SLACK_API_URL is for proxies and local stand-ins
-    "step": {"SLACK_SIGNING_SECRET", "SLACK_API_URL"},
+    "step": {"SLACK_SIGNING_SECRET", "TELEGRAM_WEBHOOK_SECRET", *PLATFORM_URLS},
 }
 # Secrets whose values come from elsewhere (a chat platform's app), added by the operator.
-OPERATOR_SECRETS = {"slack_signing_secret", "slack_bot_token"}
+OPERATOR_SECRETS = {
+    "slack_signing_secret",
+    "slack_bot_token",
+    "telegram_bot_token",
+    "telegram_webhook_secret",
+}
 # Who reads which secret (least privilege: no other function may read it).
 EXPECTED_SECRETS = {
-    "ingest": {"JWT_HS256_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"},
+    "ingest": {
+        "JWT_HS256_SECRET",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_BOT_TOKEN",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "TELEGRAM_BOT_TOKEN",
+    },
     "relay": set(),
-    "step": {"CALLBACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"},
+    "step": {"CALLBACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "TELEGRAM_BOT_TOKEN"},
 }
 BASE_ROLES = {
     "roles/cloudsql.client",
@@ -343,10 +365,13 @@ def test_each_function_reads_exactly_its_own_secrets(root: Config) -> None:
 
 
 def test_a_chat_platforms_secrets_are_mounted_only_once_it_is_enabled(root: Config) -> None:
-    """A function cannot start on a secret without a version, and the operator adds Slack's
-    values only when setting Slack up."""
-    assert root.variables["slack_enabled"]["default"] is False
-    assert root.locals["channel_secret_prefixes"] == Expr('var.slack_enabled ? [] : ["SLACK_"]')
+    """A function cannot start on a secret without a version, and the operator adds a
+    platform's values only when setting it up."""
+    prefixes = root.locals["channel_secret_prefixes"]
+    assert isinstance(prefixes, Expr)
+    for platform in ("slack", "telegram"):
+        assert root.variables[f"{platform}_enabled"]["default"] is False
+        assert f'var.{platform}_enabled ? [] : ["{platform.upper()}_"]' in prefixes.text
     for name in ("ingest", "step"):
         secret_env = root.modules[name]["secret_env"]
         assert isinstance(secret_env, Expr)

@@ -110,6 +110,47 @@ class FakeTokenEndpoint(LocalService):
             expiry = self._tokens.get(token)
         return expiry is not None and expiry > time.time()
 
+    def accepts_self_signed(self, token: str, scope: str) -> bool:
+        """Whether `token` is a JWT one of this endpoint's service accounts signed for itself,
+        with `scope`: what google-auth sends instead of an access token when the client allows
+        it ("Addendum: Service account authorization without OAuth",
+        https://developers.google.com/identity/protocols/oauth2/service-account#jwt-auth)."""
+        try:
+            claims = self._signed_claims(token)
+            _check_times(claims)
+        except Refused:
+            return False
+        return (
+            claims.get("sub") == claims.get("iss")
+            and scope in str(claims.get("scope") or "").split()
+        )
+
+    def _signed_claims(self, assertion: str) -> dict[str, Any]:
+        """The claims of a JWT signed with one of the service accounts' keys, or Refused."""
+        pieces = assertion.split(".")
+        if len(pieces) != 3:
+            raise Refused("invalid_request", "Invalid JWT: assertion must have three segments")
+        header, claims = (_decode_json(piece) for piece in pieces[:2])
+        if header.get("alg") != "RS256" or header.get("typ", "JWT") != "JWT":
+            raise Refused("invalid_grant", "Invalid JWT: the header must be RS256 and JWT")
+        with self._lock:
+            account = self._accounts.get(str(claims.get("iss")))
+        if account is None:
+            raise Refused("invalid_grant", "Invalid grant: account not found")
+        key_id, public_key = account
+        if "kid" in header and header["kid"] != key_id:
+            raise Refused("invalid_grant", "Invalid JWT Signature.")
+        try:
+            public_key.verify(
+                _b64decode(pieces[2]),
+                f"{pieces[0]}.{pieces[1]}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (InvalidSignature, ValueError) as error:
+            raise Refused("invalid_grant", "Invalid JWT Signature.") from error
+        return claims
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode() if length else ""
@@ -141,29 +182,7 @@ class FakeTokenEndpoint(LocalService):
         grant_type = form.get("grant_type")
         if grant_type != JWT_BEARER:
             raise Refused("unsupported_grant_type", f"Invalid grant_type: {grant_type}")
-        assertion = form.get("assertion") or ""
-        pieces = assertion.split(".")
-        if len(pieces) != 3:
-            raise Refused("invalid_request", "Invalid JWT: assertion must have three segments")
-        header, claims = (_decode_json(piece) for piece in pieces[:2])
-        if header.get("alg") != "RS256" or header.get("typ", "JWT") != "JWT":
-            raise Refused("invalid_grant", "Invalid JWT: the header must be RS256 and JWT")
-        with self._lock:
-            account = self._accounts.get(str(claims.get("iss")))
-        if account is None:
-            raise Refused("invalid_grant", "Invalid grant: account not found")
-        key_id, public_key = account
-        if "kid" in header and header["kid"] != key_id:
-            raise Refused("invalid_grant", "Invalid JWT Signature.")
-        try:
-            public_key.verify(
-                _b64decode(pieces[2]),
-                f"{pieces[0]}.{pieces[1]}".encode(),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except (InvalidSignature, ValueError) as error:
-            raise Refused("invalid_grant", "Invalid JWT Signature.") from error
+        claims = self._signed_claims(form.get("assertion") or "")
         if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
             raise Refused(
                 "invalid_grant",

@@ -33,6 +33,15 @@ def senders(settings: Settings) -> dict[str, ReplySender]:
 
         token = telegram.telegram_bot_token.get_secret_value()
         built["telegram"] = TelegramReplies(token, telegram.telegram_api_url, timeout)
+    chat = settings.google_chat
+    if chat.enabled:  # replies go out as the function's own service account
+        from messagedb_agent.channels.google_chat import GoogleChatReplies
+
+        action = chat.google_chat_audience if chat.addon else "approval"
+        assert action is not None  # enabled
+        built["google-chat"] = GoogleChatReplies(
+            chat.google_chat_api_endpoint, timeout, card_action=action
+        )
     return built
 
 
@@ -65,4 +74,12 @@ def inbound(
             conversations,
             sender,
         )
+    chat = settings.google_chat
+    if platform == "google-chat" and chat.google_chat_audience is not None:
+        from messagedb_agent.channels.google_chat import ChatTokens, GoogleChatInbound
+
+        tokens = ChatTokens(
+            chat.google_chat_audience, chat.google_chat_caller, chat.google_chat_keys_url
+        )
+        return GoogleChatInbound(tokens, conversations)
     return None

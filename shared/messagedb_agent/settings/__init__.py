@@ -36,7 +36,7 @@ from messagedb_agent.settings.agent import (
     PriceSettings,
     ThreadSettings,
 )
-from messagedb_agent.settings.channels import SlackSettings, TelegramSettings
+from messagedb_agent.settings.channels import GoogleChatSettings, SlackSettings, TelegramSettings
 from messagedb_agent.settings.relay import RelaySettings
 from messagedb_agent.settings.section import unset_if_blank
 from messagedb_agent.settings.serving import (
@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     prices: PriceSettings = Field(default_factory=PriceSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    google_chat: GoogleChatSettings = Field(default_factory=GoogleChatSettings)
 
     @classmethod
     def settings_customise_sources(

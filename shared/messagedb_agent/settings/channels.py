@@ -67,3 +67,61 @@ class TelegramSettings(Section):
     @property
     def enabled(self) -> bool:
         return self.telegram_webhook_secret is not None and self.telegram_bot_token is not None
+
+
+GOOGLE_CHAT_API_ENDPOINT = "https://chat.googleapis.com"
+GOOGLE_CHAT_CALLER = "chat@system.gserviceaccount.com"
+
+
+class GoogleChatSettings(Section):
+    """The Google Chat app: which tokens its requests carry; replies go out as the function's
+    service account, so there is no secret to keep."""
+
+    google_chat_audience: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The Chat app's Authentication Audience: the project number, or the "
+        "endpoint URL exactly as configured. Set it to turn the Google Chat endpoint on.",
+    )
+    google_chat_caller: str = Field(
+        default=GOOGLE_CHAT_CALLER,
+        min_length=3,
+        max_length=200,
+        description="With an endpoint-URL audience, the email the token must name: "
+        "chat@system.gserviceaccount.com, or for an app built as a Workspace add-on "
+        "service-<project number>@gcp-sa-gsuiteaddons.iam.gserviceaccount.com.",
+    )
+    google_chat_api_endpoint: str = Field(
+        default=GOOGLE_CHAT_API_ENDPOINT,
+        min_length=8,
+        max_length=500,
+        description="The Chat API's base URL, for spaces.messages.create; a proxy or a local "
+        "stand-in.",
+    )
+    google_chat_keys_url: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Where Google's token-signing keys are read (a JWKS); unset: Google's own "
+        "for the audience's kind.",
+    )
+
+    @field_validator("google_chat_audience", "google_chat_keys_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return unset_if_blank(value)
+
+    @field_validator("google_chat_audience")
+    @classmethod
+    def _project_number_or_url(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isdigit() or value.startswith("https://")):
+            raise ValueError("give the project number (digits) or the https:// endpoint URL")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.google_chat_audience is not None
+
+    @property
+    def addon(self) -> bool:
+        """An app built as a Workspace add-on: its buttons invoke the endpoint URL."""
+        return self.google_chat_caller.endswith("@gcp-sa-gsuiteaddons.iam.gserviceaccount.com")
