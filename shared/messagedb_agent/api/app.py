@@ -105,6 +105,7 @@ class IngestApi:
         self._conversations: Conversations | None = None
         self._senders: Mapping[str, ReplySender] = {}
         self._lock = threading.Lock()
+        self._channel_lock = threading.Lock()
         self._context = handlers.Context(
             store=self.store,
             publish=self.publish,
@@ -272,9 +273,9 @@ class IngestApi:
 
     def _inbound(self, platform: str) -> Inbound | None:
         if platform not in self._channels:
-            built = self._build_inbound(platform)  # outside the lock: it takes the store's
-            with self._lock:
-                self._channels.setdefault(platform, built)
+            with self._channel_lock:  # its own lock: building takes the store's (`_lock`)
+                if platform not in self._channels:
+                    self._channels[platform] = self._build_inbound(platform)
         return self._channels[platform]
 
     def _build_inbound(self, platform: str) -> Inbound | None:
@@ -282,6 +283,7 @@ class IngestApi:
         from messagedb_agent.channels.conversations import Conversations
 
         if self._conversations is None:  # shared by every platform, built by the first
+            self._senders = platforms.senders(self.settings)
             self._conversations = Conversations(
                 self.store(),
                 self.publish,
@@ -289,7 +291,6 @@ class IngestApi:
                 self.limiter,
                 self.settings.threads.thread_shards,
             )
-            self._senders = platforms.senders(self.settings)
         return platforms.inbound(platform, self.settings, self._conversations, self._senders)
 
     def _stream(self, route: Route, call: handlers.Call) -> flask.Response:
