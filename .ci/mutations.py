@@ -227,7 +227,7 @@ MUTATIONS = (
         "25 slack: a request Slack did not sign is taken",
         f"{LIB}/channels/slack.py",
         "    def events(self, body: bytes, headers: Mapping[str, str]) -> Answer:\n"
-        "        if not verified(self._secret, body, headers, self._now):",
+        "        if not self._verified(body, headers):",
         "    def events(self, body: bytes, headers: Mapping[str, str]) -> Answer:\n"
         "        if False:",
         "tests/channels/test_slack.py::"
@@ -263,6 +263,46 @@ MUTATIONS = (
         "message_key=str(__import__('uuid').uuid4()),",
         "tests/channels/test_telegram.py::"
         "test_the_same_update_four_times_at_once_is_appended_and_answered_once",
+    ),
+    Mutation(
+        "30 google chat: a request without Chat's token is taken",
+        f"{LIB}/channels/google_chat.py",
+        "        if not self._tokens.verified(authorization):",
+        "        if False:",
+        "tests/channels/test_google_chat.py::"
+        "test_a_request_without_chats_own_token_is_refused_and_appends_nothing",
+    ),
+    Mutation(
+        "31 google chat: a token any Google account can get for the URL is taken",
+        f"{LIB}/channels/google_chat.py",
+        'return claims.get("email") == self._caller and claims.get("email_verified") is True',
+        "return True",
+        "tests/channels/test_google_chat.py::"
+        "test_with_an_endpoint_audience_only_the_configured_caller_is_taken",
+    ),
+    Mutation(
+        "32 google chat: a repeated event is appended again",
+        f"{LIB}/channels/google_chat.py",
+        "message_key=channel_key(SCHEME, name),",
+        "message_key=str(__import__('uuid').uuid4()),",
+        "tests/channels/test_google_chat.py::"
+        "test_the_same_event_four_times_at_once_is_appended_and_answered_once",
+    ),
+    Mutation(
+        "33 google chat: a retried delivery posts its parts again",
+        f"{LIB}/channels/google_chat.py",
+        'return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SCHEME}:{delivery_id}/{part}"))',
+        "return str(uuid.uuid4())",
+        "tests/channels/test_google_chat.py::"
+        "test_a_long_reply_is_several_messages_and_a_retry_reposts_none_of_them",
+    ),
+    Mutation(
+        "34 google chat: a reply leaves the person's thread",
+        f"{LIB}/channels/google_chat.py",
+        'arguments["message_reply_option"] = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"',
+        "pass",
+        "tests/channels/test_google_chat.py::"
+        "test_an_add_on_event_in_a_space_is_answered_in_its_thread",
     ),
 )
 
