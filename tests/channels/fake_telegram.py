@@ -133,6 +133,41 @@ def _problem(method: str, body: dict[str, Any], chats: dict[int, set[int]]) -> s
             return "message text is empty"
         if len(text) > 4096:  # code points, as the Bot API server counts
             return "message is too long"
+        if "parse_mode" in body and "entities" in body:
+            return "can't parse entities: entities and parse_mode are mutually exclusive"
+        return _entities_problem(body.get("entities"), len(text.encode("utf-16-le")) // 2)
+    return None
+
+
+# https://core.telegram.org/bots/api#messageentity
+_ENTITY_TYPES = frozenset(
+    {
+        "mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number", "bold",
+        "italic", "underline", "strikethrough", "spoiler", "blockquote", "expandable_blockquote",
+        "code", "pre", "text_link", "text_mention", "custom_emoji", "date_time",
+    }
+)  # fmt: skip
+
+
+def _entities_problem(entities: Any, length: int) -> str | None:
+    """Offsets and lengths are UTF-16 code units within the text; a `text_link` needs its
+    `url`. Telegram refuses anything else as "can't parse entities"."""
+    if entities is None:
+        return None
+    if not isinstance(entities, list):
+        return "can't parse entities: entities must be an array"
+    for entity in entities:
+        if not isinstance(entity, dict) or entity.get("type") not in _ENTITY_TYPES:
+            return "can't parse entities: unsupported entity type"
+        offset, size = entity.get("offset"), entity.get("length")
+        if not (isinstance(offset, int) and isinstance(size, int)) or offset < 0 or size <= 0:
+            return "can't parse entities: bad offset or length"
+        if offset + size > length:
+            return "can't parse entities: entity beyond the end of the text"
+        if entity["type"] == "text_link" and not str(entity.get("url") or "").startswith(
+            ("http://", "https://", "tg://")
+        ):
+            return "can't parse entities: wrong url"
     return None
 
 

@@ -25,9 +25,10 @@ from tests.channels.fake_telegram import (
     text_update,
 )
 
-from messagedb_agent.channels.telegram import split, utf16_len
+from messagedb_agent.channels.telegram import formatted
 from messagedb_agent.events.ids import channel_key, channel_user, idempotent_thread_id
 from messagedb_agent.llm.offline import OfflineModel
+from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store import stream_name as names
@@ -35,6 +36,10 @@ from messagedb_agent.store.client import MessageStore
 from messagedb_agent.threads.reading import read_thread
 
 WEBHOOK = "/v1/channels/telegram/webhook"
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 @pytest.fixture
@@ -163,10 +168,38 @@ def test_messages_from_bots_are_ignored(app: FlaskClient, store: MessageStore) -
 
 
 def test_a_long_reply_is_split_within_telegrams_limit_in_utf16_units() -> None:
-    text = ("😀 word " * 700 + "\n\n") * 3
-    pieces = split(text)
+    text = ("😀 **word** " * 700 + "\n\n") * 3
+    pieces = formatted(text)
     assert len(pieces) > 1
-    assert all(0 < utf16_len(p) <= 4096 for p in pieces)
-    assert "".join(p.replace(" ", "").replace("\n", "") for p in pieces) == text.replace(
-        " ", ""
-    ).replace("\n", "")
+    assert all(0 < utf16_len(piece) <= 4096 for piece, _ in pieces)
+    assert "".join(p for p, _ in pieces).replace("\n", "").replace(" ", "") == (
+        text.replace("**", "").replace("\n", "").replace(" ", "")
+    )
+    for piece, entities in pieces:  # each piece's own entities, within it
+        assert entities
+        assert all(e["type"] == "bold" for e in entities)
+        assert all(e["offset"] + e["length"] <= utf16_len(piece) for e in entities)
+
+
+def test_markdown_becomes_entities_and_markup_in_the_text_stays_text(
+    telegram: FakeTelegram, make_api: MakeApi, store: MessageStore, tg_settings: Settings
+) -> None:
+    stepping = Stepping(build_engine(tg_settings, store, Formatted()))
+    with make_api(stepping, core=tg_settings).flask_app().test_client() as own:
+        post(own, text_update("format, please", user=506))
+        [reply] = sent_messages(telegram, PRIVATE_CHAT, 1)
+    stepping.join()
+    assert "parse_mode" not in reply.body
+    assert "**" not in reply.text
+    assert "<b>&amp;</b>" in reply.text  # sent as written: not markup, not escaped twice
+    kinds = {e["type"] for e in reply.body["entities"]}
+    assert {"bold", "code", "text_link"} <= kinds
+
+
+class Formatted:
+    TEXT = "**Done**: ran `ls`, see [the docs](https://example.com). `<b>&amp;</b>`"
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        return LLMResponse(text=self.TEXT, tool_calls=(), model_name="formatted")

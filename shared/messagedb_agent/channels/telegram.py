@@ -18,9 +18,10 @@ In (`TelegramInbound`, behind `POST /v1/channels/telegram/webhook`):
 Out (`TelegramReplies`, the `telegram:` reply address): `sendMessage` through plain httpx, not
 python-telegram-bot: that library is asyncio-only (a function would run an event loop per
 call, and a `Bot` reused across `asyncio.run` calls fails), and costs over half a second of
-import at every cold start, for the two methods used here. Text is split at 4,096 UTF-16 code
-units, the most the documented "1-4096 characters" can mean
-(https://core.telegram.org/bots/api#sendmessage), on paragraph or line ends where possible.
+import at every cold start, for the two methods used here. The model's Markdown becomes plain
+text with `entities` (`telegramify-markdown`; https://core.telegram.org/bots/api#messageentity),
+split at 4,096 UTF-16 code units, the most the documented "1-4096 characters" can mean
+(https://core.telegram.org/bots/api#sendmessage), on line ends where possible.
 """
 
 from __future__ import annotations
@@ -143,28 +144,17 @@ def typing(address: TelegramAddress) -> dict[str, Any]:
     return action | {"action": "typing"}
 
 
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+def formatted(markdown: str, limit: int = TEXT_LIMIT) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The model's Markdown as Telegram text and its `entities` (bold, code, links...), in
+    pieces of at most `limit` UTF-16 units, cut at line ends. Entities, not a `parse_mode`: no
+    reply can fail to parse, and no text the model writes can become markup."""
+    from telegramify_markdown import convert, split_entities
 
-
-def split(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Pieces of at most `limit` UTF-16 units, cut at a paragraph, else a line, else a space."""
-    pieces: list[str] = []
-    rest = text.strip()
-    while rest:
-        if utf16_len(rest) <= limit:
-            pieces.append(rest)
-            break
-        fits = len(rest)
-        while utf16_len(rest[:fits]) > limit:  # UTF-16 units >= characters: shrink to fit
-            fits -= max(1, (utf16_len(rest[:fits]) - limit) // 2)
-        window = rest[:fits]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < fits // 2:
-            cut = fits
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    return pieces
+    text, entities = convert(markdown)
+    return [
+        (piece, [entity.to_dict() for entity in found])
+        for piece, found in split_entities(text, entities, limit)
+    ]
 
 
 class TelegramReplies:
@@ -185,9 +175,10 @@ class TelegramReplies:
         text = str((payload.get("reply") or {}).get("text") or "")
         if payload.get("type") == "approval_requested":
             text = "I need your approval to go on; answer in the web chat or the API."
-        for piece in split(text):
-            self._call("sendMessage", _message(address, piece))
-        return 200
+        pieces = formatted(text)
+        for piece, entities in pieces:
+            self._call("sendMessage", _message(address, piece) | {"entities": entities})
+        return 200 if pieces else 204
 
     def tell(self, address: TelegramAddress, text: str) -> None:
         try:
