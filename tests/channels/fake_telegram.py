@@ -182,6 +182,7 @@ def text_update(
     topic: int | None = None,
     message_id: int | None = None,
     is_bot: bool = False,
+    mention: bool | None = None,
 ) -> dict[str, Any]:
     """An update shaped as the Bot API's `Update` and `Message`
     (https://core.telegram.org/bots/api#update, #message)."""
@@ -201,6 +202,9 @@ def text_update(
     }
     if topic is not None:
         message |= {"message_thread_id": topic, "is_topic_message": True}
+    if mention if mention is not None else chat < 0:  # in a group, addressed to the bot
+        message["text"] = f"@agent_bot {text}"
+        message["entities"] = [{"type": "mention", "offset": 0, "length": 10}]
     return {"update_id": _UPDATES, "message": message}
 
 

@@ -162,6 +162,21 @@ def test_two_people_in_one_forum_topic_each_have_their_own_conversation(
     assert hers[0].stream_name != his[0].stream_name
 
 
+def test_in_a_group_a_mention_starts_a_conversation_and_the_person_goes_on_without_one(
+    app: FlaskClient, telegram: FakeTelegram, store: MessageStore, stepping: Stepping
+) -> None:
+    post(app, text_update("what is 2+2?", user=603, chat=GROUP, mention=False))
+    time.sleep(0.3)
+    assert events_of(store, 603, GROUP) == []  # not addressed to the bot: not a conversation
+    post(app, text_update("what is 2+2?", user=603, chat=GROUP))
+    sent_messages(telegram, GROUP, 1)
+    post(app, text_update("what is 3+3?", user=603, chat=GROUP, mention=False))
+    assert "6" in sent_messages(telegram, GROUP, 2)[-1].text
+    stepping.join()
+    said = [e for e in events_of(store, 603, GROUP) if e.type == "UserMessageAdded"]
+    assert [e.event.message for e in said] == ["what is 2+2?", "what is 3+3?"]
+
+
 def test_messages_from_bots_are_ignored(app: FlaskClient, store: MessageStore) -> None:
     assert post(app, text_update("add a task", user=505, is_bot=True)).status_code == 200
     assert events_of(store, 505, PRIVATE_CHAT) == []

@@ -13,7 +13,8 @@ In (`TelegramInbound`, behind `POST /v1/channels/telegram/webhook`):
   webhook's answer (https://core.telegram.org/bots/api#making-requests-when-getting-updates), so
   the busy indicator costs no request of its own.
 - Conversations: a private chat is one; a group's forum topic (`message_thread_id`) or the
-  group itself is one per person. Bots (`from.is_bot`) are ignored.
+  group itself is one per person, started by a command, a mention or a reply to the bot, and
+  continued by that person's later messages there. Bots (`from.is_bot`) are ignored.
 
 Out (`TelegramReplies`, the `telegram:` reply address): `sendMessage` through plain httpx, not
 python-telegram-bot: that library is asyncio-only (a function would run an event loop per
@@ -81,6 +82,15 @@ def message_of(update: dict[str, Any], bot: str) -> ChannelMessage | None:
     chat_id, message_id, user = chat.get("id"), message.get("message_id"), person.get("id")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (chat_id, message_id, user)):
         return None
+    for entity in message.get("entities") or []:  # "@bot do this": the request is "do this"
+        if (
+            isinstance(entity, dict)
+            and entity.get("type") == "mention"
+            and entity.get("offset") == 0
+        ):
+            length = entity.get("length")
+            if isinstance(length, int) and text[:length].isascii():  # usernames are ASCII
+                text = text[length:].lstrip() or text
     topic = message.get("message_thread_id") if message.get("is_topic_message") else None
     where = str(topic) if isinstance(topic, int) else "-"
     try:
@@ -94,6 +104,21 @@ def message_of(update: dict[str, Any], bot: str) -> ChannelMessage | None:
         text=text,
         reply_to=TelegramAddress(bot, str(chat_id), where).uri(),
         title=" ".join(text.split())[:80],
+        starts=chat.get("type") == "private" or _addressed(message, bot),
+    )
+
+
+def _addressed(message: dict[str, Any], bot: str) -> bool:
+    """In a group: a command, a mention, or a reply to this bot starts a conversation; the
+    person's other messages there only continue one. (With privacy mode on, the default,
+    Telegram sends a bot little else: https://core.telegram.org/bots/features#privacy-mode.)"""
+    replied = message.get("reply_to_message")
+    if isinstance(replied, dict) and str((replied.get("from") or {}).get("id")) == bot:
+        return True
+    entities = message.get("entities") or []
+    return any(
+        isinstance(e, dict) and e.get("type") in ("bot_command", "mention", "text_mention")
+        for e in entities
     )
 
 
