@@ -133,9 +133,32 @@ def _problem(method: str, body: dict[str, Any], chats: dict[int, set[int]]) -> s
             return "message text is empty"
         if len(text) > 4096:  # code points, as the Bot API server counts
             return "message is too long"
+        markup = _markup_problem(body.get("reply_markup"))
+        if markup is not None:
+            return markup
         if "parse_mode" in body and "entities" in body:
             return "can't parse entities: entities and parse_mode are mutually exclusive"
         return _entities_problem(body.get("entities"), len(text.encode("utf-16-le")) // 2)
+    return None
+
+
+def _markup_problem(markup: Any) -> str | None:
+    """An inline keyboard (https://core.telegram.org/bots/api#inlinekeyboardmarkup): rows of
+    buttons, each with `text` and exactly one action; `callback_data` is 1-64 bytes."""
+    if markup is None:
+        return None
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return "can't parse reply keyboard markup JSON object"
+    for button in (b for row in rows for b in row):
+        if not isinstance(button, dict) or not str(button.get("text") or "").strip():
+            return "text buttons are unallowed in the inline keyboard"
+        actions = [k for k in ("callback_data", "url", "switch_inline_query") if k in button]
+        if len(actions) != 1:
+            return "can't parse inline keyboard button: exactly one action is required"
+        data = button.get("callback_data")
+        if data is not None and not 1 <= len(str(data).encode()) <= 64:
+            return "BUTTON_DATA_INVALID"
     return None
 
 
@@ -206,6 +229,26 @@ def text_update(
         message["text"] = f"@agent_bot {text}"
         message["entities"] = [{"type": "mention", "offset": 0, "length": 10}]
     return {"update_id": _UPDATES, "message": message}
+
+
+def callback_update(
+    data: str, *, user: int, chat: int = PRIVATE_CHAT, message_id: int = 1
+) -> dict[str, Any]:
+    """A button of the bot's message pressed (https://core.telegram.org/bots/api#callbackquery)."""
+    global _UPDATES
+    _UPDATES += 1
+    person = {"id": user, "is_bot": False, "first_name": "Ada"}
+    chat_object = {"id": chat, "type": "private" if chat > 0 else "supergroup"}
+    message = {
+        "message_id": message_id,
+        "from": {"id": BOT_ID, "is_bot": True, "first_name": "Agent", "username": "agent_bot"},
+        "chat": chat_object,
+        "date": int(time.time()),
+        "text": "I need your approval to go on.",
+    }
+    query = {"id": str(4382000000000000000 + _UPDATES), "from": person, "message": message,
+             "chat_instance": "-8360000000000000000", "data": data}  # fmt: skip
+    return {"update_id": _UPDATES, "callback_query": query}
 
 
 def headers(secret: str = SECRET) -> dict[str, str]:

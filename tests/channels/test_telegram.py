@@ -21,6 +21,7 @@ from tests.channels.fake_telegram import (
     TOKEN,
     TOPIC,
     FakeTelegram,
+    callback_update,
     headers,
     text_update,
 )
@@ -52,7 +53,10 @@ def telegram() -> Iterator[FakeTelegram]:
 @pytest.fixture
 def tg_settings(settings: Settings, telegram: FakeTelegram) -> Settings:
     return settings.replace(
-        telegram_bot_token=TOKEN, telegram_webhook_secret=SECRET, telegram_api_url=telegram.url
+        telegram_bot_token=TOKEN,
+        telegram_webhook_secret=SECRET,
+        telegram_api_url=telegram.url,
+        tools_requiring_approval="delete_task",
     )
 
 
@@ -175,6 +179,36 @@ def test_in_a_group_a_mention_starts_a_conversation_and_the_person_goes_on_witho
     stepping.join()
     said = [e for e in events_of(store, 603, GROUP) if e.type == "UserMessageAdded"]
     assert [e.event.message for e in said] == ["what is 2+2?", "what is 3+3?"]
+
+
+def test_an_approval_is_asked_with_buttons_and_only_the_owner_can_answer(
+    app: FlaskClient, telegram: FakeTelegram, store: MessageStore, stepping: Stepping
+) -> None:
+    post(app, text_update("add a task to buy milk", user=701))
+    sent_messages(telegram, PRIVATE_CHAT, 1)
+    post(app, text_update("delete task 1", user=701))
+    asked = sent_messages(telegram, PRIVATE_CHAT, 2)[-1]
+    [[approve, decline]] = asked.body["reply_markup"]["inline_keyboard"]
+    assert approve["text"].startswith("Approve")
+    assert decline["text"] == "Decline"
+
+    stranger = post(app, callback_update(approve["callback_data"], user=666))
+    assert stranger.get_json()["method"] == "answerCallbackQuery"
+    assert "isn't yours" in stranger.get_json()["text"]
+    forged = post(app, callback_update(approve["callback_data"], user=701), secret="forged")
+    assert forged.status_code == 401
+    time.sleep(0.3)
+    assert len(sent_messages(telegram, PRIVATE_CHAT, 2)) == 2  # neither decided anything
+
+    clicked = post(app, callback_update(approve["callback_data"], user=701))
+    assert clicked.get_json()["text"] == "Approved."
+    again = post(app, callback_update(decline["callback_data"], user=701))
+    assert "answered already" in again.get_json()["text"]
+    done = sent_messages(telegram, PRIVATE_CHAT, 3)[-1]
+    assert "delet" in done.text.lower()
+    stepping.join()
+    granted = [e for e in events_of(store, 701, PRIVATE_CHAT) if e.type == "ToolApprovalGranted"]
+    assert [e.event.decided_by for e in granted] == [channel_user("telegram", str(BOT_ID), "701")]
 
 
 def test_messages_from_bots_are_ignored(app: FlaskClient, store: MessageStore) -> None:

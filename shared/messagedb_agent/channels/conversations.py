@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from messagedb_agent.events.ids import idempotent_thread_id
+from messagedb_agent.projections.approvals import Approval, project_approvals
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.threads.approvals import decide_approval
 from messagedb_agent.threads.commands import (
@@ -30,6 +31,7 @@ from messagedb_agent.threads.commands import (
     start_thread,
 )
 from messagedb_agent.threads.errors import ThreadNotFound
+from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
     from messagedb_agent.api.rate_limit import RateLimiter
@@ -121,6 +123,16 @@ class Conversations:
         if appended.created:
             self._publish(appended)
         return Said(appended)
+
+    def pending(self, user: str, thread_key: str) -> tuple[str, list[Approval]] | None:
+        """The user's conversation in a platform thread, and the calls it waits to have
+        approved: for a platform whose buttons cannot carry a thread id (Telegram's 64 bytes)."""
+        found = self.find(user, thread_key)
+        if found is None:
+            return None
+        return found.thread_id, project_approvals(
+            read_thread(self._store, found.stream_name)
+        ).pending
 
     def decide(self, user: str, thread_id: str, tool_call_id: str, *, approve: bool) -> bool:
         """A platform user's answer to an approval button: as that user, so a button pressed

@@ -27,6 +27,8 @@ split at 4,096 UTF-16 code units, the most the documented "1-4096 characters" ca
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
 import logging
@@ -49,6 +51,7 @@ SCHEME = "telegram"
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 -- a header name
 TEXT_LIMIT = 4096  # UTF-16 code units, the strictest reading of the documented limit
 _OK = Answer(200, {})
+_APPROVE, _DECLINE = "approve", "decline"
 _UNVERIFIED = Answer(
     401, {"error": {"code": "unauthorized", "message": "The webhook secret is missing or wrong."}}
 )
@@ -144,6 +147,8 @@ class TelegramInbound:
             return Answer(400, {"error": {"code": "invalid_json", "message": "Not JSON."}})
         if not isinstance(update, dict):
             return Answer(400, {"error": {"code": "invalid_json", "message": "Not an object."}})
+        if isinstance(update.get("callback_query"), dict):
+            return self._clicked(update["callback_query"])
         message = message_of(update, self._bot)
         if message is None:
             return _OK
@@ -160,6 +165,43 @@ class TelegramInbound:
             )
             return _OK
         return Answer(200, typing(address))
+
+    def _clicked(self, query: dict[str, Any]) -> Answer:
+        """An approval button pressed: decided as the person who pressed it, in their own
+        conversation where the button is; answered with `answerCallbackQuery` in the webhook's
+        own answer, which ends the button's spinner."""
+        told = self._decide(query)
+        answer = {"method": "answerCallbackQuery", "callback_query_id": str(query.get("id", ""))}
+        return Answer(200, answer | ({"text": told} if told else {}))
+
+    def _decide(self, query: dict[str, Any]) -> str | None:
+        person, message = query.get("from") or {}, query.get("message") or {}
+        data, chat = str(query.get("data") or ""), (message.get("chat") or {})
+        decision = {"a": _APPROVE, "d": _DECLINE}.get(data[:1])
+        person_id, chat_id = person.get("id"), chat.get("id")
+        if decision is None or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in (person_id, chat_id)
+        ):
+            return None
+        topic = message.get("message_thread_id") if message.get("is_topic_message") else None
+        where = str(topic) if isinstance(topic, int) else "-"
+        user = channel_user(SCHEME, self._bot, str(person_id))
+        waiting = self._conversations.pending(
+            user, channel_key(SCHEME, self._bot, str(chat_id), where)
+        )
+        if waiting is None:
+            return "That question isn't yours to answer."
+        thread, pending = waiting
+        call = next((a for a in pending if button_data(decision, a.tool_call_id) == data), None)
+        if call is None:
+            return "That was answered already, or is no longer asked."
+        try:
+            self._conversations.decide(
+                user, thread, call.tool_call_id, approve=decision == _APPROVE
+            )
+        except ThreadError as error:
+            return str(error)[:200]
+        return "Approved." if decision == _APPROVE else "Declined."
 
 
 def typing(address: TelegramAddress) -> dict[str, Any]:
@@ -199,7 +241,9 @@ class TelegramReplies:
             raise DeliveryError(str(error), retryable=False) from error
         text = str((payload.get("reply") or {}).get("text") or "")
         if payload.get("type") == "approval_requested":
-            text = "I need your approval to go on; answer in the web chat or the API."
+            question, keyboard = approval_question(payload)
+            self._call("sendMessage", _message(address, question) | {"reply_markup": keyboard})
+            return 200
         pieces = formatted(text)
         for piece, entities in pieces:
             self._call("sendMessage", _message(address, piece) | {"entities": entities})
@@ -233,6 +277,34 @@ class TelegramReplies:
             retryable=status != 400,
             status_code=status,
         )
+
+
+def button_data(decision: str, tool_call_id: str) -> str:
+    """A button's `callback_data` (1-64 bytes: https://core.telegram.org/bots/api#inlinekeyboardbutton):
+    the decision and a digest of the call id, which a model may make longer than fits. The
+    thread is the clicker's own conversation where the button is, so it needs no room."""
+    digest = hashlib.sha256(tool_call_id.encode()).digest()[:16]
+    return f"{decision[0]}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+
+
+def approval_question(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The question, in plain text, and an inline keyboard: a row of Approve and Decline per
+    call asked."""
+    lines, rows = ["I need your approval to go on."], []
+    for asked in payload.get("approvals") or []:
+        call, tool = str(asked.get("tool_call_id")), str(asked.get("tool"))
+        arguments = json.dumps(asked.get("arguments") or {}, ensure_ascii=False)[:1500]
+        again = (
+            " again (its first run may or may not have happened)" if asked.get("retry_of") else ""
+        )
+        lines.append(f"May I run {tool}{again}? {arguments}")
+        rows.append(
+            [
+                {"text": f"Approve {tool}"[:60], "callback_data": button_data(_APPROVE, call)},
+                {"text": "Decline", "callback_data": button_data(_DECLINE, call)},
+            ]
+        )
+    return "\n\n".join(lines)[:TEXT_LIMIT], {"inline_keyboard": rows}
 
 
 def _message(address: TelegramAddress, text: str) -> dict[str, Any]:
