@@ -304,6 +304,14 @@ MUTATIONS = (
         "tests/channels/test_google_chat.py::"
         "test_an_add_on_event_in_a_space_is_answered_in_its_thread",
     ),
+    Mutation(
+        "35 telegram: a retried delivery sends again the parts already sent",
+        STEP,
+        "skip=effects.parts_delivered(view, claim.step_id),",
+        "skip=0,",
+        "tests/channels/test_telegram.py::"
+        "test_a_long_reply_failing_midway_is_resumed_after_the_parts_sent",
+    ),
 )
 
 

@@ -48,15 +48,25 @@ class FakeTelegram(LocalService):
     )
     sent: list[Sent] = field(default_factory=list)
     _failures: deque[tuple[int, str, int | None]] = field(default_factory=deque)
+    _fail_at: dict[int, tuple[int, str, int | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     thread_name: ClassVar[str] = "fake-telegram"
 
     def fail(
-        self, status: int = 502, description: str = "Bad Gateway", retry_after: int | None = None
+        self,
+        status: int = 502,
+        description: str = "Bad Gateway",
+        retry_after: int | None = None,
+        *,
+        after: int = 0,
     ) -> None:
+        """The next call fails; with `after`, the first call once `after` messages are sent."""
         with self._lock:
-            self._failures.append((status, description, retry_after))
+            if after:
+                self._fail_at[after] = (status, description, retry_after)
+            else:
+                self._failures.append((status, description, retry_after))
 
     def in_chat(self, chat: int) -> list[Sent]:
         with self._lock:
@@ -88,6 +98,8 @@ class FakeTelegram(LocalService):
                 {},
             )
         with self._lock:
+            if len(self.sent) in self._fail_at:
+                self._failures.append(self._fail_at.pop(len(self.sent)))
             if self._failures:
                 status, description, retry = self._failures.popleft()
                 answer: dict[str, Any] = {

@@ -216,6 +216,36 @@ def test_messages_from_bots_are_ignored(app: FlaskClient, store: MessageStore) -
     assert events_of(store, 505, PRIVATE_CHAT) == []
 
 
+class LongWinded:
+    """A model whose every answer is several Telegram messages long."""
+
+    TEXT = "\n".join(f"{i}. **item {i}**: {'word ' * 60}" for i in range(40))
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        return LLMResponse(text=self.TEXT, tool_calls=(), model_name="long-winded")
+
+
+def test_a_long_reply_failing_midway_is_resumed_after_the_parts_sent(
+    telegram: FakeTelegram, make_api: MakeApi, store: MessageStore, tg_settings: Settings
+) -> None:
+    expected = [piece for piece, _ in formatted(LongWinded.TEXT)]
+    assert len(expected) >= 3
+    telegram.fail(502, "Bad Gateway", after=1)  # the first part is taken, the second is not
+    stepping = Stepping(build_engine(tg_settings, store, LongWinded()))
+    with make_api(stepping, core=tg_settings).flask_app().test_client() as own:
+        post(own, text_update("report, please", user=507))
+        sent_messages(telegram, PRIVATE_CHAT, len(expected), timeout=30)
+    stepping.join()
+    time.sleep(0.2)
+    assert [s.text for s in telegram.in_chat(PRIVATE_CHAT)] == expected  # each part once
+    events = events_of(store, 507, PRIVATE_CHAT)
+    [failed] = [e.event for e in events if e.type == "ReplyDeliveryFailed"]
+    assert failed.parts_delivered == 1
+    assert [e.type for e in events].count("ReplyDelivered") == 1
+
+
 def test_a_long_reply_is_split_within_telegrams_limit_in_utf16_units() -> None:
     text = ("😀 **word** " * 700 + "\n\n") * 3
     pieces = formatted(text)

@@ -31,15 +31,25 @@ DEFAULT_TOLERANCE_SECONDS = 300
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        delivered: int = 0,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
+        self.delivered = delivered  # parts of a reply of several the platform took, in all
 
 
 class ReplySender(Protocol):
-    def send(self, url: str, body: bytes, delivery_id: str) -> int:
-        """POST the body; the status code on success, DeliveryError otherwise."""
+    def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
+        """Send the body; the status code on success, DeliveryError otherwise. `skip`: how
+        many parts of a reply of several earlier attempts delivered (senders of one message
+        per reply ignore it)."""
         ...
 
 
@@ -76,7 +86,7 @@ class HttpReplySender:
     allow_private: bool = False  # CALLBACK_ALLOW_PRIVATE: local development only
     verify: ssl.SSLContext | bool = True  # the trust store; tests pass their own
 
-    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+    def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
         try:
             httpx.URL(url)  # what httpx cannot send is refused here, not raised mid-step
             destination = outbound.resolve(url, allow_private=self.allow_private)

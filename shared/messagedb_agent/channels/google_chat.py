@@ -421,7 +421,9 @@ class GoogleChatReplies:
         self._credentials = credentials  # None: the function's service account (ADC)
         self._client: Any = None
 
-    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+    def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
+        """Every part, each with its own `requestId`: a part an earlier attempt created is
+        returned by Chat, not created again, so `skip` is not needed."""
         try:
             address = ChatAddress.parse(url)
             payload = json.loads(body)

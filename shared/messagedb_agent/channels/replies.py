@@ -21,11 +21,11 @@ class RoutedReplies:
     webhooks: ReplySender
     platforms: Mapping[str, ReplySender] = field(default_factory=dict)
 
-    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+    def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
         scheme, colon, _ = url.partition(":")
         sender = self.platforms.get(scheme) if colon else None
         if sender is not None:
-            return sender.send(url, body, delivery_id)
+            return sender.send(url, body, delivery_id, skip=skip)
         if scheme in KNOWN_PLATFORMS:
             raise DeliveryError(
                 f"replies to {scheme} are not configured on this deployment", retryable=True

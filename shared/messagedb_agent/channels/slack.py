@@ -341,7 +341,7 @@ class SlackReplies:
         self._client = WebClient(token=token, base_url=api_url, timeout=int(timeout))
         self._client.retry_handlers = []
 
-    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+    def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
         try:
             address = SlackAddress.parse(url)
             payload = json.loads(body)

@@ -233,7 +233,10 @@ class TelegramReplies:
         # context) costs tens of milliseconds
         self._http = httpx.Client(timeout=timeout)
 
-    def send(self, url: str, body: bytes, delivery_id: str) -> int:
+    def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
+        """The reply's parts after the first `skip`, which earlier attempts delivered: Telegram
+        has no idempotency key, so the count recorded with each failed attempt is what keeps a
+        retry from posting a part twice. A failure says how many parts are delivered now."""
         try:
             address = TelegramAddress.parse(url)
             payload = json.loads(body)
@@ -245,8 +248,14 @@ class TelegramReplies:
             self._call("sendMessage", _message(address, question) | {"reply_markup": keyboard})
             return 200
         pieces = formatted(text)
-        for piece, entities in pieces:
-            self._call("sendMessage", _message(address, piece) | {"entities": entities})
+        for number, (piece, entities) in enumerate(pieces):
+            if number < skip:
+                continue
+            try:
+                self._call("sendMessage", _message(address, piece) | {"entities": entities})
+            except DeliveryError as error:
+                error.delivered = number
+                raise
         return 200 if pieces else 204
 
     def tell(self, address: TelegramAddress, text: str) -> None:

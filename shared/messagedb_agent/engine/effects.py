@@ -494,8 +494,21 @@ def delivery_failed(
         status_code=error.status_code,
         retryable=retryable,
         retry_at=now + config.backoff(attempt) if retryable else None,
+        parts_delivered=error.delivered,
     )
     return [(failure, message_id(step_id, f"failed-{attempt}"))]
+
+
+def parts_delivered(view: ThreadView, step_id: str) -> int:
+    """How many parts of the delivery's reply earlier attempts got to the platform."""
+    return max(
+        (
+            failed.parts_delivered
+            for e in view.events
+            if isinstance(failed := e.event, ReplyDeliveryFailed) and failed.step_id == step_id
+        ),
+        default=0,
+    )
 
 
 # -- reading back what a step wrote ---------------------------------------------------------------

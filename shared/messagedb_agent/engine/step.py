@@ -332,7 +332,10 @@ class Engine:
             reply = earlier[0] if earlier else None
         try:
             status = self.replies.send(
-                claim.callback_url, effects.reply_body(view, claim, reply), claim.step_id
+                claim.callback_url,
+                effects.reply_body(view, claim, reply),
+                claim.step_id,
+                skip=effects.parts_delivered(view, claim.step_id),
             )
         except DeliveryError as error:
             return effects.delivery_failed(decision, error, now, self.config)

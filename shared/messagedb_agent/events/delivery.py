@@ -34,3 +34,6 @@ class ReplyDeliveryFailed(Failure):
     attempt: int
     error_message: str
     status_code: int | None = None
+    # A reply sent as several messages (Telegram's): how many of them the platform had taken
+    # when this attempt failed, counting earlier attempts'. The next attempt starts after them.
+    parts_delivered: int = 0
