@@ -312,6 +312,14 @@ MUTATIONS = (
         "tests/channels/test_telegram.py::"
         "test_a_long_reply_failing_midway_is_resumed_after_the_parts_sent",
     ),
+    Mutation(
+        "36 threads: a message after the closing message's delivery is appended to an ended thread",
+        f"{LIB}/threads/commands.py",
+        "    return store.get_last_stream_message(stream, SessionCompleted.type) is not None",
+        "    return False",
+        "tests/api/test_errors.py::"
+        "test_a_message_after_the_closing_messages_delivery_is_still_thread_closed",
+    ),
 )
 
 

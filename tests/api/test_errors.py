@@ -181,6 +181,43 @@ def test_a_message_to_an_ended_thread_is_thread_closed(
     assert event_types(store, thread_id)[-1] == "SessionCompleted"
 
 
+@pytest.mark.parametrize("multitask", ["enqueue", "interrupt"])
+def test_a_message_after_the_closing_messages_delivery_is_still_thread_closed(
+    client: FlaskClient, auth: dict[str, str], store: MessageStore, multitask: str
+) -> None:
+    """A thread with a reply address has its closing message delivered after it ended: the
+    thread is no less over once that delivery is its newest event."""
+    thread_id = start(client, auth)
+    stream = thread_stream(thread_id)
+    store.write_message(
+        None,
+        stream,
+        "SessionCompleted",
+        {"completion_reason": "terminated", "message": "This conversation has been closed."},
+    )
+    ended_at = store.stream_version(stream)
+    store.write_message(
+        None,
+        stream,
+        "ReplyDeliveryRequested",
+        {"step_id": "d1", "reply_position": ended_at, "callback_url": "https://x.example/h",
+         "attempt": 1, "lease_expires_at": "2026-01-01T00:00:00+00:00"},
+    )  # fmt: skip
+    store.write_message(
+        None, stream, "ReplyDelivered", {"step_id": "d1", "attempt": 1, "status_code": 200}
+    )
+
+    response = client.post(
+        f"/v1/threads/{thread_id}/messages?multitask={multitask}",
+        json={"message": "hello?"},
+        headers=auth,
+    )
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "thread_closed"
+    assert event_types(store, thread_id)[-1] == "ReplyDelivered"
+
+
 def test_an_unknown_route_is_not_found(client: FlaskClient, auth: dict[str, str]) -> None:
     for path in ("/v2/threads", "/v1/threads/x/y/z", "/favicon.ico", "/ui/nothing.js"):
         response = client.get(path, headers=auth)

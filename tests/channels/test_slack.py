@@ -28,10 +28,12 @@ from tests.channels.fake_slack import (
 from messagedb_agent.events.ids import channel_key, channel_user, idempotent_thread_id
 from messagedb_agent.llm.offline import OfflineModel
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
+from messagedb_agent.notification import Notification
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.store.client import MessageStore
+from messagedb_agent.threads.commands import request_termination
 from messagedb_agent.threads.reading import read_thread
 
 EVENTS = "/v1/channels/slack/events"
@@ -332,6 +334,29 @@ def test_an_approval_is_asked_with_buttons_and_only_the_owner_can_answer(
     events = thread_events(store, channel_user("slack", TEAM, user), key)
     granted = [e for e in events if e.type == "ToolApprovalGranted"]
     assert [e.event.decided_by for e in granted] == [channel_user("slack", TEAM, user)]
+
+
+def test_a_message_to_an_ended_conversation_is_answered_in_words_and_not_appended(
+    app: FlaskClient, slack: FakeSlack, store: MessageStore, stepping: Stepping
+) -> None:
+    user = "U0ENDED001"
+    send(app, message_event("what is 2+2?", user=user))
+    replies(slack, "D0DIRECT01", 1)
+    stepping.join()
+    key = channel_key("slack", TEAM, "D0DIRECT01", "")
+    owner = channel_user("slack", TEAM, user)
+    thread = thread_events(store, owner, key)[0].event.thread_id
+    ended = request_termination(store, thread, owner=owner)
+    stepping.publish([Notification(stream_name=ended.stream_name, position=ended.position)])
+    stepping.join()
+    assert "SessionCompleted" in [e.type for e in thread_events(store, owner, key)]
+    before = len(slack.in_channel("D0DIRECT01"))
+
+    assert send(app, message_event("are you there?", user=user)).status_code == 200
+    told = replies(slack, "D0DIRECT01", before + 1)[-1]
+    assert "This conversation has ended" in told.text
+    said = [e for e in thread_events(store, owner, key) if e.type == "UserMessageAdded"]
+    assert len(said) == 1
 
 
 def test_a_disabled_channel_is_not_there(make_api: MakeApi) -> None:

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from messagedb_agent.events import (
     Metadata,
+    ReplyDelivered,
+    ReplyDeliveryFailed,
+    ReplyDeliveryRequested,
     SessionCompleted,
     SessionStarted,
     SessionTerminationRequested,
@@ -218,7 +221,7 @@ def add_message(
     key = idempotency_key or str(uuid.uuid4())
 
     def said(thread_id: str, stream: str, last: MessageData) -> NewMessage:
-        if last.type == SessionCompleted.type:
+        if _ended(store, stream, last):
             raise ThreadClosed(thread_id)
         return said_in(stream)
 
@@ -241,7 +244,7 @@ def add_message(
         if not events:
             continue  # archived since it was found: resolving it again restores it
         head = events[-1]
-        if isinstance(head.event, SessionCompleted):
+        if any(isinstance(e.event, SessionCompleted) for e in reversed(events)):
             raise ThreadClosed(thread_id)
         new = said_in(stream)
         batch = [new]
@@ -263,6 +266,22 @@ def add_message(
             continue  # the head moved: judge again at the new one
         return Appended(thread_id, stream, position)
     raise ThreadNotFound(name)
+
+
+# What the engine may still write after `SessionCompleted`: the delivery of the closing message.
+_AFTER_THE_END = frozenset(
+    {ReplyDeliveryRequested.type, ReplyDelivered.type, ReplyDeliveryFailed.type}
+)
+
+
+def _ended(store: MessageStore, stream: str, head: MessageData) -> bool:
+    """Whether the thread is over: its head is `SessionCompleted`, or the closing message's
+    delivery, written after it (then one indexed lookup says which)."""
+    if head.type == SessionCompleted.type:
+        return True
+    if head.type not in _AFTER_THE_END:
+        return False
+    return store.get_last_stream_message(stream, SessionCompleted.type) is not None
 
 
 def _append_at_head(
