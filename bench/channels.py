@@ -122,7 +122,7 @@ def _telegram(telegram: FakeTelegram) -> Channel:
 
     return Channel(
         "Telegram", "/v1/channels/telegram/webhook", request, {}, open_place,
-        lambda place: bool(telegram.in_chat(int(place))),
+        lambda place: any(s.method == "sendmessage" for s in telegram.in_chat(int(place))),
     )  # fmt: skip
 
 

@@ -61,7 +61,7 @@ class FakeTelegram(LocalService):
         *,
         after: int = 0,
     ) -> None:
-        """The next call fails; with `after`, the first call once `after` messages are sent."""
+        """The next `sendMessage` fails; with `after`, the first once `after` are sent."""
         with self._lock:
             if after:
                 self._fail_at[after] = (status, description, retry_after)
@@ -98,9 +98,10 @@ class FakeTelegram(LocalService):
                 {},
             )
         with self._lock:
-            if len(self.sent) in self._fail_at:
-                self._failures.append(self._fail_at.pop(len(self.sent)))
-            if self._failures:
+            messages = sum(1 for s in self.sent if s.method == "sendmessage")
+            if method == "sendmessage" and messages in self._fail_at:
+                self._failures.append(self._fail_at.pop(messages))
+            if method == "sendmessage" and self._failures:  # scripted outages hit messages
                 status, description, retry = self._failures.popleft()
                 answer: dict[str, Any] = {
                     "ok": False,

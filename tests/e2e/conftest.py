@@ -29,9 +29,15 @@ import httpx
 import pytest
 from google.cloud import pubsub_v1  # type: ignore[import-untyped]
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from tests.channels.fake_google_chat import CHAT_BOT_SCOPE, FakeGoogleChat
+from tests.channels.fake_google_chat import PROJECT_NUMBER as CHAT_PROJECT_NUMBER
 from tests.channels.fake_slack import BOT_TOKEN as SLACK_BOT_TOKEN
 from tests.channels.fake_slack import SIGNING_SECRET as SLACK_SIGNING_SECRET
 from tests.channels.fake_slack import FakeSlack
+from tests.channels.fake_telegram import SECRET as TELEGRAM_SECRET
+from tests.channels.fake_telegram import TOKEN as TELEGRAM_TOKEN
+from tests.channels.fake_telegram import FakeTelegram
+from tests.llm.fake_google_auth import FakeTokenEndpoint
 
 from messagedb_agent.notification import Notification
 from messagedb_agent.postgres import embedded
@@ -134,6 +140,8 @@ class Live:
     tap: Tap
     publisher: PubSubPublisher  # the project's publisher, bound to the stack's emulator topic
     slack: FakeSlack  # the Slack the stack's Slack channel talks to
+    telegram: FakeTelegram  # the Bot API the Telegram channel talks to
+    google_chat: FakeGoogleChat  # the Chat API the Google Chat channel talks to
 
     @property
     def database_url(self) -> str:
@@ -228,15 +236,32 @@ def live(
 
 
 def start_live(settings: Settings, database_url: str, shutdown: list[Callable[[], None]]) -> Live:
-    """A stack on `database_url` with the Pub/Sub emulator and a local Slack; what stops it
-    goes into `shutdown`, in the order to run it."""
+    """A stack on `database_url` with the Pub/Sub emulator and a local Slack, Telegram and
+    Google Chat (the step function authorised to the last as a service account, through a
+    local token endpoint); what stops it goes into `shutdown`, in the order to run it."""
     slack = FakeSlack().start()
     shutdown.append(slack.stop)
+    telegram = FakeTelegram().start()
+    shutdown.append(telegram.stop)
+    oauth = FakeTokenEndpoint(required_scope=CHAT_BOT_SCOPE).start()
+    shutdown.append(oauth.stop)
+    google_chat = FakeGoogleChat(
+        accepts=lambda t: oauth.accepts(t) or oauth.accepts_self_signed(t, CHAT_BOT_SCOPE)
+    ).start()
+    shutdown.append(google_chat.stop)
+    account = oauth.service_account_file(Path(tempfile.mkdtemp(prefix="e2e-chat-")))
     env = {
         **FUNCTION_ENV,
         "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
         "SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
         "SLACK_API_URL": slack.api_url,
+        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+        "TELEGRAM_API_URL": telegram.url,
+        "GOOGLE_CHAT_AUDIENCE": CHAT_PROJECT_NUMBER,
+        "GOOGLE_CHAT_KEYS_URL": google_chat.chat_keys_url,
+        "GOOGLE_CHAT_API_ENDPOINT": google_chat.url,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(account),
     }
     options = StackOptions.on_free_ports(
         transport="emulator",
@@ -254,7 +279,7 @@ def start_live(settings: Settings, database_url: str, shutdown: list[Callable[[]
     client = _publisher_client(stack.emulator_host)
     shutdown.insert(0, client.stop)
     publisher = PubSubPublisher(stack.project, stack.pubsub.pubsub_topic, client=client)
-    return Live(stack, tap, publisher, slack)
+    return Live(stack, tap, publisher, slack, telegram, google_chat)
 
 
 def _run_all(steps: list[Callable[[], None]]) -> None:

@@ -10,10 +10,13 @@ backoff, never sent again once recorded as delivered.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from messagedb_agent.channels.callback import DeliveryError, ReplySender
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,19 @@ class RoutedReplies:
                 f"replies to {scheme} are not configured on this deployment", retryable=True
             )
         return self.webhooks.send(url, body, delivery_id)
+
+    def busy(self, url: str) -> None:
+        """Show the conversation that the agent is at work, where the platform has a way
+        (Telegram's "typing…", which lasts five seconds): before each model call of a turn.
+        Best effort: it records nothing, and a failure only goes to the log."""
+        scheme, colon, _ = url.partition(":")
+        show = getattr(self.platforms.get(scheme), "busy", None) if colon else None
+        if show is None:
+            return
+        try:
+            show(url)
+        except Exception as error:
+            log.debug("could not show %s busy: %s", scheme, error)
 
 
 def address_uri(scheme: str, *parts: str) -> str:

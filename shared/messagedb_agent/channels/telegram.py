@@ -258,6 +258,15 @@ class TelegramReplies:
                 raise
         return 200 if pieces else 204
 
+    def busy(self, url: str) -> None:
+        """ "typing…" in the conversation, for the five seconds Telegram shows it
+        (https://core.telegram.org/bots/api#sendchataction)."""
+        address = TelegramAddress.parse(url)
+        action: dict[str, Any] = {"chat_id": int(address.chat), "action": "typing"}
+        if address.topic != "-":
+            action["message_thread_id"] = int(address.topic)
+        self._call("sendChatAction", action)
+
     def tell(self, address: TelegramAddress, text: str) -> None:
         try:
             self._call("sendMessage", _message(address, text))

@@ -279,6 +279,7 @@ class Engine:
         deltas = DeltaPublisher(self.store, view.stream_name, step_id, decision.attempt)
         config = replace(config, on_text=deltas)
         messages = list(view.context().messages)
+        self._show_busy(view)
         started = time.perf_counter()
         try:
             response = self.llm.call(messages, self.tools.specs(), config)
@@ -288,6 +289,14 @@ class Engine:
             deltas.flush()
         latency_ms = (time.perf_counter() - started) * 1000
         return effects.llm_answered(step_id, response, latency_ms)
+
+    def _show_busy(self, view: ThreadView) -> None:
+        """A chat platform's busy sign before a model call, where it has one (`RoutedReplies`)."""
+        started = view.started
+        url = started.callback_url if started is not None else None
+        busy = getattr(self.replies, "busy", None)
+        if url and busy is not None:
+            busy(url)
 
     def _compact(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
         """Summarise the oldest part of the context; no tools, so nothing else can happen."""
