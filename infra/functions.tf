@@ -28,6 +28,7 @@ locals {
     MODEL_UNAVAILABLE_RETRY_SECONDS = tostring(var.model_unavailable_retry_seconds)
     DELIVERY_TIMEOUT_SECONDS        = tostring(var.delivery_timeout_seconds)
     MAX_DELIVERY_ATTEMPTS           = tostring(var.callback_max_delivery_attempts)
+    BUSY_NOTICE_SECONDS             = tostring(var.busy_notice_seconds)
     MAX_MESSAGE_LENGTH              = tostring(var.max_message_length)
     THREAD_SHARDS                   = tostring(var.thread_shards)
     ARCHIVE_URL                     = "gs://${google_storage_bucket.archive.name}/threads"

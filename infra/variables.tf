@@ -563,6 +563,17 @@ variable "callback_max_delivery_attempts" {
   default     = 5
 }
 
+variable "busy_notice_seconds" {
+  description = "BUSY_NOTICE_SECONDS: a chat turn still running this long after the person's message posts \"Working on it…\" (Slack, Google Chat), replaced by the reply; 0: never."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.busy_notice_seconds >= 0 && var.busy_notice_seconds <= 300
+    error_message = "busy_notice_seconds must be between 0 and 300."
+  }
+}
+
 variable "max_message_length" {
   description = "MAX_MESSAGE_LENGTH: characters per user message."
   type        = number

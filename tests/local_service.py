@@ -31,6 +31,12 @@ class LocalService:
             def do_GET(self) -> None:
                 service._handle_get(self)
 
+            def do_PUT(self) -> None:
+                service._handle_update(self)
+
+            def do_PATCH(self) -> None:
+                service._handle_update(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests assert on what the stand-in recorded instead."""
 
@@ -55,6 +61,9 @@ class LocalService:
         raise NotImplementedError
 
     def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        send_json(handler, 405, {"error": {"code": 405, "message": "POST only"}})
+
+    def _handle_update(self, handler: BaseHTTPRequestHandler) -> None:
         send_json(handler, 405, {"error": {"code": 405, "message": "POST only"}})
 
 

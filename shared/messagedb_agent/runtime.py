@@ -128,6 +128,9 @@ def _engine_config(settings: Settings) -> EngineConfig:
         approval_ttl=timedelta(seconds=limits.tool_approval_ttl_seconds)
         if limits.tool_approval_ttl_seconds
         else None,
+        busy_notice_after=timedelta(seconds=settings.callbacks.busy_notice_seconds)
+        if settings.callbacks.busy_notice_seconds
+        else None,
     )
 
 

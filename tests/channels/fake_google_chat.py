@@ -33,7 +33,7 @@ import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -57,6 +57,13 @@ _REPLY_OPTIONS = {
     "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD": 1,
     "REPLY_MESSAGE_OR_FAIL": 2,
 }
+# what `updateMask` may name (the API takes either spelling)
+_UPDATABLE = frozenset(
+    {"text", "attachment", "cards", "cards_v2", "cardsV2", "accessory_widgets",
+     "accessoryWidgets", "quoted_message_metadata", "quotedMessageMetadata"}
+)  # fmt: skip
+_CAMEL = {"cards_v2": "cardsV2", "accessory_widgets": "accessoryWidgets",
+          "quoted_message_metadata": "quotedMessageMetadata"}  # fmt: skip
 _MARKUP = {"MARKUP_SYNTAX_UNSPECIFIED": 0, "MARKUP_SYNTAX_CHAT": 1, "MARKUP_SYNTAX_MARKDOWN": 2}
 # `Message`'s fields that a create request may set
 # (https://developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages)
@@ -76,6 +83,7 @@ class Posted:
     message: dict[str, Any]
     request_id: str | None
     reply_option: int
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:11] + "." + uuid.uuid4().hex[:11])
 
     @property
     def text(self) -> str:
@@ -107,6 +115,7 @@ class SigningKey:
 class FakeGoogleChat(LocalService):
     spaces: set[str] = field(default_factory=lambda: {ROOM, DM})
     posted: list[Posted] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
     key_fetches: int = 0
     chat_key: SigningKey = field(default_factory=SigningKey)
     google_key: SigningKey = field(default_factory=SigningKey)
@@ -192,6 +201,61 @@ class FakeGoogleChat(LocalService):
             return
         status, body = self._create(parts[2], urllib.parse.parse_qs(split.query), raw)
         send_json(handler, status, body)
+
+    def _handle_update(self, handler: BaseHTTPRequestHandler) -> None:
+        """`spaces.messages.update` / `patch`
+        (https://developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/update):
+        `updateMask` is required and names updatable fields; the message must exist (404)."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        split = urllib.parse.urlsplit(handler.path)
+        parts = split.path.strip("/").split("/")
+        if len(parts) != 5 or parts[:2] != ["v1", "spaces"] or parts[3] != "messages":
+            send_json(handler, 404, _error(404, f"no method at {split.path}"))
+            return
+        scheme, _, token = (handler.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not self.accepts(token.strip()):
+            send_json(handler, 401, _error(401, "Request had invalid authentication credentials."))
+            return
+        query = urllib.parse.parse_qs(split.query)
+        mask = {f.strip() for f in query.get("updateMask", [""])[0].split(",") if f.strip()}
+        if not mask or not mask <= _UPDATABLE:
+            send_json(handler, 400, _error(400, "updateMask must name updatable fields"))
+            return
+        try:
+            message = json.loads(raw or b"{}")
+        except ValueError:
+            send_json(handler, 400, _error(400, "Invalid JSON payload received."))
+            return
+        problem = _message_problem(message, parts[2]) if isinstance(message, dict) else "no"
+        if problem is not None:
+            send_json(handler, 400, _error(400, str(problem)))
+            return
+        with self._lock:
+            found = next(
+                (
+                    (i, p)
+                    for i, p in enumerate(self.posted)
+                    if p.space == parts[2] and p.name == parts[4]
+                ),
+                None,
+            )
+            if found is None:
+                send_json(handler, 404, _error(404, "Requested entity was not found."))
+                return
+            index, posted = found
+            fields = {_CAMEL.get(f, f) for f in mask}
+            changed = {k: v for k, v in message.items() if k in fields}
+            kept = {k: v for k, v in posted.message.items() if k not in fields}
+            self.posted[index] = replace(posted, message=kept | changed)
+            self.updates.append(message)
+            answer = _resource(self.posted[index])
+        send_json(handler, 200, answer)
+
+    def delete(self, posted: Posted) -> None:
+        """A person deletes the app's message."""
+        with self._lock:
+            self.posted = [p for p in self.posted if p.name != posted.name]
 
     def _create(
         self, space: str, query: dict[str, list[str]], raw: bytes
@@ -289,9 +353,8 @@ def _size(message: dict[str, Any]) -> int:
 
 
 def _resource(posted: Posted) -> dict[str, Any]:
-    name = f"spaces/{posted.space}/messages/{uuid.uuid4().hex[:11]}.{uuid.uuid4().hex[:11]}"
     return posted.message | {
-        "name": name,
+        "name": f"spaces/{posted.space}/messages/{posted.name}",
         "sender": {"name": "users/app", "type": "BOT"},
         "createTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
         "thread": {"name": f"spaces/{posted.space}/threads/{posted.thread}"},

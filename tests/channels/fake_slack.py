@@ -78,6 +78,7 @@ class FakeSlack(LocalService):
     channels: set[str] = field(default_factory=lambda: {"C0GENERAL1", "D0DIRECT01"})
     posted: list[Posted] = field(default_factory=list)
     refused: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
     _failures: deque[Failure] = field(default_factory=deque)
     _sent: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -136,9 +137,11 @@ class FakeSlack(LocalService):
             return 200, {"ok": False, "error": "not_authed"}, {}
         if (scheme and scheme != "Bearer") or token != BOT_TOKEN:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
-        if method != "chat.postMessage":
+        if method not in ("chat.postMessage", "chat.update"):
             return 200, {"ok": False, "error": "unknown_method"}, {}
         with self._lock:
+            if method == "chat.update" and not self._failures:
+                return self._update(body)
             if self._failures:
                 failure = self._failures.popleft()
                 self.refused.append((method, body, failure.error))
@@ -157,6 +160,31 @@ class FakeSlack(LocalService):
         message = {"type": "message", "subtype": "bot_message", "bot_id": "B0AGENT001", "ts": ts}
         message["text"] = str(body.get("text") or "")[:40_000]
         return 200, {"ok": True, "channel": body["channel"], "ts": ts, "message": message}, {}
+
+    def _update(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """`chat.update` (https://docs.slack.dev/reference/methods/chat.update): this app's
+        message at `channel` and `ts` (`message_not_found`), its text or blocks replaced."""
+        found = next(
+            (
+                (i, p)
+                for i, p in enumerate(self.posted)
+                if p.channel == str(body.get("channel")) and p.ts == str(body.get("ts"))
+            ),
+            None,
+        )
+        if found is None:
+            self.refused.append(("chat.update", body, "message_not_found"))
+            return 200, {"ok": False, "error": "message_not_found"}, {}
+        problem = _post_problem(body, self.channels)
+        if problem is not None:
+            self.refused.append(("chat.update", body, problem))
+            return 200, {"ok": False, "error": problem}, {}
+        index, posted = found
+        kept = {k: v for k, v in posted.body.items() if k in ("channel", "thread_ts")}
+        changed = {k: v for k, v in body.items() if k != "ts"}
+        self.posted[index] = Posted(posted.method, kept | changed, posted.ts)
+        self.updates.append(body)
+        return 200, {"ok": True, "channel": body["channel"], "ts": posted.ts}, {}
 
     def _within_rate(self, channel: str) -> bool:
         sent = self._sent.setdefault(channel, deque())

@@ -283,6 +283,46 @@ def test_a_long_reply_is_several_messages_and_a_retry_reposts_none_of_them(
     assert (types.count("ReplyDeliveryFailed"), types.count("ReplyDelivered")) == (1, 1)
 
 
+class Slow:
+    """A model that takes its time over every answer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        time.sleep(self.seconds)
+        return LLMResponse(text="Here is the **answer**.", tool_calls=(), model_name="slow")
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["kept", "deleted meanwhile"])
+def test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message(
+    make_api: MakeApi, store: MessageStore, chat: FakeGoogleChat, chat_settings: Settings,
+    deleted: bool,
+) -> None:  # fmt: skip
+    settings = chat_settings.replace(busy_notice_seconds=0.3)
+    person, thread = f"7{int(deleted)}1", f"TSLOW{int(deleted)}"
+    stepping = Stepping(build_engine(settings, store, Slow(2.5)))  # the client loads in ~1 s
+    with make_api(stepping, core=settings).flask_app().test_client() as app:
+        send(app, message_event("think hard", person=person, thread=thread), chat.project_token())
+        [notice] = posted(chat, ROOM, 1)
+        assert notice.text == "Working on it…"
+        assert notice.thread == thread
+        if deleted:
+            chat.delete(notice)  # a person removes it before the reply comes
+        stepping.join()
+    [reply] = chat.in_space(ROOM)
+    assert reply.text == "Here is the **answer**."
+    assert reply.thread == thread
+    assert (reply.name == notice.name) is not deleted  # replaced in place, or posted anew
+    events = events_of(store, person, ROOM, thread)
+    assert [e.event.reference for e in events if e.type == "BusyNoticePosted"] == [
+        f"spaces/{ROOM}/messages/{notice.name}"
+    ]
+    assert [e.type for e in events].count("ReplyDelivered") == 1
+
+
 def test_two_people_in_one_thread_each_have_their_own_conversation(
     app: FlaskClient, chat: FakeGoogleChat, store: MessageStore, stepping: Stepping
 ) -> None:

@@ -241,6 +241,50 @@ def test_a_reply_longer_than_slacks_limits_is_one_message_of_blocks_within_them(
     assert "longer than one Slack message" in shown  # cut where 50 blocks end, and said so
 
 
+class Slow:
+    """A model that takes its time over every answer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def call(
+        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
+    ) -> LLMResponse:
+        time.sleep(self.seconds)
+        return LLMResponse(text="Here is the **answer**.", tool_calls=(), model_name="slow")
+
+
+def test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message(
+    make_api: MakeApi, store: MessageStore, slack: FakeSlack, slack_settings: Settings
+) -> None:
+    settings = slack_settings.replace(busy_notice_seconds=0.3)
+    user = "U0SLOWTURN"
+    stepping = Stepping(build_engine(settings, store, Slow(1.0)))
+    with make_api(stepping, core=settings).flask_app().test_client() as app:
+        send(app, message_event("think hard", user=user))
+        [notice] = replies(slack, "D0DIRECT01", 1)
+        assert notice.text == "Working on it…"
+        stepping.join()
+    [reply] = slack.in_channel("D0DIRECT01")  # the same message, now the reply
+    assert reply.ts == notice.ts
+    assert "*answer*" in reply.shown
+    assert [u["ts"] for u in slack.updates] == [notice.ts]
+    key = channel_key("slack", TEAM, "D0DIRECT01", "")
+    events = thread_events(store, channel_user("slack", TEAM, user), key)
+    [posted] = [e.event for e in events if e.type == "BusyNoticePosted"]
+    assert posted.reference == notice.ts
+
+
+def test_a_quick_turn_posts_no_busy_notice(
+    app: FlaskClient, slack: FakeSlack, store: MessageStore, stepping: Stepping
+) -> None:
+    send(app, message_event("what is 2+2?", user="U0QUICK001"))
+    [reply] = replies(slack, "D0DIRECT01", 1)
+    stepping.join()
+    assert "4" in reply.shown
+    assert slack.updates == []
+
+
 def test_two_people_in_one_channel_each_have_their_own_conversation(
     app: FlaskClient, slack: FakeSlack, store: MessageStore, stepping: Stepping
 ) -> None:

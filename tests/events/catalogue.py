@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from messagedb_agent.events import (
+    BusyNoticePosted,
     ContextCompacted,
     ErrorOccurred,
     Event,
@@ -166,6 +167,7 @@ SAMPLES: tuple[Event, ...] = (
         lease_expires_at=datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC),
     ),
     ReplyDelivered(step_id="delivery-1", attempt=2, status_code=204),
+    BusyNoticePosted(step_id="llm-3", reference="1700000000.000100"),
     ReplyDeliveryFailed(
         step_id="delivery-1",
         attempt=1,
@@ -173,6 +175,7 @@ SAMPLES: tuple[Event, ...] = (
         status_code=503,
         retryable=True,
         retry_at=datetime(2026, 1, 1, 12, 0, 2, tzinfo=UTC),
+        parts_delivered=2,
     ),
     SessionTerminationRequested(reason="user_requested", requested_by="ada"),
     SessionCompleted(completion_reason="max_iterations", message="I stopped here."),

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -399,6 +399,20 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class _NoRetry:
+    """The client, with every call's own retry off and this sender's timeout: by default it
+    retries a 503 for 30 s, inside one delivery attempt the engine knows nothing of."""
+
+    def __init__(self, client: Any, timeout: float) -> None:
+        self._client, self._timeout = client, timeout
+
+    def create_message(self, request: dict[str, Any]) -> Any:
+        return self._client.create_message(request=request, retry=None, timeout=self._timeout)
+
+    def update_message(self, request: dict[str, Any]) -> Any:
+        return self._client.update_message(request=request, retry=None, timeout=self._timeout)
+
+
 # Google's error statuses a person must fix (credentials, the app's access to the space) or that
 # pass: retried, so the reply goes out once they have. 400 and 404 never pass.
 _FINAL_STATUSES = frozenset({400, 404, 409, 413})
@@ -441,14 +455,19 @@ class GoogleChatReplies:
             messages = [
                 {"text": piece, "markup_syntax": "MARKUP_SYNTAX_MARKDOWN"} for piece in parts(text)
             ]
+        replaces = payload.get("replaces")
         for number, message in enumerate(messages):
+            if number == 0 and isinstance(replaces, str) and self._replaced(replaces, message):
+                continue  # the busy notice became the reply's first part
             self.create(address, message, request_id(delivery_id, number))
         return 200 if messages else 204
 
-    def create(self, address: ChatAddress, message: dict[str, Any], request: str) -> None:
-        from google.api_core import exceptions
-        from google.auth import exceptions as auth_exceptions
+    def notice(self, url: str, text: str, key: str) -> str:
+        """Post `text` in the conversation; its resource name, for the reply to replace."""
+        return self.create(ChatAddress.parse(url), {"text": text}, request_id(f"notice/{key}", 0))
 
+    def create(self, address: ChatAddress, message: dict[str, Any], request: str) -> str:
+        """`spaces.messages.create`; the message's resource name."""
         arguments: dict[str, Any] = {
             "parent": f"spaces/{address.space}",
             "message": message,
@@ -457,12 +476,36 @@ class GoogleChatReplies:
         if address.thread != "-":
             message["thread"] = {"name": f"spaces/{address.space}/threads/{address.thread}"}
             arguments["message_reply_option"] = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
+        created = self._call("create", lambda chat: chat.create_message(request=arguments))
+        return str(created.name)
+
+    def _replaced(self, name: str, message: dict[str, Any]) -> bool:
+        """`spaces.messages.update` of this app's message `name` with `message`'s fields (the
+        same update again changes nothing, so a retry may repeat it); False when the message
+        is gone (a person deleted it), and the part must be created instead."""
+        if not name.startswith("spaces/") or "/messages/" not in name:
+            return False
+        fields = ",".join(key for key in message if key in ("text", "cards_v2"))
+        update = {"message": {**message, "name": name}, "update_mask": fields}
         try:
-            self._chat().create_message(request=arguments, retry=None, timeout=self._timeout)
+            self._call("update", lambda chat: chat.update_message(request=update))
+        except DeliveryError as error:
+            if error.status_code == 404:
+                return False
+            raise
+        return True
+
+    def _call(self, method: str, call: Callable[[Any], Any]) -> Any:
+        """One API call, without the client's own retries; failures as `DeliveryError`."""
+        from google.api_core import exceptions
+        from google.auth import exceptions as auth_exceptions
+
+        try:
+            return call(_NoRetry(self._chat(), self._timeout))
         except exceptions.GoogleAPICallError as error:
             status = int(error.code or 500)
             raise DeliveryError(
-                f"Google Chat refused spaces.messages.create: {status} {error.message}",
+                f"Google Chat refused spaces.messages.{method}: {status} {error.message}",
                 retryable=status not in _FINAL_STATUSES,
                 status_code=status,
             ) from error

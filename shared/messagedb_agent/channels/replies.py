@@ -35,6 +35,27 @@ class RoutedReplies:
             )
         return self.webhooks.send(url, body, delivery_id)
 
+    def notices(self, url: str) -> bool:
+        """Whether `notice` can post on this address's platform."""
+        scheme, colon, _ = url.partition(":")
+        return bool(colon) and hasattr(self.platforms.get(scheme), "notice")
+
+    def notice(self, url: str, text: str, key: str) -> str | None:
+        """Post a short "Working on it…" where the platform lets it later be replaced by the
+        reply (Slack, Google Chat): the message's reference, or None (no such platform, or a
+        failure, which only goes to the log). `key` names the step, for platforms whose posts
+        take an idempotency key."""
+        scheme, colon, _ = url.partition(":")
+        post = getattr(self.platforms.get(scheme), "notice", None) if colon else None
+        if post is None:
+            return None
+        try:
+            reference = post(url, text, key)
+        except Exception as error:
+            log.info("could not post a busy notice on %s: %s", scheme, error)
+            return None
+        return str(reference) if reference else None
+
     def busy(self, url: str) -> None:
         """Show the conversation that the agent is at work, where the platform has a way
         (Telegram's "typing…", which lasts five seconds): before each model call of a turn.

@@ -330,6 +330,10 @@ _TRANSIENT_ERRORS = frozenset(
 )
 
 
+# chat.update's refusals of a message that can no longer become the reply (deleted, too old)
+_CANNOT_UPDATE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
 class SlackReplies:
     """A `ReplySender` for `slack:` addresses."""
 
@@ -355,8 +359,17 @@ class SlackReplies:
                 return 204  # nothing to say
             mrkdwn = to_mrkdwn(markdown)
             text, blocks = fallback(mrkdwn), sections(mrkdwn)
-        self.post(address, text, blocks, delivery_id)
+        replaces = payload.get("replaces")
+        if isinstance(replaces, str) and replaces:
+            # the busy notice becomes the reply: chat.update, which a retry repeats harmlessly
+            self.post(address, text, blocks, delivery_id, update=replaces)
+        else:
+            self.post(address, text, blocks, delivery_id)
         return 200
+
+    def notice(self, url: str, text: str, key: str) -> str:
+        """Post `text` in the conversation; its `ts`, for `chat.update` to replace it."""
+        return self.post(SlackAddress.parse(url), text)
 
     def post(
         self,
@@ -364,11 +377,17 @@ class SlackReplies:
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         delivery_id: str | None = None,
-    ) -> None:
+        *,
+        update: str | None = None,
+    ) -> str:
+        """`chat.postMessage` (or with `update`, the `ts` of this app's message there,
+        `chat.update`); the message's `ts`."""
         from slack_sdk.errors import SlackApiError
 
         arguments: dict[str, Any] = {"channel": address.channel, "text": text}
-        if address.thread_ts != "-":
+        if update is not None:
+            arguments["ts"] = update
+        elif address.thread_ts != "-":
             arguments["thread_ts"] = address.thread_ts
         if blocks:
             arguments["blocks"] = blocks
@@ -378,20 +397,27 @@ class SlackReplies:
                 "event_type": "agent_reply",
                 "event_payload": {"delivery_id": delivery_id},
             }
+        method = "chat.update" if update is not None else "chat.postMessage"
         try:
-            self._client.chat_postMessage(unfurl_links=False, **arguments)
+            if update is not None:
+                answer = self._client.chat_update(**arguments)
+            else:
+                answer = self._client.chat_postMessage(unfurl_links=False, **arguments)
         except SlackApiError as error:
             status = error.response.status_code
             code = str(error.response.get("error") or "")
+            if update is not None and code in _CANNOT_UPDATE:  # the notice is gone: post anew
+                return self.post(address, text, blocks, delivery_id)
             retry_after = error.response.headers.get("Retry-After")
             wait = f" (Retry-After {retry_after} s)" if retry_after else ""
             retryable = (
                 status == 429 or status >= 500 or code in _OPERATOR_ERRORS | _TRANSIENT_ERRORS
             )
             raise DeliveryError(
-                f"Slack refused chat.postMessage: {code or status}{wait}",
+                f"Slack refused {method}: {code or status}{wait}",
                 retryable=retryable,
                 status_code=status,
             ) from error
         except OSError as error:  # urllib's URLError, timeouts, resets
             raise DeliveryError(f"could not reach Slack: {error}", retryable=True) from error
+        return str(answer.get("ts") or "")

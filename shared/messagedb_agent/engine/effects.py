@@ -33,6 +33,7 @@ from messagedb_agent.events.approval import (
 )
 from messagedb_agent.events.base import Event, Metadata, Recorded
 from messagedb_agent.events.delivery import (
+    BusyNoticePosted,
     ReplyDelivered,
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
@@ -44,6 +45,7 @@ from messagedb_agent.events.tool import (
     ToolExecutionInDoubt,
     ToolExecutionRequested,
 )
+from messagedb_agent.events.user import UserMessageAdded
 from messagedb_agent.events.values import ToolCall
 from messagedb_agent.llm import catalogue, errors
 from messagedb_agent.llm.prompts import COMPACTION_PROMPT, DEFAULT_SYSTEM_PROMPT
@@ -104,6 +106,9 @@ class EngineConfig:
     # names (fnmatch patterns) of the tools whose calls wait for their owner's approval, and
     # how long an approval may wait before it is denied as expired (None: for ever)
     tools_requiring_approval: tuple[str, ...] = ()
+    # how long a turn may run before a chat platform's conversation is told it is at work
+    # (`BusyNoticePosted`); None: never
+    busy_notice_after: timedelta | None = None
     approval_ttl: timedelta | None = None
     # names (fnmatch patterns) of the tools a call of which may run again when its worker went
     # silent; any other such call is reported in doubt. The runtime names the tools declared
@@ -454,6 +459,9 @@ def reply_body(
         "delivery_id": claim.step_id,
         "attempt": claim.attempt,
     }
+    notice = open_notice(view, claim.step_id)
+    if notice is not None:  # a chat platform's "Working on it…", to be replaced by this
+        payload["replaces"] = notice
     if reply is not None and isinstance(reply.event, ToolApprovalRequested):
         # every call of the step that waits, asked for in the one batch that ends at `reply`
         # (a rerun's question is asked in its own batch)
@@ -497,6 +505,40 @@ def delivery_failed(
         parts_delivered=error.delivered,
     )
     return [(failure, message_id(step_id, f"failed-{attempt}"))]
+
+
+def open_notice(view: ThreadView, delivery_step: str | None = None) -> str | None:
+    """The reference of the busy notice the turn's next delivery replaces: one posted since
+    the person's last message and before any other delivery (`delivery_step`'s own claims, its
+    earlier attempts, do not count)."""
+    for recorded in reversed(view.events):
+        event = recorded.event
+        if isinstance(event, BusyNoticePosted):
+            return event.reference
+        if isinstance(event, UserMessageAdded):
+            return None
+        if isinstance(event, ReplyDeliveryRequested) and event.step_id != delivery_step:
+            return None
+    return None
+
+
+def busy_notice_due(view: ThreadView, now: datetime, config: EngineConfig) -> float | None:
+    """Seconds from now at which a long turn's busy notice is due (0: at once), or None: none
+    is wanted (off, no turn, one already posted)."""
+    if config.busy_notice_after is None or open_notice(view) is not None:
+        return None
+    asked = next(
+        (r.time for r in reversed(view.events) if isinstance(r.event, UserMessageAdded)), None
+    )
+    if asked is None:
+        return None
+    if asked.tzinfo is None:
+        asked = asked.replace(tzinfo=UTC)
+    return max(0.0, (asked + config.busy_notice_after - now).total_seconds())
+
+
+def busy_noticed(step_id: str, reference: str) -> Pending:
+    return BusyNoticePosted(step_id=step_id, reference=reference), message_id(step_id, "busy")
 
 
 def parts_delivered(view: ThreadView, step_id: str) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -50,6 +51,9 @@ from messagedb_agent.store.client import MessageStore
 from messagedb_agent.store.errors import ConcurrencyError, DuplicateMessageError
 from messagedb_agent.threads.reading import read_thread
 from messagedb_agent.tools.context import ToolContext, ToolOutcome
+
+# What a chat conversation is told while a long turn runs (`Engine._noticed`).
+BUSY_NOTICE = "Working on it…"
 
 
 class ToolExecutor(Protocol):
@@ -259,19 +263,61 @@ class Engine:
     def _execute(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
         """The one effect of a claimed step, as the events that record its outcome."""
         if decision.kind is StepKind.LLM_CALL:
-            return self._call_model(decision, view, now)
+            return self._noticed(decision, view, now, self._call_model)
         if decision.kind is StepKind.COMPACTION:
-            return self._compact(decision, view, now)
+            return self._noticed(decision, view, now, self._compact)
         if decision.kind is StepKind.TOOL_EXECUTION:
-            return [
-                self._run_tool(decision, call, view, now)
-                for call in decision.tool_calls
-                if not effects.awaits_approval(decision, call, self.config)
-                and not effects.in_doubt(decision, call, self.config)
-            ]
+            if self._pure(decision):
+                return self._run_tools(decision, view, now)  # at once: nothing to notice
+            return self._noticed(decision, view, now, self._run_tools)
         if decision.kind is StepKind.DELIVER_REPLY:
             return self._deliver(decision, view, now)
         return []  # a termination: its claim is the whole of it
+
+    def _noticed(
+        self,
+        decision: NextStep,
+        view: ThreadView,
+        now: datetime,
+        run: Callable[[NextStep, ThreadView, datetime], list[Pending]],
+    ) -> list[Pending]:
+        """`run`, and if the turn is still running `busy_notice_after` past the person's
+        message, a chat platform's "Working on it…" posted meanwhile and recorded with the
+        results (`BusyNoticePosted`); the turn's next delivery replaces it."""
+        started = view.started
+        url = started.callback_url if started is not None else None
+        notices, notice = (getattr(self.replies, n, None) for n in ("notices", "notice"))
+        if not (url and notices and notice and notices(url)):
+            return run(decision, view, now)
+        due = effects.busy_notice_due(view, now, self.config)
+        if due is None:
+            return run(decision, view, now)
+        posted: list[str] = []
+
+        def post() -> None:
+            reference = notice(url, BUSY_NOTICE, decision.step_id or "")
+            if reference:
+                posted.append(reference)
+
+        timer = threading.Timer(due, post)
+        timer.daemon = True
+        timer.start()
+        try:
+            results = run(decision, view, now)
+        finally:
+            timer.cancel()
+            timer.join()  # a notice on its way is posted, and recorded, before the results
+        if posted:
+            return [*results, effects.busy_noticed(decision.step_id or "", posted[0])]
+        return results
+
+    def _run_tools(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
+        return [
+            self._run_tool(decision, call, view, now)
+            for call in decision.tool_calls
+            if not effects.awaits_approval(decision, call, self.config)
+            and not effects.in_doubt(decision, call, self.config)
+        ]
 
     def _call_model(self, decision: NextStep, view: ThreadView, now: datetime) -> list[Pending]:
         config = effects.llm_config(view, self.config)

@@ -14,6 +14,7 @@ from messagedb_agent.events.approval import (
 )
 from messagedb_agent.events.base import Event, Metadata, Recorded, UnknownEvent
 from messagedb_agent.events.delivery import (
+    BusyNoticePosted,
     ReplyDelivered,
     ReplyDeliveryFailed,
     ReplyDeliveryRequested,
@@ -44,6 +45,7 @@ from messagedb_agent.events.user import (
 from messagedb_agent.events.values import TokenUsage, ToolCall
 
 __all__ = [
+    "BusyNoticePosted",
     "ContextCompacted",
     "ErrorOccurred",
     "Event",

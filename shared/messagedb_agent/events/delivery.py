@@ -27,6 +27,17 @@ class ReplyDelivered(Event):
     status_code: int
 
 
+class BusyNoticePosted(Event):
+    """A chat conversation was told "Working on it…" while a long turn ran (written with the
+    step's results). The turn's next delivery replaces that message, where the platform allows
+    editing one, instead of posting another."""
+
+    type: ClassVar[str] = "BusyNoticePosted"
+
+    step_id: str  # the step that was running
+    reference: str  # the platform's id for the message: Slack's `ts`, Google Chat's name
+
+
 class ReplyDeliveryFailed(Failure):
     type: ClassVar[str] = "ReplyDeliveryFailed"
 

@@ -247,6 +247,14 @@ class CallbackSettings(Section):
     max_delivery_attempts: int = Field(
         default=5, ge=1, le=20, description="Tries of one reply delivery before it is given up."
     )
+    busy_notice_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="A chat platform's turn still running this long after the person's "
+        'message is told "Working on it…" (Slack, Google Chat), a message the reply then '
+        "replaces; 0: never.",
+    )
     callback_allow_private: bool = Field(
         default=False,
         description="Accept callback URLs on private, loopback and link-local addresses, and "
