@@ -320,6 +320,14 @@ MUTATIONS = (
         "tests/api/test_errors.py::"
         "test_a_message_after_the_closing_messages_delivery_is_still_thread_closed",
     ),
+    Mutation(
+        "37 channels: a long turn's reply is posted beside its busy notice, not in its place",
+        EFFECTS,
+        "    if notice is not None:  # a chat platform's",
+        "    if False:  # a chat platform's",
+        "tests/channels/test_slack.py::"
+        "test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message",
+    ),
 )
 
 
