@@ -221,13 +221,16 @@ def test_with_an_endpoint_audience_only_the_configured_caller_is_taken(
     assert events_of(store, "505", DM) == []
 
 
-def test_googles_keys_are_fetched_once_for_many_requests(
+def test_googles_keys_are_fetched_once_for_many_requests_and_forgeries_cannot_force_more(
     app: FlaskClient, chat: FakeGoogleChat, stepping: Stepping
 ) -> None:
     for n in range(5):
         event = message_event(f"what is {n}+1?", person="506", space=DM)
         assert send(app, event, chat.project_token()).status_code == 200
-    assert chat.key_fetches == 1
+    stranger = FakeGoogleChat()  # keys Google never published: an unknown `kid` each time
+    for _ in range(5):
+        assert send(app, message_event("hi", space=DM), stranger.project_token()).status_code == 401
+    assert chat.key_fetches == 1  # an unknown key id refetches at most once in 30 s
 
 
 def test_an_outage_during_delivery_is_retried_and_the_reply_posted_once(

@@ -105,7 +105,8 @@ class ChatTokens:
         self._by_project = audience.isdigit()
         default = CHAT_KEYS_URL if self._by_project else OIDC_KEYS_URL
         # Google rotates keys about daily and publishes new ones ahead: an hour's cache is safe,
-        # and a token naming a key not yet cached refetches (PyJWKClient).
+        # and a token naming a key not yet cached refetches, at most once in 30 s (PyJWKClient's
+        # cooldown), so forged key ids cannot make every request a fetch from Google.
         self._keys = jwt.PyJWKClient(keys_url or default, cache_jwk_set=True, lifespan=3600)
 
     def verified(self, authorization: str) -> bool:
