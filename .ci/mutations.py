@@ -328,6 +328,14 @@ MUTATIONS = (
         "tests/channels/test_slack.py::"
         "test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message",
     ),
+    Mutation(
+        "38 channels: a DM whose conversation ended can never be talked to again",
+        f"{LIB}/channels/conversations.py",
+        "if not message.starts or key != message.thread_key:",
+        "if True:",
+        "tests/channels/test_slack.py::"
+        "test_after_a_dm_conversation_ends_the_next_message_starts_a_new_one",
+    ),
 )
 
 

@@ -25,6 +25,7 @@ from tests.channels.fake_slack import (
     signed,
 )
 
+from messagedb_agent.channels.conversations import generation_key
 from messagedb_agent.events.ids import channel_key, channel_user, idempotent_thread_id
 from messagedb_agent.llm.offline import OfflineModel
 from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
@@ -380,27 +381,67 @@ def test_an_approval_is_asked_with_buttons_and_only_the_owner_can_answer(
     assert [e.event.decided_by for e in granted] == [channel_user("slack", TEAM, user)]
 
 
-def test_a_message_to_an_ended_conversation_is_answered_in_words_and_not_appended(
-    app: FlaskClient, slack: FakeSlack, store: MessageStore, stepping: Stepping
-) -> None:
-    user = "U0ENDED001"
-    send(app, message_event("what is 2+2?", user=user))
-    replies(slack, "D0DIRECT01", 1)
-    stepping.join()
-    key = channel_key("slack", TEAM, "D0DIRECT01", "")
-    owner = channel_user("slack", TEAM, user)
+def _end(store: MessageStore, stepping: Stepping, owner: str, key: str) -> None:
+    """The conversation ends (as a limit, a failure or an end asked for ends one)."""
     thread = thread_events(store, owner, key)[0].event.thread_id
     ended = request_termination(store, thread, owner=owner)
     stepping.publish([Notification(stream_name=ended.stream_name, position=ended.position)])
     stepping.join()
     assert "SessionCompleted" in [e.type for e in thread_events(store, owner, key)]
+
+
+def test_after_a_dm_conversation_ends_the_next_message_starts_a_new_one(
+    app: FlaskClient, slack: FakeSlack, store: MessageStore, stepping: Stepping
+) -> None:
+    user = "U0ENDEDDM1"
+    owner, key = channel_user("slack", TEAM, user), channel_key("slack", TEAM, "D0DIRECT01", "")
+    send(app, message_event("what is 2+2?", user=user))
+    replies(slack, "D0DIRECT01", 1)
+    stepping.join()
+    _end(store, stepping, owner, key)
     before = len(slack.in_channel("D0DIRECT01"))
 
-    assert send(app, message_event("are you there?", user=user)).status_code == 200
-    told = replies(slack, "D0DIRECT01", before + 1)[-1]
-    assert "This conversation has ended" in told.text
+    retried = message_event("what is 3+3?", user=user)
+    send(app, retried)
+    send(app, retried, **{"X-Slack-Retry-Num": "1"})  # a repeat lands in the same new one
+    answer = replies(slack, "D0DIRECT01", before + 1)[-1]
+    stepping.join()
+    assert "6" in answer.shown
+    first = [e for e in thread_events(store, owner, key) if e.type == "UserMessageAdded"]
+    later = thread_events(store, owner, generation_key(key, 1))
+    assert len(first) == 1  # nothing more went into the ended conversation
+    assert [e.event.message for e in later if e.type == "UserMessageAdded"] == ["what is 3+3?"]
+    assert later[0].event.callback_url == f"slack:{TEAM}/D0DIRECT01/-"  # replies in the DM
+
+    _end(store, stepping, owner, generation_key(key, 1))  # and again: generation 2
+    send(app, message_event("what is 4+4?", user=user))
+    assert "8" in replies(slack, "D0DIRECT01", before + 3)[-1].shown
+    stepping.join()
+    assert thread_events(store, owner, generation_key(key, 2))
+
+
+def test_a_reply_in_an_ended_channel_thread_is_answered_in_words_and_not_appended(
+    app: FlaskClient, slack: FakeSlack, store: MessageStore, stepping: Stepping
+) -> None:
+    user, channel = "U0ENDEDCH1", "C0GENERAL1"
+    mention = message_event("what is 2+2?", user=user, channel=channel, kind="app_mention")
+    root = mention["event"]["ts"]
+    owner, key = channel_user("slack", TEAM, user), channel_key("slack", TEAM, channel, root)
+    send(app, mention)
+    replies(slack, channel, 1)
+    stepping.join()
+    _end(store, stepping, owner, key)
+    before = len(slack.in_channel(channel))
+
+    follow = message_event(
+        "are you there?", user=user, channel=channel, channel_type="channel", thread_ts=root
+    )
+    assert send(app, follow).status_code == 200
+    told = replies(slack, channel, before + 1)[-1]
+    assert "This conversation has ended. Mention me" in told.text
     said = [e for e in thread_events(store, owner, key) if e.type == "UserMessageAdded"]
     assert len(said) == 1
+    assert thread_events(store, owner, generation_key(key, 1)) == []
 
 
 def test_a_disabled_channel_is_not_there(make_api: MakeApi) -> None:

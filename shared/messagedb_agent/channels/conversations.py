@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from messagedb_agent.events.ids import idempotent_thread_id
+from messagedb_agent.events.ids import channel_key, idempotent_thread_id
+from messagedb_agent.events.system import SessionCompleted
 from messagedb_agent.projections.approvals import Approval, project_approvals
 from messagedb_agent.store import stream_name as names
 from messagedb_agent.threads.approvals import decide_approval
@@ -30,12 +31,21 @@ from messagedb_agent.threads.commands import (
     find_thread,
     start_thread,
 )
-from messagedb_agent.threads.errors import ThreadNotFound
+from messagedb_agent.threads.errors import ThreadClosed, ThreadNotFound
 from messagedb_agent.threads.reading import read_thread
 
 if TYPE_CHECKING:
     from messagedb_agent.api.rate_limit import RateLimiter
     from messagedb_agent.store.client import MessageStore
+
+
+def generation_key(thread_key: str, generation: int) -> str:
+    """The key of the person's `generation`-th conversation in a platform thread: the first is
+    the thread's own key; a later one adds a part, which no platform's own keys have (each
+    platform's keys have a fixed number of parts)."""
+    return (
+        thread_key if generation == 0 else thread_key + channel_key("generation", str(generation))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,34 +110,73 @@ class Conversations:
             if not decision.allowed:
                 return Said(None, retry_after=decision.retry_after)
         now = self._clock()
-        if found is None:
-            started = start_thread(
-                self._store,
-                owner=message.user,
-                message=None,
-                now=now,
-                title=message.title,
-                callback_url=message.reply_to,
-                idempotency_key=message.thread_key,
-                shards=self._shards,
-            )
-            found = find_thread(self._store, started.thread_id, message.user)
-        appended = add_message(
+        key = message.thread_key
+        for _ in range(2):
+            if found is None:
+                found = self._start(message, key, now)
+            try:
+                appended = add_message(
+                    self._store,
+                    found,
+                    owner=message.user,
+                    message=message.text,
+                    now=now,
+                    idempotency_key=message.message_key,
+                )
+            except ThreadClosed:
+                if not message.starts or key != message.thread_key:
+                    raise  # a reply in an ended thread: the channel says how to start anew
+                found, key = self._current(message.user, message.thread_key)
+                continue
+            if appended.created:
+                self._publish(appended)
+            return Said(appended)
+        raise ThreadClosed(found.thread_id if found is not None else key)
+
+    def _start(self, message: ChannelMessage, key: str, now: datetime) -> Found:
+        started = start_thread(
             self._store,
-            found,
             owner=message.user,
-            message=message.text,
+            message=None,
             now=now,
-            idempotency_key=message.message_key,
+            title=message.title,
+            callback_url=message.reply_to,
+            idempotency_key=key,
+            shards=self._shards,
         )
-        if appended.created:
-            self._publish(appended)
-        return Said(appended)
+        return find_thread(self._store, started.thread_id, message.user)
+
+    def _current(self, user: str, thread_key: str) -> tuple[Found | None, str]:
+        """The person's conversation in the platform thread now, and its key: after the first
+        conversation ended (a limit, a failure, an end asked for), the next one is generation
+        1, then 2...; each is started only once the one before has ended, so "exists and has
+        ended" holds for generations 0..k-1 and for no later one, and a doubling then halving
+        search finds the current one in about 2·log2(k) reads. None: the next is to start."""
+
+        def ended(generation: int) -> bool:
+            found = self.find(user, generation_key(thread_key, generation))
+            return found is not None and self._ended(found)
+
+        high = 1
+        while ended(high):
+            high *= 2
+        low = high // 2  # generation `low` has ended (generation 0, the caller's, has)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if ended(middle) else (low, middle)
+        key = generation_key(thread_key, high)
+        return self.find(user, key), key
+
+    def _ended(self, found: Found) -> bool:
+        last = self._store.get_last_stream_message(found.stream_name, SessionCompleted.type)
+        return last is not None
 
     def pending(self, user: str, thread_key: str) -> tuple[str, list[Approval]] | None:
         """The user's conversation in a platform thread, and the calls it waits to have
         approved: for a platform whose buttons cannot carry a thread id (Telegram's 64 bytes)."""
         found = self.find(user, thread_key)
+        if found is not None and self._ended(found):
+            found, _ = self._current(user, thread_key)
         if found is None:
             return None
         return found.thread_id, project_approvals(

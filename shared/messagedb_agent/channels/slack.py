@@ -56,7 +56,7 @@ SCHEME = "slack"
 BLOCK_TEXT_LIMIT = 3000  # a section block's text
 MAX_BLOCKS = 50  # per message
 FALLBACK_LIMIT = 3900  # `text`, under the recommended 4,000
-_CLOSED = "This conversation has ended. Mention me in a new thread to start another."
+_CLOSED = "This conversation has ended. Mention me to start a new one."
 _TOO_FAST = "You're sending messages faster than I can keep up with; please wait {} seconds."
 _APPROVE, _DECLINE = "approve", "decline"
 
