@@ -291,7 +291,7 @@ class GoogleChatInbound:
         """Append the message; a refusal is answered in words, in the request's answer."""
         try:
             taken = self._conversations.said(message)
-        except ThreadError as error:
+        except ThreadError as error:  # a message too long, say (an ended one starts anew)
             return said(str(error), addon=addon)
         if taken.retry_after is not None:
             return said(_TOO_FAST.format(taken.retry_after), addon=addon)

@@ -52,6 +52,7 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 -- a header name
 TEXT_LIMIT = 4096  # UTF-16 code units, the strictest reading of the documented limit
 _OK = Answer(200, {})
 _APPROVE, _DECLINE = "approve", "decline"
+_CLOSED = "This conversation has ended. Mention me, or reply to me, to start a new one."
 _UNVERIFIED = Answer(
     401, {"error": {"code": "unauthorized", "message": "The webhook secret is missing or wrong."}}
 )
@@ -156,7 +157,8 @@ class TelegramInbound:
         try:
             said = self._conversations.said(message)
         except ThreadError as error:
-            self._replies.tell(address, str(error))
+            ended = error.code == "thread_closed"
+            self._replies.tell(address, _CLOSED if ended else str(error))
             return _OK
         if said.retry_after is not None:
             wait = f"please wait {said.retry_after} seconds"
