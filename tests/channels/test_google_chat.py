@@ -399,6 +399,47 @@ def test_an_approval_is_asked_with_card_buttons_and_only_the_owner_can_answer(
     assert [e.event.decided_by for e in granted] == [channel_user("google-chat", "users", "510")]
 
 
+def test_an_add_on_apps_approval_card_invokes_its_endpoint_and_the_click_is_decided(
+    make_api: MakeApi, store: MessageStore, chat: FakeGoogleChat, addon_settings: Settings
+) -> None:
+    stepping = Stepping(build_engine(addon_settings, store, OfflineModel()))
+    token = chat.url_token(email=ADDON_CALLER)
+    with make_api(stepping, core=addon_settings).flask_app().test_client() as app:
+        send(
+            app, message_event("add a task to buy milk", person="511", space=DM, addon=True), token
+        )
+        posted(chat, DM, 1)
+        send(app, message_event("delete task 1", person="511", space=DM, addon=True), token)
+        asked = posted(chat, DM, 2)[-1]
+        [card] = asked.message["cardsV2"]
+        buttons = card["card"]["sections"][0]["widgets"][1]["buttonList"]["buttons"]
+        action = buttons[1]["onClick"]["action"]  # Decline
+        assert action["function"] == ENDPOINT_URL  # an add-on's buttons call its endpoint
+        parameters = {p["key"]: p["value"] for p in action["parameters"]}
+        click = click_event(parameters, person="511", space=DM, addon=True)
+        clicked = send(app, click, token)
+        message = clicked.get_json()["hostAppDataAction"]["chatDataAction"]
+        assert message["createMessageAction"]["message"]["text"] == "Declined."
+        posted(chat, DM, 3)
+    stepping.join()
+    denied = [e for e in events_of(store, "511", DM) if e.type == "ToolApprovalDenied"]
+    assert [e.event.decided_by for e in denied] == [channel_user("google-chat", "users", "511")]
+
+
+def test_a_person_over_the_rate_limit_is_told_so_in_the_answer_and_nothing_is_appended(
+    make_api: MakeApi, store: MessageStore, chat: FakeGoogleChat, chat_settings: Settings
+) -> None:
+    limited = make_api(core=chat_settings, rate_limit_per_minute=1, rate_limit_burst=1)
+    with limited.flask_app().test_client() as app:
+        token = chat.project_token()
+        assert send(app, message_event("first", person="512", space=DM), token).get_json() == {}
+        told = send(app, message_event("second, too soon", person="512", space=DM), token)
+    assert told.status_code == 200
+    assert "faster than I can keep up" in told.get_json()["text"]
+    said = [e.event.message for e in events_of(store, "512", DM) if e.type == "UserMessageAdded"]
+    assert said == ["first"]
+
+
 def test_a_disabled_channel_is_not_there(make_api: MakeApi, chat: FakeGoogleChat) -> None:
     with make_api().flask_app().test_client() as app:
         event = message_event("hi", space=DM)
