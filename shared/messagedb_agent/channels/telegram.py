@@ -231,9 +231,8 @@ class TelegramReplies:
 
     def __init__(self, token: str, api_url: str, timeout: float = 10.0) -> None:
         self._base = f"{api_url.rstrip('/')}/bot{token}"
-        # one client per process: its connections are reused, and building one (its TLS
-        # context) costs tens of milliseconds
-        self._http = httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._http: httpx.Client | None = None  # built by the first call (see `_client`)
 
     def send(self, url: str, body: bytes, delivery_id: str, *, skip: int = 0) -> int:
         """The reply's parts after the first `skip`, which earlier attempts delivered: Telegram
@@ -275,9 +274,16 @@ class TelegramReplies:
         except DeliveryError as error:
             log.warning("could not tell chat %s on Telegram: %s", address.chat, error)
 
+    def _client(self) -> httpx.Client:
+        """One client per process, built on first use: its connections are reused, and building
+        one (its TLS context) costs tens of milliseconds a cold start need not pay."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=self._timeout)
+        return self._http
+
     def _call(self, method: str, arguments: dict[str, Any]) -> None:
         try:
-            answer = self._http.post(f"{self._base}/{method}", json=arguments)
+            answer = self._client().post(f"{self._base}/{method}", json=arguments)
         except httpx.HTTPError as error:
             raise DeliveryError(f"could not reach Telegram: {error}", retryable=True) from error
         try:
