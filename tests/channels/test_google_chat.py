@@ -461,6 +461,13 @@ def test_what_a_client_gets_wrong_at_the_endpoint_is_a_clear_4xx(
     assert app.get(EVENTS).status_code == 405
     odd = {"type": "MESSAGE", "message": {"name": "../../etc", "text": "hi"}, "space": {}}
     assert app.post(EVENTS, data=json.dumps(odd), headers=auth).status_code == 200
+    for person in (" 1", "1\u0000", "a:b", "1/2", ""):  # ids no platform user can have
+        spaced = message_event("hi", person="0", space=DM)
+        spaced["message"]["sender"]["name"] = spaced["user"]["name"] = f"users/{person}"
+        assert app.post(EVENTS, data=json.dumps(spaced), headers=auth).status_code == 200
+        clicked = click_event({"decision": "approve", "thread": "t", "call": "c"}, person="0")
+        clicked["user"]["name"] = f"users/{person}"
+        assert app.post(EVENTS, data=json.dumps(clicked), headers=auth).status_code == 200
 
 
 def test_a_reply_cannot_mention_everyone_and_each_part_has_its_own_request_id() -> None:

@@ -199,7 +199,9 @@ def _id(name: Any, collection: str) -> str | None:
     if not isinstance(name, str):
         return None
     prefix, _, rest = name.partition("/")
-    if prefix != collection or not rest or "/" in rest or ":" in rest or not rest.isprintable():
+    if prefix != collection or not rest or "/" in rest or ":" in rest:
+        return None
+    if not rest.isprintable() or rest != rest.strip():  # nothing `channel_user` would refuse
         return None
     return rest
 
