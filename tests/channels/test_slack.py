@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -481,6 +482,9 @@ def test_what_a_client_gets_wrong_at_the_channel_endpoints_is_a_clear_4xx(
     assert (
         app.post(INTERACTIONS, data=no_payload, headers=form_signed(no_payload)).status_code == 400
     )
+    odd = {"type": "block_actions", "user": "U0", "team": "T0", "actions": {"a": 1}}
+    shapeless = urllib.parse.urlencode({"payload": json.dumps(odd)}).encode()
+    assert app.post(INTERACTIONS, data=shapeless, headers=form_signed(shapeless)).status_code == 200
     assert app.get(EVENTS).status_code == 405
     assert app.post("/v1/channels/slack/nowhere", data=b"{}").status_code == 404
     assert app.post("/v1/channels/irc/events", data=b"{}").status_code == 404

@@ -215,6 +215,17 @@ def test_an_approval_is_asked_with_buttons_and_only_the_owner_can_answer(
     assert [e.event.decided_by for e in granted] == [channel_user("telegram", str(BOT_ID), "701")]
 
 
+def test_updates_of_odd_shapes_are_answered_200_and_append_nothing(
+    app: FlaskClient, store: MessageStore
+) -> None:
+    odd_press = {"update_id": 1, "callback_query": {"id": "1", "from": "x", "message": "y"}}
+    assert post(app, odd_press).status_code == 200
+    reply = text_update("hello", user=508, chat=GROUP, mention=False)
+    reply["message"]["reply_to_message"] = {"message_id": 1, "from": "the bot"}
+    assert post(app, reply).status_code == 200
+    assert events_of(store, 508, GROUP) == []
+
+
 def test_messages_from_bots_are_ignored(app: FlaskClient, store: MessageStore) -> None:
     assert post(app, text_update("add a task", user=505, is_bot=True)).status_code == 200
     assert events_of(store, 505, PRIVATE_CHAT) == []

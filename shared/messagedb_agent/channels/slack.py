@@ -146,6 +146,10 @@ def _invalid(code: str, message: str) -> Answer:
     return Answer(400, {"error": {"code": code, "message": message}})
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _text(source: dict[str, Any], key: str) -> str | None:
     value = source.get(key)
     return value if isinstance(value, str) and value else None
@@ -202,9 +206,10 @@ class SlackInbound:
             return _invalid("invalid_payload", "The form has no JSON `payload` field.")
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return _OK
-        person = payload.get("user") or {}
-        team = person.get("team_id") or (payload.get("team") or {}).get("id")
-        for action in payload.get("actions") or []:
+        person = _object(payload.get("user"))
+        team = person.get("team_id") or _object(payload.get("team")).get("id")
+        actions = payload.get("actions")
+        for action in actions if isinstance(actions, list) else []:
             self._decide(team, person.get("id"), action)
         return _OK
 

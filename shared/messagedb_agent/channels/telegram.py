@@ -117,7 +117,7 @@ def _addressed(message: dict[str, Any], bot: str) -> bool:
     person's other messages there only continue one. (With privacy mode on, the default,
     Telegram sends a bot little else: https://core.telegram.org/bots/features#privacy-mode.)"""
     replied = message.get("reply_to_message")
-    if isinstance(replied, dict) and str((replied.get("from") or {}).get("id")) == bot:
+    if isinstance(replied, dict) and str(_object(replied.get("from")).get("id")) == bot:
         return True
     entities = message.get("entities") or []
     return any(
@@ -177,8 +177,8 @@ class TelegramInbound:
         return Answer(200, answer | ({"text": told} if told else {}))
 
     def _decide(self, query: dict[str, Any]) -> str | None:
-        person, message = query.get("from") or {}, query.get("message") or {}
-        data, chat = str(query.get("data") or ""), (message.get("chat") or {})
+        person, message = _object(query.get("from")), _object(query.get("message"))
+        data, chat = str(query.get("data") or ""), _object(message.get("chat"))
         decision = {"a": _APPROVE, "d": _DECLINE}.get(data[:1])
         person_id, chat_id = person.get("id"), chat.get("id")
         if decision is None or not all(
@@ -204,6 +204,10 @@ class TelegramInbound:
         except ThreadError as error:
             return str(error)[:200]
         return "Approved." if decision == _APPROVE else "Declined."
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def typing(address: TelegramAddress) -> dict[str, Any]:
