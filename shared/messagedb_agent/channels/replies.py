@@ -6,6 +6,10 @@ https callback URLs only (`outbound`), so no caller can make the agent post into
 conversation by naming one. Every delivery, whatever its address, is the same claimed step
 (`ReplyDeliveryRequested`, then `ReplyDelivered` or `ReplyDeliveryFailed`): retried with
 backoff, never sent again once recorded as delivered.
+
+A platform's sender may also show that a long turn is at work: `busy` (a sign that records
+nothing, Telegram's "typing…") and `notice` (a message the reply later replaces, Slack's and
+Google Chat's "Working on it…"); the engine calls them through this router, best effort.
 """
 
 from __future__ import annotations
