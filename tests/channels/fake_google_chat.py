@@ -185,39 +185,39 @@ class FakeGoogleChat(LocalService):
         send_json(handler, 200, {"keys": [keys.jwk()]}, {"Cache-Control": "public, max-age=20000"})
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        taken = self._taken(handler, 4)
+        if taken is not None:
+            path, query, raw = taken
+            send_json(handler, *self._create(path[2], query, raw))
+
+    def _taken(
+        self, handler: BaseHTTPRequestHandler, segments: int
+    ) -> tuple[list[str], dict[str, list[str]], bytes] | None:
+        """A messages call's path (`v1/spaces/S/messages[/M]`), query and body, once its bearer
+        token is accepted; else None, answered 404 or 401 as Google answers."""
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         split = urllib.parse.urlsplit(handler.path)
-        parts = split.path.strip("/").split("/")
-        if len(parts) != 4 or parts[:2] != ["v1", "spaces"] or parts[3] != "messages":
+        path = split.path.strip("/").split("/")
+        if len(path) != segments or path[:2] != ["v1", "spaces"] or path[3] != "messages":
             send_json(handler, 404, _error(404, f"no method at {split.path}"))
-            return
-        authorization = handler.headers.get("Authorization") or ""
-        scheme, _, token = authorization.partition(" ")
+            return None
+        scheme, _, token = (handler.headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not self.accepts(token.strip()):
             send_json(handler, 401, _error(401, "Request had invalid authentication credentials. "
                       "Expected OAuth 2 access token, login cookie or other valid authentication "
                       "credential."))  # fmt: skip
-            return
-        status, body = self._create(parts[2], urllib.parse.parse_qs(split.query), raw)
-        send_json(handler, status, body)
+            return None
+        return path, urllib.parse.parse_qs(split.query), raw
 
     def _handle_update(self, handler: BaseHTTPRequestHandler) -> None:
         """`spaces.messages.update` / `patch`
         (https://developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages/update):
         `updateMask` is required and names updatable fields; the message must exist (404)."""
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        split = urllib.parse.urlsplit(handler.path)
-        parts = split.path.strip("/").split("/")
-        if len(parts) != 5 or parts[:2] != ["v1", "spaces"] or parts[3] != "messages":
-            send_json(handler, 404, _error(404, f"no method at {split.path}"))
+        taken = self._taken(handler, 5)
+        if taken is None:
             return
-        scheme, _, token = (handler.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not self.accepts(token.strip()):
-            send_json(handler, 401, _error(401, "Request had invalid authentication credentials."))
-            return
-        query = urllib.parse.parse_qs(split.query)
+        parts, query, raw = taken
         mask = {f.strip() for f in query.get("updateMask", [""])[0].split(",") if f.strip()}
         if not mask or not mask <= _UPDATABLE:
             send_json(handler, 400, _error(400, "updateMask must name updatable fields"))

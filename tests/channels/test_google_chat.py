@@ -32,12 +32,12 @@ from tests.channels.fake_google_chat import (
     message_event,
     removed_event,
 )
+from tests.channels.models import SLOW_ANSWER, Answering
 from tests.llm.fake_google_auth import FakeTokenEndpoint
 
 from messagedb_agent.channels.google_chat import no_mentions, parts, request_id
 from messagedb_agent.events.ids import channel_key, channel_user, idempotent_thread_id
 from messagedb_agent.llm.offline import OfflineModel
-from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store import stream_name as names
@@ -247,24 +247,17 @@ def test_an_outage_during_delivery_is_retried_and_the_reply_posted_once(
     assert types.count("ReplyDelivered") == 1
 
 
-class LongWinded:
-    """A model whose every answer is longer than one Chat message holds."""
-
-    TEXT = "## Report\n\n" + "\n".join(f"- **item {i}**: {'wörd ' * 40}" for i in range(400))
-
-    def call(
-        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
-    ) -> LLMResponse:
-        return LLMResponse(text=self.TEXT, tool_calls=(), model_name="long-winded")
+# longer than one Chat message holds
+LONG = "## Report\n\n" + "\n".join(f"- **item {i}**: {'wörd ' * 40}" for i in range(400))
 
 
 def test_a_long_reply_is_several_messages_and_a_retry_reposts_none_of_them(
     make_api: MakeApi, store: MessageStore, chat: FakeGoogleChat, chat_settings: Settings
 ) -> None:
-    expected = parts(LongWinded.TEXT)
-    assert len(LongWinded.TEXT.encode()) > 2 * MESSAGE_BYTES
+    expected = parts(LONG)
+    assert len(LONG.encode()) > 2 * MESSAGE_BYTES
     assert len(expected) >= 3
-    stepping = Stepping(build_engine(chat_settings, store, LongWinded()))
+    stepping = Stepping(build_engine(chat_settings, store, Answering(LONG)))
     original = chat._create
     calls = {"n": 0}
 
@@ -286,19 +279,6 @@ def test_a_long_reply_is_several_messages_and_a_retry_reposts_none_of_them(
     assert (types.count("ReplyDeliveryFailed"), types.count("ReplyDelivered")) == (1, 1)
 
 
-class Slow:
-    """A model that takes its time over every answer."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def call(
-        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
-    ) -> LLMResponse:
-        time.sleep(self.seconds)
-        return LLMResponse(text="Here is the **answer**.", tool_calls=(), model_name="slow")
-
-
 @pytest.mark.parametrize("deleted", [False, True], ids=["kept", "deleted meanwhile"])
 def test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message(
     make_api: MakeApi, store: MessageStore, chat: FakeGoogleChat, chat_settings: Settings,
@@ -306,7 +286,9 @@ def test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message(
 ) -> None:  # fmt: skip
     settings = chat_settings.replace(busy_notice_seconds=0.3)
     person, thread = f"7{int(deleted)}1", f"TSLOW{int(deleted)}"
-    stepping = Stepping(build_engine(settings, store, Slow(2.5)))  # the client loads in ~1 s
+    stepping = Stepping(
+        build_engine(settings, store, Answering(SLOW_ANSWER, 2.5))
+    )  # the client loads in ~1 s
     with make_api(stepping, core=settings).flask_app().test_client() as app:
         send(app, message_event("think hard", person=person, thread=thread), chat.project_token())
         [notice] = posted(chat, ROOM, 1)
@@ -316,7 +298,7 @@ def test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message(
             chat.delete(notice)  # a person removes it before the reply comes
         stepping.join()
     [reply] = chat.in_space(ROOM)
-    assert reply.text == "Here is the **answer**."
+    assert reply.text == SLOW_ANSWER
     assert reply.thread == thread
     assert (reply.name == notice.name) is not deleted  # replaced in place, or posted anew
     events = events_of(store, person, ROOM, thread)

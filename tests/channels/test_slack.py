@@ -25,11 +25,11 @@ from tests.channels.fake_slack import (
     message_event,
     signed,
 )
+from tests.channels.models import SLOW_ANSWER, Answering
 
 from messagedb_agent.channels.conversations import generation_key
 from messagedb_agent.events.ids import channel_key, channel_user, idempotent_thread_id
 from messagedb_agent.llm.offline import OfflineModel
-from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
 from messagedb_agent.notification import Notification
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
@@ -210,29 +210,22 @@ def test_an_outage_during_delivery_is_retried_and_the_reply_posted_once(
     assert len(slack.in_channel("D0DIRECT01")) == 1
 
 
-class LongWinded:
-    """A model whose every answer is longer than one Slack section, with Markdown in it."""
-
-    TEXT = "## Report\n\n" + "\n".join(
-        f"- **item {i}**: <b>{'word ' * 40}</b> & more" for i in range(800)
-    )
-
-    def call(
-        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
-    ) -> LLMResponse:
-        return LLMResponse(text=self.TEXT, tool_calls=(), model_name="long-winded")
+# longer than one Slack section, with Markdown in it
+LONG = "## Report\n\n" + "\n".join(
+    f"- **item {i}**: <b>{'word ' * 40}</b> & more" for i in range(800)
+)
 
 
 def test_a_reply_longer_than_slacks_limits_is_one_message_of_blocks_within_them(
     make_api: MakeApi, store: MessageStore, slack: FakeSlack, slack_settings: Settings
 ) -> None:
-    stepping = Stepping(build_engine(slack_settings, store, LongWinded()))
+    stepping = Stepping(build_engine(slack_settings, store, Answering(LONG)))
     with make_api(stepping, core=slack_settings).flask_app().test_client() as app:
         send(app, message_event("report, please", user="U0LONGREP1"))
         [reply] = replies(slack, "D0DIRECT01", 1)
     stepping.join()
 
-    assert len(LongWinded.TEXT) > 40_000
+    assert len(LONG) > 40_000
     assert 1 < len(reply.blocks) <= 50
     assert all(len(b["text"]["text"]) <= 3000 for b in reply.blocks)
     assert len(reply.text) <= 4000
@@ -243,25 +236,12 @@ def test_a_reply_longer_than_slacks_limits_is_one_message_of_blocks_within_them(
     assert "longer than one Slack message" in shown  # cut where 50 blocks end, and said so
 
 
-class Slow:
-    """A model that takes its time over every answer."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def call(
-        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
-    ) -> LLMResponse:
-        time.sleep(self.seconds)
-        return LLMResponse(text="Here is the **answer**.", tool_calls=(), model_name="slow")
-
-
 def test_a_long_turn_says_it_is_working_and_the_reply_replaces_that_message(
     make_api: MakeApi, store: MessageStore, slack: FakeSlack, slack_settings: Settings
 ) -> None:
     settings = slack_settings.replace(busy_notice_seconds=0.3)
     user = "U0SLOWTURN"
-    stepping = Stepping(build_engine(settings, store, Slow(1.0)))
+    stepping = Stepping(build_engine(settings, store, Answering(SLOW_ANSWER, 1.0)))
     with make_api(stepping, core=settings).flask_app().test_client() as app:
         send(app, message_event("think hard", user=user))
         [notice] = replies(slack, "D0DIRECT01", 1)

@@ -25,11 +25,11 @@ from tests.channels.fake_telegram import (
     headers,
     text_update,
 )
+from tests.channels.models import Answering
 
 from messagedb_agent.channels.telegram import formatted
 from messagedb_agent.events.ids import channel_key, channel_user, idempotent_thread_id
 from messagedb_agent.llm.offline import OfflineModel
-from messagedb_agent.llm.types import LLMConfig, LLMResponse, Message, ToolSpec
 from messagedb_agent.runtime import build_engine
 from messagedb_agent.settings import Settings
 from messagedb_agent.store import stream_name as names
@@ -231,24 +231,17 @@ def test_messages_from_bots_are_ignored(app: FlaskClient, store: MessageStore) -
     assert events_of(store, 505, PRIVATE_CHAT) == []
 
 
-class LongWinded:
-    """A model whose every answer is several Telegram messages long."""
-
-    TEXT = "\n".join(f"{i}. **item {i}**: {'word ' * 60}" for i in range(40))
-
-    def call(
-        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
-    ) -> LLMResponse:
-        return LLMResponse(text=self.TEXT, tool_calls=(), model_name="long-winded")
+# several Telegram messages long
+LONG = "\n".join(f"{i}. **item {i}**: {'word ' * 60}" for i in range(40))
 
 
 def test_a_long_reply_failing_midway_is_resumed_after_the_parts_sent(
     telegram: FakeTelegram, make_api: MakeApi, store: MessageStore, tg_settings: Settings
 ) -> None:
-    expected = [piece for piece, _ in formatted(LongWinded.TEXT)]
+    expected = [piece for piece, _ in formatted(LONG)]
     assert len(expected) >= 3
     telegram.fail(502, "Bad Gateway", after=1)  # the first part is taken, the second is not
-    stepping = Stepping(build_engine(tg_settings, store, LongWinded()))
+    stepping = Stepping(build_engine(tg_settings, store, Answering(LONG)))
     with make_api(stepping, core=tg_settings).flask_app().test_client() as own:
         post(own, text_update("report, please", user=507))
         sent_messages(telegram, PRIVATE_CHAT, len(expected), timeout=30)
@@ -276,10 +269,13 @@ def test_a_long_reply_is_split_within_telegrams_limit_in_utf16_units() -> None:
         assert all(e["offset"] + e["length"] <= utf16_len(piece) for e in entities)
 
 
+FORMATTED = "**Done**: ran `ls`, see [the docs](https://example.com). `<b>&amp;</b>`"
+
+
 def test_markdown_becomes_entities_and_markup_in_the_text_stays_text(
     telegram: FakeTelegram, make_api: MakeApi, store: MessageStore, tg_settings: Settings
 ) -> None:
-    stepping = Stepping(build_engine(tg_settings, store, Formatted()))
+    stepping = Stepping(build_engine(tg_settings, store, Answering(FORMATTED)))
     with make_api(stepping, core=tg_settings).flask_app().test_client() as own:
         post(own, text_update("format, please", user=506))
         [reply] = sent_messages(telegram, PRIVATE_CHAT, 1)
@@ -289,12 +285,3 @@ def test_markdown_becomes_entities_and_markup_in_the_text_stays_text(
     assert "<b>&amp;</b>" in reply.text  # sent as written: not markup, not escaped twice
     kinds = {e["type"] for e in reply.body["entities"]}
     assert {"bold", "code", "text_link"} <= kinds
-
-
-class Formatted:
-    TEXT = "**Done**: ran `ls`, see [the docs](https://example.com). `<b>&amp;</b>`"
-
-    def call(
-        self, messages: list[Message], tools: list[ToolSpec], config: LLMConfig
-    ) -> LLMResponse:
-        return LLMResponse(text=self.TEXT, tool_calls=(), model_name="formatted")

@@ -38,13 +38,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from messagedb_agent.channels.callback import DeliveryError
 from messagedb_agent.channels.conversations import ChannelMessage, Conversations
-from messagedb_agent.channels.inbound import Answer, Endpoint
+from messagedb_agent.channels.inbound import Answer, Endpoint, json_object
 from messagedb_agent.channels.replies import address_parts, address_uri
 from messagedb_agent.events.ids import channel_key, channel_user
 from messagedb_agent.threads.errors import ThreadError
@@ -161,33 +161,26 @@ _ADDON_PAYLOADS = {
 
 def event_of(body: dict[str, Any]) -> ChatEvent:
     chat = body.get("chat")
-    if isinstance(chat, dict):  # a Workspace add-on event object
-        common = _dict(body.get("commonEventObject"))
-        parameters = _strings(common.get("parameters"))
-        for key, kind in _ADDON_PAYLOADS.items():
-            payload = chat.get(key)
-            if isinstance(payload, dict):
-                message = payload.get("message")
-                space = _dict(payload.get("space")) or _dict(_dict(message).get("space"))
-                user = _dict(chat.get("user"))
-                return ChatEvent(kind, space, _dict(message) or None, user, parameters, addon=True)
-        return ChatEvent("OTHER", {}, None, _dict(chat.get("user")), parameters, addon=True)
-    parameters = _strings(_dict(body.get("common")).get("parameters"))
-    for pair in _dict(body.get("action")).get("parameters") or []:
-        if isinstance(pair, dict) and isinstance(pair.get("key"), str):
-            parameters.setdefault(pair["key"], str(pair.get("value", "")))
-    message = _dict(body.get("message")) or None
-    return ChatEvent(
-        str(body.get("type") or "OTHER"),
-        _dict(body.get("space")) or _dict(_dict(message).get("space")),
-        message,
-        _dict(body.get("user")),
-        parameters,
-    )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+    if isinstance(chat, dict):  # a Workspace add-on event object: the kind is its payload's
+        kind, source = next(
+            (
+                (kind, payload)
+                for key, kind in _ADDON_PAYLOADS.items()
+                if isinstance(payload := chat.get(key), dict)
+            ),
+            ("OTHER", {}),
+        )
+        user, addon = chat.get("user"), True
+        parameters = _strings(json_object(body.get("commonEventObject")).get("parameters"))
+    else:
+        kind, source, user, addon = str(body.get("type") or "OTHER"), body, body.get("user"), False
+        parameters = _strings(json_object(body.get("common")).get("parameters"))
+        for pair in json_object(body.get("action")).get("parameters") or []:
+            if isinstance(pair, dict) and isinstance(pair.get("key"), str):
+                parameters.setdefault(pair["key"], str(pair.get("value", "")))
+    message = json_object(source.get("message"))
+    space = json_object(source.get("space")) or json_object(message.get("space"))
+    return ChatEvent(kind, space, message or None, json_object(user), parameters, addon)
 
 
 def _strings(value: Any) -> dict[str, str]:
@@ -219,7 +212,7 @@ def message_of(event: ChatEvent) -> ChannelMessage | None:
     message = event.message
     if message is None:
         return None
-    sender = _dict(message.get("sender")) or event.user
+    sender = json_object(message.get("sender")) or event.user
     if sender.get("type") == "BOT":
         return None
     space = _id(event.space.get("name"), "spaces")
@@ -232,7 +225,7 @@ def message_of(event: ChatEvent) -> ChannelMessage | None:
         return None
     if not name.startswith(f"spaces/{space}/messages/") or not text.strip():
         return None
-    thread_name = _dict(message.get("thread")).get("name")
+    thread_name = json_object(message.get("thread")).get("name")
     thread = "-"
     if not is_dm(event.space) and isinstance(thread_name, str):
         owner, _, tail = thread_name.rpartition("/threads/")
@@ -402,20 +395,6 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class _NoRetry:
-    """The client, with every call's own retry off and this sender's timeout: by default it
-    retries a 503 for 30 s, inside one delivery attempt the engine knows nothing of."""
-
-    def __init__(self, client: Any, timeout: float) -> None:
-        self._client, self._timeout = client, timeout
-
-    def create_message(self, request: dict[str, Any]) -> Any:
-        return self._client.create_message(request=request, retry=None, timeout=self._timeout)
-
-    def update_message(self, request: dict[str, Any]) -> Any:
-        return self._client.update_message(request=request, retry=None, timeout=self._timeout)
-
-
 # Google's error statuses a person must fix (credentials, the app's access to the space) or that
 # pass: retried, so the reply goes out once they have. 400 and 404 never pass.
 _FINAL_STATUSES = frozenset({400, 404, 409, 413})
@@ -479,7 +458,7 @@ class GoogleChatReplies:
         if address.thread != "-":
             message["thread"] = {"name": f"spaces/{address.space}/threads/{address.thread}"}
             arguments["message_reply_option"] = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
-        created = self._call("create", lambda chat: chat.create_message(request=arguments))
+        created = self._call("create", arguments)
         return str(created.name)
 
     def _replaced(self, name: str, message: dict[str, Any]) -> bool:
@@ -491,20 +470,23 @@ class GoogleChatReplies:
         fields = ",".join(key for key in message if key in ("text", "cards_v2"))
         update = {"message": {**message, "name": name}, "update_mask": fields}
         try:
-            self._call("update", lambda chat: chat.update_message(request=update))
+            self._call("update", update)
         except DeliveryError as error:
             if error.status_code == 404:
                 return False
             raise
         return True
 
-    def _call(self, method: str, call: Callable[[Any], Any]) -> Any:
-        """One API call, without the client's own retries; failures as `DeliveryError`."""
+    def _call(self, method: str, request: dict[str, Any]) -> Any:
+        """`spaces.messages.<method>`, without the client's own retries (by default it retries
+        a 503 for 30 s, inside one delivery attempt the engine knows nothing of) and within
+        this sender's timeout; failures as `DeliveryError`."""
         from google.api_core import exceptions
         from google.auth import exceptions as auth_exceptions
 
         try:
-            return call(_NoRetry(self._chat(), self._timeout))
+            send = getattr(self._chat(), f"{method}_message")
+            return send(request=request, retry=None, timeout=self._timeout)
         except exceptions.GoogleAPICallError as error:
             status = int(error.code or 500)
             raise DeliveryError(

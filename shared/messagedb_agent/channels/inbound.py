@@ -19,6 +19,12 @@ class Answer:
 Endpoint = Callable[[bytes, Mapping[str, str]], Answer]
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: a platform's payload read without
+    trusting its shape (a signed request is no promise of a well-formed one)."""
+    return value if isinstance(value, dict) else {}
+
+
 class Inbound(Protocol):
     def endpoints(self) -> Mapping[str, Endpoint]:
         """The platform's endpoints by the last part of their path (`events`)."""

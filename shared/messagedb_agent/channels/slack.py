@@ -45,7 +45,7 @@ from typing import Any
 
 from messagedb_agent.channels.callback import DeliveryError
 from messagedb_agent.channels.conversations import ChannelMessage, Conversations
-from messagedb_agent.channels.inbound import Answer, Endpoint
+from messagedb_agent.channels.inbound import Answer, Endpoint, json_object
 from messagedb_agent.channels.replies import address_parts, address_uri
 from messagedb_agent.events.ids import channel_key, channel_user
 from messagedb_agent.threads.errors import ThreadError
@@ -146,10 +146,6 @@ def _invalid(code: str, message: str) -> Answer:
     return Answer(400, {"error": {"code": code, "message": message}})
 
 
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _text(source: dict[str, Any], key: str) -> str | None:
     value = source.get(key)
     return value if isinstance(value, str) and value else None
@@ -206,8 +202,8 @@ class SlackInbound:
             return _invalid("invalid_payload", "The form has no JSON `payload` field.")
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return _OK
-        person = _object(payload.get("user"))
-        team = person.get("team_id") or _object(payload.get("team")).get("id")
+        person = json_object(payload.get("user"))
+        team = person.get("team_id") or json_object(payload.get("team")).get("id")
         actions = payload.get("actions")
         for action in actions if isinstance(actions, list) else []:
             self._decide(team, person.get("id"), action)

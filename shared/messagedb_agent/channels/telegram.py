@@ -40,7 +40,7 @@ import httpx
 
 from messagedb_agent.channels.callback import DeliveryError
 from messagedb_agent.channels.conversations import ChannelMessage, Conversations
-from messagedb_agent.channels.inbound import Answer, Endpoint
+from messagedb_agent.channels.inbound import Answer, Endpoint, json_object
 from messagedb_agent.channels.replies import address_parts, address_uri
 from messagedb_agent.events.ids import channel_key, channel_user
 from messagedb_agent.threads.errors import ThreadError
@@ -95,8 +95,7 @@ def message_of(update: dict[str, Any], bot: str) -> ChannelMessage | None:
             length = entity.get("length")
             if isinstance(length, int) and text[:length].isascii():  # usernames are ASCII
                 text = text[length:].lstrip() or text
-    topic = message.get("message_thread_id") if message.get("is_topic_message") else None
-    where = str(topic) if isinstance(topic, int) else "-"
+    where = _topic(message)
     try:
         who = channel_user(SCHEME, bot, str(user))
     except ValueError:
@@ -117,7 +116,7 @@ def _addressed(message: dict[str, Any], bot: str) -> bool:
     person's other messages there only continue one. (With privacy mode on, the default,
     Telegram sends a bot little else: https://core.telegram.org/bots/features#privacy-mode.)"""
     replied = message.get("reply_to_message")
-    if isinstance(replied, dict) and str(_object(replied.get("from")).get("id")) == bot:
+    if isinstance(replied, dict) and str(json_object(replied.get("from")).get("id")) == bot:
         return True
     entities = message.get("entities") or []
     return any(
@@ -177,16 +176,15 @@ class TelegramInbound:
         return Answer(200, answer | ({"text": told} if told else {}))
 
     def _decide(self, query: dict[str, Any]) -> str | None:
-        person, message = _object(query.get("from")), _object(query.get("message"))
-        data, chat = str(query.get("data") or ""), _object(message.get("chat"))
+        person, message = json_object(query.get("from")), json_object(query.get("message"))
+        data, chat = str(query.get("data") or ""), json_object(message.get("chat"))
         decision = {"a": _APPROVE, "d": _DECLINE}.get(data[:1])
         person_id, chat_id = person.get("id"), chat.get("id")
         if decision is None or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in (person_id, chat_id)
         ):
             return None
-        topic = message.get("message_thread_id") if message.get("is_topic_message") else None
-        where = str(topic) if isinstance(topic, int) else "-"
+        where = _topic(message)
         user = channel_user(SCHEME, self._bot, str(person_id))
         waiting = self._conversations.pending(
             user, channel_key(SCHEME, self._bot, str(chat_id), where)
@@ -206,15 +204,24 @@ class TelegramInbound:
         return "Approved." if decision == _APPROVE else "Declined."
 
 
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _topic(message: dict[str, Any]) -> str:
+    """The forum topic a message is in (`message_thread_id`), or `-`."""
+    topic = message.get("message_thread_id") if message.get("is_topic_message") else None
+    return str(topic) if isinstance(topic, int) else "-"
+
+
+def _to(address: TelegramAddress) -> dict[str, Any]:
+    """A method's arguments naming the chat, and the topic where there is one."""
+    target: dict[str, Any] = {"chat_id": int(address.chat)}
+    if address.topic != "-":
+        target["message_thread_id"] = int(address.topic)
+    return target
 
 
 def typing(address: TelegramAddress) -> dict[str, Any]:
-    action: dict[str, Any] = {"method": "sendChatAction", "chat_id": int(address.chat)}
-    if address.topic != "-":
-        action["message_thread_id"] = int(address.topic)
-    return action | {"action": "typing"}
+    """ "typing…" for the chat (https://core.telegram.org/bots/api#sendchataction), as the
+    webhook's answer carries a method."""
+    return {"method": "sendChatAction", **_to(address), "action": "typing"}
 
 
 def formatted(markdown: str, limit: int = TEXT_LIMIT) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -266,11 +273,7 @@ class TelegramReplies:
     def busy(self, url: str) -> None:
         """ "typing…" in the conversation, for the five seconds Telegram shows it
         (https://core.telegram.org/bots/api#sendchataction)."""
-        address = TelegramAddress.parse(url)
-        action: dict[str, Any] = {"chat_id": int(address.chat), "action": "typing"}
-        if address.topic != "-":
-            action["message_thread_id"] = int(address.topic)
-        self._call("sendChatAction", action)
+        self._call("sendChatAction", {**_to(TelegramAddress.parse(url)), "action": "typing"})
 
     def tell(self, address: TelegramAddress, text: str) -> None:
         try:
@@ -338,11 +341,4 @@ def approval_question(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _message(address: TelegramAddress, text: str) -> dict[str, Any]:
-    arguments: dict[str, Any] = {
-        "chat_id": int(address.chat),
-        "text": text,
-        "link_preview_options": {"is_disabled": True},
-    }
-    if address.topic != "-":
-        arguments["message_thread_id"] = int(address.topic)
-    return arguments
+    return {**_to(address), "text": text, "link_preview_options": {"is_disabled": True}}
